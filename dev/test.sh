@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# make test: start PostgreSQL and the BigQuery emulator, run every Go test
+# against them (Pub/Sub is pstest, in-process), stop them.
+source "$(dirname "$0")/stack.sh"
+cd "$ROOT"
+go mod download
+stack_start
+export PGBQ_TEST_PG_DSN="$PG_ADMIN_DSN" PGBQ_TEST_BQ_ENDPOINT="$BQ_ENDPOINT" PGBQ_TEST_BQ_PROJECT="$BQ_EMU_PROJECT"
+go vet ./...
+go test -count=1 -timeout 20m "$@" ./...

@@ -1,0 +1,77 @@
+// Package bq is the BigQuery side: datasets and tables, load jobs into
+// staging tables, the atomic publish of a day, and counts. It knows nothing
+// of checkpoints or PostgreSQL.
+package bq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+
+	"cloud.google.com/go/bigquery"
+	"google.golang.org/api/option"
+)
+
+// Config is where BigQuery data lives.
+type Config struct {
+	Project        string `env:"PROJECT"`
+	Dataset        string `env:"DATASET"`
+	StagingDataset string `env:"STAGING_DATASET"`
+	StateDataset   string `env:"STATE_DATASET"`
+	Location       string `env:"LOCATION, default=US"`
+	// Endpoint points the client at an emulator, e.g.
+	// http://127.0.0.1:9050/bigquery/v2/ ; empty means BigQuery itself.
+	Endpoint string `env:"ENDPOINT"`
+}
+
+var (
+	projectRE = regexp.MustCompile(`^[a-z][a-z0-9-]{4,28}[a-z0-9]$|^[a-z][a-z0-9.:-]{0,62}$`)
+	datasetRE = regexp.MustCompile(`^[A-Za-z0-9_]{1,1000}$`)
+	// TableNameRE is what pgbq accepts for BigQuery table and column names.
+	TableNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,298}$`)
+)
+
+// WithDefaults fills the staging and state datasets from Dataset.
+func (c Config) WithDefaults() Config {
+	if c.StagingDataset == "" {
+		c.StagingDataset = c.Dataset
+	}
+	if c.StateDataset == "" {
+		c.StateDataset = c.Dataset
+	}
+	return c
+}
+
+// Validate reports every problem, naming the variable with prefix.
+func (c Config) Validate(prefix string) error {
+	var errs []error
+	if c.Project == "" {
+		errs = append(errs, fmt.Errorf("%sPROJECT is required (the Google Cloud project id)", prefix))
+	} else if !projectRE.MatchString(c.Project) {
+		errs = append(errs, fmt.Errorf("%sPROJECT %q is not a valid project id", prefix, c.Project))
+	}
+	if c.Dataset == "" {
+		errs = append(errs, fmt.Errorf("%sDATASET is required (the destination dataset)", prefix))
+	}
+	for name, v := range map[string]string{"DATASET": c.Dataset, "STAGING_DATASET": c.StagingDataset, "STATE_DATASET": c.StateDataset} {
+		if v != "" && !datasetRE.MatchString(v) {
+			errs = append(errs, fmt.Errorf("%s%s %q is not a valid dataset id (letters, digits, underscores)", prefix, name, v))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// NewClient connects to BigQuery or to the emulator named by Endpoint.
+func NewClient(ctx context.Context, c Config) (*bigquery.Client, error) {
+	var opts []option.ClientOption
+	if c.Endpoint != "" {
+		opts = append(opts, option.WithEndpoint(c.Endpoint), option.WithoutAuthentication())
+	}
+	client, err := bigquery.NewClient(ctx, c.Project, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to BigQuery: %w", err)
+	}
+	client.Location = c.Location
+	return client, nil
+}

@@ -1,0 +1,344 @@
+package bq
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"cloud.google.com/go/bigquery"
+	"google.golang.org/api/googleapi"
+	"google.golang.org/api/iterator"
+
+	"github.com/pgbq/pgbq/internal/schema"
+)
+
+// ErrSchema marks a destination whose schema does not match the source.
+var ErrSchema = errors.New("destination schema mismatch")
+
+// Warehouse is one synced table's BigQuery side.
+type Warehouse struct {
+	Client  *bigquery.Client
+	Project string
+	cfg     Config
+	table   schema.Table
+	dest    string // destination table id
+}
+
+// NewWarehouse checks that t can be held by BigQuery under the name dest.
+func NewWarehouse(client *bigquery.Client, cfg Config, dest string, t schema.Table) (*Warehouse, error) {
+	if !TableNameRE.MatchString(dest) {
+		return nil, fmt.Errorf("%w: %q is not a valid BigQuery table name", ErrSchema, dest)
+	}
+	for _, c := range t.Columns {
+		if !TableNameRE.MatchString(c.Name) {
+			return nil, fmt.Errorf("%w: column %q is not a valid BigQuery column name", ErrSchema, c.Name)
+		}
+	}
+	return &Warehouse{Client: client, Project: cfg.Project, cfg: cfg.WithDefaults(), table: t, dest: dest}, nil
+}
+
+// BigQuerySchema is the destination schema for t.
+func BigQuerySchema(t schema.Table) bigquery.Schema {
+	s := make(bigquery.Schema, len(t.Columns))
+	for i, c := range t.Columns {
+		s[i] = &bigquery.FieldSchema{Name: c.Name, Type: fieldType(c.Type)}
+	}
+	return s
+}
+
+func fieldType(t schema.Type) bigquery.FieldType {
+	switch t {
+	case schema.Int64:
+		return bigquery.IntegerFieldType
+	case schema.Float64:
+		return bigquery.FloatFieldType
+	case schema.Bool:
+		return bigquery.BooleanFieldType
+	case schema.String:
+		return bigquery.StringFieldType
+	case schema.Bytes:
+		return bigquery.BytesFieldType
+	case schema.JSON:
+		return bigquery.JSONFieldType
+	case schema.Numeric:
+		return bigquery.NumericFieldType
+	case schema.Date:
+		return bigquery.DateFieldType
+	case schema.Timestamp:
+		return bigquery.TimestampFieldType
+	case schema.Datetime:
+		return bigquery.DateTimeFieldType
+	}
+	panic(fmt.Sprintf("bq: no BigQuery type for %v", t))
+}
+
+// EnsureDatasets creates the destination, staging and state datasets when missing.
+func EnsureDatasets(ctx context.Context, client *bigquery.Client, cfg Config) error {
+	cfg = cfg.WithDefaults()
+	for _, ds := range []string{cfg.Dataset, cfg.StagingDataset, cfg.StateDataset} {
+		err := client.Dataset(ds).Create(ctx, &bigquery.DatasetMetadata{Location: cfg.Location})
+		if err != nil && !isStatus(err, http.StatusConflict) {
+			return fmt.Errorf("create dataset %s: %w", ds, err)
+		}
+	}
+	return nil
+}
+
+// EnsureDestination creates the destination table, partitioned by day on
+// the timestamp column and clustered by id, or checks that the existing one
+// has the source's columns.
+func (w *Warehouse) EnsureDestination(ctx context.Context) error {
+	t := w.Client.Dataset(w.cfg.Dataset).Table(w.dest)
+	meta := &bigquery.TableMetadata{
+		Schema:           BigQuerySchema(w.table),
+		TimePartitioning: &bigquery.TimePartitioning{Type: bigquery.DayPartitioningType, Field: w.tsName()},
+		Clustering:       &bigquery.Clustering{Fields: []string{w.idName()}},
+		Description:      "Synced by pgbq from PostgreSQL.",
+	}
+	return w.ensureTable(ctx, t, meta)
+}
+
+// Staging is the staging table's id for day.
+func (w *Warehouse) Staging(day time.Time) string {
+	return fmt.Sprintf("pgbq_stage_%s_%s", w.dest, day.Format("20060102"))
+}
+
+// EnsureStaging creates the staging table for day.
+func (w *Warehouse) EnsureStaging(ctx context.Context, day time.Time) error {
+	t := w.Client.Dataset(w.cfg.StagingDataset).Table(w.Staging(day))
+	meta := &bigquery.TableMetadata{
+		Schema: BigQuerySchema(w.table),
+		// A staging table left behind (a date abandoned) goes away by
+		// itself; losing one costs a re-sync of that date, never data.
+		ExpirationTime: time.Now().Add(14 * 24 * time.Hour),
+		Description:    "pgbq staging for one date; dropped after publish.",
+	}
+	return w.ensureTable(ctx, t, meta)
+}
+
+func (w *Warehouse) ensureTable(ctx context.Context, t *bigquery.Table, meta *bigquery.TableMetadata) error {
+	got, err := t.Metadata(ctx)
+	if err == nil {
+		return checkSchema(t.TableID, got.Schema, meta.Schema)
+	}
+	if !isStatus(err, http.StatusNotFound) {
+		return fmt.Errorf("read table %s: %w", t.TableID, err)
+	}
+	if err := t.Create(ctx, meta); err != nil && !isStatus(err, http.StatusConflict) {
+		return fmt.Errorf("create table %s: %w", t.TableID, err)
+	}
+	return nil
+}
+
+func checkSchema(table string, got, want bigquery.Schema) error {
+	var diffs []string
+	for i, f := range want {
+		if i >= len(got) {
+			diffs = append(diffs, fmt.Sprintf("column %q (%s) is missing in BigQuery", f.Name, f.Type))
+			continue
+		}
+		if !strings.EqualFold(got[i].Name, f.Name) || got[i].Type != f.Type {
+			diffs = append(diffs, fmt.Sprintf("column %d is %q %s in BigQuery but %q %s in the source", i+1, got[i].Name, got[i].Type, f.Name, f.Type))
+		}
+	}
+	for _, f := range got[min(len(got), len(want)):] {
+		diffs = append(diffs, fmt.Sprintf("BigQuery has column %q (%s) that the source lacks", f.Name, f.Type))
+	}
+	if len(diffs) > 0 {
+		return fmt.Errorf("%w: table %s: %s", ErrSchema, table, strings.Join(diffs, "; "))
+	}
+	return nil
+}
+
+// Load appends one Parquet file to the staging table of day as one load
+// job with the given id (deterministic, so a retried insert cannot start a
+// second job). A load job is atomic: all rows land or none.
+func (w *Warehouse) Load(ctx context.Context, day time.Time, jobID string, parquet []byte) error {
+	src := bigquery.NewReaderSource(bytes.NewReader(parquet))
+	src.SourceFormat = bigquery.Parquet
+	l := w.Client.Dataset(w.cfg.StagingDataset).Table(w.Staging(day)).LoaderFrom(src)
+	l.WriteDisposition = bigquery.WriteAppend
+	l.CreateDisposition = bigquery.CreateNever
+	l.JobID = jobID
+	// One multipart request per load; the emulator cannot take the
+	// resumable uploads the client switches to above 16 MiB.
+	l.MediaOptions = []googleapi.MediaOption{googleapi.ChunkSize(0)}
+	job, err := l.Run(ctx)
+	if isStatus(err, http.StatusConflict) {
+		// Our own earlier insert of this very job: wait for it instead.
+		job, err = w.Client.JobFromID(ctx, jobID)
+	}
+	if err != nil {
+		return fmt.Errorf("load job %s: %w", jobID, err)
+	}
+	if err := wait(ctx, job); err != nil {
+		return fmt.Errorf("load job %s: %w", jobID, err)
+	}
+	return nil
+}
+
+// wait waits for job and returns its error. A failed job's error is read
+// from its status: the emulator answers Wait on a failed job with 404.
+func wait(ctx context.Context, job *bigquery.Job) error {
+	st, err := job.Wait(ctx)
+	if err != nil {
+		if st2, err2 := job.Status(ctx); err2 == nil && st2.Err() != nil {
+			return st2.Err()
+		}
+		return err
+	}
+	return st.Err()
+}
+
+// Query runs sql as a job and returns its rows once it has succeeded.
+// Errors come from the job's status, never from an empty result.
+func (w *Warehouse) Query(ctx context.Context, sql string) (*bigquery.RowIterator, error) {
+	return RunQuery(ctx, w.Client, sql)
+}
+
+// RunQuery runs sql as a query job and checks its status before reading.
+func RunQuery(ctx context.Context, client *bigquery.Client, sql string) (*bigquery.RowIterator, error) {
+	q := client.Query(sql)
+	job, err := q.Run(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := wait(ctx, job); err != nil {
+		return nil, err
+	}
+	return job.Read(ctx)
+}
+
+// Ref quotes a table reference for SQL. Its parts are validated ids.
+func Ref(project, dataset, table string) string {
+	return "`" + project + "." + dataset + "." + table + "`"
+}
+
+func quote(name string) string { return "`" + name + "`" }
+
+func (w *Warehouse) tsName() string { return w.table.Columns[w.table.TimestampIndex].Name }
+func (w *Warehouse) idName() string { return w.table.Columns[w.table.IDIndex].Name }
+
+func dayBounds(tsCol string, day time.Time) string {
+	return fmt.Sprintf("%s >= TIMESTAMP '%s' AND %s < TIMESTAMP '%s'",
+		quote(tsCol), day.Format("2006-01-02 15:04:05+00"), quote(tsCol), day.AddDate(0, 0, 1).Format("2006-01-02 15:04:05+00"))
+}
+
+// StagedPosition is the keyset position of the last staged row of day, the
+// truth about what has been staged; nil when nothing is.
+func (w *Warehouse) StagedPosition(ctx context.Context, day time.Time) (*schema.Key, int64, error) {
+	sql := fmt.Sprintf("SELECT %s, %s, (SELECT COUNT(*) FROM %s) FROM %s ORDER BY 1 DESC, 2 DESC LIMIT 1",
+		quote(w.tsName()), quote(w.idName()), w.stagingRef(day), w.stagingRef(day))
+	it, err := w.Query(ctx, sql)
+	if err != nil {
+		return nil, 0, fmt.Errorf("read staged position of %s: %w", w.Staging(day), err)
+	}
+	var row []bigquery.Value
+	err = it.Next(&row)
+	if errors.Is(err, iterator.Done) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("read staged position of %s: %w", w.Staging(day), err)
+	}
+	ts, ok1 := row[0].(time.Time)
+	id, ok2 := row[1].(int64)
+	n, ok3 := row[2].(int64)
+	if !ok1 || !ok2 || !ok3 {
+		return nil, 0, fmt.Errorf("read staged position of %s: unexpected row %v", w.Staging(day), row)
+	}
+	return &schema.Key{Time: ts.UTC(), ID: id}, n, nil
+}
+
+func (w *Warehouse) stagingRef(day time.Time) string {
+	return Ref(w.Project, w.cfg.StagingDataset, w.Staging(day))
+}
+
+// DestRef is the quoted destination table.
+func (w *Warehouse) DestRef() string { return Ref(w.Project, w.cfg.Dataset, w.dest) }
+
+// Publish replaces day in the destination with the staged rows,
+// de-duplicated by id, in one transaction. Publishing again gives the same
+// result, so concurrent or repeated publishes cannot duplicate a row.
+func (w *Warehouse) Publish(ctx context.Context, day time.Time) error {
+	cols := make([]string, len(w.table.Columns))
+	for i, c := range w.table.Columns {
+		cols[i] = quote(c.Name)
+	}
+	list := strings.Join(cols, ", ")
+	bounds := dayBounds(w.tsName(), day)
+	sql := fmt.Sprintf(`BEGIN TRANSACTION;
+DELETE FROM %[1]s WHERE %[2]s;
+INSERT INTO %[1]s (%[3]s)
+SELECT %[3]s FROM %[4]s WHERE %[2]s
+QUALIFY ROW_NUMBER() OVER (PARTITION BY %[5]s ORDER BY %[5]s) = 1;
+COMMIT TRANSACTION;`, w.DestRef(), bounds, list, w.stagingRef(day), quote(w.idName()))
+	it, err := w.Query(ctx, sql)
+	if err != nil {
+		return fmt.Errorf("publish %s %s: %w", w.dest, day.Format(time.DateOnly), err)
+	}
+	_ = it
+	return nil
+}
+
+// DayStats are the destination's figures for one day.
+type DayStats struct {
+	Rows, DistinctIDs int64
+}
+
+// CountDay counts the destination's rows (and distinct ids) of day.
+func (w *Warehouse) CountDay(ctx context.Context, day time.Time) (DayStats, error) {
+	sql := fmt.Sprintf("SELECT COUNT(*), COUNT(DISTINCT %s) FROM %s WHERE %s",
+		quote(w.idName()), w.DestRef(), dayBounds(w.tsName(), day))
+	it, err := w.Query(ctx, sql)
+	if err != nil {
+		return DayStats{}, fmt.Errorf("count %s %s: %w", w.dest, day.Format(time.DateOnly), err)
+	}
+	var row []bigquery.Value
+	if err := it.Next(&row); err != nil {
+		// A count always has a row; none means the query failed unseen.
+		return DayStats{}, fmt.Errorf("count %s %s: %w", w.dest, day.Format(time.DateOnly), err)
+	}
+	n, ok1 := row[0].(int64)
+	d, ok2 := row[1].(int64)
+	if !ok1 || !ok2 {
+		return DayStats{}, fmt.Errorf("count %s %s: unexpected row %v", w.dest, day.Format(time.DateOnly), row)
+	}
+	return DayStats{Rows: n, DistinctIDs: d}, nil
+}
+
+// DropStaging deletes the staging table of day; a missing table is fine.
+func (w *Warehouse) DropStaging(ctx context.Context, day time.Time) error {
+	err := w.Client.Dataset(w.cfg.StagingDataset).Table(w.Staging(day)).Delete(ctx)
+	if err != nil && !isStatus(err, http.StatusNotFound) {
+		return fmt.Errorf("drop staging %s: %w", w.Staging(day), err)
+	}
+	return nil
+}
+
+func isStatus(err error, code int) bool {
+	var e *googleapi.Error
+	return errors.As(err, &e) && e.Code == code
+}
+
+// MaxStagedID is the largest id staged for day (0 when none).
+func (w *Warehouse) MaxStagedID(ctx context.Context, day time.Time) (int64, error) {
+	sql := fmt.Sprintf("SELECT COALESCE(MAX(%s), 0) FROM %s", quote(w.idName()), w.stagingRef(day))
+	it, err := w.Query(ctx, sql)
+	if err != nil {
+		return 0, fmt.Errorf("max staged id of %s: %w", w.Staging(day), err)
+	}
+	var row []bigquery.Value
+	if err := it.Next(&row); err != nil {
+		return 0, fmt.Errorf("max staged id of %s: %w", w.Staging(day), err)
+	}
+	n, ok := row[0].(int64)
+	if !ok {
+		return 0, fmt.Errorf("max staged id of %s: unexpected row %v", w.Staging(day), row)
+	}
+	return n, nil
+}

@@ -1,0 +1,141 @@
+package loader
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"cloud.google.com/go/civil"
+
+	"github.com/pgbq/pgbq/internal/logging"
+	"github.com/pgbq/pgbq/internal/message"
+	"github.com/pgbq/pgbq/internal/retry"
+	"github.com/pgbq/pgbq/internal/syncstate"
+)
+
+// Publisher sends a continuation message. Publishing the same message
+// twice is harmless: loaders are idempotent per date.
+type Publisher interface {
+	Publish(ctx context.Context, data []byte) error
+}
+
+// Service turns messages into syncs. It decides what is acked: everything
+// except transient failures, which are left to Pub/Sub's redelivery.
+type Service struct {
+	Syncer *Syncer
+	Pub    Publisher
+	// Budget is how long one message may work before it checkpoints and
+	// hands the rest of the date to a continuation message; well under
+	// the 600 s push ack deadline.
+	Budget time.Duration
+}
+
+// Handle processes one message. A nil error means ack; an error means the
+// failure is transient and the message should be redelivered.
+func (s *Service) Handle(ctx context.Context, data []byte) error {
+	log := logging.From(ctx)
+	m, day, err := message.Decode(data)
+	if err != nil {
+		log.Warn("message rejected", "reason", err.Error())
+		return nil
+	}
+	if m.Table != s.Syncer.Table {
+		log.Warn("message rejected", "reason", fmt.Sprintf("table %q is not configured (this loader syncs %q)", m.Table, s.Syncer.Table))
+		return nil
+	}
+	log = log.With("table", m.Table, "sync_date", m.Date)
+	ctx = logging.With(ctx, log)
+	start := time.Now()
+	deadline := start.Add(s.Budget)
+	// The budget bounds when new chunks start; the context allows the
+	// work in flight (a load, the publish) time to finish.
+	workCtx, cancel := context.WithDeadline(ctx, deadline.Add(s.Budget/4))
+	defer cancel()
+	outcome, err := s.Syncer.Sync(workCtx, day, deadline)
+	if err != nil {
+		if ctx.Err() == nil && !retry.Transient(err) {
+			log.Error("date failed", "error", err.Error(), "duration_ms", time.Since(start).Milliseconds())
+			s.recordFailure(ctx, day, err)
+			return nil
+		}
+		log.Warn("date interrupted, will be redelivered", "error", err.Error(), "duration_ms", time.Since(start).Milliseconds())
+		return err
+	}
+	log.Info("date processed", "outcome", outcome.String(), "duration_ms", time.Since(start).Milliseconds())
+	if outcome == Continue {
+		pubCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if err := s.Pub.Publish(pubCtx, message.New(m.Table, day).Encode()); err != nil {
+			// Redelivery of this message continues the date instead.
+			return fmt.Errorf("publish continuation: %w", err)
+		}
+	}
+	return nil
+}
+
+func (s *Service) recordFailure(ctx context.Context, day time.Time, cause error) {
+	if errors.Is(cause, ErrMismatch) {
+		return // already recorded
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	detail := cause.Error()
+	if len(detail) > 1000 {
+		detail = detail[:1000]
+	}
+	if err := s.Syncer.State.Append(ctx, syncstate.Entry{Table: s.Syncer.Table, Date: civil.DateOf(day),
+		State: syncstate.StateFailed, Detail: detail, Writer: s.Syncer.Writer}); err != nil {
+		logging.From(ctx).Warn("failure not recorded", "error", err.Error())
+	}
+}
+
+// pushEnvelope is the body of a Pub/Sub push request.
+type pushEnvelope struct {
+	Message struct {
+		Data      []byte `json:"data"`
+		MessageID string `json:"messageId"`
+	} `json:"message"`
+	Subscription string `json:"subscription"`
+	// DeliveryAttempt is set when the subscription has a dead-letter policy.
+	DeliveryAttempt int `json:"deliveryAttempt"`
+}
+
+// PushHandler answers Pub/Sub push requests: 204 acks, 503 asks for a
+// redelivery. base outlives requests only until shutdown starts, so a
+// SIGTERM stops the work at the next safe point.
+func (s *Service) PushHandler(base context.Context, logger *slog.Logger) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusOK)
+	})
+	mux.HandleFunc("POST /", func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		if err != nil {
+			http.Error(w, "read body", http.StatusBadRequest)
+			return
+		}
+		var env pushEnvelope
+		if err := json.Unmarshal(body, &env); err != nil || env.Message.MessageID == "" && env.Message.Data == nil {
+			// Not a push envelope: redelivering it cannot help.
+			logger.Warn("message rejected", "reason", "request body is not a Pub/Sub push envelope")
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		ctx, cancel := context.WithCancel(base)
+		defer cancel()
+		stop := context.AfterFunc(r.Context(), cancel)
+		defer stop()
+		log := logger.With("message_id", env.Message.MessageID, "delivery_attempt", env.DeliveryAttempt)
+		if err := s.Handle(logging.With(ctx, log), env.Message.Data); err != nil {
+			http.Error(w, "transient failure; retry", http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	return mux
+}

@@ -1,0 +1,323 @@
+// Package loader syncs one (table, date) at a time: the chunk loop, the
+// publish and the finish check, and the Pub/Sub front ends (push and pull)
+// that feed it. The order write-then-checkpoint lives here and only here.
+package loader
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"cloud.google.com/go/civil"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/pgbq/pgbq/internal/bq"
+	"github.com/pgbq/pgbq/internal/logging"
+	"github.com/pgbq/pgbq/internal/parquetenc"
+	"github.com/pgbq/pgbq/internal/pgsource"
+	"github.com/pgbq/pgbq/internal/schema"
+	"github.com/pgbq/pgbq/internal/syncstate"
+)
+
+// Outcome is how far one Sync call got.
+type Outcome int
+
+const (
+	// Finished: the date is closed, published and verified.
+	Finished Outcome = iota + 1
+	// Published: all rows so far are in the destination, but the day is
+	// not closed yet (today), so it stays unfinished.
+	Published
+	// Continue: the budget ran out or the date must be re-synced; a
+	// continuation message should follow.
+	Continue
+	// Busy: another loader holds the date's lease.
+	Busy
+	// AlreadyFinished: nothing to do.
+	AlreadyFinished
+)
+
+func (o Outcome) String() string {
+	return [...]string{"", "finished", "published", "continue", "busy", "already_finished"}[o]
+}
+
+// ErrMismatch is the permanent failure of a closed date whose counts keep
+// differing after a full re-sync.
+var ErrMismatch = errors.New("count mismatch persists")
+
+// Syncer syncs dates of one table.
+type Syncer struct {
+	Source    *pgsource.Source
+	Warehouse *bq.Warehouse
+	State     *syncstate.Store
+	Encoder   *parquetenc.Encoder
+	// Table is the name dates are recorded under (the destination table).
+	Table     string
+	ChunkSize int
+	// Grace is how long after its end a day counts as closed.
+	Grace time.Duration
+	// Writer identifies this process in sync_control.
+	Writer string
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+	// hook, in tests, is called at named points of the loop; an error
+	// aborts the sync there as a crash would.
+	hook func(point string) error
+}
+
+func (s *Syncer) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+func (s *Syncer) at(point string) error {
+	if s.hook == nil {
+		return nil
+	}
+	return s.hook(point)
+}
+
+// chunk is one encoded chunk on its way to BigQuery.
+type chunk struct {
+	n               int
+	rows            int
+	first, last     schema.Key
+	maxID           int64
+	data            *bytes.Buffer
+	readMS, encodeMS int64
+}
+
+// Sync works on day until it is published, the deadline of ctx (the
+// request's budget) is near, or an error. Every step is safe to repeat:
+// the position is recomputed from the staging table, and the publish
+// replaces the day.
+func (s *Syncer) Sync(ctx context.Context, day time.Time, deadline time.Time) (Outcome, error) {
+	log := logging.From(ctx).With("table", s.Table, "sync_date", day.Format(time.DateOnly))
+	date := civil.DateOf(day)
+	release, err := s.Source.Lease(ctx, s.Table+"/"+date.String())
+	if errors.Is(err, pgsource.ErrLocked) {
+		return Busy, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	defer release()
+
+	prev, _, err := s.State.Date(ctx, s.Table, date)
+	if err != nil {
+		return 0, err
+	}
+	if prev.IsFinished {
+		return AlreadyFinished, nil
+	}
+	if err := s.Warehouse.EnsureStaging(ctx, day); err != nil {
+		return 0, err
+	}
+	pos, staged, err := s.Warehouse.StagedPosition(ctx, day)
+	if err != nil {
+		return 0, err
+	}
+	maxID := prev.LastMaxID
+	done, err := s.stage(ctx, log, day, pos, staged, maxID, deadline)
+	if err != nil || !done {
+		if err == nil {
+			return Continue, nil
+		}
+		return 0, err
+	}
+	return s.publish(ctx, log, day, prev)
+}
+
+// stage runs the chunk loop: reading and encoding the next chunk overlaps
+// the load job of the current one. It returns done when a short chunk
+// showed that every row of the day so far is staged.
+func (s *Syncer) stage(ctx context.Context, log interface {
+	Info(string, ...any)
+	Warn(string, ...any)
+}, day time.Time, pos *schema.Key, staged, maxID int64, deadline time.Time) (done bool, err error) {
+	chunks := make(chan chunk, 1)
+	free := make(chan *bytes.Buffer, 3)
+	for range 3 {
+		free <- new(bytes.Buffer)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		defer close(chunks)
+		var b schema.Batch
+		after := pos
+		for n := 1; ; n++ {
+			if !time.Now().Before(deadline) {
+				return nil
+			}
+			t0 := time.Now()
+			if err := s.Source.ReadChunk(gctx, day, after, s.ChunkSize, &b); err != nil {
+				return fmt.Errorf("read chunk %d: %w", n, err)
+			}
+			t1 := time.Now()
+			var buf *bytes.Buffer
+			select {
+			case buf = <-free:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+			buf.Reset()
+			if b.Rows > 0 {
+				if err := s.Encoder.Encode(buf, &b); err != nil {
+					return fmt.Errorf("encode chunk %d: %w", n, err)
+				}
+			}
+			c := chunk{n: n, rows: b.Rows, first: b.First, last: b.Last, maxID: b.MaxID, data: buf,
+				readMS: t1.Sub(t0).Milliseconds(), encodeMS: time.Since(t1).Milliseconds()}
+			select {
+			case chunks <- c:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+			if b.Rows < s.ChunkSize {
+				return nil
+			}
+			last := b.Last
+			after = &last
+		}
+	})
+	g.Go(func() error {
+		runID := fmt.Sprintf("%x", time.Now().UnixNano())
+		for c := range chunks {
+			if err := s.at("read"); err != nil {
+				return err
+			}
+			if c.rows == 0 {
+				free <- c.data
+				done = true
+				continue
+			}
+			t0 := time.Now()
+			jobID := fmt.Sprintf("pgbq_%s_%s_%d_%d_%s", s.Table, day.Format("20060102"), c.first.Time.UnixMicro(), c.first.ID, runID)
+			if err := s.Warehouse.Load(gctx, day, jobID, c.data.Bytes()); err != nil {
+				return fmt.Errorf("load chunk %d: %w", c.n, err)
+			}
+			loadMS := time.Since(t0).Milliseconds()
+			if err := s.at("loaded"); err != nil {
+				return err
+			}
+			staged += int64(c.rows)
+			maxID = max(maxID, c.maxID)
+			// The staging table is the truth; this row is for people and
+			// the planner. Losing it costs nothing, so it does not stop us.
+			t1 := time.Now()
+			if err := s.State.Append(gctx, syncstate.Entry{
+				Table: s.Table, Date: civil.DateOf(day), State: syncstate.StateInProgress,
+				LastMaxID: maxID, LastCreatedAt: c.last.Time, LastID: c.last.ID, RowsStaged: staged, Writer: s.Writer,
+			}); err != nil {
+				log.Warn("checkpoint not recorded", "error", err.Error())
+			}
+			log.Info("chunk staged", "chunk", c.n, "rows", c.rows, "bytes", c.data.Len(),
+				"read_ms", c.readMS, "encode_ms", c.encodeMS, "load_ms", loadMS,
+				"checkpoint_ms", time.Since(t1).Milliseconds(), "last_id", c.last.ID)
+			if err := s.at("checkpointed"); err != nil {
+				return err
+			}
+			if c.rows < s.ChunkSize {
+				done = true
+			}
+			free <- c.data
+		}
+		return nil
+	})
+	if err := g.Wait(); err != nil {
+		return false, err
+	}
+	return done, nil
+}
+
+// publish puts the staged day into the destination and decides whether
+// the date is finished.
+func (s *Syncer) publish(ctx context.Context, log interface {
+	Info(string, ...any)
+	Warn(string, ...any)
+}, day time.Time, prev syncstate.Entry) (Outcome, error) {
+	date := civil.DateOf(day)
+	if err := s.at("publish"); err != nil {
+		return 0, err
+	}
+	if err := s.Warehouse.Publish(ctx, day); err != nil {
+		return 0, err
+	}
+	if err := s.at("published"); err != nil {
+		return 0, err
+	}
+	// Count the source after the publish: a row that arrives in between
+	// makes the counts differ and the date is looked at again, never
+	// finished short.
+	dest, err := s.Warehouse.CountDay(ctx, day)
+	if err != nil {
+		return 0, err
+	}
+	src, err := s.Source.CountDay(ctx, day)
+	if err != nil {
+		return 0, err
+	}
+	closed := s.now().After(day.AddDate(0, 0, 1).Add(s.Grace))
+	e := syncstate.Entry{Table: s.Table, Date: date, SourceRows: src, BigQueryRows: dest.Rows,
+		LastMaxID: prev.LastMaxID, Writer: s.Writer, RowsStaged: dest.Rows}
+	if pos, _, err := s.Warehouse.StagedPosition(ctx, day); err == nil && pos != nil {
+		e.LastCreatedAt, e.LastID = pos.Time, pos.ID
+	}
+	if m, err := s.maxStagedID(ctx, day); err == nil && m > e.LastMaxID {
+		e.LastMaxID = m
+	}
+	log.Info("date published", "source_rows", src, "bigquery_rows", dest.Rows, "closed", closed)
+	switch {
+	case src == dest.Rows && closed:
+		e.State, e.IsFinished = syncstate.StateFinished, true
+		if err := s.at("finish"); err != nil {
+			return 0, err
+		}
+		if err := s.State.Append(ctx, e); err != nil {
+			return 0, err
+		}
+		// Only after the finish is recorded: a crash before this leaves a
+		// staging table that expires or is dropped next time.
+		if err := s.Warehouse.DropStaging(ctx, day); err != nil {
+			log.Warn("staging not dropped", "error", err.Error())
+		}
+		return Finished, nil
+	case !closed:
+		// Today: rows keep arriving; the planner brings the date back.
+		e.State = syncstate.StatePublished
+		if err := s.State.Append(ctx, e); err != nil {
+			return 0, err
+		}
+		return Published, nil
+	default:
+		// A closed day whose counts differ: rows committed late, below
+		// the staged position. Re-sync it from scratch, once; if that
+		// does not help, stop and say so.
+		e.State = syncstate.StateMismatch
+		e.Detail = fmt.Sprintf("source has %d rows, BigQuery %d", src, dest.Rows)
+		if prev.State == syncstate.StateMismatch {
+			e.State = syncstate.StateFailed
+			e.Detail += "; a full re-sync did not fix it: is the id column unique?"
+			if err := s.State.Append(ctx, e); err != nil {
+				return 0, err
+			}
+			return 0, fmt.Errorf("%w: %s %s: %s", ErrMismatch, s.Table, date, e.Detail)
+		}
+		log.Warn("count mismatch, re-syncing date", "source_rows", src, "bigquery_rows", dest.Rows)
+		if err := s.Warehouse.DropStaging(ctx, day); err != nil {
+			return 0, err
+		}
+		if err := s.State.Append(ctx, e); err != nil {
+			return 0, err
+		}
+		return Continue, nil
+	}
+}
+
+func (s *Syncer) maxStagedID(ctx context.Context, day time.Time) (int64, error) {
+	return s.Warehouse.MaxStagedID(ctx, day)
+}

@@ -1,0 +1,51 @@
+// Package pgsource reads a day of an append-only PostgreSQL table in keyset
+// order and decodes it into schema batches. It knows nothing of BigQuery.
+package pgsource
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Config is the PostgreSQL connection.
+type Config struct {
+	// DSN is a libpq connection string or URL. It may hold a password;
+	// it is never printed.
+	DSN string `env:"DSN"`
+	// Password, when set, replaces the DSN's password (for a secret
+	// injected on its own).
+	Password string `env:"PASSWORD"`
+}
+
+// Validate reports every problem, naming the variable with prefix.
+func (c Config) Validate(prefix string) error {
+	if c.DSN == "" {
+		return fmt.Errorf("%sDSN is required (a PostgreSQL connection string)", prefix)
+	}
+	if _, err := pgx.ParseConfig(c.DSN); err != nil {
+		// The parse error can echo the DSN, password included: do not wrap it.
+		return fmt.Errorf("%sDSN is not a valid PostgreSQL connection string", prefix)
+	}
+	return nil
+}
+
+// PoolConfig builds a pool configuration from c.
+func (c Config) PoolConfig() (*pgxpool.Config, error) {
+	pc, err := pgxpool.ParseConfig(c.DSN)
+	if err != nil {
+		return nil, errors.New("PG_DSN is not a valid PostgreSQL connection string")
+	}
+	if c.Password != "" {
+		pc.ConnConfig.Password = c.Password
+	}
+	if pc.ConnConfig.RuntimeParams == nil {
+		pc.ConnConfig.RuntimeParams = map[string]string{}
+	}
+	pc.ConnConfig.RuntimeParams["application_name"] = "pgbq"
+	// Day bounds are computed in UTC; make the session agree.
+	pc.ConnConfig.RuntimeParams["timezone"] = "UTC"
+	return pc, nil
+}

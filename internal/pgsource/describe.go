@@ -1,0 +1,172 @@
+package pgsource
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pgbq/pgbq/internal/schema"
+)
+
+// ErrUnsupported marks a table the source cannot sync as configured
+// (missing columns, unmappable types). It is permanent.
+var ErrUnsupported = errors.New("unsupported source table")
+
+// PostgreSQL type OIDs pgbq maps.
+const (
+	oidBool        = 16
+	oidBytea       = 17
+	oidName        = 19
+	oidInt8        = 20
+	oidInt2        = 21
+	oidInt4        = 23
+	oidText        = 25
+	oidJSON        = 114
+	oidCidr        = 650
+	oidFloat4      = 700
+	oidFloat8      = 701
+	oidInet        = 869
+	oidBpchar      = 1042
+	oidVarchar     = 1043
+	oidDate        = 1082
+	oidTimestamp   = 1114
+	oidTimestamptz = 1184
+	oidNumeric     = 1700
+	oidUUID        = 2950
+	oidJSONB       = 3802
+)
+
+// column is a source column with what the decoder needs.
+type column struct {
+	schema.Column
+	oid    uint32 // base type (domains resolved)
+	format int16  // result format: 0 text, 1 binary
+	// numericFraction is the declared scale of a numeric(p,s) mapped to NUMERIC.
+	numericFraction int
+}
+
+const describeSQL = `
+SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod),
+       CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE a.atttypid END,
+       CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_attribute a ON a.attrelid = c.oid
+JOIN pg_type t ON t.oid = a.atttypid
+WHERE c.oid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY a.attnum`
+
+// TableSpec names a source table and its keyset columns, as configured.
+type TableSpec struct {
+	Table           string // optionally schema-qualified, PostgreSQL name syntax
+	IDColumn        string
+	TimestampColumn string
+}
+
+// describe reads the table's columns and maps each to a logical type.
+func describe(ctx context.Context, pool *pgxpool.Pool, spec TableSpec) (pgx.Identifier, []column, schema.Table, error) {
+	rows, err := pool.Query(ctx, describeSQL, spec.Table)
+	if err != nil {
+		return nil, nil, schema.Table{}, fmt.Errorf("describe %s: %w", spec.Table, err)
+	}
+	defer rows.Close()
+	var ident pgx.Identifier
+	var cols []column
+	var problems []string
+	for rows.Next() {
+		var nsp, rel, name, typeName string
+		var oid uint32
+		var typmod int32
+		if err := rows.Scan(&nsp, &rel, &name, &typeName, &oid, &typmod); err != nil {
+			return nil, nil, schema.Table{}, fmt.Errorf("describe %s: %w", spec.Table, err)
+		}
+		ident = pgx.Identifier{nsp, rel}
+		col, err := mapColumn(name, typeName, oid, typmod)
+		if err != nil {
+			problems = append(problems, err.Error())
+			continue
+		}
+		cols = append(cols, col)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, schema.Table{}, fmt.Errorf("describe %s: %w", spec.Table, err)
+	}
+	if ident == nil {
+		return nil, nil, schema.Table{}, fmt.Errorf("%w: table %q not found (or has no columns)", ErrUnsupported, spec.Table)
+	}
+	if len(problems) > 0 {
+		return nil, nil, schema.Table{}, fmt.Errorf("%w: table %s: %s", ErrUnsupported, ident.Sanitize(), strings.Join(problems, "; "))
+	}
+	t := schema.Table{IDIndex: -1, TimestampIndex: -1}
+	for i, c := range cols {
+		t.Columns = append(t.Columns, c.Column)
+		switch c.Name {
+		case spec.IDColumn:
+			t.IDIndex = i
+		case spec.TimestampColumn:
+			t.TimestampIndex = i
+		}
+	}
+	if t.IDIndex < 0 {
+		problems = append(problems, fmt.Sprintf("id column %q not found", spec.IDColumn))
+	} else if c := cols[t.IDIndex]; c.oid != oidInt2 && c.oid != oidInt4 && c.oid != oidInt8 {
+		problems = append(problems, fmt.Sprintf("id column %q is %s; it must be smallint, integer or bigint", c.Name, c.SourceType))
+	}
+	if t.TimestampIndex < 0 {
+		problems = append(problems, fmt.Sprintf("timestamp column %q not found", spec.TimestampColumn))
+	} else if c := cols[t.TimestampIndex]; c.oid != oidTimestamptz {
+		problems = append(problems, fmt.Sprintf("timestamp column %q is %s; it must be timestamp with time zone", c.Name, c.SourceType))
+	}
+	if len(problems) > 0 {
+		return nil, nil, schema.Table{}, fmt.Errorf("%w: table %s: %s", ErrUnsupported, ident.Sanitize(), strings.Join(problems, "; "))
+	}
+	return ident, cols, t, nil
+}
+
+// mapColumn decides how one column travels. Text result format is used
+// where PostgreSQL's text form is already the value BigQuery should hold.
+func mapColumn(name, typeName string, oid uint32, typmod int32) (column, error) {
+	c := column{Column: schema.Column{Name: name, SourceType: typeName}, oid: oid, format: 1}
+	switch oid {
+	case oidInt2, oidInt4, oidInt8:
+		c.Type = schema.Int64
+	case oidFloat4, oidFloat8:
+		c.Type = schema.Float64
+	case oidBool:
+		c.Type = schema.Bool
+	case oidText, oidVarchar, oidBpchar, oidName:
+		c.Type = schema.String
+	case oidBytea:
+		c.Type = schema.Bytes
+	case oidJSON, oidJSONB:
+		c.Type = schema.JSON
+	case oidDate:
+		c.Type = schema.Date
+	case oidTimestamptz:
+		c.Type = schema.Timestamp
+	case oidTimestamp:
+		c.Type = schema.Datetime
+	case oidUUID, oidInet, oidCidr:
+		c.Type, c.format = schema.String, 0
+	case oidNumeric:
+		c.format = 0
+		// typmod encodes ((precision << 16) | scale) + 4; -1 is unconstrained.
+		if typmod >= 4 {
+			precision, scale := int((typmod-4)>>16)&0xffff, int((typmod-4)&0xffff)
+			if scale >= 0 && scale <= schema.NumericScale && precision-scale <= 38-schema.NumericScale {
+				c.Type, c.numericFraction = schema.Numeric, scale
+				break
+			}
+		}
+		// Unconstrained or wider than NUMERIC: the exact decimal text, so
+		// no value is ever rounded.
+		c.Type = schema.String
+	default:
+		return c, fmt.Errorf("column %q has type %s, which pgbq cannot sync", name, typeName)
+	}
+	return c, nil
+}

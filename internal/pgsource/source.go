@@ -1,0 +1,192 @@
+package pgsource
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pgbq/pgbq/internal/schema"
+)
+
+// Source reads one configured table.
+type Source struct {
+	pool    *pgxpool.Pool
+	ident   pgx.Identifier
+	cols    []column
+	table   schema.Table
+	formats pgx.QueryResultFormats
+
+	firstSQL, nextSQL, countSQL, minSQL string
+}
+
+// Open connects and describes the table. A table pgbq cannot sync fails
+// with ErrUnsupported and a message naming each offending column.
+func Open(ctx context.Context, cfg Config, spec TableSpec) (*Source, error) {
+	pc, err := cfg.PoolConfig()
+	if err != nil {
+		return nil, err
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("connect to PostgreSQL: %w", err)
+	}
+	s, err := newSource(ctx, pool, spec)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func newSource(ctx context.Context, pool *pgxpool.Pool, spec TableSpec) (*Source, error) {
+	ident, cols, table, err := describe(ctx, pool, spec)
+	if err != nil {
+		return nil, err
+	}
+	s := &Source{pool: pool, ident: ident, cols: cols, table: table}
+	names := make([]string, len(cols))
+	for i, c := range cols {
+		names[i] = pgx.Identifier{c.Name}.Sanitize()
+		s.formats = append(s.formats, c.format)
+	}
+	tbl := ident.Sanitize()
+	ts := pgx.Identifier{cols[table.TimestampIndex].Name}.Sanitize()
+	id := pgx.Identifier{cols[table.IDIndex].Name}.Sanitize()
+	list := strings.Join(names, ", ")
+	// Keyset on (timestamp, id): an index range scan on the (timestamp, id)
+	// index whether or not ids rise with time, and the final empty probe
+	// stops at the day's end instead of walking later rows.
+	s.firstSQL = fmt.Sprintf(`SELECT %s FROM %s WHERE %s >= $1 AND %s < $2 ORDER BY %s, %s LIMIT $3`,
+		list, tbl, ts, ts, ts, id)
+	s.nextSQL = fmt.Sprintf(`SELECT %s FROM %s WHERE (%s, %s) > ($1, $2) AND %s < $3 ORDER BY %s, %s LIMIT $4`,
+		list, tbl, ts, id, ts, ts, id)
+	s.countSQL = fmt.Sprintf(`SELECT count(*) FROM %s WHERE %s >= $1 AND %s < $2`, tbl, ts, ts)
+	s.minSQL = fmt.Sprintf(`SELECT min(%s) FROM %s`, ts, tbl)
+	return s, nil
+}
+
+// Close releases the connections.
+func (s *Source) Close() { s.pool.Close() }
+
+// Table is the table's neutral description.
+func (s *Source) Table() schema.Table { return s.table }
+
+// Name is the quoted, schema-qualified table name, for messages.
+func (s *Source) Name() string { return s.ident.Sanitize() }
+
+// ReadChunk fills b with up to limit rows of the UTC day starting at day,
+// in (timestamp, id) order, after position after (nil: from the day's start).
+func (s *Source) ReadChunk(ctx context.Context, day time.Time, after *schema.Key, limit int, b *schema.Batch) error {
+	b.Reset(len(s.cols))
+	end := day.AddDate(0, 0, 1)
+	var rows pgx.Rows
+	var err error
+	if after == nil {
+		rows, err = s.pool.Query(ctx, s.firstSQL, s.formats, day, end, limit)
+	} else {
+		rows, err = s.pool.Query(ctx, s.nextSQL, s.formats, after.Time, after.ID, end, limit)
+	}
+	if err != nil {
+		return fmt.Errorf("read %s: %w", s.Name(), err)
+	}
+	defer rows.Close()
+	tsIdx, idIdx := s.table.TimestampIndex, s.table.IDIndex
+	for rows.Next() {
+		raw := rows.RawValues()
+		for i := range s.cols {
+			if err := appendValue(b, &b.Vectors[i], &s.cols[i], raw[i]); err != nil {
+				return fmt.Errorf("%w: table %s column %q (%s), row with %s %s: %v",
+					ErrUnsupported, s.Name(), s.cols[i].Name, s.cols[i].SourceType,
+					s.cols[idIdx].Name, idText(raw[idIdx]), err)
+			}
+		}
+		k := schema.Key{
+			Time: time.UnixMicro(b.Vectors[tsIdx].Ints[b.Rows]).UTC(),
+			ID:   b.Vectors[idIdx].Ints[b.Rows],
+		}
+		if b.Rows == 0 {
+			b.First = k
+			b.MaxID = k.ID
+		}
+		b.Last = k
+		if k.ID > b.MaxID {
+			b.MaxID = k.ID
+		}
+		b.Rows++
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read %s: %w", s.Name(), err)
+	}
+	return nil
+}
+
+func idText(raw []byte) string {
+	n, err := decodeInt(raw)
+	if err != nil {
+		return "?"
+	}
+	return fmt.Sprint(n)
+}
+
+// CountDay counts the source rows of the UTC day starting at day.
+func (s *Source) CountDay(ctx context.Context, day time.Time) (int64, error) {
+	var n int64
+	if err := s.pool.QueryRow(ctx, s.countSQL, day, day.AddDate(0, 0, 1)).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count %s on %s: %w", s.Name(), day.Format(time.DateOnly), err)
+	}
+	return n, nil
+}
+
+// FirstDay is the UTC date of the table's earliest row; ok is false for an
+// empty table.
+func (s *Source) FirstDay(ctx context.Context) (day time.Time, ok bool, err error) {
+	var t *time.Time
+	if err := s.pool.QueryRow(ctx, s.minSQL).Scan(&t); err != nil {
+		return time.Time{}, false, fmt.Errorf("first day of %s: %w", s.Name(), err)
+	}
+	if t == nil {
+		return time.Time{}, false, nil
+	}
+	return t.UTC().Truncate(24 * time.Hour), true, nil
+}
+
+// ErrLocked means another process holds the lease.
+var ErrLocked = errors.New("lease held by another process")
+
+// Lease takes a session advisory lock named by key on a dedicated
+// connection; it lasts until release is called or the connection dies.
+// Correctness never depends on it: it only saves duplicate work.
+func (s *Source) Lease(ctx context.Context, key string) (release func(), err error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("lease %s: %w", key, err)
+	}
+	h := fnv.New64a()
+	h.Write([]byte("pgbq\x00" + key))
+	lockID := int64(binary.BigEndian.Uint64(h.Sum(nil)))
+	var ok bool
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, lockID).Scan(&ok); err != nil {
+		conn.Release()
+		return nil, fmt.Errorf("lease %s: %w", key, err)
+	}
+	if !ok {
+		conn.Release()
+		return nil, ErrLocked
+	}
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, lockID); err != nil {
+			// The lock dies with the connection.
+			conn.Conn().Close(ctx)
+		}
+		conn.Release()
+	}, nil
+}

@@ -1,0 +1,144 @@
+// Package planner finds the dates of a table that are not finished and
+// publishes one message per date, oldest first, so gaps are filled before
+// new days. Running it twice at once is harmless: loaders are idempotent
+// per date, and a date planned moments ago counts as in flight.
+package planner
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"cloud.google.com/go/civil"
+
+	"github.com/pgbq/pgbq/internal/logging"
+	"github.com/pgbq/pgbq/internal/message"
+	"github.com/pgbq/pgbq/internal/syncstate"
+)
+
+// Source is what the planner asks of PostgreSQL.
+type Source interface {
+	// FirstDay is the UTC date of the earliest row; ok is false when empty.
+	FirstDay(ctx context.Context) (day time.Time, ok bool, err error)
+}
+
+// State is what the planner reads and writes of sync_control.
+type State interface {
+	Latest(ctx context.Context, table string) (map[civil.Date]syncstate.Entry, error)
+	// Append must be safe to call concurrently from many processes.
+	Append(ctx context.Context, entries ...syncstate.Entry) error
+}
+
+// Publisher publishes one message; publishing twice is harmless.
+type Publisher interface {
+	Publish(ctx context.Context, data []byte) error
+}
+
+// Planner plans one table.
+type Planner struct {
+	Source Source
+	State  State
+	Pub    Publisher
+	Table  string
+	// Start is the first date to sync; zero means the source's first day.
+	Start time.Time
+	// InFlight is how long a date with a fresh entry is left alone.
+	InFlight time.Duration
+	// MaxDates caps the messages of one run.
+	MaxDates int
+	Now      func() time.Time
+}
+
+// Planned is one date the planner would publish, and why.
+type Planned struct {
+	Date   civil.Date
+	Reason string // new, gap, unfinished, failed, today
+	prev   syncstate.Entry
+}
+
+// Plan lists the dates to publish, oldest first.
+func (p *Planner) Plan(ctx context.Context) ([]Planned, error) {
+	now := time.Now()
+	if p.Now != nil {
+		now = p.Now()
+	}
+	now = now.UTC()
+	start := p.Start
+	if start.IsZero() {
+		first, ok, err := p.Source.FirstDay(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, nil
+		}
+		start = first
+	}
+	latest, err := p.State.Latest(ctx, p.Table)
+	if err != nil {
+		return nil, err
+	}
+	var newest civil.Date
+	for d := range latest {
+		if d.After(newest) {
+			newest = d
+		}
+	}
+	today := civil.DateOf(now)
+	var out []Planned
+	for d := civil.DateOf(start); !d.After(today); d = d.AddDays(1) {
+		e, seen := latest[d]
+		if seen && e.IsFinished {
+			continue
+		}
+		if seen && now.Sub(e.SyncedAt) < p.InFlight {
+			continue // in flight, or just planned by another run
+		}
+		reason := "new"
+		switch {
+		case d == today:
+			reason = "today"
+		case seen && e.State == syncstate.StateFailed:
+			reason = "failed"
+		case seen:
+			reason = "unfinished"
+		case d.Before(newest):
+			reason = "gap"
+		}
+		out = append(out, Planned{Date: d, Reason: reason, prev: e})
+		if p.MaxDates > 0 && len(out) >= p.MaxDates {
+			break
+		}
+	}
+	return out, nil
+}
+
+// Run plans and publishes; it returns the dates published.
+func (p *Planner) Run(ctx context.Context) ([]Planned, error) {
+	plan, err := p.Plan(ctx)
+	if err != nil {
+		return nil, err
+	}
+	log := logging.From(ctx)
+	var entries []syncstate.Entry
+	for _, d := range plan {
+		day := d.Date.In(time.UTC)
+		if err := p.Pub.Publish(ctx, message.New(p.Table, day).Encode()); err != nil {
+			return nil, fmt.Errorf("publish %s %s: %w", p.Table, d.Date, err)
+		}
+		log.Info("date planned", "table", p.Table, "sync_date", d.Date.String(), "reason", d.Reason)
+		// Keep the position fields so the sync_control view still shows them.
+		e := d.prev
+		e.Table, e.Date, e.State, e.IsFinished, e.SyncedAt = p.Table, d.Date, syncstate.StatePlanned, false, time.Time{}
+		e.Detail, e.Writer = "", "planner"
+		entries = append(entries, e)
+	}
+	if len(entries) > 0 {
+		if err := p.State.Append(ctx, entries...); err != nil {
+			// The messages are out; the worst case is a second message per
+			// date from the next run, which loaders absorb.
+			log.Warn("planned dates not recorded", "error", err.Error())
+		}
+	}
+	return plan, nil
+}

@@ -1,0 +1,72 @@
+// Package pubsubx connects to Pub/Sub (or to the emulator named by
+// PUBSUB_EMULATOR_HOST, which the client library honours) and publishes
+// date messages.
+package pubsubx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+
+	"cloud.google.com/go/pubsub/v2"
+)
+
+// Config names the dates topic and, for pull mode, a subscription.
+type Config struct {
+	// Project defaults to the BigQuery project.
+	Project      string `env:"PROJECT"`
+	Topic        string `env:"TOPIC"`
+	Subscription string `env:"SUBSCRIPTION"`
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9\-_.~+%]{2,254}$`)
+
+// Validate reports every problem, naming the variable with prefix.
+// needTopic and needSub say what the binary needs.
+func (c Config) Validate(prefix string, needTopic, needSub bool) error {
+	var errs []error
+	if needTopic && c.Topic == "" {
+		errs = append(errs, fmt.Errorf("%sTOPIC is required (the dates topic id)", prefix))
+	}
+	if c.Topic != "" && !nameRE.MatchString(c.Topic) {
+		errs = append(errs, fmt.Errorf("%sTOPIC %q is not a valid topic id", prefix, c.Topic))
+	}
+	if needSub && c.Subscription == "" {
+		errs = append(errs, fmt.Errorf("%sSUBSCRIPTION is required in pull mode", prefix))
+	}
+	if c.Subscription != "" && !nameRE.MatchString(c.Subscription) {
+		errs = append(errs, fmt.Errorf("%sSUBSCRIPTION %q is not a valid subscription id", prefix, c.Subscription))
+	}
+	return errors.Join(errs...)
+}
+
+// NewClient connects to Pub/Sub.
+func NewClient(ctx context.Context, c Config) (*pubsub.Client, error) {
+	client, err := pubsub.NewClient(ctx, c.Project)
+	if err != nil {
+		return nil, fmt.Errorf("connect to Pub/Sub: %w", err)
+	}
+	return client, nil
+}
+
+// Publisher publishes date messages and waits for each to be accepted.
+type Publisher struct {
+	p *pubsub.Publisher
+}
+
+// NewPublisher publishes to topic.
+func NewPublisher(client *pubsub.Client, topic string) *Publisher {
+	return &Publisher{p: client.Publisher(topic)}
+}
+
+// Publish sends data and returns once Pub/Sub has stored it.
+func (p *Publisher) Publish(ctx context.Context, data []byte) error {
+	if _, err := p.p.Publish(ctx, &pubsub.Message{Data: data}).Get(ctx); err != nil {
+		return fmt.Errorf("publish: %w", err)
+	}
+	return nil
+}
+
+// Stop flushes and stops the publisher.
+func (p *Publisher) Stop() { p.p.Stop() }

@@ -1,0 +1,120 @@
+// Package retry decides which errors are worth retrying and retries them
+// with exponential backoff.
+package retry
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/googleapis/gax-go/v2"
+	"github.com/googleapis/gax-go/v2/apierror"
+	"github.com/jackc/pgx/v5/pgconn"
+	"google.golang.org/api/googleapi"
+	"google.golang.org/grpc/codes"
+)
+
+// Transient reports whether err may go away if the operation is tried
+// again: unavailable services, rate limits, BigQuery's DML queue and
+// transaction conflicts, dropped connections.
+func Transient(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, context.Canceled) {
+		return false
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch {
+		case strings.HasPrefix(pgErr.Code, "08"), // connection exception
+			strings.HasPrefix(pgErr.Code, "40"), // serialization failure, deadlock
+			strings.HasPrefix(pgErr.Code, "53"), // insufficient resources
+			pgErr.Code == "57P01", pgErr.Code == "57P02", pgErr.Code == "57P03", // shutdown, cannot connect now
+			pgErr.Code == "57014": // statement timeout / cancel
+			return true
+		}
+		return false
+	}
+	if pgconn.SafeToRetry(err) || pgconn.Timeout(err) {
+		return true
+	}
+	var gErr *googleapi.Error
+	if errors.As(err, &gErr) {
+		switch gErr.Code {
+		case http.StatusTooManyRequests, http.StatusInternalServerError, http.StatusBadGateway,
+			http.StatusServiceUnavailable, http.StatusGatewayTimeout, http.StatusRequestTimeout:
+			return true
+		}
+		for _, e := range gErr.Errors {
+			switch e.Reason {
+			case "rateLimitExceeded", "backendError", "internalError", "jobRateLimitExceeded":
+				return true
+			}
+		}
+		if transientMessage(gErr.Message) {
+			return true
+		}
+		return false
+	}
+	var aErr *apierror.APIError
+	if errors.As(err, &aErr) {
+		switch aErr.GRPCStatus().Code() {
+		case codes.Unavailable, codes.ResourceExhausted, codes.Aborted, codes.Internal, codes.DeadlineExceeded:
+			return true
+		}
+		return transientMessage(aErr.Error())
+	}
+	var netErr net.Error
+	if errors.As(err, &netErr) {
+		return true
+	}
+	var opErr *net.OpError
+	if errors.As(err, &opErr) {
+		return true
+	}
+	return transientMessage(err.Error())
+}
+
+// transientMessage recognises BigQuery errors that arrive as job errors
+// rather than HTTP statuses.
+func transientMessage(msg string) bool {
+	msg = strings.ToLower(msg)
+	for _, s := range []string{
+		"too many dml statements outstanding",
+		"could not serialize access",
+		"concurrent update",
+		"transaction is aborted",
+		"exceeded rate limits",
+		"connection refused",
+		"connection reset",
+		"unexpected eof",
+		"backenderror",
+	} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// Do calls f until it succeeds, fails with an error that is not transient,
+// or ctx ends. It returns f's last error.
+func Do(ctx context.Context, f func(context.Context) error) error {
+	bo := gax.Backoff{Initial: 200 * time.Millisecond, Max: 10 * time.Second, Multiplier: 2}
+	for {
+		err := f(ctx)
+		if err == nil || !Transient(err) {
+			return err
+		}
+		if serr := gax.Sleep(ctx, bo.Pause()); serr != nil {
+			return err
+		}
+	}
+}

@@ -1,0 +1,157 @@
+// Package schema holds the neutral column and batch types that the
+// PostgreSQL source fills and the BigQuery side encodes. It knows neither
+// PostgreSQL nor BigQuery.
+package schema
+
+import "time"
+
+// Type is the logical type a column travels as.
+type Type int
+
+// The logical types. Each has exactly one BigQuery type (see bq.FieldType)
+// and one physical representation in a Vector (see Vector).
+const (
+	Int64     Type = iota + 1 // Vector.Ints
+	Float64                   // Vector.Floats
+	Bool                      // Vector.Bools
+	String                    // Vector.Bytes, UTF-8
+	Bytes                     // Vector.Bytes
+	JSON                      // Vector.Bytes, JSON text
+	Numeric                   // Vector.Bytes, 16-byte big-endian two's complement scaled by 10^9
+	Date                      // Vector.Ints, days since 1970-01-01
+	Timestamp                 // Vector.Ints, microseconds since 1970-01-01 UTC
+	Datetime                  // Vector.Ints, microseconds since 1970-01-01, no zone
+)
+
+// NumericScale is the fixed scale of BigQuery NUMERIC.
+const NumericScale = 9
+
+func (t Type) String() string {
+	switch t {
+	case Int64:
+		return "INT64"
+	case Float64:
+		return "FLOAT64"
+	case Bool:
+		return "BOOL"
+	case String:
+		return "STRING"
+	case Bytes:
+		return "BYTES"
+	case JSON:
+		return "JSON"
+	case Numeric:
+		return "NUMERIC"
+	case Date:
+		return "DATE"
+	case Timestamp:
+		return "TIMESTAMP"
+	case Datetime:
+		return "DATETIME"
+	}
+	return "UNKNOWN"
+}
+
+// Column is one column of a synced table.
+type Column struct {
+	Name string
+	Type Type
+	// SourceType is the source's own name for the type, for messages.
+	SourceType string
+}
+
+// Table describes a synced table: its columns in source order and which of
+// them are the keyset (timestamp, id).
+type Table struct {
+	Columns []Column
+	// TimestampIndex and IDIndex point into Columns.
+	TimestampIndex int
+	IDIndex        int
+}
+
+// Key is a keyset position: the (timestamp, id) of a row.
+type Key struct {
+	Time time.Time
+	ID   int64
+}
+
+// Less orders keys as the keyset does: by time, then id.
+func (k Key) Less(o Key) bool {
+	if !k.Time.Equal(o.Time) {
+		return k.Time.Before(o.Time)
+	}
+	return k.ID < o.ID
+}
+
+// Vector holds one column of a batch. Valid[i] is false for NULL. Only the
+// slice matching the column's Type is used.
+type Vector struct {
+	Valid  []bool
+	Ints   []int64
+	Floats []float64
+	Bools  []bool
+	Bytes  [][]byte
+}
+
+// Batch is a chunk of rows in columnar form.
+type Batch struct {
+	Rows    int
+	Vectors []Vector
+	// First and Last are the keyset positions of the first and last row.
+	First, Last Key
+	// MaxID is the largest id in the batch.
+	MaxID int64
+	// Arena owns the bytes of the batch's variable-length values.
+	Arena Arena
+}
+
+// Reset empties the batch for reuse, keeping its capacity.
+func (b *Batch) Reset(ncols int) {
+	b.Rows = 0
+	b.MaxID = 0
+	b.First, b.Last = Key{}, Key{}
+	b.Arena.Reset()
+	if len(b.Vectors) != ncols {
+		b.Vectors = make([]Vector, ncols)
+	}
+	for i := range b.Vectors {
+		v := &b.Vectors[i]
+		v.Valid = v.Valid[:0]
+		v.Ints = v.Ints[:0]
+		v.Floats = v.Floats[:0]
+		v.Bools = v.Bools[:0]
+		v.Bytes = v.Bytes[:0]
+	}
+}
+
+const arenaBlock = 1 << 20
+
+// Arena copies byte values into large shared blocks so that a batch of
+// strings costs a few allocations rather than one per value.
+type Arena struct {
+	blocks [][]byte
+	cur    []byte
+}
+
+// Copy returns a copy of p that lives until Reset.
+func (a *Arena) Copy(p []byte) []byte {
+	if len(p) > cap(a.cur)-len(a.cur) {
+		size := arenaBlock
+		if len(p) > size {
+			size = len(p)
+		}
+		if a.cur != nil {
+			a.blocks = append(a.blocks, a.cur)
+		}
+		a.cur = make([]byte, 0, size)
+	}
+	start := len(a.cur)
+	a.cur = append(a.cur, p...)
+	return a.cur[start:len(a.cur):len(a.cur)]
+}
+
+// Reset drops every value handed out, keeping the current block for reuse.
+func (a *Arena) Reset() {
+	a.blocks = a.blocks[:0]
+	a.cur = a.cur[:0]
+}

@@ -1,0 +1,226 @@
+// Package syncstate keeps sync_control: what pgbq knows about each
+// (table, date). It is an append-only log written with streaming inserts
+// (no DML, so no DML queue to fill however many loaders run) and a view,
+// sync_control, that shows the newest row of each (table_name, sync_date).
+package syncstate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"cloud.google.com/go/bigquery"
+	"cloud.google.com/go/civil"
+	"google.golang.org/api/googleapi"
+	"google.golang.org/api/iterator"
+
+	"github.com/pgbq/pgbq/internal/bq"
+)
+
+// Table names in the state dataset.
+const (
+	LogTable = "sync_control_log"
+	View     = "sync_control"
+)
+
+// States a date moves through.
+const (
+	StatePlanned    = "planned"     // a message was published for it
+	StateInProgress = "in_progress" // chunks are being staged
+	StatePublished  = "published"   // destination holds the staged rows; not closed or not yet verified
+	StateFinished   = "finished"    // closed and verified: counts equal
+	StateMismatch   = "mismatch"    // counts differ after publish; the date is re-synced
+	StateFailed     = "failed"      // a permanent error; see detail
+)
+
+// Entry is one row of the log.
+type Entry struct {
+	Table         string
+	Date          civil.Date
+	LastMaxID     int64
+	IsFinished    bool
+	SyncedAt      time.Time
+	State         string
+	LastCreatedAt time.Time // keyset position: timestamp of the last staged row
+	LastID        int64     // keyset position: id of the last staged row
+	RowsStaged    int64
+	SourceRows    int64
+	BigQueryRows  int64
+	Detail        string
+	Writer        string
+}
+
+var logSchema = bigquery.Schema{
+	{Name: "table_name", Type: bigquery.StringFieldType, Required: true},
+	{Name: "sync_date", Type: bigquery.DateFieldType, Required: true},
+	{Name: "last_max_id", Type: bigquery.IntegerFieldType},
+	{Name: "is_finished", Type: bigquery.BooleanFieldType, Required: true},
+	{Name: "synced_at", Type: bigquery.TimestampFieldType, Required: true},
+	{Name: "state", Type: bigquery.StringFieldType, Required: true},
+	{Name: "last_created_at", Type: bigquery.TimestampFieldType},
+	{Name: "last_id", Type: bigquery.IntegerFieldType},
+	{Name: "rows_staged", Type: bigquery.IntegerFieldType},
+	{Name: "source_rows", Type: bigquery.IntegerFieldType},
+	{Name: "bigquery_rows", Type: bigquery.IntegerFieldType},
+	{Name: "detail", Type: bigquery.StringFieldType},
+	{Name: "writer", Type: bigquery.StringFieldType},
+}
+
+// Store reads and writes sync_control in one dataset.
+type Store struct {
+	client  *bigquery.Client
+	project string
+	dataset string
+}
+
+// New returns a store in project.dataset.
+func New(client *bigquery.Client, project, dataset string) *Store {
+	return &Store{client: client, project: project, dataset: dataset}
+}
+
+// Ensure creates the log table and the view when missing.
+func (s *Store) Ensure(ctx context.Context) error {
+	ds := s.client.Dataset(s.dataset)
+	err := ds.Table(LogTable).Create(ctx, &bigquery.TableMetadata{
+		Schema:           logSchema,
+		TimePartitioning: &bigquery.TimePartitioning{Type: bigquery.DayPartitioningType, Field: "synced_at"},
+		Clustering:       &bigquery.Clustering{Fields: []string{"table_name", "sync_date"}},
+		Description:      "pgbq checkpoint log; read the sync_control view.",
+	})
+	if err != nil && !isStatus(err, http.StatusConflict) {
+		return fmt.Errorf("create %s: %w", LogTable, err)
+	}
+	// The newest row per (table, date) wins; on a tie in time a finished
+	// row wins over any other.
+	viewSQL := fmt.Sprintf(`SELECT table_name, sync_date, last_max_id, is_finished, synced_at, state,
+  last_created_at, last_id, rows_staged, source_rows, bigquery_rows, detail, writer
+FROM %s
+WHERE TRUE
+QUALIFY ROW_NUMBER() OVER (PARTITION BY table_name, sync_date ORDER BY synced_at DESC, is_finished DESC) = 1`,
+		bq.Ref(s.project, s.dataset, LogTable))
+	err = ds.Table(View).Create(ctx, &bigquery.TableMetadata{ViewQuery: viewSQL,
+		Description: "pgbq: the current state of each (table_name, sync_date)."})
+	if err != nil && !isStatus(err, http.StatusConflict) {
+		return fmt.Errorf("create view %s: %w", View, err)
+	}
+	return nil
+}
+
+func (e Entry) Save() (map[string]bigquery.Value, string, error) {
+	row := map[string]bigquery.Value{
+		"table_name":  e.Table,
+		"sync_date":   e.Date,
+		"is_finished": e.IsFinished,
+		"synced_at":   e.SyncedAt,
+		"state":       e.State,
+		"detail":      e.Detail,
+		"writer":      e.Writer,
+		"rows_staged": e.RowsStaged,
+	}
+	if e.LastMaxID != 0 || e.RowsStaged > 0 {
+		row["last_max_id"] = e.LastMaxID
+	}
+	if !e.LastCreatedAt.IsZero() {
+		row["last_created_at"] = e.LastCreatedAt
+		row["last_id"] = e.LastID
+	}
+	if e.State == StateFinished || e.State == StatePublished || e.State == StateMismatch {
+		row["source_rows"] = e.SourceRows
+		row["bigquery_rows"] = e.BigQueryRows
+	}
+	return row, bigquery.NoDedupeID, nil
+}
+
+// Append writes entries. Streaming inserts have no DML queue, so any
+// number of loaders can append at once.
+func (s *Store) Append(ctx context.Context, entries ...Entry) error {
+	now := time.Now().UTC()
+	for i := range entries {
+		if entries[i].SyncedAt.IsZero() {
+			entries[i].SyncedAt = now
+		}
+	}
+	if err := s.client.Dataset(s.dataset).Table(LogTable).Inserter().Put(ctx, entries); err != nil {
+		return fmt.Errorf("append to %s: %w", LogTable, err)
+	}
+	return nil
+}
+
+// Latest returns the current entry of every date of table.
+func (s *Store) Latest(ctx context.Context, table string) (map[civil.Date]Entry, error) {
+	return s.latest(ctx, table, "")
+}
+
+func (s *Store) latest(ctx context.Context, table, filter string) (map[civil.Date]Entry, error) {
+	if !bq.TableNameRE.MatchString(table) {
+		return nil, fmt.Errorf("read %s: bad table name %q", View, table)
+	}
+	sql := fmt.Sprintf(`SELECT table_name, sync_date, COALESCE(last_max_id, 0), is_finished, synced_at, state,
+  last_created_at, COALESCE(last_id, 0), COALESCE(rows_staged, 0), COALESCE(source_rows, 0), COALESCE(bigquery_rows, 0),
+  COALESCE(detail, ''), COALESCE(writer, '')
+FROM %s WHERE table_name = '%s'%s`, bq.Ref(s.project, s.dataset, View), table, filter)
+	it, err := bq.RunQuery(ctx, s.client, sql)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", View, err)
+	}
+	out := map[civil.Date]Entry{}
+	for {
+		var row []bigquery.Value
+		err := it.Next(&row)
+		if errors.Is(err, iterator.Done) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", View, err)
+		}
+		e, err := entryFromRow(row)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", View, err)
+		}
+		out[e.Date] = e
+	}
+	return out, nil
+}
+
+func entryFromRow(r []bigquery.Value) (Entry, error) {
+	var e Entry
+	var ok [12]bool
+	e.Table, ok[0] = r[0].(string)
+	e.Date, ok[1] = r[1].(civil.Date)
+	e.LastMaxID, ok[2] = r[2].(int64)
+	e.IsFinished, ok[3] = r[3].(bool)
+	e.SyncedAt, ok[4] = r[4].(time.Time)
+	e.State, ok[5] = r[5].(string)
+	if r[6] != nil {
+		e.LastCreatedAt, _ = r[6].(time.Time)
+	}
+	e.LastID, ok[6] = r[7].(int64)
+	e.RowsStaged, ok[7] = r[8].(int64)
+	e.SourceRows, ok[8] = r[9].(int64)
+	e.BigQueryRows, ok[9] = r[10].(int64)
+	e.Detail, ok[10] = r[11].(string)
+	e.Writer, ok[11] = r[12].(string)
+	for i, good := range ok {
+		if !good {
+			return Entry{}, fmt.Errorf("unexpected value in column %d of row %v", i, r)
+		}
+	}
+	return e, nil
+}
+
+func isStatus(err error, code int) bool {
+	var e *googleapi.Error
+	return errors.As(err, &e) && e.Code == code
+}
+
+// Date returns the current entry of one date; ok is false when it has none.
+func (s *Store) Date(ctx context.Context, table string, day civil.Date) (Entry, bool, error) {
+	all, err := s.latest(ctx, table, fmt.Sprintf(" AND sync_date = DATE '%s'", day.String()))
+	if err != nil {
+		return Entry{}, false, err
+	}
+	e, ok := all[day]
+	return e, ok, nil
+}

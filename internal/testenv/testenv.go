@@ -1,0 +1,132 @@
+// Package testenv gives tests their own PostgreSQL database and BigQuery
+// dataset on the servers `make test` starts (dev/test.sh): a throwaway
+// PostgreSQL cluster and the bqemulator BigQuery emulator.
+package testenv
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"cloud.google.com/go/bigquery"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pgbq/pgbq/internal/bq"
+)
+
+// Variables dev/test.sh sets.
+const (
+	EnvPG        = "PGBQ_TEST_PG_DSN"
+	EnvBQ        = "PGBQ_TEST_BQ_ENDPOINT"
+	EnvBQProject = "PGBQ_TEST_BQ_PROJECT"
+)
+
+func need(t testing.TB, name string) string {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s is not set: run the tests with `make test`", name)
+		}
+		t.Skipf("%s is not set: `make test` starts PostgreSQL and the BigQuery emulator and sets it", name)
+	}
+	return v
+}
+
+// Name returns a unique lower-case name with prefix.
+func Name(prefix string) string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return prefix + "_" + hex.EncodeToString(b[:])
+}
+
+// PG creates a fresh database and returns its DSN and a pool on it.
+func PG(t testing.TB) (string, *pgxpool.Pool) {
+	t.Helper()
+	admin := need(t, EnvPG)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		t.Fatalf("connect to test PostgreSQL: %v", err)
+	}
+	defer conn.Close(ctx)
+	db := Name("t")
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{db}.Sanitize()); err != nil {
+		t.Fatalf("create database: %v", err)
+	}
+	cfg, err := pgx.ParseConfig(admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dsn := fmt.Sprintf("host=%s port=%d user=%s dbname=%s sslmode=disable", cfg.Host, cfg.Port, cfg.User, db)
+	pool, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		t.Fatalf("connect to %s: %v", db, err)
+	}
+	t.Cleanup(func() {
+		pool.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if c, err := pgx.Connect(ctx, admin); err == nil {
+			_, _ = c.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{db}.Sanitize()+" WITH (FORCE)")
+			c.Close(ctx)
+		}
+	})
+	return dsn, pool
+}
+
+// BQ is a fresh dataset on the emulator.
+type BQ struct {
+	Endpoint, Project, Dataset string
+	Client                     *bigquery.Client
+}
+
+// Config is a bq.Config for the dataset.
+func (b BQ) Config() bq.Config {
+	return bq.Config{Project: b.Project, Dataset: b.Dataset, Location: "US", Endpoint: b.Endpoint}.WithDefaults()
+}
+
+// BigQuery creates a dataset on the emulator for this test.
+func BigQuery(t testing.TB) BQ {
+	t.Helper()
+	b := BQ{Endpoint: need(t, EnvBQ), Project: os.Getenv(EnvBQProject), Dataset: Name("ds")}
+	if b.Project == "" {
+		b.Project = "pgbq-test"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	client, err := bq.NewClient(ctx, b.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Client = client
+	if err := bq.EnsureDatasets(ctx, client, b.Config()); err != nil {
+		t.Fatalf("create dataset: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = client.Dataset(b.Dataset).DeleteWithContents(ctx)
+		client.Close()
+	})
+	return b
+}
+
+// Exec runs statements on pool, failing the test on error.
+func Exec(t testing.TB, pool *pgxpool.Pool, sql ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	for _, s := range sql {
+		if _, err := pool.Exec(ctx, s); err != nil {
+			t.Fatalf("exec %s: %v", strings.TrimSpace(s), err)
+		}
+	}
+}
