@@ -172,13 +172,25 @@ func (w *Warehouse) Load(ctx context.Context, day time.Time, jobID string, parqu
 		// Our own earlier insert of this very job: wait for it instead.
 		job, err = w.Client.JobFromID(ctx, jobID)
 	}
+	if err == nil {
+		err = wait(ctx, job)
+	}
+	if isStatus(err, http.StatusNotFound) && !w.stagingExists(ctx, day) {
+		return fmt.Errorf("load job %s: %w", jobID, ErrStagingGone)
+	}
 	if err != nil {
 		return fmt.Errorf("load job %s: %w", jobID, err)
 	}
-	if err := wait(ctx, job); err != nil {
-		return fmt.Errorf("load job %s: %w", jobID, err)
-	}
 	return nil
+}
+
+// ErrStagingGone means the staging table was dropped under a load: another
+// loader finished or reset the date. The date's position must be read again.
+var ErrStagingGone = errors.New("staging table is gone")
+
+func (w *Warehouse) stagingExists(ctx context.Context, day time.Time) bool {
+	_, err := w.Client.Dataset(w.cfg.StagingDataset).Table(w.Staging(day)).Metadata(ctx)
+	return !isStatus(err, http.StatusNotFound)
 }
 
 // wait waits for job and returns its error. A failed job's error is read
@@ -230,28 +242,27 @@ func dayBounds(tsCol string, day time.Time) string {
 
 // StagedPosition is the keyset position of the last staged row of day, the
 // truth about what has been staged; nil when nothing is.
-func (w *Warehouse) StagedPosition(ctx context.Context, day time.Time) (*schema.Key, int64, error) {
-	sql := fmt.Sprintf("SELECT %s, %s, (SELECT COUNT(*) FROM %s) FROM %s ORDER BY 1 DESC, 2 DESC LIMIT 1",
-		quote(w.tsName()), quote(w.idName()), w.stagingRef(day), w.stagingRef(day))
+func (w *Warehouse) StagedPosition(ctx context.Context, day time.Time) (*schema.Key, error) {
+	sql := fmt.Sprintf("SELECT %s, %s FROM %s ORDER BY 1 DESC, 2 DESC LIMIT 1",
+		quote(w.tsName()), quote(w.idName()), w.stagingRef(day))
 	it, err := w.Query(ctx, sql)
 	if err != nil {
-		return nil, 0, fmt.Errorf("read staged position of %s: %w", w.Staging(day), err)
+		return nil, fmt.Errorf("read staged position of %s: %w", w.Staging(day), err)
 	}
 	var row []bigquery.Value
 	err = it.Next(&row)
 	if errors.Is(err, iterator.Done) {
-		return nil, 0, nil
+		return nil, nil
 	}
 	if err != nil {
-		return nil, 0, fmt.Errorf("read staged position of %s: %w", w.Staging(day), err)
+		return nil, fmt.Errorf("read staged position of %s: %w", w.Staging(day), err)
 	}
 	ts, ok1 := row[0].(time.Time)
 	id, ok2 := row[1].(int64)
-	n, ok3 := row[2].(int64)
-	if !ok1 || !ok2 || !ok3 {
-		return nil, 0, fmt.Errorf("read staged position of %s: unexpected row %v", w.Staging(day), row)
+	if !ok1 || !ok2 {
+		return nil, fmt.Errorf("read staged position of %s: unexpected row %v", w.Staging(day), row)
 	}
-	return &schema.Key{Time: ts.UTC(), ID: id}, n, nil
+	return &schema.Key{Time: ts.UTC(), ID: id}, nil
 }
 
 func (w *Warehouse) stagingRef(day time.Time) string {
@@ -325,20 +336,22 @@ func isStatus(err error, code int) bool {
 	return errors.As(err, &e) && e.Code == code
 }
 
-// MaxStagedID is the largest id staged for day (0 when none).
-func (w *Warehouse) MaxStagedID(ctx context.Context, day time.Time) (int64, error) {
-	sql := fmt.Sprintf("SELECT COALESCE(MAX(%s), 0) FROM %s", quote(w.idName()), w.stagingRef(day))
+// StagedStats are the distinct ids of the day in staging and the largest.
+func (w *Warehouse) StagedStats(ctx context.Context, day time.Time) (distinct, maxID int64, err error) {
+	sql := fmt.Sprintf("SELECT COUNT(DISTINCT %[1]s), COALESCE(MAX(%[1]s), 0) FROM %[2]s WHERE %[3]s",
+		quote(w.idName()), w.stagingRef(day), dayBounds(w.tsName(), day))
 	it, err := w.Query(ctx, sql)
 	if err != nil {
-		return 0, fmt.Errorf("max staged id of %s: %w", w.Staging(day), err)
+		return 0, 0, fmt.Errorf("count staged rows of %s: %w", w.Staging(day), err)
 	}
 	var row []bigquery.Value
 	if err := it.Next(&row); err != nil {
-		return 0, fmt.Errorf("max staged id of %s: %w", w.Staging(day), err)
+		return 0, 0, fmt.Errorf("count staged rows of %s: %w", w.Staging(day), err)
 	}
-	n, ok := row[0].(int64)
-	if !ok {
-		return 0, fmt.Errorf("max staged id of %s: unexpected row %v", w.Staging(day), row)
+	d, ok1 := row[0].(int64)
+	m, ok2 := row[1].(int64)
+	if !ok1 || !ok2 {
+		return 0, 0, fmt.Errorf("count staged rows of %s: unexpected row %v", w.Staging(day), row)
 	}
-	return n, nil
+	return d, m, nil
 }

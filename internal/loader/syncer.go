@@ -8,6 +8,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"cloud.google.com/go/civil"
@@ -65,6 +67,10 @@ type Syncer struct {
 	// hook, in tests, is called at named points of the loop; an error
 	// aborts the sync there as a crash would.
 	hook func(point string) error
+	// noLease, in tests, skips the lease to show correctness without it.
+	noLease bool
+	// rowsLoaded counts rows appended to staging, for tests of rework.
+	rowsLoaded atomic.Int64
 }
 
 func (s *Syncer) now() time.Time {
@@ -91,21 +97,22 @@ type chunk struct {
 	readMS, encodeMS int64
 }
 
-// Sync works on day until it is published, the deadline of ctx (the
-// request's budget) is near, or an error. Every step is safe to repeat:
-// the position is recomputed from the staging table, and the publish
-// replaces the day.
+// Sync works on day until it is published, the deadline (the request's
+// budget) passes, or an error. Every step is safe to repeat: the position
+// is recomputed from the staging table, and the publish replaces the day.
 func (s *Syncer) Sync(ctx context.Context, day time.Time, deadline time.Time) (Outcome, error) {
 	log := logging.From(ctx).With("table", s.Table, "sync_date", day.Format(time.DateOnly))
 	date := civil.DateOf(day)
-	release, err := s.Source.Lease(ctx, s.Table+"/"+date.String())
-	if errors.Is(err, pgsource.ErrLocked) {
-		return Busy, nil
+	if !s.noLease {
+		release, err := s.Source.Lease(ctx, s.Table+"/"+date.String())
+		if errors.Is(err, pgsource.ErrLocked) {
+			return Busy, nil
+		}
+		if err != nil {
+			return 0, err
+		}
+		defer release()
 	}
-	if err != nil {
-		return 0, err
-	}
-	defer release()
 
 	prev, _, err := s.State.Date(ctx, s.Table, date)
 	if err != nil {
@@ -117,17 +124,24 @@ func (s *Syncer) Sync(ctx context.Context, day time.Time, deadline time.Time) (O
 	if err := s.Warehouse.EnsureStaging(ctx, day); err != nil {
 		return 0, err
 	}
-	pos, staged, err := s.Warehouse.StagedPosition(ctx, day)
+	pos, err := s.Warehouse.StagedPosition(ctx, day)
 	if err != nil {
 		return 0, err
 	}
-	maxID := prev.LastMaxID
-	done, err := s.stage(ctx, log, day, pos, staged, maxID, deadline)
-	if err != nil || !done {
-		if err == nil {
-			return Continue, nil
-		}
+	staged, maxID, err := s.Warehouse.StagedStats(ctx, day)
+	if err != nil {
 		return 0, err
+	}
+	done, err := s.stage(ctx, log, day, pos, staged, max(maxID, prev.LastMaxID), deadline)
+	if errors.Is(err, bq.ErrStagingGone) {
+		log.Info("staging table dropped by another loader; starting over")
+		return Continue, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	if !done {
+		return Continue, nil
 	}
 	return s.publish(ctx, log, day, prev)
 }
@@ -135,10 +149,7 @@ func (s *Syncer) Sync(ctx context.Context, day time.Time, deadline time.Time) (O
 // stage runs the chunk loop: reading and encoding the next chunk overlaps
 // the load job of the current one. It returns done when a short chunk
 // showed that every row of the day so far is staged.
-func (s *Syncer) stage(ctx context.Context, log interface {
-	Info(string, ...any)
-	Warn(string, ...any)
-}, day time.Time, pos *schema.Key, staged, maxID int64, deadline time.Time) (done bool, err error) {
+func (s *Syncer) stage(ctx context.Context, log *slog.Logger, day time.Time, pos *schema.Key, staged, maxID int64, deadline time.Time) (done bool, err error) {
 	chunks := make(chan chunk, 1)
 	free := make(chan *bytes.Buffer, 3)
 	for range 3 {
@@ -201,6 +212,7 @@ func (s *Syncer) stage(ctx context.Context, log interface {
 				return fmt.Errorf("load chunk %d: %w", c.n, err)
 			}
 			loadMS := time.Since(t0).Milliseconds()
+			s.rowsLoaded.Add(int64(c.rows))
 			if err := s.at("loaded"); err != nil {
 				return err
 			}
@@ -236,13 +248,33 @@ func (s *Syncer) stage(ctx context.Context, log interface {
 
 // publish puts the staged day into the destination and decides whether
 // the date is finished.
-func (s *Syncer) publish(ctx context.Context, log interface {
-	Info(string, ...any)
-	Warn(string, ...any)
-}, day time.Time, prev syncstate.Entry) (Outcome, error) {
+func (s *Syncer) publish(ctx context.Context, log *slog.Logger, day time.Time, prev syncstate.Entry) (Outcome, error) {
 	date := civil.DateOf(day)
 	if err := s.at("publish"); err != nil {
 		return 0, err
+	}
+	e := syncstate.Entry{Table: s.Table, Date: date, LastMaxID: prev.LastMaxID, Writer: s.Writer}
+	// Is staging complete up to its position? A row committed late with a
+	// position below it, or a staging table reset under us, shows here as
+	// fewer distinct staged ids than source rows up to that position.
+	pos, err := s.Warehouse.StagedPosition(ctx, day)
+	if err != nil {
+		return 0, err
+	}
+	staged, maxID, err := s.Warehouse.StagedStats(ctx, day)
+	if err != nil {
+		return 0, err
+	}
+	var expected int64
+	if pos != nil {
+		if expected, err = s.Source.CountUpTo(ctx, day, *pos); err != nil {
+			return 0, err
+		}
+		e.LastCreatedAt, e.LastID = pos.Time, pos.ID
+	}
+	e.LastMaxID, e.RowsStaged = max(e.LastMaxID, maxID), staged
+	if staged < expected {
+		return s.resync(ctx, log, day, e, fmt.Sprintf("staging holds %d rows up to its position, the source %d", staged, expected))
 	}
 	if err := s.Warehouse.Publish(ctx, day); err != nil {
 		return 0, err
@@ -261,15 +293,8 @@ func (s *Syncer) publish(ctx context.Context, log interface {
 	if err != nil {
 		return 0, err
 	}
+	e.SourceRows, e.BigQueryRows = src, dest.Rows
 	closed := s.now().After(day.AddDate(0, 0, 1).Add(s.Grace))
-	e := syncstate.Entry{Table: s.Table, Date: date, SourceRows: src, BigQueryRows: dest.Rows,
-		LastMaxID: prev.LastMaxID, Writer: s.Writer, RowsStaged: dest.Rows}
-	if pos, _, err := s.Warehouse.StagedPosition(ctx, day); err == nil && pos != nil {
-		e.LastCreatedAt, e.LastID = pos.Time, pos.ID
-	}
-	if m, err := s.maxStagedID(ctx, day); err == nil && m > e.LastMaxID {
-		e.LastMaxID = m
-	}
 	log.Info("date published", "source_rows", src, "bigquery_rows", dest.Rows, "closed", closed)
 	switch {
 	case src == dest.Rows && closed:
@@ -281,11 +306,18 @@ func (s *Syncer) publish(ctx context.Context, log interface {
 			return 0, err
 		}
 		// Only after the finish is recorded: a crash before this leaves a
-		// staging table that expires or is dropped next time.
+		// staging table that expires by itself.
 		if err := s.Warehouse.DropStaging(ctx, day); err != nil {
 			log.Warn("staging not dropped", "error", err.Error())
 		}
 		return Finished, nil
+	case dest.Rows > src:
+		e.State = syncstate.StateFailed
+		e.Detail = fmt.Sprintf("BigQuery has %d rows for this day, the source %d: were rows deleted in PostgreSQL? pgbq syncs append-only tables", dest.Rows, src)
+		if err := s.State.Append(ctx, e); err != nil {
+			return 0, err
+		}
+		return 0, fmt.Errorf("%w: %s %s: %s", ErrMismatch, s.Table, date, e.Detail)
 	case !closed:
 		// Today: rows keep arriving; the planner brings the date back.
 		e.State = syncstate.StatePublished
@@ -294,30 +326,42 @@ func (s *Syncer) publish(ctx context.Context, log interface {
 		}
 		return Published, nil
 	default:
-		// A closed day whose counts differ: rows committed late, below
-		// the staged position. Re-sync it from scratch, once; if that
-		// does not help, stop and say so.
-		e.State = syncstate.StateMismatch
-		e.Detail = fmt.Sprintf("source has %d rows, BigQuery %d", src, dest.Rows)
-		if prev.State == syncstate.StateMismatch {
-			e.State = syncstate.StateFailed
-			e.Detail += "; a full re-sync did not fix it: is the id column unique?"
-			if err := s.State.Append(ctx, e); err != nil {
-				return 0, err
-			}
-			return 0, fmt.Errorf("%w: %s %s: %s", ErrMismatch, s.Table, date, e.Detail)
-		}
-		log.Warn("count mismatch, re-syncing date", "source_rows", src, "bigquery_rows", dest.Rows)
-		if err := s.Warehouse.DropStaging(ctx, day); err != nil {
-			return 0, err
-		}
+		// Rows arrived after the last chunk: stage them and publish again.
+		e.State = syncstate.StateInProgress
 		if err := s.State.Append(ctx, e); err != nil {
-			return 0, err
+			log.Warn("checkpoint not recorded", "error", err.Error())
 		}
 		return Continue, nil
 	}
 }
 
-func (s *Syncer) maxStagedID(ctx context.Context, day time.Time) (int64, error) {
-	return s.Warehouse.MaxStagedID(ctx, day)
+// maxResyncs bounds how often one date is rebuilt from scratch before it
+// is declared failed.
+const maxResyncs = 3
+
+// resync empties the date's staging so that the next attempt syncs the
+// day from its start.
+func (s *Syncer) resync(ctx context.Context, log *slog.Logger, day time.Time, e syncstate.Entry, why string) (Outcome, error) {
+	n, err := s.State.CountState(ctx, s.Table, e.Date, syncstate.StateMismatch)
+	if err != nil {
+		return 0, err
+	}
+	e.Detail = why
+	if n >= maxResyncs {
+		e.State = syncstate.StateFailed
+		e.Detail += fmt.Sprintf("; %d full re-syncs did not fix it: is the id column unique?", n)
+		if err := s.State.Append(ctx, e); err != nil {
+			return 0, err
+		}
+		return 0, fmt.Errorf("%w: %s %s: %s", ErrMismatch, s.Table, e.Date, e.Detail)
+	}
+	log.Warn("staging incomplete, re-syncing date from its start", "reason", why)
+	e.State = syncstate.StateMismatch
+	if err := s.Warehouse.DropStaging(ctx, day); err != nil {
+		return 0, err
+	}
+	if err := s.State.Append(ctx, e); err != nil {
+		return 0, err
+	}
+	return Continue, nil
 }

@@ -23,7 +23,7 @@ type Source struct {
 	table   schema.Table
 	formats pgx.QueryResultFormats
 
-	firstSQL, nextSQL, countSQL, minSQL string
+	firstSQL, nextSQL, countSQL, countUpToSQL, minSQL string
 }
 
 // Open connects and describes the table. A table pgbq cannot sync fails
@@ -68,6 +68,7 @@ func newSource(ctx context.Context, pool *pgxpool.Pool, spec TableSpec) (*Source
 	s.nextSQL = fmt.Sprintf(`SELECT %s FROM %s WHERE (%s, %s) > ($1, $2) AND %s < $3 ORDER BY %s, %s LIMIT $4`,
 		list, tbl, ts, id, ts, ts, id)
 	s.countSQL = fmt.Sprintf(`SELECT count(*) FROM %s WHERE %s >= $1 AND %s < $2`, tbl, ts, ts)
+	s.countUpToSQL = fmt.Sprintf(`SELECT count(*) FROM %s WHERE %s >= $1 AND (%s, %s) <= ($2, $3)`, tbl, ts, ts, id)
 	s.minSQL = fmt.Sprintf(`SELECT min(%s) FROM %s`, ts, tbl)
 	return s, nil
 }
@@ -139,6 +140,16 @@ func idText(raw []byte) string {
 func (s *Source) CountDay(ctx context.Context, day time.Time) (int64, error) {
 	var n int64
 	if err := s.pool.QueryRow(ctx, s.countSQL, day, day.AddDate(0, 0, 1)).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count %s on %s: %w", s.Name(), day.Format(time.DateOnly), err)
+	}
+	return n, nil
+}
+
+// CountUpTo counts the rows of the day starting at day whose keyset
+// position is at or before pos: what a complete staging up to pos holds.
+func (s *Source) CountUpTo(ctx context.Context, day time.Time, pos schema.Key) (int64, error) {
+	var n int64
+	if err := s.pool.QueryRow(ctx, s.countUpToSQL, day, pos.Time, pos.ID).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count %s on %s: %w", s.Name(), day.Format(time.DateOnly), err)
 	}
 	return n, nil

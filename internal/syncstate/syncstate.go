@@ -92,13 +92,14 @@ func (s *Store) Ensure(ctx context.Context) error {
 	if err != nil && !isStatus(err, http.StatusConflict) {
 		return fmt.Errorf("create %s: %w", LogTable, err)
 	}
-	// The newest row per (table, date) wins; on a tie in time a finished
-	// row wins over any other.
+	// A finished row wins over any other (finished means verified; a
+	// loader that lost a race may still append a checkpoint after it),
+	// then the newest.
 	viewSQL := fmt.Sprintf(`SELECT table_name, sync_date, last_max_id, is_finished, synced_at, state,
   last_created_at, last_id, rows_staged, source_rows, bigquery_rows, detail, writer
 FROM %s
 WHERE TRUE
-QUALIFY ROW_NUMBER() OVER (PARTITION BY table_name, sync_date ORDER BY synced_at DESC, is_finished DESC) = 1`,
+QUALIFY ROW_NUMBER() OVER (PARTITION BY table_name, sync_date ORDER BY is_finished DESC, synced_at DESC) = 1`,
 		bq.Ref(s.project, s.dataset, LogTable))
 	err = ds.Table(View).Create(ctx, &bigquery.TableMetadata{ViewQuery: viewSQL,
 		Description: "pgbq: the current state of each (table_name, sync_date)."})
@@ -223,4 +224,26 @@ func (s *Store) Date(ctx context.Context, table string, day civil.Date) (Entry, 
 	}
 	e, ok := all[day]
 	return e, ok, nil
+}
+
+// CountState counts the log rows of one date in state.
+func (s *Store) CountState(ctx context.Context, table string, day civil.Date, state string) (int64, error) {
+	if !bq.TableNameRE.MatchString(table) {
+		return 0, fmt.Errorf("read %s: bad table name %q", LogTable, table)
+	}
+	sql := fmt.Sprintf(`SELECT COUNT(*) FROM %s WHERE table_name = '%s' AND sync_date = DATE '%s' AND state = '%s'`,
+		bq.Ref(s.project, s.dataset, LogTable), table, day.String(), state)
+	it, err := bq.RunQuery(ctx, s.client, sql)
+	if err != nil {
+		return 0, fmt.Errorf("read %s: %w", LogTable, err)
+	}
+	var row []bigquery.Value
+	if err := it.Next(&row); err != nil {
+		return 0, fmt.Errorf("read %s: %w", LogTable, err)
+	}
+	n, ok := row[0].(int64)
+	if !ok {
+		return 0, fmt.Errorf("read %s: unexpected row %v", LogTable, row)
+	}
+	return n, nil
 }

@@ -1,0 +1,209 @@
+package loader
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+)
+
+var errCrash = errors.New("simulated crash")
+
+// crashAt returns a hook that fails the nth time point is reached, as a
+// process killed there would stop: nothing after it runs.
+func crashAt(point string, nth int) func(string) error {
+	var mu sync.Mutex
+	seen := 0
+	return func(p string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if p != point {
+			return nil
+		}
+		seen++
+		if seen == nth {
+			return errCrash
+		}
+		return nil
+	}
+}
+
+// A loader that dies at any point of a date and is run again ends with
+// every row exactly once, having re-loaded at most one chunk.
+func TestCrashAnywhereThenResume(t *testing.T) {
+	t.Parallel()
+	const chunk, perDay = 60, 250
+	for _, point := range []string{"read", "loaded", "checkpointed", "publish", "published", "finish"} {
+		for _, shuffled := range []bool{false, true} {
+			name := fmt.Sprintf("%s/shuffled=%v", point, shuffled)
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				r := newRig(t, chunk)
+				day := time.Date(2024, 2, 29, 0, 0, 0, 0, time.UTC)
+				seedDays(t, r.pool, day, 1, perDay, shuffled)
+				s := r.open(chunk)
+				nth := 1
+				if point == "read" || point == "loaded" || point == "checkpointed" {
+					nth = 3 // in the middle of the day
+				}
+				s.hook = crashAt(point, nth)
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				_, err := s.Sync(ctx, day, time.Now().Add(time.Hour))
+				cancel()
+				if !errors.Is(err, errCrash) {
+					t.Fatalf("first run: err = %v, want the simulated crash", err)
+				}
+				s.hook = nil
+				if got := r.syncAll(s, day); got != Finished {
+					t.Fatalf("outcome after resume = %v, want finished", got)
+				}
+				r.check(day)
+				if loaded := s.rowsLoaded.Load(); loaded > perDay+chunk {
+					t.Fatalf("loaded %d rows for a %d-row day: more than one chunk of rework", loaded, perDay)
+				}
+				if e := r.entry(day); !e.IsFinished || e.SourceRows != perDay || e.BigQueryRows != perDay {
+					t.Fatalf("sync_control = %+v", e)
+				}
+			})
+		}
+	}
+}
+
+// The same message twice, one after the other and at the same time to
+// two loaders, with and without the lease, leaves no duplicate.
+func TestDuplicateDelivery(t *testing.T) {
+	t.Parallel()
+	for _, lease := range []bool{true, false} {
+		t.Run(fmt.Sprintf("lease=%v", lease), func(t *testing.T) {
+			t.Parallel()
+			r := newRig(t, 50)
+			day := time.Date(2024, 1, 15, 0, 0, 0, 0, time.UTC)
+			seedDays(t, r.pool, day, 1, 400, false)
+			a := r.open(50)
+			b := r.open(50) // a second process: its own pool and lease connection
+			a.noLease, b.noLease = !lease, !lease
+			var wg sync.WaitGroup
+			outcomes := make([]Outcome, 2)
+			for i, s := range []*Syncer{a, b} {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					outcomes[i] = r.syncUntilDone(s, day)
+				}()
+			}
+			wg.Wait()
+			r.check(day)
+			// A third delivery, later, finds the date finished.
+			if got := r.syncAll(a, day); got != AlreadyFinished {
+				t.Fatalf("redelivery outcome = %v, want already_finished", got)
+			}
+			if outcomes[0] != Finished && outcomes[1] != Finished {
+				t.Fatalf("outcomes %v: neither loader finished the date", outcomes)
+			}
+		})
+	}
+}
+
+// syncUntilDone is what Pub/Sub redelivery does: try again while busy.
+func (r *rig) syncUntilDone(s *Syncer, day time.Time) Outcome {
+	for i := 0; i < 2000; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		out, err := s.Sync(ctx, day, time.Now().Add(time.Hour))
+		cancel()
+		if err != nil {
+			r.t.Errorf("sync: %v", err)
+			return 0
+		}
+		switch out {
+		case Continue:
+		case Busy:
+			time.Sleep(20 * time.Millisecond)
+		default:
+			return out
+		}
+	}
+	r.t.Errorf("sync never ended")
+	return 0
+}
+
+// Today is synced and published but stays unfinished; rows that arrive
+// later are picked up; once the day has closed it is finished.
+func TestTodayStaysUnfinished(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, 40)
+	day := time.Date(2024, 7, 4, 0, 0, 0, 0, time.UTC)
+	seedDays(t, r.pool, day, 1, 100, false)
+	s := r.open(40)
+	now := day.Add(12 * time.Hour)
+	s.Now = func() time.Time { return now }
+	if got := r.syncAll(s, day); got != Published {
+		t.Fatalf("outcome = %v, want published", got)
+	}
+	r.check(day)
+	if e := r.entry(day); e.IsFinished || e.State != "published" {
+		t.Fatalf("sync_control = %+v, want published and unfinished", e)
+	}
+	// More rows arrive today, with higher ids and later times.
+	r.exec(`INSERT INTO activity_logs (id, user_id, action, created_at)
+SELECT 1000 + g, 1, 'late', TIMESTAMPTZ '2024-07-04 20:00:00+00' + g * interval '1 second' FROM generate_series(1, 30) g`)
+	if got := r.syncAll(s, day); got != Published {
+		t.Fatalf("second outcome = %v, want published", got)
+	}
+	if n := r.check(day); n != 130 {
+		t.Fatalf("source rows = %d, want 130", n)
+	}
+	// Within the grace period after midnight the day is still open.
+	now = day.Add(24*time.Hour + 30*time.Minute)
+	if got := r.syncAll(s, day); got != Published {
+		t.Fatalf("outcome within grace = %v, want published", got)
+	}
+	now = day.Add(26 * time.Hour)
+	if got := r.syncAll(s, day); got != Finished {
+		t.Fatalf("outcome after grace = %v, want finished", got)
+	}
+	r.check(day)
+}
+
+// A day with no rows is finished with 0 rows.
+func TestEmptyDayFinishes(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, 40)
+	seedDays(t, r.pool, time.Date(2024, 7, 1, 0, 0, 0, 0, time.UTC), 1, 10, false)
+	s := r.open(40)
+	day := time.Date(2024, 7, 2, 0, 0, 0, 0, time.UTC)
+	if got := r.syncAll(s, day); got != Finished {
+		t.Fatalf("outcome = %v, want finished", got)
+	}
+	if e := r.entry(day); !e.IsFinished || e.SourceRows != 0 || e.BigQueryRows != 0 {
+		t.Fatalf("sync_control = %+v", e)
+	}
+	if got := r.syncAll(s, day); got != AlreadyFinished {
+		t.Fatalf("second outcome = %v, want already_finished", got)
+	}
+}
+
+// A row committed late, with a position below the staged position of an
+// unfinished date, is found before publish and the date is rebuilt.
+func TestLateRowBelowPosition(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, 30)
+	day := time.Date(2024, 8, 8, 0, 0, 0, 0, time.UTC)
+	seedDays(t, r.pool, day, 1, 200, false)
+	s := r.open(30)
+	s.hook = crashAt("checkpointed", 4)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := s.Sync(ctx, day, time.Now().Add(time.Hour)); !errors.Is(err, errCrash) {
+		t.Fatalf("first run: %v", err)
+	}
+	s.hook = nil
+	r.exec(`INSERT INTO activity_logs (id, user_id, action, created_at) VALUES (5000, 1, 'late', '2024-08-08 00:00:01+00')`)
+	if got := r.syncAll(s, day); got != Finished {
+		t.Fatalf("outcome = %v", got)
+	}
+	if n := r.check(day); n != 201 {
+		t.Fatalf("source rows = %d, want 201", n)
+	}
+}
