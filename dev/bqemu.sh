@@ -188,7 +188,7 @@ installed() {
 }
 
 do_install() {
-  local py t0 py_ver name src
+  local py t0 py_ver name src dst
   installed && return 0
   t0=$SECONDS
   py="$(find_python)"
@@ -204,6 +204,8 @@ do_install() {
     log "creating virtualenv $VENV with $py ($py_ver)"
     "$py" -m venv "$VENV"
   fi
+  # Keep the venv out of git even without a .gitignore entry (Python >= 3.13 does this itself).
+  [ -f "$VENV/.gitignore" ] || printf '# created by dev/bqemu.sh\n*\n' >"$VENV/.gitignore"
   lock >"$REQS"
   log "installing pinned packages (bqemulator 1.4.0, duckdb $DUCKDB_VERSION + spatial/avro extensions)"
   PIP_DISABLE_PIP_VERSION_CHECK=1 "$VENV/bin/python" -m pip install --no-input -q -r "$REQS" >&2
@@ -219,9 +221,11 @@ base = pathlib.Path(next(iter(spec.submodule_search_locations)))
 print(base / "extensions" / ("v" + ver) / (name + ".duckdb_extension"))
 ' "$name" "$DUCKDB_VERSION")"
     [ -f "$src" ] || die "extension file not found: $src"
-    rm -f "$EXT_DIR/$name.duckdb_extension.tmp"
-    ln "$src" "$EXT_DIR/$name.duckdb_extension.tmp" 2>/dev/null || cp "$src" "$EXT_DIR/$name.duckdb_extension.tmp"
-    mv -f "$EXT_DIR/$name.duckdb_extension.tmp" "$EXT_DIR/$name.duckdb_extension"
+    dst="$EXT_DIR/$name.duckdb_extension"
+    if [ ! "$dst" -ef "$src" ]; then # hard link when possible (same file system), else copy
+      rm -f "$dst" "$dst.tmp"
+      ln "$src" "$dst" 2>/dev/null || { cp "$src" "$dst.tmp" && mv -f "$dst.tmp" "$dst"; }
+    fi
   done
 
   # Check that DuckDB, run the way the emulator runs it, loads them without any download.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"cloud.google.com/go/bigquery"
+	"cloud.google.com/go/civil"
 	"google.golang.org/api/googleapi"
 	"google.golang.org/api/iterator"
 
@@ -354,4 +355,32 @@ func (w *Warehouse) StagedStats(ctx context.Context, day time.Time) (distinct, m
 		return 0, 0, fmt.Errorf("count staged rows of %s: unexpected row %v", w.Staging(day), row)
 	}
 	return d, m, nil
+}
+
+// DayCounts are the destination's rows and distinct ids per UTC day in [from, to).
+func (w *Warehouse) DayCounts(ctx context.Context, from, to time.Time) (map[civil.Date]DayStats, error) {
+	sql := fmt.Sprintf("SELECT DATE(%[1]s), COUNT(*), COUNT(DISTINCT %[2]s) FROM %[3]s WHERE %[1]s >= TIMESTAMP '%[4]s' AND %[1]s < TIMESTAMP '%[5]s' GROUP BY 1",
+		quote(w.tsName()), quote(w.idName()), w.DestRef(), from.Format("2006-01-02 15:04:05+00"), to.Format("2006-01-02 15:04:05+00"))
+	it, err := w.Query(ctx, sql)
+	if err != nil {
+		return nil, fmt.Errorf("count %s by day: %w", w.dest, err)
+	}
+	out := map[civil.Date]DayStats{}
+	for {
+		var row []bigquery.Value
+		err := it.Next(&row)
+		if errors.Is(err, iterator.Done) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("count %s by day: %w", w.dest, err)
+		}
+		d, ok1 := row[0].(civil.Date)
+		n, ok2 := row[1].(int64)
+		u, ok3 := row[2].(int64)
+		if !ok1 || !ok2 || !ok3 {
+			return nil, fmt.Errorf("count %s by day: unexpected row %v", w.dest, row)
+		}
+		out[d] = DayStats{Rows: n, DistinctIDs: u}
+	}
 }

@@ -89,11 +89,11 @@ func (s *Syncer) at(point string) error {
 
 // chunk is one encoded chunk on its way to BigQuery.
 type chunk struct {
-	n               int
-	rows            int
-	first, last     schema.Key
-	maxID           int64
-	data            *bytes.Buffer
+	n                int
+	rows             int
+	first, last      schema.Key
+	maxID            int64
+	data             *bytes.Buffer
 	readMS, encodeMS int64
 }
 

@@ -13,7 +13,7 @@ import (
 
 // PostgreSQL's binary dates and timestamps count from 2000-01-01.
 const (
-	pgEpochDays   = 10957            // days from 1970-01-01 to 2000-01-01
+	pgEpochDays   = 10957           // days from 1970-01-01 to 2000-01-01
 	pgEpochMicros = 946684800000000 // microseconds from 1970-01-01 to 2000-01-01
 	// BigQuery holds 0001-01-01 through 9999-12-31.
 	minMicros = -62135596800000000

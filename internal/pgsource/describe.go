@@ -16,6 +16,18 @@ import (
 // (missing columns, unmappable types). It is permanent.
 var ErrUnsupported = errors.New("unsupported source table")
 
+// SpecError says which part of a TableSpec is wrong: "table", "id" or
+// "timestamp", so that callers can name their own setting.
+type SpecError struct {
+	Field string
+	Msg   string
+}
+
+func (e *SpecError) Error() string { return e.Msg }
+
+// Unwrap makes a SpecError an ErrUnsupported.
+func (e *SpecError) Unwrap() error { return ErrUnsupported }
+
 // PostgreSQL type OIDs pgbq maps.
 const (
 	oidBool        = 16
@@ -96,7 +108,7 @@ func describe(ctx context.Context, pool *pgxpool.Pool, spec TableSpec) (pgx.Iden
 		return nil, nil, schema.Table{}, fmt.Errorf("describe %s: %w", spec.Table, err)
 	}
 	if ident == nil {
-		return nil, nil, schema.Table{}, fmt.Errorf("%w: table %q not found (or has no columns)", ErrUnsupported, spec.Table)
+		return nil, nil, schema.Table{}, &SpecError{Field: "table", Msg: fmt.Sprintf("table %q not found (or it has no columns)", spec.Table)}
 	}
 	if len(problems) > 0 {
 		return nil, nil, schema.Table{}, fmt.Errorf("%w: table %s: %s", ErrUnsupported, ident.Sanitize(), strings.Join(problems, "; "))
@@ -111,18 +123,19 @@ func describe(ctx context.Context, pool *pgxpool.Pool, spec TableSpec) (pgx.Iden
 			t.TimestampIndex = i
 		}
 	}
+	var errs []error
 	if t.IDIndex < 0 {
-		problems = append(problems, fmt.Sprintf("id column %q not found", spec.IDColumn))
+		errs = append(errs, &SpecError{Field: "id", Msg: fmt.Sprintf("id column %q not found in table %s", spec.IDColumn, ident.Sanitize())})
 	} else if c := cols[t.IDIndex]; c.oid != oidInt2 && c.oid != oidInt4 && c.oid != oidInt8 {
-		problems = append(problems, fmt.Sprintf("id column %q is %s; it must be smallint, integer or bigint", c.Name, c.SourceType))
+		errs = append(errs, &SpecError{Field: "id", Msg: fmt.Sprintf("id column %q is %s; it must be smallint, integer or bigint", c.Name, c.SourceType)})
 	}
 	if t.TimestampIndex < 0 {
-		problems = append(problems, fmt.Sprintf("timestamp column %q not found", spec.TimestampColumn))
+		errs = append(errs, &SpecError{Field: "timestamp", Msg: fmt.Sprintf("timestamp column %q not found in table %s", spec.TimestampColumn, ident.Sanitize())})
 	} else if c := cols[t.TimestampIndex]; c.oid != oidTimestamptz {
-		problems = append(problems, fmt.Sprintf("timestamp column %q is %s; it must be timestamp with time zone", c.Name, c.SourceType))
+		errs = append(errs, &SpecError{Field: "timestamp", Msg: fmt.Sprintf("timestamp column %q is %s; it must be timestamp with time zone", c.Name, c.SourceType)})
 	}
-	if len(problems) > 0 {
-		return nil, nil, schema.Table{}, fmt.Errorf("%w: table %s: %s", ErrUnsupported, ident.Sanitize(), strings.Join(problems, "; "))
+	if len(errs) > 0 {
+		return nil, nil, schema.Table{}, errors.Join(errs...)
 	}
 	return ident, cols, t, nil
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"cloud.google.com/go/civil"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -200,4 +201,25 @@ func (s *Source) Lease(ctx context.Context, key string) (release func(), err err
 		}
 		conn.Release()
 	}, nil
+}
+
+// DayCounts counts the source rows of each UTC day in [from, to).
+func (s *Source) DayCounts(ctx context.Context, from, to time.Time) (map[civil.Date]int64, error) {
+	ts := pgx.Identifier{s.cols[s.table.TimestampIndex].Name}.Sanitize()
+	sql := fmt.Sprintf(`SELECT (%[1]s AT TIME ZONE 'UTC')::date, count(*) FROM %[2]s WHERE %[1]s >= $1 AND %[1]s < $2 GROUP BY 1`, ts, s.Name())
+	rows, err := s.pool.Query(ctx, sql, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("count %s by day: %w", s.Name(), err)
+	}
+	defer rows.Close()
+	out := map[civil.Date]int64{}
+	for rows.Next() {
+		var d time.Time
+		var n int64
+		if err := rows.Scan(&d, &n); err != nil {
+			return nil, fmt.Errorf("count %s by day: %w", s.Name(), err)
+		}
+		out[civil.DateOf(d)] = n
+	}
+	return out, rows.Err()
 }

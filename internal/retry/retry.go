@@ -34,8 +34,8 @@ func Transient(err error) bool {
 	if errors.As(err, &pgErr) {
 		switch {
 		case strings.HasPrefix(pgErr.Code, "08"), // connection exception
-			strings.HasPrefix(pgErr.Code, "40"), // serialization failure, deadlock
-			strings.HasPrefix(pgErr.Code, "53"), // insufficient resources
+			strings.HasPrefix(pgErr.Code, "40"),                                 // serialization failure, deadlock
+			strings.HasPrefix(pgErr.Code, "53"),                                 // insufficient resources
 			pgErr.Code == "57P01", pgErr.Code == "57P02", pgErr.Code == "57P03", // shutdown, cannot connect now
 			pgErr.Code == "57014": // statement timeout / cancel
 			return true

@@ -1,0 +1,209 @@
+// Command loader is the Cloud Run service that syncs one (table, date) per
+// Pub/Sub message: push requests by default, or pulling from a
+// subscription (--pull) for local runs, or one date at once (--date).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"cloud.google.com/go/pubsub/v2"
+	"github.com/sethvargo/go-envconfig"
+
+	"github.com/pgbq/pgbq/internal/app"
+	"github.com/pgbq/pgbq/internal/config"
+	"github.com/pgbq/pgbq/internal/loader"
+	"github.com/pgbq/pgbq/internal/logging"
+	"github.com/pgbq/pgbq/internal/parquetenc"
+)
+
+// Config is the loader's configuration.
+type Config struct {
+	Common config.Common
+	// Budget is how long one message works before it hands the rest of
+	// its date to a continuation message; below the 600 s ack deadline.
+	Budget time.Duration `env:"LOADER_BUDGET, default=480s"`
+	// Port is where push requests arrive (Cloud Run sets it).
+	Port string `env:"PORT, default=8080"`
+	// Concurrency is how many messages a pulling loader works at once.
+	Concurrency int `env:"LOADER_CONCURRENCY, default=1"`
+}
+
+// MaxBudget keeps a request's work inside Pub/Sub's 600 s push deadline,
+// with room for the last load and the publish.
+const MaxBudget = 540 * time.Second
+
+func (c *Config) validate(pull bool) error {
+	c.Common.Normalize()
+	errs := []error{c.Common.Validate(true, pull)}
+	if c.Budget < 10*time.Second || c.Budget > MaxBudget {
+		errs = append(errs, fmt.Errorf("LOADER_BUDGET %s is out of range (10s..%s)", c.Budget, MaxBudget))
+	}
+	if c.Concurrency < 1 || c.Concurrency > 64 {
+		errs = append(errs, fmt.Errorf("LOADER_CONCURRENCY %d is out of range (1..64)", c.Concurrency))
+	}
+	return errors.Join(errs...)
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], nil, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "loader:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout io.Writer) error {
+	fs := flag.NewFlagSet("loader", flag.ContinueOnError)
+	pull := fs.Bool("pull", false, "pull messages from PUBSUB_SUBSCRIPTION instead of serving push requests")
+	idle := fs.Duration("exit-when-idle", 0, "with --pull: exit once no message has arrived for this long (0: never)")
+	date := fs.String("date", "", "sync this one date (YYYY-MM-DD) now, without Pub/Sub, and exit")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var cfg Config
+	if err := config.Load(ctx, &cfg, lookuper); err != nil {
+		return err
+	}
+	if err := cfg.validate(*pull); err != nil {
+		return fmt.Errorf("configuration:\n%w", err)
+	}
+	logger := logging.New(stdout, cfg.Common.LogLevel).With("component", "loader")
+	ctx = logging.With(ctx, logger)
+
+	deps, err := app.Open(ctx, &cfg.Common, true)
+	if err != nil {
+		return err
+	}
+	defer deps.Close()
+	enc, err := parquetenc.New(deps.Source.Table())
+	if err != nil {
+		return err
+	}
+	host, _ := os.Hostname()
+	svc := &loader.Service{
+		Syncer: &loader.Syncer{Source: deps.Source, Warehouse: deps.Warehouse, State: deps.State, Encoder: enc,
+			Table: cfg.Common.Sync.DestTable, ChunkSize: cfg.Common.Sync.ChunkSize, Grace: cfg.Common.Sync.Grace,
+			Writer: fmt.Sprintf("loader@%s/%d", host, os.Getpid())},
+		Pub:    deps.Publisher,
+		Budget: cfg.Budget,
+	}
+	switch {
+	case *date != "":
+		return once(ctx, svc, *date)
+	case *pull:
+		return receive(ctx, logger, svc, deps, cfg, *idle)
+	default:
+		return serve(ctx, logger, svc, cfg.Port)
+	}
+}
+
+// once syncs one date in this process until it is published or finished.
+func once(ctx context.Context, svc *loader.Service, date string) error {
+	day, err := time.Parse(time.DateOnly, date)
+	if err != nil {
+		return fmt.Errorf("--date %q is not a date (YYYY-MM-DD)", date)
+	}
+	for {
+		out, err := svc.Syncer.Sync(ctx, day, time.Now().Add(svc.Budget))
+		if err != nil {
+			return err
+		}
+		logging.From(ctx).Info("date processed", "sync_date", date, "outcome", out.String())
+		if out != loader.Continue {
+			return nil
+		}
+	}
+}
+
+// serve answers Pub/Sub push requests until ctx ends (SIGTERM), then stops
+// within Cloud Run's 10 s: in-flight dates stop at their next safe point
+// and answer 503, so Pub/Sub redelivers them.
+func serve(ctx context.Context, logger *slog.Logger, svc *loader.Service, port string) error {
+	srv := &http.Server{
+		Handler:           svc.PushHandler(ctx, logger),
+		ReadHeaderTimeout: 10 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	ln, err := net.Listen("tcp", ":"+port)
+	if err != nil {
+		return fmt.Errorf("listen on PORT %s: %w", port, err)
+	}
+	logger.Info("serving push requests", "port", port)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
+	defer cancel()
+	logger.Info("shutting down")
+	return srv.Shutdown(shutdownCtx)
+}
+
+// receive pulls messages until ctx ends or, with idle > 0, until nothing
+// has arrived for idle.
+func receive(ctx context.Context, logger *slog.Logger, svc *loader.Service, deps *app.Deps, cfg Config, idle time.Duration) error {
+	sub := deps.PubSub.Subscriber(cfg.Common.PubSub.Subscription)
+	sub.ReceiveSettings.MaxOutstandingMessages = cfg.Concurrency
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var active atomic.Int64
+	var last atomic.Int64
+	last.Store(time.Now().UnixNano())
+	if idle > 0 {
+		go func() {
+			t := time.NewTicker(200 * time.Millisecond)
+			defer t.Stop()
+			for {
+				select {
+				case <-rctx.Done():
+					return
+				case <-t.C:
+					if active.Load() == 0 && time.Since(time.Unix(0, last.Load())) > idle {
+						logger.Info("no messages; exiting", "idle_ms", idle.Milliseconds())
+						cancel()
+						return
+					}
+				}
+			}
+		}()
+	}
+	logger.Info("pulling", "subscription", cfg.Common.PubSub.Subscription)
+	err := sub.Receive(rctx, func(mctx context.Context, m *pubsub.Message) {
+		active.Add(1)
+		defer func() {
+			last.Store(time.Now().UnixNano())
+			active.Add(-1)
+		}()
+		log := logger.With("message_id", m.ID)
+		if err := svc.Handle(logging.With(ctx, log), m.Data); err != nil {
+			// Pub/Sub's retry backoff applies to push; pulling, we pause.
+			select {
+			case <-time.After(time.Second):
+			case <-ctx.Done():
+			}
+			m.Nack()
+			return
+		}
+		m.Ack()
+	})
+	if err != nil && ctx.Err() == nil && rctx.Err() == nil {
+		return fmt.Errorf("receive from %s: %w", cfg.Common.PubSub.Subscription, err)
+	}
+	return nil
+}

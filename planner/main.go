@@ -1,0 +1,126 @@
+// Command planner is the Cloud Run job that finds the dates of the
+// configured table that are not finished and publishes one message per
+// date. It is also the operator's tool:
+//
+//	planner              plan and publish
+//	planner --dry-run    print the plan, publish nothing
+//	planner status       per date: state, source rows, BigQuery rows
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/sethvargo/go-envconfig"
+
+	"github.com/pgbq/pgbq/internal/app"
+	"github.com/pgbq/pgbq/internal/config"
+	"github.com/pgbq/pgbq/internal/logging"
+	"github.com/pgbq/pgbq/internal/planner"
+)
+
+// Config is the planner's configuration.
+type Config struct {
+	Common config.Common
+	// InFlight: a date whose sync_control entry is younger than this is
+	// being worked on (or was just planned) and is left alone.
+	InFlight time.Duration `env:"PLANNER_IN_FLIGHT, default=15m"`
+	// MaxDates caps the messages of one run.
+	MaxDates int `env:"PLANNER_MAX_DATES, default=500"`
+}
+
+func (c *Config) validate(needTopic bool) error {
+	c.Common.Normalize()
+	errs := []error{c.Common.Validate(needTopic, false)}
+	if c.InFlight < 0 {
+		errs = append(errs, fmt.Errorf("PLANNER_IN_FLIGHT %s must not be negative", c.InFlight))
+	}
+	if c.MaxDates < 1 || c.MaxDates > 100000 {
+		errs = append(errs, fmt.Errorf("PLANNER_MAX_DATES %d is out of range (1..100000)", c.MaxDates))
+	}
+	return errors.Join(errs...)
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], nil, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "planner:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout, logOut io.Writer) error {
+	fs := flag.NewFlagSet("planner", flag.ContinueOnError)
+	dryRun := fs.Bool("dry-run", false, "print the plan instead of publishing it")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cmd := fs.Arg(0)
+	switch cmd {
+	case "", "status":
+	default:
+		return fmt.Errorf("unknown command %q (commands: status; no command plans and publishes)", cmd)
+	}
+	var cfg Config
+	if err := config.Load(ctx, &cfg, lookuper); err != nil {
+		return err
+	}
+	publish := cmd == "" && !*dryRun
+	if err := cfg.validate(publish); err != nil {
+		return fmt.Errorf("configuration:\n%w", err)
+	}
+	logger := logging.New(logOut, cfg.Common.LogLevel).With("component", "planner")
+	ctx = logging.With(ctx, logger)
+	deps, err := app.Open(ctx, &cfg.Common, publish)
+	if err != nil {
+		return err
+	}
+	defer deps.Close()
+	p := &planner.Planner{Source: deps.Source, State: deps.State, Table: cfg.Common.Sync.DestTable,
+		InFlight: cfg.InFlight, MaxDates: cfg.MaxDates}
+	if deps.Publisher != nil {
+		p.Pub = deps.Publisher
+	}
+	if start, ok := cfg.Common.Sync.Start(); ok {
+		p.Start = start
+	}
+	switch {
+	case cmd == "status":
+		tot, err := p.Status(ctx, stdout, deps.Source, deps.Warehouse)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "status: dates=%d finished=%d source_rows=%d bigquery_rows=%d duplicates=%d mismatched=%d\n",
+			tot.Dates, tot.Finished, tot.SourceRows, tot.BigQueryRows, tot.Duplicates, tot.Mismatched)
+		return nil
+	case *dryRun:
+		plan, err := p.Plan(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "table\tdate\treason")
+		for _, d := range plan {
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", p.Table, d.Date, d.Reason)
+		}
+		tw.Flush()
+		fmt.Fprintf(stdout, "plan: %d dates (dry run, nothing published)\n", len(plan))
+		return nil
+	default:
+		plan, err := p.Run(ctx)
+		if err != nil {
+			return err
+		}
+		logger.Info("plan published", "table", p.Table, "dates", len(plan))
+		return nil
+	}
+}
