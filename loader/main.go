@@ -116,12 +116,14 @@ func once(ctx context.Context, svc *loader.Service, date string) error {
 	if err != nil {
 		return fmt.Errorf("--date %q is not a date (YYYY-MM-DD)", date)
 	}
+	log := logging.From(ctx).With("table", svc.Syncer.Table, "sync_date", date)
+	ctx = logging.With(ctx, log)
 	for {
 		out, err := svc.Syncer.Sync(ctx, day, time.Now().Add(svc.Budget))
 		if err != nil {
 			return err
 		}
-		logging.From(ctx).Info("date processed", "sync_date", date, "outcome", out.String())
+		log.Info("date processed", "outcome", out.String())
 		if out != loader.Continue {
 			return nil
 		}

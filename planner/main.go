@@ -121,6 +121,7 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 			return err
 		}
 		logger.Info("plan published", "table", p.Table, "dates", len(plan))
+		fmt.Fprintf(stdout, "plan: %d dates published\n", len(plan))
 		return nil
 	}
 }

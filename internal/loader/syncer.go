@@ -101,7 +101,7 @@ type chunk struct {
 // budget) passes, or an error. Every step is safe to repeat: the position
 // is recomputed from the staging table, and the publish replaces the day.
 func (s *Syncer) Sync(ctx context.Context, day time.Time, deadline time.Time) (Outcome, error) {
-	log := logging.From(ctx).With("table", s.Table, "sync_date", day.Format(time.DateOnly))
+	log := logging.From(ctx) // carries table and sync_date
 	date := civil.DateOf(day)
 	if !s.noLease {
 		release, err := s.Source.Lease(ctx, s.Table+"/"+date.String())

@@ -1,0 +1,76 @@
+// Command bqquery runs one SQL statement against BigQuery or the local
+// emulator and prints the rows tab-separated, for the demo and for people
+// looking into a local run.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"cloud.google.com/go/bigquery"
+	"google.golang.org/api/iterator"
+
+	"github.com/pgbq/pgbq/internal/bq"
+)
+
+func main() {
+	endpoint := flag.String("endpoint", os.Getenv("BQ_ENDPOINT"), "BigQuery endpoint (default $BQ_ENDPOINT; empty: BigQuery itself)")
+	project := flag.String("project", os.Getenv("BQ_PROJECT"), "project (default $BQ_PROJECT)")
+	flag.Parse()
+	if flag.NArg() != 1 {
+		fmt.Fprintln(os.Stderr, "usage: bqquery [--endpoint URL] [--project P] 'SQL'")
+		os.Exit(2)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	client, err := bq.NewClient(ctx, bq.Config{Project: *project, Endpoint: *endpoint})
+	if err != nil {
+		fail(err)
+	}
+	defer client.Close()
+	it, err := bq.RunQuery(ctx, client, flag.Arg(0))
+	if err != nil {
+		fail(err)
+	}
+	header := false
+	for {
+		var row []bigquery.Value
+		err := it.Next(&row)
+		if errors.Is(err, iterator.Done) {
+			return
+		}
+		if err != nil {
+			fail(err)
+		}
+		if !header {
+			names := make([]string, len(it.Schema))
+			for i, f := range it.Schema {
+				names[i] = f.Name
+			}
+			fmt.Println(strings.Join(names, "\t"))
+			header = true
+		}
+		cells := make([]string, len(row))
+		for i, v := range row {
+			switch t := v.(type) {
+			case nil:
+				cells[i] = "NULL"
+			case time.Time:
+				cells[i] = t.UTC().Format(time.RFC3339)
+			default:
+				cells[i] = fmt.Sprint(t)
+			}
+		}
+		fmt.Println(strings.Join(cells, "\t"))
+	}
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "bqquery:", err)
+	os.Exit(1)
+}
