@@ -40,9 +40,9 @@ type Config struct {
 	Concurrency int `env:"LOADER_CONCURRENCY, default=1"`
 }
 
-// MaxBudget keeps a request's work inside Pub/Sub's 600 s push deadline,
-// with room for the last load and the publish.
-const MaxBudget = 540 * time.Second
+// MaxBudget keeps a request's work, plus loader.FinishTime for the last
+// load and the publish, inside Pub/Sub's 600 s push ack deadline.
+const MaxBudget = 530 * time.Second
 
 func (c *Config) validate(pull bool) error {
 	c.Common.Normalize()

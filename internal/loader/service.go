@@ -35,6 +35,11 @@ type Service struct {
 	Budget time.Duration
 }
 
+// FinishTime is what a request may take beyond its budget to finish the
+// load in flight and the publish. Budget + FinishTime must stay below the
+// 600 s push ack deadline.
+const FinishTime = 60 * time.Second
+
 // Handle processes one message. A nil error means ack; an error means the
 // failure is transient and the message should be redelivered.
 func (s *Service) Handle(ctx context.Context, data []byte) error {
@@ -52,9 +57,9 @@ func (s *Service) Handle(ctx context.Context, data []byte) error {
 	ctx = logging.With(ctx, log)
 	start := time.Now()
 	deadline := start.Add(s.Budget)
-	// The budget bounds when new chunks start; the context allows the
-	// work in flight (a load, the publish) time to finish.
-	workCtx, cancel := context.WithDeadline(ctx, deadline.Add(s.Budget/4))
+	// The budget bounds when new chunks start; the context gives the work
+	// in flight (the last load, the publish) FinishTime more.
+	workCtx, cancel := context.WithDeadline(ctx, deadline.Add(FinishTime))
 	defer cancel()
 	outcome, err := s.Syncer.Sync(workCtx, day, deadline)
 	if err != nil {
