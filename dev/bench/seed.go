@@ -128,24 +128,24 @@ func execParallel(ctx context.Context, dsn string, stmts ...[]string) error {
 func one(s ...string) []string { return s }
 
 // seed builds both tables and reports how long each step took.
-func seed(ctx context.Context, dsn string, l layout) (shuffledRows int64, err error) {
+func seed(ctx context.Context, dsn string, l layout) error {
 	t0 := time.Now()
 	step := func(name string) {
 		logf("seed: %-44s %6.1f s (since start)", name, time.Since(t0).Seconds())
 	}
 	if err := execParallel(ctx, dsn, one(createTableSQL(mainTable), createTableSQL(shuffledTable))); err != nil {
-		return 0, err
+		return err
 	}
 	half := l.rows / 2
 	if err := execParallel(ctx, dsn,
 		one(l.insertMainSQL(1, half)), one(l.insertMainSQL(half+1, l.rows))); err != nil {
-		return 0, fmt.Errorf("insert %s: %w", mainTable, err)
+		return fmt.Errorf("insert %s: %w", mainTable, err)
 	}
 	step(fmt.Sprintf("%s: %d rows inserted", mainTable, l.rows))
 	mult := shuffleMultiplier(l.rows)
 	if err := execParallel(ctx, dsn,
 		one(l.shuffledSQL(1, half, mult)), one(l.shuffledSQL(half+1, l.rows, mult))); err != nil {
-		return 0, fmt.Errorf("insert %s: %w", shuffledTable, err)
+		return fmt.Errorf("insert %s: %w", shuffledTable, err)
 	}
 	step(shuffledTable + ": rows inserted")
 	var idx [][]string
@@ -155,23 +155,23 @@ func seed(ctx context.Context, dsn string, l layout) (shuffledRows int64, err er
 			one(fmt.Sprintf("CREATE INDEX %[1]s_created_at_id ON %[1]s (created_at, id)", t)))
 	}
 	if err := execParallel(ctx, dsn, idx...); err != nil {
-		return 0, fmt.Errorf("create indexes: %w", err)
+		return fmt.Errorf("create indexes: %w", err)
 	}
 	for _, t := range []string{mainTable, shuffledTable} {
 		if err := execParallel(ctx, dsn, one(fmt.Sprintf("ALTER TABLE %[1]s ADD CONSTRAINT %[1]s_pkey PRIMARY KEY USING INDEX %[1]s_pkey", t))); err != nil {
-			return 0, err
+			return err
 		}
 	}
 	step("indexes: primary key (id), (created_at, id)")
 	if err := execParallel(ctx, dsn,
 		one("VACUUM (FREEZE, ANALYZE) "+mainTable), one("VACUUM (FREEZE, ANALYZE) "+shuffledTable)); err != nil {
-		return 0, err
+		return err
 	}
 	step("VACUUM (FREEZE, ANALYZE)")
 
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	defer conn.Close(context.Background())
 	var n, big, minID, maxID int64
@@ -179,29 +179,29 @@ func seed(ctx context.Context, dsn string, l layout) (shuffledRows int64, err er
 	if err := conn.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE created_at >= $1 AND created_at < $2),
 		pg_size_pretty(pg_total_relation_size('`+mainTable+`')) FROM `+mainTable,
 		l.day(l.bigDay), l.day(l.bigDay+1)).Scan(&n, &big, &size); err != nil {
-		return 0, err
+		return err
 	}
 	if n != l.rows || big != l.bigRows {
-		return 0, fmt.Errorf("%s holds %d rows (%d on the big day), want %d (%d)", mainTable, n, big, l.rows, l.bigRows)
+		return fmt.Errorf("%s holds %d rows (%d on the big day), want %d (%d)", mainTable, n, big, l.rows, l.bigRows)
 	}
 	logf("seed: %s: %d rows over %d days (%s .. %s), %d rows on %s, %s with indexes",
 		mainTable, n, l.days, l.day(0).Format(time.DateOnly), l.day(l.days-1).Format(time.DateOnly),
 		big, l.day(l.bigDay).Format(time.DateOnly), size)
-	var sbig int64
+	var shuffledRows, sbig int64
 	var corr float64
 	if err := conn.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE created_at >= $1 AND created_at < $2),
 		min(id), max(id), pg_size_pretty(pg_total_relation_size('`+shuffledTable+`')) FROM `+shuffledTable,
 		l.day(l.bigDay), l.day(l.bigDay+1)).Scan(&shuffledRows, &sbig, &minID, &maxID, &size); err != nil {
-		return 0, err
+		return err
 	}
 	if sbig != l.bigRows {
-		return 0, fmt.Errorf("%s holds %d rows on the big day, want %d", shuffledTable, sbig, l.bigRows)
+		return fmt.Errorf("%s holds %d rows on the big day, want %d", shuffledTable, sbig, l.bigRows)
 	}
 	if err := conn.QueryRow(ctx, `SELECT correlation FROM pg_stats WHERE tablename = $1 AND attname = 'id'`, shuffledTable).Scan(&corr); err != nil {
-		return 0, err
+		return err
 	}
 	logf("seed: %s: %d rows, %d on %s, ids %d..%d permuted (id*%d mod %d + 1; pg_stats id correlation %.3f), %s with indexes",
 		shuffledTable, shuffledRows, sbig, l.day(l.bigDay).Format(time.DateOnly), minID, maxID, mult, l.rows, corr, size)
 	logf("seed: total %.1f s", time.Since(t0).Seconds())
-	return shuffledRows, nil
+	return nil
 }

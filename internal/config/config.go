@@ -51,6 +51,13 @@ func Load(ctx context.Context, c any, lookuper envconfig.Lookuper) error {
 		lookuper = envconfig.OsLookuper()
 	}
 	if err := envconfig.ProcessWith(ctx, &envconfig.Config{Target: c, Lookuper: lookuper}); err != nil {
+		// go-envconfig names the Go field; name the variable instead.
+		msg := err.Error()
+		for _, v := range Variables(c) {
+			if rest, ok := strings.CutPrefix(msg, v.Path+": "); ok {
+				return fmt.Errorf("configuration: %s: %s", v.Name, rest)
+			}
+		}
 		return fmt.Errorf("configuration: %w", err)
 	}
 	return nil

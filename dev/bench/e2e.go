@@ -1,0 +1,154 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"cloud.google.com/go/bigquery"
+	"google.golang.org/api/iterator"
+
+	"github.com/pgbq/pgbq/internal/bq"
+)
+
+const benchDataset = "pgbq_bench"
+
+type e2eConfig struct {
+	loader, workDir, pgDSN, bqEndpoint, bqProject string
+	budget                                        time.Duration
+}
+
+type e2eResult struct {
+	dates     int
+	rows      int64
+	wall      time.Duration
+	peakRSSKB int64
+}
+
+// endToEnd runs `loader --date D` for each date in order, one process at a
+// time, while the next date is expected to fit in the budget.
+func endToEnd(ctx context.Context, c e2eConfig, l layout, dayRows []int64) (e2eResult, error) {
+	env := append(os.Environ(),
+		"PG_DSN="+c.pgDSN, "BQ_PROJECT="+c.bqProject, "BQ_DATASET="+benchDataset, "BQ_ENDPOINT="+c.bqEndpoint,
+		"SYNC_TABLE="+mainTable, "SYNC_CHUNK_SIZE=250000", "PUBSUB_TOPIC=dates",
+		// The loader wants a topic for continuations; --date never publishes.
+		// An unreachable emulator address keeps the client off real Pub/Sub.
+		"PUBSUB_EMULATOR_HOST=127.0.0.1:1", "LOG_LEVEL=info")
+	var res e2eResult
+	t0 := time.Now()
+	for i := int64(0); i < l.days; i++ {
+		elapsed := time.Since(t0)
+		if res.rows > 0 {
+			rate := float64(res.rows) / elapsed.Seconds()
+			next := time.Duration(float64(dayRows[i]) / rate * float64(time.Second))
+			if elapsed+next > c.budget {
+				logf("end-to-end: stopping before %s: %s elapsed, about %s more expected, budget %s",
+					l.day(i).Format(time.DateOnly), elapsed.Round(time.Second), next.Round(time.Second), c.budget)
+				break
+			}
+		}
+		date := l.day(i).Format(time.DateOnly)
+		logPath := filepath.Join(c.workDir, "loader-"+date+".log")
+		f, err := os.Create(logPath)
+		if err != nil {
+			return res, err
+		}
+		rctx, cancel := context.WithTimeout(ctx, 20*time.Minute)
+		cmd := exec.CommandContext(rctx, c.loader, "--date", date)
+		cmd.Env = env
+		cmd.Stdout, cmd.Stderr = f, f
+		s := time.Now()
+		err = cmd.Run()
+		d := time.Since(s)
+		cancel()
+		f.Close()
+		if err != nil {
+			return res, fmt.Errorf("loader --date %s: %w\n%s", date, err, tail(logPath, 20))
+		}
+		ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+		if !ok {
+			return res, errors.New("no rusage for the loader process")
+		}
+		res.peakRSSKB = max(res.peakRSSKB, ru.Maxrss)
+		res.dates++
+		res.rows += dayRows[i]
+		chunks, outcome := scanLog(logPath)
+		logf("end-to-end: %s: %7d rows in %6.2f s = %7.0f rows/s, %d chunks, %s, loader max RSS %d MB",
+			date, dayRows[i], d.Seconds(), float64(dayRows[i])/d.Seconds(), chunks, outcome, ru.Maxrss/1024)
+	}
+	res.wall = time.Since(t0)
+	return res, nil
+}
+
+// scanLog counts staged chunks and finds the last outcome in a loader log.
+func scanLog(path string) (chunks int, outcome string) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, "?"
+	}
+	defer f.Close()
+	outcome = "no outcome logged"
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.Contains(line, `"chunk staged"`) {
+			chunks++
+		}
+		if i := strings.Index(line, `"outcome":"`); i >= 0 {
+			rest := line[i+len(`"outcome":"`):]
+			if j := strings.IndexByte(rest, '"'); j >= 0 {
+				outcome = rest[:j]
+			}
+		}
+	}
+	return chunks, outcome
+}
+
+func tail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// destinationCount counts the rows and distinct ids in the destination.
+func destinationCount(ctx context.Context, c e2eConfig) (rows, ids int64, err error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	client, err := bq.NewClient(ctx, bq.Config{Project: c.bqProject, Endpoint: c.bqEndpoint})
+	if err != nil {
+		return 0, 0, err
+	}
+	defer client.Close()
+	it, err := bq.RunQuery(ctx, client, fmt.Sprintf("SELECT COUNT(*) AS n, COUNT(DISTINCT id) AS ids FROM %s",
+		bq.Ref(c.bqProject, benchDataset, mainTable)))
+	if err != nil {
+		return 0, 0, fmt.Errorf("count destination rows: %w", err)
+	}
+	var row []bigquery.Value
+	if err := it.Next(&row); err != nil {
+		if errors.Is(err, iterator.Done) {
+			return 0, 0, errors.New("count destination rows: no result row")
+		}
+		return 0, 0, fmt.Errorf("count destination rows: %w", err)
+	}
+	n, ok1 := row[0].(int64)
+	d, ok2 := row[1].(int64)
+	if !ok1 || !ok2 {
+		return 0, 0, fmt.Errorf("count destination rows: unexpected result %v", row)
+	}
+	return n, d, nil
+}

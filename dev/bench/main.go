@@ -1,0 +1,162 @@
+// Command bench measures pgbq on a throwaway stack (run by dev/bench.sh,
+// `make bench`): it seeds a 5M-row activity_logs over 30 days (one day of
+// 2M rows) and a shuffled-id copy, then measures raw binary COPY
+// throughput, extract+encode throughput (pgsource.ReadChunk and
+// parquetenc.Encode, as the loader does), per-chunk read times that must
+// not grow with the chunk's position, and the real loader binary end to
+// end against the BigQuery emulator with its peak RSS. The last line is
+// machine-readable:
+//
+//	bench: copy_rows_per_s=C extract_encode_rows_per_s=E end_to_end_rows_per_s=T ratio=R peak_rss_mb=M
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"math"
+	"os"
+	"os/signal"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgbq/pgbq/internal/pgsource"
+)
+
+func logf(format string, args ...any) { fmt.Printf(format+"\n", args...) }
+
+func main() {
+	rows := flag.Int64("rows", 5_000_000, "rows in activity_logs")
+	bigRows := flag.Int64("big-day-rows", 2_000_000, "rows on the one big day")
+	days := flag.Int64("days", 30, "days the rows span")
+	chunk := flag.Int("chunk", 250_000, "chunk size for extract+encode and the chunk timings")
+	loader := flag.String("loader", "", "path of the loader binary")
+	workDir := flag.String("work", os.TempDir(), "directory for loader logs")
+	budget := flag.Duration("e2e-budget", 8*time.Minute, "time the end-to-end run may take; later dates are skipped")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, *rows, *bigRows, *days, *chunk, *loader, *workDir, *budget); err != nil {
+		fmt.Fprintln(os.Stderr, "bench: FAILED:", err)
+		os.Exit(1)
+	}
+}
+
+func env(name string) (string, error) {
+	v := os.Getenv(name)
+	if v == "" {
+		return "", fmt.Errorf("%s is not set (run through dev/bench.sh)", name)
+	}
+	return v, nil
+}
+
+func run(ctx context.Context, rows, bigRows, days int64, chunk int, loader, workDir string, budget time.Duration) error {
+	start := time.Now()
+	l, err := newLayout(rows, bigRows, days)
+	if err != nil {
+		return err
+	}
+	if loader == "" {
+		return fmt.Errorf("--loader is required")
+	}
+	admin, err := env("PG_ADMIN_DSN")
+	if err != nil {
+		return err
+	}
+	endpoint, err := env("BQ_ENDPOINT")
+	if err != nil {
+		return err
+	}
+	project, err := env("BQ_EMU_PROJECT")
+	if err != nil {
+		return err
+	}
+	if !strings.Contains(admin, "dbname=postgres") {
+		return fmt.Errorf("PG_ADMIN_DSN has no dbname=postgres to replace")
+	}
+	dsn := strings.Replace(admin, "dbname=postgres", "dbname=pgbq_bench", 1)
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		return err
+	}
+	var version string
+	if err := conn.QueryRow(ctx, "SHOW server_version").Scan(&version); err != nil {
+		return err
+	}
+	_, err = conn.Exec(ctx, "CREATE DATABASE pgbq_bench")
+	conn.Close(context.Background())
+	if err != nil {
+		return err
+	}
+	host, _ := os.Hostname()
+	logf("bench: PostgreSQL %s, %d CPUs (%s), %d rows over %d days, chunk %d", version, runtime.NumCPU(), host, rows, days, chunk)
+
+	if err := seed(ctx, dsn, l); err != nil {
+		return fmt.Errorf("seed: %w", err)
+	}
+
+	copyRate, err := copyThroughput(ctx, dsn, 2)
+	if err != nil {
+		return err
+	}
+
+	spec := func(t string) pgsource.TableSpec {
+		return pgsource.TableSpec{Table: t, IDColumn: "id", TimestampColumn: "created_at"}
+	}
+	src, err := pgsource.Open(ctx, pgsource.Config{DSN: dsn}, spec(mainTable))
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	eeRate, dayRows, err := extractEncode(ctx, src, l, chunk)
+	if err != nil {
+		return err
+	}
+	ratio := eeRate / copyRate
+	logf("extract+encode / copy = %.2f", ratio)
+
+	if err := chunkTimings(ctx, src, l, chunk); err != nil {
+		return err
+	}
+	shuf, err := pgsource.Open(ctx, pgsource.Config{DSN: dsn}, spec(shuffledTable))
+	if err != nil {
+		return err
+	}
+	defer shuf.Close()
+	if err := chunkTimings(ctx, shuf, l, chunk); err != nil {
+		return err
+	}
+
+	c := e2eConfig{loader: loader, workDir: workDir, pgDSN: dsn, bqEndpoint: endpoint, bqProject: project, budget: budget}
+	res, err := endToEnd(ctx, c, l, dayRows)
+	if err != nil {
+		return fmt.Errorf("end-to-end: %w", err)
+	}
+	got, ids, err := destinationCount(ctx, c)
+	if err != nil {
+		return fmt.Errorf("end-to-end: %w", err)
+	}
+	if got != res.rows || ids != res.rows {
+		return fmt.Errorf("end-to-end: destination %s.%s holds %d rows (%d distinct ids), want %d",
+			benchDataset, mainTable, got, ids, res.rows)
+	}
+	e2eRate := float64(res.rows) / res.wall.Seconds()
+	if int64(res.dates) == l.days {
+		logf("end-to-end: all %d dates, %d rows in %.1f s = %.0f rows/s; destination holds %d rows, %d distinct ids (verified)",
+			res.dates, res.rows, res.wall.Seconds(), e2eRate, got, ids)
+	} else {
+		logf("end-to-end: PARTIAL: %d of %d dates (%d of %d rows) fit the %s budget; rate over those: %d rows in %.1f s = %.0f rows/s; destination holds %d rows, %d distinct ids (verified against the synced dates)",
+			res.dates, l.days, res.rows, l.rows, budget, res.rows, res.wall.Seconds(), e2eRate, got, ids)
+	}
+	logf("end-to-end: the BigQuery emulator copies the whole target table on every load and DML statement, so this rate is bounded by the emulator, not by pgbq")
+	peakMB := int64(math.Round(float64(res.peakRSSKB) / 1024))
+	logf("end-to-end: loader peak RSS %d MB (max over %d processes, from rusage)", peakMB, res.dates)
+	logf("bench: total wall time %.1f s", time.Since(start).Seconds())
+	fmt.Printf("bench: copy_rows_per_s=%d extract_encode_rows_per_s=%d end_to_end_rows_per_s=%d ratio=%.2f peak_rss_mb=%d\n",
+		int64(math.Round(copyRate)), int64(math.Round(eeRate)), int64(math.Round(e2eRate)), ratio, peakMB)
+	return nil
+}
