@@ -236,9 +236,22 @@ func quote(name string) string { return "`" + name + "`" }
 func (w *Warehouse) tsName() string { return w.table.Columns[w.table.TimestampIndex].Name }
 func (w *Warehouse) idName() string { return w.table.Columns[w.table.IDIndex].Name }
 
-func dayBounds(tsCol string, day time.Time) string {
-	return fmt.Sprintf("%s >= TIMESTAMP '%s' AND %s < TIMESTAMP '%s'",
-		quote(tsCol), day.Format("2006-01-02 15:04:05+00"), quote(tsCol), day.AddDate(0, 0, 1).Format("2006-01-02 15:04:05+00"))
+// literal is a SQL literal of t for the timestamp column: TIMESTAMP for a
+// TIMESTAMP column, DATETIME (UTC wall clock) for a DATETIME one.
+func (w *Warehouse) literal(t time.Time) string {
+	if w.table.Columns[w.table.TimestampIndex].Type == schema.Datetime {
+		return "DATETIME '" + t.UTC().Format("2006-01-02 15:04:05") + "'"
+	}
+	return "TIMESTAMP '" + t.UTC().Format("2006-01-02 15:04:05+00") + "'"
+}
+
+func (w *Warehouse) dayBounds(day time.Time) string {
+	return w.rangeBounds(day, day.AddDate(0, 0, 1))
+}
+
+func (w *Warehouse) rangeBounds(from, to time.Time) string {
+	ts := quote(w.tsName())
+	return fmt.Sprintf("%s >= %s AND %s < %s", ts, w.literal(from), ts, w.literal(to))
 }
 
 // StagedPosition is the keyset position of the last staged row of day, the
@@ -258,7 +271,16 @@ func (w *Warehouse) StagedPosition(ctx context.Context, day time.Time) (*schema.
 	if err != nil {
 		return nil, fmt.Errorf("read staged position of %s: %w", w.Staging(day), err)
 	}
-	ts, ok1 := row[0].(time.Time)
+	var ts time.Time
+	ok1 := true
+	switch v := row[0].(type) {
+	case time.Time:
+		ts = v
+	case civil.DateTime:
+		ts = v.In(time.UTC)
+	default:
+		ok1 = false
+	}
 	id, ok2 := row[1].(int64)
 	if !ok1 || !ok2 {
 		return nil, fmt.Errorf("read staged position of %s: unexpected row %v", w.Staging(day), row)
@@ -282,7 +304,7 @@ func (w *Warehouse) Publish(ctx context.Context, day time.Time) error {
 		cols[i] = quote(c.Name)
 	}
 	list := strings.Join(cols, ", ")
-	bounds := dayBounds(w.tsName(), day)
+	bounds := w.dayBounds(day)
 	sql := fmt.Sprintf(`BEGIN TRANSACTION;
 DELETE FROM %[1]s WHERE %[2]s;
 INSERT INTO %[1]s (%[3]s)
@@ -305,7 +327,7 @@ type DayStats struct {
 // CountDay counts the destination's rows (and distinct ids) of day.
 func (w *Warehouse) CountDay(ctx context.Context, day time.Time) (DayStats, error) {
 	sql := fmt.Sprintf("SELECT COUNT(*), COUNT(DISTINCT %s) FROM %s WHERE %s",
-		quote(w.idName()), w.DestRef(), dayBounds(w.tsName(), day))
+		quote(w.idName()), w.DestRef(), w.dayBounds(day))
 	it, err := w.Query(ctx, sql)
 	if err != nil {
 		return DayStats{}, fmt.Errorf("count %s %s: %w", w.dest, day.Format(time.DateOnly), err)
@@ -340,7 +362,7 @@ func isStatus(err error, code int) bool {
 // StagedStats are the distinct ids of the day in staging and the largest.
 func (w *Warehouse) StagedStats(ctx context.Context, day time.Time) (distinct, maxID int64, err error) {
 	sql := fmt.Sprintf("SELECT COUNT(DISTINCT %[1]s), COALESCE(MAX(%[1]s), 0) FROM %[2]s WHERE %[3]s",
-		quote(w.idName()), w.stagingRef(day), dayBounds(w.tsName(), day))
+		quote(w.idName()), w.stagingRef(day), w.dayBounds(day))
 	it, err := w.Query(ctx, sql)
 	if err != nil {
 		return 0, 0, fmt.Errorf("count staged rows of %s: %w", w.Staging(day), err)
@@ -359,8 +381,8 @@ func (w *Warehouse) StagedStats(ctx context.Context, day time.Time) (distinct, m
 
 // DayCounts are the destination's rows and distinct ids per UTC day in [from, to).
 func (w *Warehouse) DayCounts(ctx context.Context, from, to time.Time) (map[civil.Date]DayStats, error) {
-	sql := fmt.Sprintf("SELECT DATE(%[1]s), COUNT(*), COUNT(DISTINCT %[2]s) FROM %[3]s WHERE %[1]s >= TIMESTAMP '%[4]s' AND %[1]s < TIMESTAMP '%[5]s' GROUP BY 1",
-		quote(w.tsName()), quote(w.idName()), w.DestRef(), from.Format("2006-01-02 15:04:05+00"), to.Format("2006-01-02 15:04:05+00"))
+	sql := fmt.Sprintf("SELECT DATE(%s), COUNT(*), COUNT(DISTINCT %s) FROM %s WHERE %s GROUP BY 1",
+		quote(w.tsName()), quote(w.idName()), w.DestRef(), w.rangeBounds(from, to))
 	it, err := w.Query(ctx, sql)
 	if err != nil {
 		return nil, fmt.Errorf("count %s by day: %w", w.dest, err)

@@ -131,8 +131,8 @@ func describe(ctx context.Context, pool *pgxpool.Pool, spec TableSpec) (pgx.Iden
 	}
 	if t.TimestampIndex < 0 {
 		errs = append(errs, &SpecError{Field: "timestamp", Msg: fmt.Sprintf("timestamp column %q not found in table %s", spec.TimestampColumn, ident.Sanitize())})
-	} else if c := cols[t.TimestampIndex]; c.oid != oidTimestamptz {
-		errs = append(errs, &SpecError{Field: "timestamp", Msg: fmt.Sprintf("timestamp column %q is %s; it must be timestamp with time zone", c.Name, c.SourceType)})
+	} else if c := cols[t.TimestampIndex]; c.oid != oidTimestamptz && c.oid != oidTimestamp {
+		errs = append(errs, &SpecError{Field: "timestamp", Msg: fmt.Sprintf("timestamp column %q is %s; it must be timestamp with time zone (or timestamp without time zone holding UTC)", c.Name, c.SourceType)})
 	}
 	if len(errs) > 0 {
 		return nil, nil, schema.Table{}, errors.Join(errs...)
