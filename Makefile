@@ -1,5 +1,5 @@
 # pgbq — the two commands a newcomer runs: `make demo` and `make test`.
-.PHONY: demo test bench lint build chaos
+.PHONY: demo test bench lint build stack-up stack-down
 
 ## demo: the whole pipeline on a local stack (PostgreSQL, BigQuery emulator, Pub/Sub fake)
 demo:
@@ -22,3 +22,9 @@ lint:
 
 build:
 	CGO_ENABLED=0 go build -o bin/ ./planner ./loader
+
+## stack-up / stack-down: BigQuery emulator + Pub/Sub fake for your own PostgreSQL (see README)
+stack-up:
+	bash dev/devstack.sh up
+stack-down:
+	bash dev/devstack.sh down

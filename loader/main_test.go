@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"io"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sethvargo/go-envconfig"
 
+	"github.com/pgbq/pgbq/internal/config"
 	"github.com/pgbq/pgbq/internal/testenv"
 )
 
@@ -91,6 +93,23 @@ func TestTableErrorsNameTheColumn(t *testing.T) {
 		cancel()
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Fatalf("%v: run error = %v, want it to contain %q", tc.change, err, tc.want)
+		}
+	}
+}
+
+// The README's table documents every variable the loader reads.
+func TestReadmeListsEveryVariable(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range config.Variables(&Config{}) {
+		if !strings.Contains(string(readme), "| `"+v.Name+"` |") {
+			t.Errorf("README has no row for %s", v.Name)
+		}
+		if v.Default != "" && !strings.Contains(string(readme), "`"+v.Default+"`") {
+			t.Errorf("README does not give %s's default %q", v.Name, v.Default)
 		}
 	}
 }

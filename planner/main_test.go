@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sethvargo/go-envconfig"
 
+	"github.com/pgbq/pgbq/internal/config"
 	"github.com/pgbq/pgbq/internal/testenv"
 )
 
@@ -46,5 +48,19 @@ func TestDryRun(t *testing.T) {
 	today := time.Now().UTC().Format(time.DateOnly)
 	if !strings.Contains(out.String(), today+"  today") || !strings.Contains(out.String(), "(dry run, nothing published)") {
 		t.Fatalf("dry run output:\n%s", out.String())
+	}
+}
+
+// The README's table documents every variable the planner reads.
+func TestReadmeListsEveryVariable(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range config.Variables(&Config{}) {
+		if !strings.Contains(string(readme), "| `"+v.Name+"` |") {
+			t.Errorf("README has no row for %s", v.Name)
+		}
 	}
 }
