@@ -19,6 +19,7 @@ import (
 	"github.com/pgbq/pgbq/internal/logging"
 	"github.com/pgbq/pgbq/internal/parquetenc"
 	"github.com/pgbq/pgbq/internal/pgsource"
+	"github.com/pgbq/pgbq/internal/retry"
 	"github.com/pgbq/pgbq/internal/schema"
 	"github.com/pgbq/pgbq/internal/syncstate"
 )
@@ -114,21 +115,29 @@ func (s *Syncer) Sync(ctx context.Context, day time.Time, deadline time.Time) (O
 		defer release()
 	}
 
-	prev, _, err := s.State.Date(ctx, s.Table, date)
+	var prev syncstate.Entry
+	err := retry.Do(ctx, func(ctx context.Context, _ int) (err error) {
+		prev, _, err = s.State.Date(ctx, s.Table, date)
+		return err
+	})
 	if err != nil {
 		return 0, err
 	}
 	if prev.IsFinished {
 		return AlreadyFinished, nil
 	}
-	if err := s.Warehouse.EnsureStaging(ctx, day); err != nil {
-		return 0, err
-	}
-	pos, err := s.Warehouse.StagedPosition(ctx, day)
-	if err != nil {
-		return 0, err
-	}
-	staged, maxID, err := s.Warehouse.StagedStats(ctx, day)
+	var pos *schema.Key
+	var staged, maxID int64
+	err = retry.Do(ctx, func(ctx context.Context, _ int) (err error) {
+		if err := s.Warehouse.EnsureStaging(ctx, day); err != nil {
+			return err
+		}
+		if pos, err = s.Warehouse.StagedPosition(ctx, day); err != nil {
+			return err
+		}
+		staged, maxID, err = s.Warehouse.StagedStats(ctx, day)
+		return err
+	})
 	if err != nil {
 		return 0, err
 	}
@@ -165,7 +174,9 @@ func (s *Syncer) stage(ctx context.Context, log *slog.Logger, day time.Time, pos
 				return nil
 			}
 			t0 := time.Now()
-			if err := s.Source.ReadChunk(gctx, day, after, s.ChunkSize, &b); err != nil {
+			if err := retry.Do(gctx, func(ctx context.Context, _ int) error {
+				return s.Source.ReadChunk(ctx, day, after, s.ChunkSize, &b)
+			}); err != nil {
 				return fmt.Errorf("read chunk %d: %w", n, err)
 			}
 			t1 := time.Now()
@@ -207,8 +218,15 @@ func (s *Syncer) stage(ctx context.Context, log *slog.Logger, day time.Time, pos
 				continue
 			}
 			t0 := time.Now()
-			jobID := fmt.Sprintf("pgbq_%s_%s_%d_%d_%s", s.Table, day.Format("20060102"), c.first.Time.UnixMicro(), c.first.ID, runID)
-			if err := s.Warehouse.Load(gctx, day, jobID, c.data.Bytes()); err != nil {
+			// A job id per (table, date, chunk start, request, attempt): a
+			// retried insert of the same attempt cannot start a second job.
+			// Should a failed attempt's job have landed after all, its rows
+			// are duplicates in staging that the publish removes.
+			err := retry.Do(gctx, func(ctx context.Context, attempt int) error {
+				jobID := fmt.Sprintf("pgbq_%s_%s_%d_%d_%s_%d", s.Table, day.Format("20060102"), c.first.Time.UnixMicro(), c.first.ID, runID, attempt)
+				return s.Warehouse.Load(ctx, day, jobID, c.data.Bytes())
+			})
+			if err != nil {
 				return fmt.Errorf("load chunk %d: %w", c.n, err)
 			}
 			loadMS := time.Since(t0).Milliseconds()
@@ -221,7 +239,7 @@ func (s *Syncer) stage(ctx context.Context, log *slog.Logger, day time.Time, pos
 			// The staging table is the truth; this row is for people and
 			// the planner. Losing it costs nothing, so it does not stop us.
 			t1 := time.Now()
-			if err := s.State.Append(gctx, syncstate.Entry{
+			if err := s.appendState(gctx, syncstate.Entry{
 				Table: s.Table, Date: civil.DateOf(day), State: syncstate.StateInProgress,
 				LastMaxID: maxID, LastCreatedAt: c.last.Time, LastID: c.last.ID, RowsStaged: staged, Writer: s.Writer,
 			}); err != nil {
@@ -257,26 +275,34 @@ func (s *Syncer) publish(ctx context.Context, log *slog.Logger, day time.Time, p
 	// Is staging complete up to its position? A row committed late with a
 	// position below it, or a staging table reset under us, shows here as
 	// fewer distinct staged ids than source rows up to that position.
-	pos, err := s.Warehouse.StagedPosition(ctx, day)
-	if err != nil {
-		return 0, err
-	}
-	staged, maxID, err := s.Warehouse.StagedStats(ctx, day)
-	if err != nil {
-		return 0, err
-	}
-	var expected int64
-	if pos != nil {
-		if expected, err = s.Source.CountUpTo(ctx, day, *pos); err != nil {
-			return 0, err
+	var pos *schema.Key
+	var staged, maxID, expected int64
+	err := retry.Do(ctx, func(ctx context.Context, _ int) (err error) {
+		if pos, err = s.Warehouse.StagedPosition(ctx, day); err != nil {
+			return err
 		}
+		if staged, maxID, err = s.Warehouse.StagedStats(ctx, day); err != nil {
+			return err
+		}
+		expected = 0
+		if pos != nil {
+			expected, err = s.Source.CountUpTo(ctx, day, *pos)
+		}
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	if pos != nil {
 		e.LastCreatedAt, e.LastID = pos.Time, pos.ID
 	}
 	e.LastMaxID, e.RowsStaged = max(e.LastMaxID, maxID), staged
 	if staged < expected {
 		return s.resync(ctx, log, day, e, fmt.Sprintf("staging holds %d rows up to its position, the source %d", staged, expected))
 	}
-	if err := s.Warehouse.Publish(ctx, day); err != nil {
+	// Queue-full errors and transaction conflicts are transient; the
+	// publish is idempotent, so repeating it is safe.
+	if err := retry.Do(ctx, func(ctx context.Context, _ int) error { return s.Warehouse.Publish(ctx, day) }); err != nil {
 		return 0, err
 	}
 	if err := s.at("published"); err != nil {
@@ -285,11 +311,15 @@ func (s *Syncer) publish(ctx context.Context, log *slog.Logger, day time.Time, p
 	// Count the source after the publish: a row that arrives in between
 	// makes the counts differ and the date is looked at again, never
 	// finished short.
-	dest, err := s.Warehouse.CountDay(ctx, day)
-	if err != nil {
-		return 0, err
-	}
-	src, err := s.Source.CountDay(ctx, day)
+	var dest bq.DayStats
+	var src int64
+	err = retry.Do(ctx, func(ctx context.Context, _ int) (err error) {
+		if dest, err = s.Warehouse.CountDay(ctx, day); err != nil {
+			return err
+		}
+		src, err = s.Source.CountDay(ctx, day)
+		return err
+	})
 	if err != nil {
 		return 0, err
 	}
@@ -302,7 +332,7 @@ func (s *Syncer) publish(ctx context.Context, log *slog.Logger, day time.Time, p
 		if err := s.at("finish"); err != nil {
 			return 0, err
 		}
-		if err := s.State.Append(ctx, e); err != nil {
+		if err := s.appendState(ctx, e); err != nil {
 			return 0, err
 		}
 		// Only after the finish is recorded: a crash before this leaves a
@@ -314,21 +344,21 @@ func (s *Syncer) publish(ctx context.Context, log *slog.Logger, day time.Time, p
 	case dest.Rows > src:
 		e.State = syncstate.StateFailed
 		e.Detail = fmt.Sprintf("BigQuery has %d rows for this day, the source %d: were rows deleted in PostgreSQL? pgbq syncs append-only tables", dest.Rows, src)
-		if err := s.State.Append(ctx, e); err != nil {
+		if err := s.appendState(ctx, e); err != nil {
 			return 0, err
 		}
 		return 0, fmt.Errorf("%w: %s %s: %s", ErrMismatch, s.Table, date, e.Detail)
 	case !closed:
 		// Today: rows keep arriving; the planner brings the date back.
 		e.State = syncstate.StatePublished
-		if err := s.State.Append(ctx, e); err != nil {
+		if err := s.appendState(ctx, e); err != nil {
 			return 0, err
 		}
 		return Published, nil
 	default:
 		// Rows arrived after the last chunk: stage them and publish again.
 		e.State = syncstate.StateInProgress
-		if err := s.State.Append(ctx, e); err != nil {
+		if err := s.appendState(ctx, e); err != nil {
 			log.Warn("checkpoint not recorded", "error", err.Error())
 		}
 		return Continue, nil
@@ -342,7 +372,11 @@ const maxResyncs = 3
 // resync empties the date's staging so that the next attempt syncs the
 // day from its start.
 func (s *Syncer) resync(ctx context.Context, log *slog.Logger, day time.Time, e syncstate.Entry, why string) (Outcome, error) {
-	n, err := s.State.CountState(ctx, s.Table, e.Date, syncstate.StateMismatch)
+	var n int64
+	err := retry.Do(ctx, func(ctx context.Context, _ int) (err error) {
+		n, err = s.State.CountState(ctx, s.Table, e.Date, syncstate.StateMismatch)
+		return err
+	})
 	if err != nil {
 		return 0, err
 	}
@@ -350,18 +384,22 @@ func (s *Syncer) resync(ctx context.Context, log *slog.Logger, day time.Time, e 
 	if n >= maxResyncs {
 		e.State = syncstate.StateFailed
 		e.Detail += fmt.Sprintf("; %d full re-syncs did not fix it: is the id column unique?", n)
-		if err := s.State.Append(ctx, e); err != nil {
+		if err := s.appendState(ctx, e); err != nil {
 			return 0, err
 		}
 		return 0, fmt.Errorf("%w: %s %s: %s", ErrMismatch, s.Table, e.Date, e.Detail)
 	}
 	log.Warn("staging incomplete, re-syncing date from its start", "reason", why)
 	e.State = syncstate.StateMismatch
-	if err := s.Warehouse.DropStaging(ctx, day); err != nil {
+	if err := retry.Do(ctx, func(ctx context.Context, _ int) error { return s.Warehouse.DropStaging(ctx, day) }); err != nil {
 		return 0, err
 	}
-	if err := s.State.Append(ctx, e); err != nil {
+	if err := s.appendState(ctx, e); err != nil {
 		return 0, err
 	}
 	return Continue, nil
+}
+
+func (s *Syncer) appendState(ctx context.Context, e syncstate.Entry) error {
+	return retry.Do(ctx, func(ctx context.Context, _ int) error { return s.State.Append(ctx, e) })
 }

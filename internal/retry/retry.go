@@ -104,13 +104,19 @@ func transientMessage(msg string) bool {
 	return false
 }
 
+// Attempts bounds the calls Do makes: with the backoff below, about 30 s
+// of trying before the error goes up (and, in the loader, becomes a 503
+// and a Pub/Sub redelivery).
+const Attempts = 8
+
 // Do calls f until it succeeds, fails with an error that is not transient,
-// or ctx ends. It returns f's last error.
-func Do(ctx context.Context, f func(context.Context) error) error {
+// has been called Attempts times, or ctx ends. It returns f's last error.
+// f receives the attempt number, starting at 0.
+func Do(ctx context.Context, f func(ctx context.Context, attempt int) error) error {
 	bo := gax.Backoff{Initial: 200 * time.Millisecond, Max: 10 * time.Second, Multiplier: 2}
-	for {
-		err := f(ctx)
-		if err == nil || !Transient(err) {
+	for attempt := 0; ; attempt++ {
+		err := f(ctx, attempt)
+		if err == nil || !Transient(err) || attempt+1 >= Attempts {
 			return err
 		}
 		if serr := gax.Sleep(ctx, bo.Pause()); serr != nil {
