@@ -77,18 +77,23 @@ func newRig(t testing.TB, chunk int) *rig {
 	return &rig{t: t, pool: pool, dsn: dsn, bq: testenv.BigQuery(t)}
 }
 
-// open builds the syncer once the source table exists (as the binary does at start).
+// open builds the syncer for activity_logs once it exists (as the binary does at start).
 func (r *rig) open(chunk int) *Syncer {
+	return r.openSpec(pgsource.TableSpec{Table: "activity_logs", IDColumn: "id", TimestampColumn: "created_at"}, "activity_logs", chunk)
+}
+
+// openSpec builds the syncer of any source table into dest.
+func (r *rig) openSpec(spec pgsource.TableSpec, dest string, chunk int) *Syncer {
 	t := r.t
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	src, err := pgsource.Open(ctx, pgsource.Config{DSN: r.dsn}, pgsource.TableSpec{Table: "activity_logs", IDColumn: "id", TimestampColumn: "created_at"})
+	src, err := pgsource.Open(ctx, pgsource.Config{DSN: r.dsn}, spec)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(src.Close)
-	wh, err := bq.NewWarehouse(r.bq.Client, r.bq.Config(), "activity_logs", src.Table())
+	wh, err := bq.NewWarehouse(r.bq.Client, r.bq.Config(), dest, src.Table())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +109,7 @@ func (r *rig) open(chunk int) *Syncer {
 		t.Fatal(err)
 	}
 	r.src, r.wh, r.state = src, wh, st
-	r.syncer = &Syncer{Source: src, Warehouse: wh, State: st, Encoder: enc, Table: "activity_logs",
+	r.syncer = &Syncer{Source: src, Warehouse: wh, State: st, Encoder: enc, Table: dest,
 		ChunkSize: chunk, Grace: time.Hour, Writer: "test"}
 	return r.syncer
 }

@@ -63,16 +63,9 @@ func (p *Planner) Plan(ctx context.Context) ([]Planned, error) {
 		now = p.Now()
 	}
 	now = now.UTC()
-	start := p.Start
-	if start.IsZero() {
-		first, ok, err := p.Source.FirstDay(ctx)
-		if err != nil {
-			return nil, err
-		}
-		if !ok {
-			return nil, nil
-		}
-		start = first
+	start, ok, err := p.startDay(ctx)
+	if err != nil || !ok {
+		return nil, err
 	}
 	latest, err := p.State.Latest(ctx, p.Table)
 	if err != nil {
@@ -111,6 +104,15 @@ func (p *Planner) Plan(ctx context.Context) ([]Planned, error) {
 		}
 	}
 	return out, nil
+}
+
+// startDay is the configured start, else the source's first day; ok is
+// false when neither exists (an empty table).
+func (p *Planner) startDay(ctx context.Context) (time.Time, bool, error) {
+	if !p.Start.IsZero() {
+		return p.Start, true, nil
+	}
+	return p.Source.FirstDay(ctx)
 }
 
 // Run plans and publishes; it returns the dates published.

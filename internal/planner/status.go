@@ -39,17 +39,13 @@ func (p *Planner) Status(ctx context.Context, w io.Writer, src SourceCounter, ds
 	if p.Now != nil {
 		now = p.Now()
 	}
-	start := p.Start
-	if start.IsZero() {
-		first, ok, err := p.Source.FirstDay(ctx)
-		if err != nil {
-			return tot, err
-		}
-		if !ok {
-			fmt.Fprintln(w, "the source table is empty")
-			return tot, nil
-		}
-		start = first
+	start, ok, err := p.startDay(ctx)
+	if err != nil {
+		return tot, err
+	}
+	if !ok {
+		fmt.Fprintln(w, "the source table is empty")
+		return tot, nil
 	}
 	end := now.UTC().Truncate(24*time.Hour).AddDate(0, 0, 1)
 	latest, err := p.State.Latest(ctx, p.Table)
