@@ -23,6 +23,7 @@ const benchDataset = "pgbq_bench"
 type e2eConfig struct {
 	loader, workDir, pgDSN, bqEndpoint, bqProject string
 	budget                                        time.Duration
+	chunk                                         int
 }
 
 type e2eResult struct {
@@ -37,7 +38,7 @@ type e2eResult struct {
 func endToEnd(ctx context.Context, c e2eConfig, l layout, dayRows []int64) (e2eResult, error) {
 	env := append(os.Environ(),
 		"PG_DSN="+c.pgDSN, "BQ_PROJECT="+c.bqProject, "BQ_DATASET="+benchDataset, "BQ_ENDPOINT="+c.bqEndpoint,
-		"SYNC_TABLE="+mainTable, "SYNC_CHUNK_SIZE=250000", "PUBSUB_TOPIC=dates",
+		"SYNC_TABLE="+mainTable, fmt.Sprintf("SYNC_CHUNK_SIZE=%d", c.chunk), "PUBSUB_TOPIC=dates",
 		// The loader wants a topic for continuations; --date never publishes.
 		// An unreachable emulator address keeps the client off real Pub/Sub.
 		"PUBSUB_EMULATOR_HOST=127.0.0.1:1", "LOG_LEVEL=info")

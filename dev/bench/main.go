@@ -131,7 +131,7 @@ func run(ctx context.Context, rows, bigRows, days int64, chunk int, loader, work
 		return err
 	}
 
-	c := e2eConfig{loader: loader, workDir: workDir, pgDSN: dsn, bqEndpoint: endpoint, bqProject: project, budget: budget}
+	c := e2eConfig{loader: loader, workDir: workDir, pgDSN: dsn, bqEndpoint: endpoint, bqProject: project, budget: budget, chunk: chunk}
 	res, err := endToEnd(ctx, c, l, dayRows)
 	if err != nil {
 		return fmt.Errorf("end-to-end: %w", err)

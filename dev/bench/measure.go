@@ -166,8 +166,12 @@ func chunkTimings(ctx context.Context, src *pgsource.Source, l layout, chunk int
 	if err != nil {
 		return err
 	}
-	logf("chunks: %s %s: first 250K chunk %s (median of %d: %s, %d rows); last 250K chunk (#%d) %s (median %s, %d rows); final probe %s (median %s, %d rows)",
-		name, big.Format(time.DateOnly), ms(f1), reps, ms(fm), fr, nfull, ms(l1), ms(lm), lr, ms(p1), ms(pm), pr)
+	closing := "final empty probe"
+	if pr > 0 {
+		closing = "closing short chunk"
+	}
+	logf("chunks: %s %s: first %s-row chunk %s (median of %d: %s, %d rows); last full chunk (#%d) %s (median %s, %d rows); %s %s (median %s, %d rows)",
+		name, big.Format(time.DateOnly), fmtCount(chunk), ms(f1), reps, ms(fm), fr, nfull, ms(l1), ms(lm), lr, closing, ms(p1), ms(pm), pr)
 
 	// Day 0: read it to its end, then time the empty probe after its last row.
 	d0 := l.day(0)
@@ -198,4 +202,13 @@ func chunkTimings(ctx context.Context, src *pgsource.Source, l layout, chunk int
 	logf("chunks: %s %s (first day, %d rows, last id %d): final empty probe %s (median of %d: %s)",
 		name, d0.Format(time.DateOnly), n, after.ID, ms(p1), probeReps, ms(pm))
 	return nil
+}
+
+func fmtCount(n int) string {
+	switch {
+	case n >= 1000 && n%1000 == 0:
+		return fmt.Sprintf("%dK", n/1000)
+	default:
+		return fmt.Sprint(n)
+	}
 }
