@@ -4,7 +4,6 @@
 package loader
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,7 +12,6 @@ import (
 	"time"
 
 	"cloud.google.com/go/civil"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/pgbq/pgbq/internal/bq"
 	"github.com/pgbq/pgbq/internal/logging"
@@ -88,16 +86,6 @@ func (s *Syncer) at(point string) error {
 	return s.hook(point)
 }
 
-// chunk is one encoded chunk on its way to BigQuery.
-type chunk struct {
-	n                int
-	rows             int
-	first, last      schema.Key
-	maxID            int64
-	data             *bytes.Buffer
-	readMS, encodeMS int64
-}
-
 // Sync works on day until it is published, the deadline (the request's
 // budget) passes, or an error. Every step is safe to repeat: the position
 // is recomputed from the staging table, and the publish replaces the day.
@@ -155,113 +143,49 @@ func (s *Syncer) Sync(ctx context.Context, day time.Time, deadline time.Time) (O
 	return s.publish(ctx, log, day, prev)
 }
 
-// stage runs the chunk loop: reading and encoding the next chunk overlaps
-// the load job of the current one. It returns done when a short chunk
-// showed that every row of the day so far is staged.
+// stage runs the chunk loop: each chunk is loaded, then checkpointed; the
+// reading and encoding of the next chunks overlap the load (see Extract).
+// It returns done when a short chunk showed that every row of the day so
+// far is staged.
 func (s *Syncer) stage(ctx context.Context, log *slog.Logger, day time.Time, pos *schema.Key, staged, maxID int64, deadline time.Time) (done bool, err error) {
-	chunks := make(chan chunk, 1)
-	free := make(chan *bytes.Buffer, 3)
-	for range 3 {
-		free <- new(bytes.Buffer)
-	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		defer close(chunks)
-		var b schema.Batch
-		after := pos
-		for n := 1; ; n++ {
-			if !time.Now().Before(deadline) {
-				return nil
-			}
-			t0 := time.Now()
-			if err := retry.Do(gctx, func(ctx context.Context, _ int) error {
-				return s.Source.ReadChunk(ctx, day, after, s.ChunkSize, &b)
-			}); err != nil {
-				return fmt.Errorf("read chunk %d: %w", n, err)
-			}
-			t1 := time.Now()
-			var buf *bytes.Buffer
-			select {
-			case buf = <-free:
-			case <-gctx.Done():
-				return gctx.Err()
-			}
-			buf.Reset()
-			if b.Rows > 0 {
-				if err := s.Encoder.Encode(buf, &b); err != nil {
-					return fmt.Errorf("encode chunk %d: %w", n, err)
-				}
-			}
-			c := chunk{n: n, rows: b.Rows, first: b.First, last: b.Last, maxID: b.MaxID, data: buf,
-				readMS: t1.Sub(t0).Milliseconds(), encodeMS: time.Since(t1).Milliseconds()}
-			select {
-			case chunks <- c:
-			case <-gctx.Done():
-				return gctx.Err()
-			}
-			if b.Rows < s.ChunkSize {
-				return nil
-			}
-			last := b.Last
-			after = &last
+	runID := fmt.Sprintf("%x", time.Now().UnixNano())
+	return Extract(ctx, s.Source, s.Encoder, day, pos, s.ChunkSize, deadline, func(ctx context.Context, c Chunk) error {
+		if err := s.at("read"); err != nil {
+			return err
 		}
-	})
-	g.Go(func() error {
-		runID := fmt.Sprintf("%x", time.Now().UnixNano())
-		for c := range chunks {
-			if err := s.at("read"); err != nil {
-				return err
-			}
-			if c.rows == 0 {
-				free <- c.data
-				done = true
-				continue
-			}
-			t0 := time.Now()
-			// A job id per (table, date, chunk start, request, attempt): a
-			// retried insert of the same attempt cannot start a second job.
-			// Should a failed attempt's job have landed after all, its rows
-			// are duplicates in staging that the publish removes.
-			err := retry.Do(gctx, func(ctx context.Context, attempt int) error {
-				jobID := fmt.Sprintf("pgbq_%s_%s_%d_%d_%s_%d", s.Table, day.Format("20060102"), c.first.Time.UnixMicro(), c.first.ID, runID, attempt)
-				return s.Warehouse.Load(ctx, day, jobID, c.data.Bytes())
-			})
-			if err != nil {
-				return fmt.Errorf("load chunk %d: %w", c.n, err)
-			}
-			loadMS := time.Since(t0).Milliseconds()
-			s.rowsLoaded.Add(int64(c.rows))
-			if err := s.at("loaded"); err != nil {
-				return err
-			}
-			staged += int64(c.rows)
-			maxID = max(maxID, c.maxID)
-			// The staging table is the truth; this row is for people and
-			// the planner. Losing it costs nothing, so it does not stop us.
-			t1 := time.Now()
-			if err := s.appendState(gctx, syncstate.Entry{
-				Table: s.Table, Date: civil.DateOf(day), State: syncstate.StateInProgress,
-				LastMaxID: maxID, LastCreatedAt: c.last.Time, LastID: c.last.ID, RowsStaged: staged, Writer: s.Writer,
-			}); err != nil {
-				log.Warn("checkpoint not recorded", "error", err.Error())
-			}
-			log.Info("chunk staged", "chunk", c.n, "rows", c.rows, "bytes", c.data.Len(),
-				"read_ms", c.readMS, "encode_ms", c.encodeMS, "load_ms", loadMS,
-				"checkpoint_ms", time.Since(t1).Milliseconds(), "last_id", c.last.ID)
-			if err := s.at("checkpointed"); err != nil {
-				return err
-			}
-			if c.rows < s.ChunkSize {
-				done = true
-			}
-			free <- c.data
+		t0 := time.Now()
+		// A job id per (table, date, chunk start, request, attempt): a
+		// retried insert of the same attempt cannot start a second job.
+		// Should a failed attempt's job have landed after all, its rows
+		// are duplicates in staging that the publish removes.
+		err := retry.Do(ctx, func(ctx context.Context, attempt int) error {
+			jobID := fmt.Sprintf("pgbq_%s_%s_%d_%d_%s_%d", s.Table, day.Format("20060102"), c.First.Time.UnixMicro(), c.First.ID, runID, attempt)
+			return s.Warehouse.Load(ctx, day, jobID, c.Data.Bytes())
+		})
+		if err != nil {
+			return fmt.Errorf("load chunk %d: %w", c.N, err)
 		}
-		return nil
+		loadMS := time.Since(t0).Milliseconds()
+		s.rowsLoaded.Add(int64(c.Rows))
+		if err := s.at("loaded"); err != nil {
+			return err
+		}
+		staged += int64(c.Rows)
+		maxID = max(maxID, c.MaxID)
+		// The staging table is the truth; this row is for people and the
+		// planner. Losing it costs nothing, so it does not stop us.
+		t1 := time.Now()
+		if err := s.appendState(ctx, syncstate.Entry{
+			Table: s.Table, Date: civil.DateOf(day), State: syncstate.StateInProgress,
+			LastMaxID: maxID, LastCreatedAt: c.Last.Time, LastID: c.Last.ID, RowsStaged: staged, Writer: s.Writer,
+		}); err != nil {
+			log.Warn("checkpoint not recorded", "error", err.Error())
+		}
+		log.Info("chunk staged", "chunk", c.N, "rows", c.Rows, "bytes", c.Data.Len(),
+			"read_ms", c.Read.Milliseconds(), "encode_ms", c.Encode.Milliseconds(), "load_ms", loadMS,
+			"checkpoint_ms", time.Since(t1).Milliseconds(), "last_id", c.Last.ID)
+		return s.at("checkpointed")
 	})
-	if err := g.Wait(); err != nil {
-		return false, err
-	}
-	return done, nil
 }
 
 // publish puts the staged day into the destination and decides whether

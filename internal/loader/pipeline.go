@@ -1,0 +1,142 @@
+package loader
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/pgbq/pgbq/internal/parquetenc"
+	"github.com/pgbq/pgbq/internal/retry"
+	"github.com/pgbq/pgbq/internal/schema"
+)
+
+// ChunkReader reads one chunk of a day in keyset order after a position
+// (nil: the day's start). Reading the same position twice gives the same
+// rows, so a failed read can simply be retried.
+type ChunkReader interface {
+	ReadChunk(ctx context.Context, day time.Time, after *schema.Key, limit int, b *schema.Batch) error
+}
+
+// Chunk is one encoded chunk on its way to BigQuery.
+type Chunk struct {
+	N           int // 1-based within this run
+	Rows        int
+	First, Last schema.Key
+	MaxID       int64
+	Data        *bytes.Buffer // Parquet; empty when Rows is 0
+	Read        time.Duration
+	Encode      time.Duration
+}
+
+// Extract reads and encodes the chunks of day after pos and hands each to
+// load, in order. Three stages run at once — reading chunk n+2, encoding
+// n+1, loading n — joined by channels of one, so at most two batches and
+// three encoded chunks are in memory. It stops after a short chunk (done:
+// every row of the day so far has been handed over) or when no new read
+// may start because deadline has passed.
+func Extract(ctx context.Context, src ChunkReader, enc *parquetenc.Encoder, day time.Time, pos *schema.Key,
+	chunkSize int, deadline time.Time, load func(context.Context, Chunk) error) (done bool, err error) {
+	type read struct {
+		n     int
+		batch *schema.Batch
+		took  time.Duration
+	}
+	freeBatches := make(chan *schema.Batch, 2)
+	freeBufs := make(chan *bytes.Buffer, 3)
+	for range 2 {
+		freeBatches <- new(schema.Batch)
+	}
+	for range 3 {
+		freeBufs <- new(bytes.Buffer)
+	}
+	reads := make(chan read, 1)
+	encoded := make(chan Chunk, 1)
+	g, gctx := errgroup.WithContext(ctx)
+	take := func(ch chan *schema.Batch) (*schema.Batch, error) {
+		select {
+		case b := <-ch:
+			return b, nil
+		case <-gctx.Done():
+			return nil, gctx.Err()
+		}
+	}
+
+	g.Go(func() error { // read
+		defer close(reads)
+		after := pos
+		for n := 1; time.Now().Before(deadline); n++ {
+			b, err := take(freeBatches)
+			if err != nil {
+				return err
+			}
+			t0 := time.Now()
+			if err := retry.Do(gctx, func(ctx context.Context, _ int) error {
+				return src.ReadChunk(ctx, day, after, chunkSize, b)
+			}); err != nil {
+				return fmt.Errorf("read chunk %d: %w", n, err)
+			}
+			select {
+			case reads <- read{n: n, batch: b, took: time.Since(t0)}:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+			if b.Rows < chunkSize {
+				return nil
+			}
+			last := b.Last
+			after = &last
+		}
+		return nil
+	})
+
+	g.Go(func() error { // encode
+		defer close(encoded)
+		for r := range reads {
+			var buf *bytes.Buffer
+			select {
+			case buf = <-freeBufs:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+			buf.Reset()
+			t0 := time.Now()
+			b := r.batch
+			if b.Rows > 0 {
+				if err := enc.Encode(buf, b); err != nil {
+					return fmt.Errorf("encode chunk %d: %w", r.n, err)
+				}
+			}
+			c := Chunk{N: r.n, Rows: b.Rows, First: b.First, Last: b.Last, MaxID: b.MaxID, Data: buf,
+				Read: r.took, Encode: time.Since(t0)}
+			freeBatches <- b
+			select {
+			case encoded <- c:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+		}
+		return nil
+	})
+
+	g.Go(func() error { // load
+		for c := range encoded {
+			if c.Rows > 0 {
+				if err := load(gctx, c); err != nil {
+					return err
+				}
+			}
+			if c.Rows < chunkSize {
+				done = true
+			}
+			freeBufs <- c.Data
+		}
+		return nil
+	})
+	if err := g.Wait(); err != nil {
+		return false, err
+	}
+	return done, nil
+}
