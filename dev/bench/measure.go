@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pgbq/pgbq/internal/loader"
 	"github.com/pgbq/pgbq/internal/parquetenc"
 	"github.com/pgbq/pgbq/internal/pgsource"
 	"github.com/pgbq/pgbq/internal/schema"
@@ -48,44 +48,32 @@ func copyThroughput(ctx context.Context, dsn string, runs int) (rowsPerS float64
 	return rowsPerS, nil
 }
 
-// extractEncode reads every day chunk by chunk and encodes each chunk to
-// Parquet, as the loader's read side does, discarding the output.
+// extractEncode runs the loader's own read and encode stages
+// (loader.Extract) over every day, discarding the Parquet instead of
+// loading it.
 func extractEncode(ctx context.Context, src *pgsource.Source, l layout, chunk int) (rowsPerS float64, dayRows []int64, err error) {
 	enc, err := parquetenc.New(src.Table())
 	if err != nil {
 		return 0, nil, err
 	}
-	var b schema.Batch
-	var buf bytes.Buffer
 	var total, chunks, outBytes int64
 	var readD, encD time.Duration
 	t0 := time.Now()
 	for d := int64(0); d < l.days; d++ {
-		day := l.day(d)
-		var after *schema.Key
 		var n int64
-		for {
-			t1 := time.Now()
-			if err := src.ReadChunk(ctx, day, after, chunk, &b); err != nil {
-				return 0, nil, err
-			}
-			t2 := time.Now()
-			readD += t2.Sub(t1)
+		done, err := loader.Extract(ctx, src, enc, l.day(d), nil, chunk, time.Now().Add(time.Hour), func(_ context.Context, c loader.Chunk) error {
+			n += int64(c.Rows)
 			chunks++
-			if b.Rows > 0 {
-				buf.Reset()
-				if err := enc.Encode(&buf, &b); err != nil {
-					return 0, nil, err
-				}
-				encD += time.Since(t2)
-				outBytes += int64(buf.Len())
-			}
-			n += int64(b.Rows)
-			if b.Rows < chunk {
-				break
-			}
-			last := b.Last
-			after = &last
+			outBytes += int64(c.Data.Len())
+			readD += c.Read
+			encD += c.Encode
+			return nil
+		})
+		if err != nil {
+			return 0, nil, err
+		}
+		if !done {
+			return 0, nil, fmt.Errorf("extract of day %d did not finish", d)
 		}
 		dayRows = append(dayRows, n)
 		total += n
@@ -95,8 +83,8 @@ func extractEncode(ctx context.Context, src *pgsource.Source, l layout, chunk in
 		return 0, nil, fmt.Errorf("extract read %d rows, want %d", total, l.rows)
 	}
 	rowsPerS = float64(total) / d.Seconds()
-	logf("extract+encode: %d rows, %d ReadChunk calls (chunk %d), %d days in %.2f s = %.0f rows/s", total, chunks, chunk, l.days, d.Seconds(), rowsPerS)
-	logf("extract+encode: ReadChunk %.2f s (%.0f rows/s), Encode %.2f s (%.0f rows/s), Parquet out %.0f MB",
+	logf("extract+encode: %d rows, %d non-empty chunks (chunk %d), %d days in %.2f s = %.0f rows/s (loader.Extract: reading and encoding overlap)", total, chunks, chunk, l.days, d.Seconds(), rowsPerS)
+	logf("extract+encode: time in ReadChunk %.2f s (%.0f rows/s), in Encode %.2f s (%.0f rows/s), Parquet out %.0f MB",
 		readD.Seconds(), float64(total)/readD.Seconds(), encD.Seconds(), float64(total)/encD.Seconds(), float64(outBytes)/1e6)
 	return rowsPerS, dayRows, nil
 }

@@ -27,8 +27,10 @@ type Chunk struct {
 	First, Last schema.Key
 	MaxID       int64
 	Data        *bytes.Buffer // Parquet; empty when Rows is 0
-	Read        time.Duration
-	Encode      time.Duration
+	// Final: the day's rows so far end with this chunk.
+	Final  bool
+	Read   time.Duration
+	Encode time.Duration
 }
 
 // Extract reads and encodes the chunks of day after pos and hands each to
@@ -83,7 +85,7 @@ func Extract(ctx context.Context, src ChunkReader, enc *parquetenc.Encoder, day 
 			case <-gctx.Done():
 				return gctx.Err()
 			}
-			if b.Rows < chunkSize {
+			if b.Rows < chunkSize && !b.Truncated {
 				return nil
 			}
 			last := b.Last
@@ -110,7 +112,8 @@ func Extract(ctx context.Context, src ChunkReader, enc *parquetenc.Encoder, day 
 				}
 			}
 			c := Chunk{N: r.n, Rows: b.Rows, First: b.First, Last: b.Last, MaxID: b.MaxID, Data: buf,
-				Read: r.took, Encode: time.Since(t0)}
+				Final: b.Rows < chunkSize && !b.Truncated,
+				Read:  r.took, Encode: time.Since(t0)}
 			freeBatches <- b
 			select {
 			case encoded <- c:
@@ -128,7 +131,7 @@ func Extract(ctx context.Context, src ChunkReader, enc *parquetenc.Encoder, day 
 					return err
 				}
 			}
-			if c.Rows < chunkSize {
+			if c.Final {
 				done = true
 			}
 			freeBufs <- c.Data

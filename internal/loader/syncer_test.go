@@ -57,3 +57,23 @@ INSERT INTO "Events" SELECT g, TIMESTAMP '2024-09-01 00:00:00' + g * interval '2
 		t.Fatalf("BigQuery holds %d rows, want 200", total)
 	}
 }
+
+// Chunks that end early on their byte cap (wide rows) are not mistaken
+// for the end of the day.
+func TestByteCappedChunks(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, 100)
+	day := time.Date(2024, 3, 3, 0, 0, 0, 0, time.UTC)
+	seedDays(t, r.pool, day, 1, 300, true)
+	s := r.open(100)
+	s.Source.MaxBytes = 4000 // a few dozen rows
+	// One call: a capped chunk taken for the last would end the call early.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if got, err := s.Sync(ctx, day, time.Now().Add(time.Hour)); err != nil || got != Finished {
+		t.Fatalf("outcome = %v, %v; want finished in one call", got, err)
+	}
+	if n := r.check(day); n != 300 {
+		t.Fatalf("source rows %d", n)
+	}
+}

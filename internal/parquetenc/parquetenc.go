@@ -18,9 +18,14 @@ import (
 type Encoder struct {
 	table  schema.Table
 	schema *parquet.Schema
+	w      *parquet.Writer // reused: its column buffers are the bulk of encoding memory
 	values []parquet.Value
 	rows   []parquet.Row
 }
+
+// rowGroupRows bounds a row group, and with it what the writer buffers
+// before flushing pages to the output.
+const rowGroupRows = 65536
 
 // New builds the Parquet schema for t.
 func New(t schema.Table) (*Encoder, error) {
@@ -65,7 +70,12 @@ const rowsPerWrite = 4096
 
 // Encode writes b as one Parquet file to w.
 func (e *Encoder) Encode(w io.Writer, b *schema.Batch) error {
-	pw := parquet.NewWriter(w, e.schema, parquet.Compression(&snappy.Codec{}))
+	if e.w == nil {
+		e.w = parquet.NewWriter(w, e.schema, parquet.Compression(&snappy.Codec{}), parquet.MaxRowsPerRowGroup(rowGroupRows))
+	} else {
+		e.w.Reset(w)
+	}
+	pw := e.w
 	ncols := len(e.table.Columns)
 	if cap(e.values) < rowsPerWrite*ncols {
 		e.values = make([]parquet.Value, rowsPerWrite*ncols)
@@ -111,9 +121,9 @@ func value(t schema.Type, v *schema.Vector, i int) parquet.Value {
 	case schema.Bool:
 		return parquet.BooleanValue(v.Bools[i])
 	case schema.Numeric:
-		return parquet.FixedLenByteArrayValue(v.Bytes[i])
+		return parquet.FixedLenByteArrayValue(v.BytesAt(i))
 	default:
-		return parquet.ByteArrayValue(v.Bytes[i])
+		return parquet.ByteArrayValue(v.BytesAt(i))
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"testing"
-	"time"
 
 	"github.com/parquet-go/parquet-go"
 
@@ -37,9 +36,9 @@ func sampleBatch(t schema.Table, n int) *schema.Batch {
 				v.Bools = append(v.Bools, i%2 == 0)
 			case schema.Numeric:
 				dec[15] = byte(i)
-				v.Bytes = append(v.Bytes, b.Arena.Copy(dec))
+				v.AppendBytes(dec)
 			default:
-				v.Bytes = append(v.Bytes, b.Arena.Copy([]byte(fmt.Sprintf(`{"n":%d}`, i))))
+				v.AppendBytes([]byte(fmt.Sprintf(`{"n":%d}`, i)))
 			}
 		}
 		b.Rows++
@@ -55,8 +54,14 @@ func TestEncodeRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := sampleBatch(tbl, 5000)
+	// Encode a larger batch first: the reused writer must not leak it
+	// into the next file.
 	var buf bytes.Buffer
+	if err := enc.Encode(&buf, sampleBatch(tbl, 70000)); err != nil {
+		t.Fatal(err)
+	}
+	buf.Reset()
+	b := sampleBatch(tbl, 5000)
 	if err := enc.Encode(&buf, b); err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +93,6 @@ func TestEncodeRoundTrip(t *testing.T) {
 	if !rows[13][2].IsNull() || rows[13][0].IsNull() {
 		t.Fatalf("row 13 nulls wrong: %v", rows[13])
 	}
-	_ = time.Now
 }
 
 func BenchmarkEncode250K(b *testing.B) {

@@ -25,7 +25,7 @@ const (
 var errValue = errors.New("value cannot be represented in BigQuery")
 
 // appendValue decodes one raw PostgreSQL value into the column's vector.
-func appendValue(b *schema.Batch, v *schema.Vector, c *column, raw []byte) error {
+func appendValue(v *schema.Vector, c *column, raw []byte) error {
 	if raw == nil {
 		v.Valid = append(v.Valid, false)
 		switch c.Type {
@@ -36,7 +36,7 @@ func appendValue(b *schema.Batch, v *schema.Vector, c *column, raw []byte) error
 		case schema.Bool:
 			v.Bools = append(v.Bools, false)
 		default:
-			v.Bytes = append(v.Bytes, nil)
+			v.AppendBytes(nil)
 		}
 		return nil
 	}
@@ -60,7 +60,7 @@ func appendValue(b *schema.Batch, v *schema.Vector, c *column, raw []byte) error
 	case schema.Bool:
 		v.Bools = append(v.Bools, len(raw) == 1 && raw[0] != 0)
 	case schema.String, schema.Bytes:
-		v.Bytes = append(v.Bytes, b.Arena.Copy(raw))
+		v.AppendBytes(raw)
 	case schema.JSON:
 		if c.oid == oidJSONB {
 			if len(raw) == 0 || raw[0] != 1 {
@@ -68,7 +68,7 @@ func appendValue(b *schema.Batch, v *schema.Vector, c *column, raw []byte) error
 			}
 			raw = raw[1:]
 		}
-		v.Bytes = append(v.Bytes, b.Arena.Copy(raw))
+		v.AppendBytes(raw)
 	case schema.Date:
 		if len(raw) != 4 {
 			return fmt.Errorf("date of %d bytes", len(raw))
@@ -89,7 +89,7 @@ func appendValue(b *schema.Batch, v *schema.Vector, c *column, raw []byte) error
 		if err != nil {
 			return err
 		}
-		v.Bytes = append(v.Bytes, b.Arena.Copy(dec[:]))
+		v.AppendBytes(dec[:])
 	default:
 		return fmt.Errorf("no decoder for %s", c.Type)
 	}

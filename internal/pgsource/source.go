@@ -25,6 +25,9 @@ type Source struct {
 	formats pgx.QueryResultFormats
 
 	firstSQL, nextSQL, countSQL, countUpToSQL, minSQL string
+
+	// MaxBytes caps a chunk's variable-length bytes; MaxBatchBytes by default.
+	MaxBytes int
 }
 
 // Open connects and describes the table. A table pgbq cannot sync fails
@@ -51,7 +54,7 @@ func newSource(ctx context.Context, pool *pgxpool.Pool, spec TableSpec) (*Source
 	if err != nil {
 		return nil, err
 	}
-	s := &Source{pool: pool, ident: ident, cols: cols, table: table}
+	s := &Source{pool: pool, ident: ident, cols: cols, table: table, MaxBytes: MaxBatchBytes}
 	names := make([]string, len(cols))
 	for i, c := range cols {
 		names[i] = pgx.Identifier{c.Name}.Sanitize()
@@ -83,6 +86,11 @@ func (s *Source) Table() schema.Table { return s.table }
 // Name is the quoted, schema-qualified table name, for messages.
 func (s *Source) Name() string { return s.ident.Sanitize() }
 
+// MaxBatchBytes caps the variable-length bytes of one chunk, so that rows
+// with large values cannot make a chunk outgrow memory (and the uint32
+// offsets of a vector). A chunk that reaches it ends early, Truncated.
+const MaxBatchBytes = 128 << 20
+
 // ReadChunk fills b with up to limit rows of the UTC day starting at day,
 // in (timestamp, id) order, after position after (nil: from the day's start).
 func (s *Source) ReadChunk(ctx context.Context, day time.Time, after *schema.Key, limit int, b *schema.Batch) error {
@@ -103,7 +111,7 @@ func (s *Source) ReadChunk(ctx context.Context, day time.Time, after *schema.Key
 	for rows.Next() {
 		raw := rows.RawValues()
 		for i := range s.cols {
-			if err := appendValue(b, &b.Vectors[i], &s.cols[i], raw[i]); err != nil {
+			if err := appendValue(&b.Vectors[i], &s.cols[i], raw[i]); err != nil {
 				return fmt.Errorf("%w: table %s column %q (%s), row with %s %s: %v",
 					ErrUnsupported, s.Name(), s.cols[i].Name, s.cols[i].SourceType,
 					s.cols[idIdx].Name, idText(raw[idIdx]), err)
@@ -122,6 +130,10 @@ func (s *Source) ReadChunk(ctx context.Context, day time.Time, after *schema.Key
 			b.MaxID = k.ID
 		}
 		b.Rows++
+		if b.Rows < limit && b.DataBytes() >= s.MaxBytes {
+			b.Truncated = true
+			break
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("read %s: %w", s.Name(), err)

@@ -14,10 +14,10 @@ const (
 	Int64     Type = iota + 1 // Vector.Ints
 	Float64                   // Vector.Floats
 	Bool                      // Vector.Bools
-	String                    // Vector.Bytes, UTF-8
-	Bytes                     // Vector.Bytes
-	JSON                      // Vector.Bytes, JSON text
-	Numeric                   // Vector.Bytes, 16-byte big-endian two's complement scaled by 10^9
+	String                    // Vector.Data/Offsets, UTF-8
+	Bytes                     // Vector.Data/Offsets
+	JSON                      // Vector.Data/Offsets, JSON text
+	Numeric                   // Vector.Data/Offsets, 16-byte big-endian two's complement scaled by 10^9
 	Date                      // Vector.Ints, days since 1970-01-01
 	Timestamp                 // Vector.Ints, microseconds since 1970-01-01 UTC
 	Datetime                  // Vector.Ints, microseconds since 1970-01-01, no zone
@@ -84,13 +84,32 @@ func (k Key) Less(o Key) bool {
 }
 
 // Vector holds one column of a batch. Valid[i] is false for NULL. Only the
-// slice matching the column's Type is used.
+// slices matching the column's Type are used. Variable-length values are
+// stored back to back in Data: value i is Data[Offsets[i]:Offsets[i+1]]
+// (Offsets starts with 0), which costs 4 bytes a value where a slice
+// header would cost 24.
 type Vector struct {
-	Valid  []bool
-	Ints   []int64
-	Floats []float64
-	Bools  []bool
-	Bytes  [][]byte
+	Valid   []bool
+	Ints    []int64
+	Floats  []float64
+	Bools   []bool
+	Data    []byte
+	Offsets []uint32
+}
+
+// AppendBytes appends a variable-length value (nil for NULL: append
+// Valid false alongside).
+func (v *Vector) AppendBytes(p []byte) {
+	if len(v.Offsets) == 0 {
+		v.Offsets = append(v.Offsets, 0)
+	}
+	v.Data = append(v.Data, p...)
+	v.Offsets = append(v.Offsets, uint32(len(v.Data)))
+}
+
+// BytesAt returns variable-length value i; it is valid until Reset.
+func (v *Vector) BytesAt(i int) []byte {
+	return v.Data[v.Offsets[i]:v.Offsets[i+1]:v.Offsets[i+1]]
 }
 
 // Batch is a chunk of rows in columnar form.
@@ -101,16 +120,26 @@ type Batch struct {
 	First, Last Key
 	// MaxID is the largest id in the batch.
 	MaxID int64
-	// Arena owns the bytes of the batch's variable-length values.
-	Arena Arena
+	// Truncated means the batch stopped before its row limit because its
+	// bytes reached the reader's cap: more rows may follow.
+	Truncated bool
+}
+
+// DataBytes is the size of the batch's variable-length values.
+func (b *Batch) DataBytes() int {
+	n := 0
+	for i := range b.Vectors {
+		n += len(b.Vectors[i].Data)
+	}
+	return n
 }
 
 // Reset empties the batch for reuse, keeping its capacity.
 func (b *Batch) Reset(ncols int) {
 	b.Rows = 0
 	b.MaxID = 0
+	b.Truncated = false
 	b.First, b.Last = Key{}, Key{}
-	b.Arena.Reset()
 	if len(b.Vectors) != ncols {
 		b.Vectors = make([]Vector, ncols)
 	}
@@ -120,38 +149,7 @@ func (b *Batch) Reset(ncols int) {
 		v.Ints = v.Ints[:0]
 		v.Floats = v.Floats[:0]
 		v.Bools = v.Bools[:0]
-		v.Bytes = v.Bytes[:0]
+		v.Data = v.Data[:0]
+		v.Offsets = v.Offsets[:0]
 	}
-}
-
-const arenaBlock = 1 << 20
-
-// Arena copies byte values into large shared blocks so that a batch of
-// strings costs a few allocations rather than one per value.
-type Arena struct {
-	blocks [][]byte
-	cur    []byte
-}
-
-// Copy returns a copy of p that lives until Reset.
-func (a *Arena) Copy(p []byte) []byte {
-	if len(p) > cap(a.cur)-len(a.cur) {
-		size := arenaBlock
-		if len(p) > size {
-			size = len(p)
-		}
-		if a.cur != nil {
-			a.blocks = append(a.blocks, a.cur)
-		}
-		a.cur = make([]byte, 0, size)
-	}
-	start := len(a.cur)
-	a.cur = append(a.cur, p...)
-	return a.cur[start:len(a.cur):len(a.cur)]
-}
-
-// Reset drops every value handed out, keeping the current block for reuse.
-func (a *Arena) Reset() {
-	a.blocks = a.blocks[:0]
-	a.cur = a.cur[:0]
 }
