@@ -61,7 +61,7 @@ func extractEncode(ctx context.Context, src *pgsource.Source, l layout, chunk in
 	t0 := time.Now()
 	for d := int64(0); d < l.days; d++ {
 		var n int64
-		done, err := loader.Extract(ctx, src, enc, l.day(d), nil, chunk, time.Now().Add(time.Hour), func(_ context.Context, c loader.Chunk) error {
+		done, err := loader.Extract(ctx, src, enc, l.day(d), l.day(d).AddDate(0, 0, 1), nil, chunk, time.Now().Add(time.Hour), func(_ context.Context, c loader.Chunk) error {
 			n += int64(c.Rows)
 			chunks++
 			outBytes += int64(c.Data.Len())
@@ -103,7 +103,7 @@ func timeCall(ctx context.Context, src *pgsource.Source, day time.Time, after *s
 	var ds []time.Duration
 	for range reps {
 		t0 := time.Now()
-		if err := src.ReadChunk(ctx, day, after, chunk, b); err != nil {
+		if err := src.ReadChunk(ctx, day, day.AddDate(0, 0, 1), after, chunk, b); err != nil {
 			return 0, 0, 0, err
 		}
 		ds = append(ds, time.Since(t0))
@@ -124,7 +124,7 @@ func chunkTimings(ctx context.Context, src *pgsource.Source, l layout, chunk int
 	for {
 		keys = append(keys, after)
 		t0 := time.Now()
-		if err := src.ReadChunk(ctx, big, after, chunk, &b); err != nil {
+		if err := src.ReadChunk(ctx, big, big.AddDate(0, 0, 1), after, chunk, &b); err != nil {
 			return err
 		}
 		times = append(times, ms(time.Since(t0)))
@@ -166,7 +166,7 @@ func chunkTimings(ctx context.Context, src *pgsource.Source, l layout, chunk int
 	after = nil
 	var n int
 	for {
-		if err := src.ReadChunk(ctx, d0, after, chunk, &b); err != nil {
+		if err := src.ReadChunk(ctx, d0, d0.AddDate(0, 0, 1), after, chunk, &b); err != nil {
 			return err
 		}
 		n += b.Rows

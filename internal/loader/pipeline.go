@@ -13,11 +13,11 @@ import (
 	"github.com/pgbq/pgbq/internal/schema"
 )
 
-// ChunkReader reads one chunk of a day in keyset order after a position
-// (nil: the day's start). Reading the same position twice gives the same
-// rows, so a failed read can simply be retried.
+// ChunkReader reads one chunk of the rows with timestamps in [from, to) in
+// keyset order after a position (nil: from the start). Reading the same
+// position twice gives the same rows, so a failed read can be retried.
 type ChunkReader interface {
-	ReadChunk(ctx context.Context, day time.Time, after *schema.Key, limit int, b *schema.Batch) error
+	ReadChunk(ctx context.Context, from, to time.Time, after *schema.Key, limit int, b *schema.Batch) error
 }
 
 // Chunk is one encoded chunk on its way to BigQuery.
@@ -33,13 +33,13 @@ type Chunk struct {
 	Encode time.Duration
 }
 
-// Extract reads and encodes the chunks of day after pos and hands each to
-// load, in order. Three stages run at once — reading chunk n+2, encoding
+// Extract reads and encodes the chunks of [from, to) after pos and hands
+// each to load, in order. Three stages run at once — reading chunk n+2, encoding
 // n+1, loading n — joined by channels of one, so at most two batches and
 // three encoded chunks are in memory. It stops after a short chunk (done:
 // every row of the day so far has been handed over) or when no new read
 // may start because deadline has passed.
-func Extract(ctx context.Context, src ChunkReader, enc *parquetenc.Encoder, day time.Time, pos *schema.Key,
+func Extract(ctx context.Context, src ChunkReader, enc *parquetenc.Encoder, from, to time.Time, pos *schema.Key,
 	chunkSize int, deadline time.Time, load func(context.Context, Chunk) error) (done bool, err error) {
 	type read struct {
 		n     int
@@ -76,7 +76,7 @@ func Extract(ctx context.Context, src ChunkReader, enc *parquetenc.Encoder, day 
 			}
 			t0 := time.Now()
 			if err := retry.Do(gctx, func(ctx context.Context, _ int) error {
-				return src.ReadChunk(ctx, day, after, chunkSize, b)
+				return src.ReadChunk(ctx, from, to, after, chunkSize, b)
 			}); err != nil {
 				return fmt.Errorf("read chunk %d: %w", n, err)
 			}

@@ -143,13 +143,25 @@ func (s *Syncer) Sync(ctx context.Context, day time.Time, deadline time.Time) (O
 	return s.publish(ctx, log, day, prev)
 }
 
+// horizon is where reading the day stops: its end, or for a day still
+// open, Grace ago. Rows newer than that may still be joined by rows that
+// commit late with lower positions, so they wait for a later run instead
+// of making the staged position jump past them.
+func (s *Syncer) horizon(day time.Time) time.Time {
+	end := day.AddDate(0, 0, 1)
+	if h := s.now().Add(-s.Grace); h.Before(end) {
+		end = h
+	}
+	return end
+}
+
 // stage runs the chunk loop: each chunk is loaded, then checkpointed; the
 // reading and encoding of the next chunks overlap the load (see Extract).
 // It returns done when a short chunk showed that every row of the day so
 // far is staged.
 func (s *Syncer) stage(ctx context.Context, log *slog.Logger, day time.Time, pos *schema.Key, staged, maxID int64, deadline time.Time) (done bool, err error) {
 	runID := fmt.Sprintf("%x", time.Now().UnixNano())
-	return Extract(ctx, s.Source, s.Encoder, day, pos, s.ChunkSize, deadline, func(ctx context.Context, c Chunk) error {
+	return Extract(ctx, s.Source, s.Encoder, day, s.horizon(day), pos, s.ChunkSize, deadline, func(ctx context.Context, c Chunk) error {
 		if err := s.at("read"); err != nil {
 			return err
 		}

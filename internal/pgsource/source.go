@@ -91,17 +91,17 @@ func (s *Source) Name() string { return s.ident.Sanitize() }
 // offsets of a vector). A chunk that reaches it ends early, Truncated.
 const MaxBatchBytes = 128 << 20
 
-// ReadChunk fills b with up to limit rows of the UTC day starting at day,
-// in (timestamp, id) order, after position after (nil: from the day's start).
-func (s *Source) ReadChunk(ctx context.Context, day time.Time, after *schema.Key, limit int, b *schema.Batch) error {
+// ReadChunk fills b with up to limit rows whose timestamp is in
+// [from, to), in (timestamp, id) order, after position after (nil: from
+// the start).
+func (s *Source) ReadChunk(ctx context.Context, from, to time.Time, after *schema.Key, limit int, b *schema.Batch) error {
 	b.Reset(len(s.cols))
-	end := day.AddDate(0, 0, 1)
 	var rows pgx.Rows
 	var err error
 	if after == nil {
-		rows, err = s.pool.Query(ctx, s.firstSQL, s.formats, day, end, limit)
+		rows, err = s.pool.Query(ctx, s.firstSQL, s.formats, from, to, limit)
 	} else {
-		rows, err = s.pool.Query(ctx, s.nextSQL, s.formats, after.Time, after.ID, end, limit)
+		rows, err = s.pool.Query(ctx, s.nextSQL, s.formats, after.Time, after.ID, to, limit)
 	}
 	if err != nil {
 		return fmt.Errorf("read %s: %w", s.Name(), err)
