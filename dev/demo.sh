@@ -16,7 +16,7 @@ mkdir -p "$STACK_DIR/bin"
 go build -o "$STACK_DIR/bin/" ./planner ./loader ./dev/pstestd ./dev/bqquery
 stack_start
 
-step "seeding activity_logs: $ROWS rows over $DAYS days (the last one is today, up to now)"
+step "seeding activity_logs: $ROWS rows over $DAYS days (the last one is today, up to 90 minutes ago)"
 psql() { "$(pg_config --bindir)/psql" -X -q -v ON_ERROR_STOP=1 "$@"; }
 psql "$PG_ADMIN_DSN" -c "CREATE DATABASE demo"
 DEMO_DSN="${PG_ADMIN_DSN/dbname=postgres/dbname=demo}"
@@ -32,14 +32,16 @@ CREATE TABLE activity_logs (
   created_at timestamptz NOT NULL
 );
 CREATE INDEX activity_logs_created_at_id ON activity_logs (created_at, id);
--- Rows spread evenly from 29 days ago 00:00 UTC up to a minute ago; ids rise with time.
+-- Rows spread evenly from 29 days ago 00:00 UTC up to 90 minutes ago; ids rise with time.
+-- (An open day is read up to now minus SYNC_FINISH_GRACE, 1h by default: newer rows
+-- would wait for a later run.)
 INSERT INTO activity_logs
 SELECT g, g % 5000, (ARRAY['view','click','login','logout','purchase'])[1 + g % 5], '/page/' || (g % 300),
        jsonb_build_object('session', g % 9973, 'ok', g % 11 <> 0),
        ('10.' || (g % 200) || '.' || (g % 250) || '.' || (g % 240))::inet,
        CASE WHEN g % 3 = 0 THEN (g % 100000) / 100.0 END,
        date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' - interval '29 days'
-         + (g - 1) * ((now() - interval '1 minute' - (date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' - interval '29 days')) / $ROWS)
+         + (g - 1) * ((now() - interval '90 minutes' - (date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' - interval '29 days')) / $ROWS)
 FROM generate_series(1, $ROWS) g;
 ANALYZE activity_logs;
 SQL
