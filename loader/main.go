@@ -25,7 +25,6 @@ import (
 	"github.com/pgbq/pgbq/internal/config"
 	"github.com/pgbq/pgbq/internal/loader"
 	"github.com/pgbq/pgbq/internal/logging"
-	"github.com/pgbq/pgbq/internal/parquetenc"
 )
 
 // Config is the loader's configuration.
@@ -88,18 +87,12 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 		return err
 	}
 	defer deps.Close()
-	enc, err := parquetenc.New(deps.Source.Table())
+	host, _ := os.Hostname()
+	syncer, err := deps.NewSyncer(&cfg.Common, fmt.Sprintf("loader@%s/%d", host, os.Getpid()))
 	if err != nil {
 		return err
 	}
-	host, _ := os.Hostname()
-	svc := &loader.Service{
-		Syncer: &loader.Syncer{Source: deps.Source, Warehouse: deps.Warehouse, State: deps.State, Encoder: enc,
-			Table: cfg.Common.Sync.DestTable, ChunkSize: cfg.Common.Sync.ChunkSize, Grace: cfg.Common.Sync.Grace,
-			Writer: fmt.Sprintf("loader@%s/%d", host, os.Getpid())},
-		Pub:    deps.Publisher,
-		Budget: cfg.Budget,
-	}
+	svc := &loader.Service{Syncer: syncer, Pub: deps.Publisher, Budget: cfg.Budget}
 	switch {
 	case *date != "":
 		return once(ctx, svc, *date)

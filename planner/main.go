@@ -2,9 +2,10 @@
 // configured table that are not finished and publishes one message per
 // date. It is also the operator's tool:
 //
-//	planner              plan and publish
-//	planner --dry-run    print the plan, publish nothing
-//	planner status       per date: state, source rows, BigQuery rows
+//	planner                      re-check recent dates, plan and publish
+//	planner --dry-run            print the plan, publish nothing
+//	planner status               per date: state, source rows, BigQuery rows
+//	planner verify [--repair]    compare each date in both systems; rebuild the ones that differ
 package main
 
 import (
@@ -19,6 +20,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"cloud.google.com/go/civil"
 	"github.com/sethvargo/go-envconfig"
 
 	"github.com/pgbq/pgbq/internal/app"
@@ -35,6 +37,9 @@ type Config struct {
 	InFlight time.Duration `env:"PLANNER_IN_FLIGHT, default=15m"`
 	// MaxDates caps the messages of one run.
 	MaxDates int `env:"PLANNER_MAX_DATES, default=500"`
+	// RecheckDays: each run compares the finished dates of this many days
+	// before today again and re-opens those rows reached late.
+	RecheckDays int `env:"PLANNER_RECHECK_DAYS, default=3"`
 }
 
 func (c *Config) validate(needTopic bool) error {
@@ -45,6 +50,9 @@ func (c *Config) validate(needTopic bool) error {
 	}
 	if c.MaxDates < 1 || c.MaxDates > 100000 {
 		errs = append(errs, fmt.Errorf("PLANNER_MAX_DATES %d is out of range (1..100000)", c.MaxDates))
+	}
+	if c.RecheckDays < 0 || c.RecheckDays > 366 {
+		errs = append(errs, fmt.Errorf("PLANNER_RECHECK_DAYS %d is out of range (0..366)", c.RecheckDays))
 	}
 	return errors.Join(errs...)
 }
@@ -65,10 +73,18 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 		return err
 	}
 	cmd := fs.Arg(0)
+	vfs := flag.NewFlagSet("verify", flag.ContinueOnError)
+	from := vfs.String("from", "", "first date to verify (YYYY-MM-DD; default: the start date)")
+	to := vfs.String("to", "", "last date to verify (YYYY-MM-DD; default: yesterday)")
+	repair := vfs.Bool("repair", false, "rebuild each date that differs from scratch and verify it again")
 	switch cmd {
 	case "", "status":
+	case "verify":
+		if err := vfs.Parse(fs.Args()[1:]); err != nil {
+			return err
+		}
 	default:
-		return fmt.Errorf("unknown command %q (commands: status; no command plans and publishes)", cmd)
+		return fmt.Errorf("unknown command %q (commands: status, verify; no command plans and publishes)", cmd)
 	}
 	var cfg Config
 	if err := config.Load(ctx, &cfg, lookuper); err != nil {
@@ -85,8 +101,8 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 		return err
 	}
 	defer deps.Close()
-	p := &planner.Planner{Source: deps.Source, State: deps.State, Table: cfg.Common.Sync.DestTable,
-		InFlight: cfg.InFlight, MaxDates: cfg.MaxDates}
+	p := &planner.Planner{Source: deps.Source, Dest: deps.Warehouse, State: deps.State, Table: cfg.Common.Sync.DestTable,
+		InFlight: cfg.InFlight, MaxDates: cfg.MaxDates, RecheckDays: cfg.RecheckDays}
 	if deps.Publisher != nil {
 		p.Pub = deps.Publisher
 	}
@@ -94,8 +110,10 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 		p.Start = start
 	}
 	switch {
+	case cmd == "verify":
+		return verify(ctx, stdout, p, deps, &cfg.Common, *from, *to, *repair)
 	case cmd == "status":
-		tot, err := p.Status(ctx, stdout, deps.Source, deps.Warehouse)
+		tot, err := p.Status(ctx, stdout)
 		if err != nil {
 			return err
 		}
@@ -124,4 +142,51 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 		fmt.Fprintf(stdout, "plan: %d dates published\n", len(plan))
 		return nil
 	}
+}
+
+// ErrMismatch makes verify exit non-zero.
+var ErrMismatch = errors.New("dates differ between the source and BigQuery")
+
+func verify(ctx context.Context, stdout io.Writer, p *planner.Planner, deps *app.Deps, c *config.Common, fromArg, toArg string, repair bool) error {
+	from, to, ok, err := p.Range(ctx)
+	if err != nil {
+		return err
+	}
+	to = to.AddDays(-1) // by default through yesterday: today is still being synced
+	for _, a := range []struct {
+		arg  string
+		dst  *civil.Date
+		name string
+	}{{fromArg, &from, "--from"}, {toArg, &to, "--to"}} {
+		if a.arg == "" {
+			continue
+		}
+		d, err := civil.ParseDate(a.arg)
+		if err != nil {
+			return fmt.Errorf("%s %q is not a date (YYYY-MM-DD)", a.name, a.arg)
+		}
+		*a.dst, ok = d, true
+	}
+	if !ok || to.Before(from) {
+		fmt.Fprintln(stdout, "no dates to verify")
+		return nil
+	}
+	var rebuilder planner.Rebuilder
+	if repair {
+		host, _ := os.Hostname()
+		s, err := deps.NewSyncer(c, fmt.Sprintf("planner-verify@%s/%d", host, os.Getpid()))
+		if err != nil {
+			return err
+		}
+		rebuilder = s
+	}
+	bad, err := p.Verify(ctx, stdout, from, to, rebuilder)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "verify: dates=%d mismatched=%d\n", int(to.DaysSince(from))+1, bad)
+	if bad > 0 {
+		return fmt.Errorf("%w: %d of them", ErrMismatch, bad)
+	}
+	return nil
 }

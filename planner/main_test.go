@@ -3,15 +3,22 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"cloud.google.com/go/civil"
 	"github.com/sethvargo/go-envconfig"
 
+	"github.com/pgbq/pgbq/internal/app"
+	"github.com/pgbq/pgbq/internal/bq"
 	"github.com/pgbq/pgbq/internal/config"
+	"github.com/pgbq/pgbq/internal/planner"
+	"github.com/pgbq/pgbq/internal/syncstate"
 	"github.com/pgbq/pgbq/internal/testenv"
 )
 
@@ -62,5 +69,92 @@ func TestReadmeListsEveryVariable(t *testing.T) {
 		if !strings.Contains(string(readme), "| `"+v.Name+"` |") {
 			t.Errorf("README has no row for %s", v.Name)
 		}
+	}
+}
+
+// verify finds a row deleted in BigQuery and a row added in PostgreSQL to
+// a finished date, exits non-zero, and --repair removes both differences;
+// the planner's recheck re-opens a recent finished date that got a row late.
+func TestVerifyAndRepair(t *testing.T) {
+	t.Parallel()
+	dsn, pool := testenv.PG(t)
+	today := time.Now().UTC().Truncate(24 * time.Hour)
+	d1, d2, d3 := today.AddDate(0, 0, -3), today.AddDate(0, 0, -2), today.AddDate(0, 0, -1)
+	testenv.Exec(t, pool, `CREATE TABLE activity_logs (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, v text)`,
+		fmt.Sprintf(`INSERT INTO activity_logs SELECT g, TIMESTAMPTZ '%s' + g * interval '10 minutes', 'v' || g FROM generate_series(1, 400) g`, d1.Add(-time.Hour).Format(time.RFC3339)))
+	b := testenv.BigQuery(t)
+	env := map[string]string{"PG_DSN": dsn, "BQ_PROJECT": b.Project, "BQ_DATASET": b.Dataset, "BQ_ENDPOINT": b.Endpoint,
+		"SYNC_TABLE": "activity_logs", "SYNC_START_DATE": d1.Format(time.DateOnly), "SYNC_CHUNK_SIZE": "50"}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var cfg Config
+	if err := config.Load(ctx, &cfg, envconfig.MapLookuper(env)); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.validate(false); err != nil {
+		t.Fatal(err)
+	}
+	deps, err := app.Open(ctx, &cfg.Common, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer deps.Close()
+	s, err := deps.NewSyncer(&cfg.Common, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []time.Time{d1, d2, d3} {
+		if out, err := s.Sync(ctx, d, time.Now().Add(time.Hour)); err != nil || out.String() != "finished" {
+			t.Fatalf("sync %s: %v %v", d, out, err)
+		}
+	}
+	verify := func(args ...string) (string, error) {
+		var out bytes.Buffer
+		err := run(ctx, append([]string{"verify"}, args...), envconfig.MapLookuper(env), &out, io.Discard)
+		return out.String(), err
+	}
+	if out, err := verify(); err != nil || strings.Contains(out, "MISMATCH") {
+		t.Fatalf("verify of a clean sync: %v\n%s", err, out)
+	}
+	// Differences made by hand.
+	var victim int64
+	if err := pool.QueryRow(ctx, `SELECT min(id) FROM activity_logs WHERE created_at >= $1`, d2).Scan(&victim); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bq.RunQuery(ctx, b.Client, fmt.Sprintf("DELETE FROM `%s.%s.activity_logs` WHERE id = %d", b.Project, b.Dataset, victim)); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Exec(t, pool, fmt.Sprintf(`INSERT INTO activity_logs VALUES (5000, TIMESTAMPTZ '%s', 'late')`, d3.Add(time.Hour).Format(time.RFC3339)))
+
+	out, err := verify()
+	if !errors.Is(err, ErrMismatch) || strings.Count(out, "MISMATCH") != 2 {
+		t.Fatalf("verify after the changes: err %v, output:\n%s", err, out)
+	}
+	out, err = verify("--repair")
+	if err != nil || strings.Count(out, "repaired") != 2 {
+		t.Fatalf("verify --repair: %v\n%s", err, out)
+	}
+	if out, err := verify(); err != nil || strings.Contains(out, "MISMATCH") {
+		t.Fatalf("verify after repair: %v\n%s", err, out)
+	}
+	// The repair is recorded in sync_control.
+	n, err := deps.State.CountState(ctx, "activity_logs", civil.DateOf(d2), syncstate.StateReopened)
+	if err != nil || n != 1 {
+		t.Fatalf("reopened entries for %s: %d %v", d2, n, err)
+	}
+
+	// A row reaches a finished recent date late: the recheck re-opens it.
+	testenv.Exec(t, pool, fmt.Sprintf(`INSERT INTO activity_logs VALUES (5001, TIMESTAMPTZ '%s', 'later')`, d2.Add(time.Hour).Format(time.RFC3339)))
+	p := &planner.Planner{Source: deps.Source, Dest: deps.Warehouse, State: deps.State, Table: "activity_logs", InFlight: time.Hour, MaxDates: 10, Start: d1}
+	reopened, err := p.Recheck(ctx, 3)
+	if err != nil || len(reopened) != 1 || reopened[0] != civil.DateOf(d2) {
+		t.Fatalf("recheck reopened %v, %v; want [%s]", reopened, err, d2.Format(time.DateOnly))
+	}
+	plan, err := p.Plan(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan) == 0 || plan[0].Date != civil.DateOf(d2) || plan[0].Reason != "reopened" {
+		t.Fatalf("plan after recheck = %+v", plan)
 	}
 }

@@ -13,6 +13,8 @@ import (
 
 	"github.com/pgbq/pgbq/internal/bq"
 	"github.com/pgbq/pgbq/internal/config"
+	"github.com/pgbq/pgbq/internal/loader"
+	"github.com/pgbq/pgbq/internal/parquetenc"
 	"github.com/pgbq/pgbq/internal/pgsource"
 	"github.com/pgbq/pgbq/internal/pubsubx"
 	"github.com/pgbq/pgbq/internal/syncstate"
@@ -110,4 +112,14 @@ func (d *Deps) Close() {
 	if d.Source != nil {
 		d.Source.Close()
 	}
+}
+
+// NewSyncer builds the chunk loop for the configured table.
+func (d *Deps) NewSyncer(c *config.Common, writer string) (*loader.Syncer, error) {
+	enc, err := parquetenc.New(d.Source.Table())
+	if err != nil {
+		return nil, err
+	}
+	return &loader.Syncer{Source: d.Source, Warehouse: d.Warehouse, State: d.State, Encoder: enc,
+		Table: c.Sync.DestTable, ChunkSize: c.Sync.ChunkSize, Grace: c.Sync.Grace, Writer: writer}, nil
 }

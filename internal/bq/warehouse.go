@@ -379,15 +379,17 @@ func (w *Warehouse) StagedStats(ctx context.Context, day time.Time) (distinct, m
 	return d, m, nil
 }
 
-// DayCounts are the destination's rows and distinct ids per UTC day in [from, to).
-func (w *Warehouse) DayCounts(ctx context.Context, from, to time.Time) (map[civil.Date]DayStats, error) {
-	sql := fmt.Sprintf("SELECT DATE(%s), COUNT(*), COUNT(DISTINCT %s) FROM %s WHERE %s GROUP BY 1",
-		quote(w.tsName()), quote(w.idName()), w.DestRef(), w.rangeBounds(from, to))
+// DayFingerprints summarises each UTC day in [from, to) that has rows in
+// the destination.
+func (w *Warehouse) DayFingerprints(ctx context.Context, from, to time.Time) (map[civil.Date]schema.DayFingerprint, error) {
+	id := quote(w.idName())
+	sql := fmt.Sprintf("SELECT DATE(%s), COUNT(*), COUNT(DISTINCT %s), MIN(%s), MAX(%s), CAST(SUM(CAST(%s AS NUMERIC)) AS STRING) FROM %s WHERE %s GROUP BY 1",
+		quote(w.tsName()), id, id, id, id, w.DestRef(), w.rangeBounds(from, to))
 	it, err := w.Query(ctx, sql)
 	if err != nil {
-		return nil, fmt.Errorf("count %s by day: %w", w.dest, err)
+		return nil, fmt.Errorf("fingerprint %s by day: %w", w.dest, err)
 	}
-	out := map[civil.Date]DayStats{}
+	out := map[civil.Date]schema.DayFingerprint{}
 	for {
 		var row []bigquery.Value
 		err := it.Next(&row)
@@ -395,14 +397,25 @@ func (w *Warehouse) DayCounts(ctx context.Context, from, to time.Time) (map[civi
 			return out, nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("count %s by day: %w", w.dest, err)
+			return nil, fmt.Errorf("fingerprint %s by day: %w", w.dest, err)
 		}
-		d, ok1 := row[0].(civil.Date)
-		n, ok2 := row[1].(int64)
-		u, ok3 := row[2].(int64)
-		if !ok1 || !ok2 || !ok3 {
-			return nil, fmt.Errorf("count %s by day: unexpected row %v", w.dest, row)
+		d, ok := row[0].(civil.Date)
+		n1, ok1 := row[1].(int64)
+		n2, ok2 := row[2].(int64)
+		n3, ok3 := row[3].(int64)
+		n4, ok4 := row[4].(int64)
+		sum, ok5 := row[5].(string)
+		if !ok || !ok1 || !ok2 || !ok3 || !ok4 || !ok5 {
+			return nil, fmt.Errorf("fingerprint %s by day: unexpected row %v", w.dest, row)
 		}
-		out[d] = DayStats{Rows: n, DistinctIDs: u}
+		out[d] = schema.DayFingerprint{Rows: n1, DistinctIDs: n2, MinID: n3, MaxID: n4, SumID: normalizeDecimal(sum)}
 	}
+}
+
+// normalizeDecimal drops a fractional part of zeros ("12.000" -> "12").
+func normalizeDecimal(s string) string {
+	if i := strings.IndexByte(s, '.'); i >= 0 && strings.Trim(s[i+1:], "0") == "" {
+		return s[:i]
+	}
+	return s
 }

@@ -339,3 +339,37 @@ func (s *Syncer) resync(ctx context.Context, log *slog.Logger, day time.Time, e 
 func (s *Syncer) appendState(ctx context.Context, e syncstate.Entry) error {
 	return retry.Do(ctx, func(ctx context.Context, _ int) error { return s.State.Append(ctx, e) })
 }
+
+// Rebuild syncs day again from its start: the staging table is emptied,
+// the date re-opened in sync_control with reason, then synced and
+// published as usual. Rebuilding twice gives the same result.
+func (s *Syncer) Rebuild(ctx context.Context, day time.Time, reason string) error {
+	date := civil.DateOf(day)
+	if err := retry.Do(ctx, func(ctx context.Context, _ int) error { return s.Warehouse.DropStaging(ctx, day) }); err != nil {
+		return err
+	}
+	if err := s.appendState(ctx, syncstate.Entry{Table: s.Table, Date: date, State: syncstate.StateReopened,
+		Detail: reason, Writer: s.Writer}); err != nil {
+		return err
+	}
+	for i := 0; i < 10000; i++ {
+		out, err := s.Sync(ctx, day, time.Now().Add(time.Hour))
+		if err != nil {
+			return err
+		}
+		switch out {
+		case Finished, Published:
+			return nil
+		case AlreadyFinished:
+			return fmt.Errorf("rebuild %s %s: the date shows finished right after it was re-opened", s.Table, date)
+		case Busy:
+			// Another loader works the date; wait for its lease.
+			select {
+			case <-time.After(time.Second):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}
+	return fmt.Errorf("rebuild %s %s: did not finish", s.Table, date)
+}

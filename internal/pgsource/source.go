@@ -215,23 +215,25 @@ func (s *Source) Lease(ctx context.Context, key string) (release func(), err err
 	}, nil
 }
 
-// DayCounts counts the source rows of each UTC day in [from, to).
-func (s *Source) DayCounts(ctx context.Context, from, to time.Time) (map[civil.Date]int64, error) {
+// DayFingerprints summarises each UTC day in [from, to) that has rows.
+func (s *Source) DayFingerprints(ctx context.Context, from, to time.Time) (map[civil.Date]schema.DayFingerprint, error) {
 	ts := pgx.Identifier{s.cols[s.table.TimestampIndex].Name}.Sanitize()
-	sql := fmt.Sprintf(`SELECT (%[1]s AT TIME ZONE 'UTC')::date, count(*) FROM %[2]s WHERE %[1]s >= $1 AND %[1]s < $2 GROUP BY 1`, ts, s.Name())
+	id := pgx.Identifier{s.cols[s.table.IDIndex].Name}.Sanitize()
+	sql := fmt.Sprintf(`SELECT (%[1]s AT TIME ZONE 'UTC')::date, count(*), count(DISTINCT %[2]s), min(%[2]s)::bigint, max(%[2]s)::bigint, sum(%[2]s::numeric)::text
+FROM %[3]s WHERE %[1]s >= $1 AND %[1]s < $2 GROUP BY 1`, ts, id, s.Name())
 	rows, err := s.pool.Query(ctx, sql, from, to)
 	if err != nil {
-		return nil, fmt.Errorf("count %s by day: %w", s.Name(), err)
+		return nil, fmt.Errorf("fingerprint %s by day: %w", s.Name(), err)
 	}
 	defer rows.Close()
-	out := map[civil.Date]int64{}
+	out := map[civil.Date]schema.DayFingerprint{}
 	for rows.Next() {
 		var d time.Time
-		var n int64
-		if err := rows.Scan(&d, &n); err != nil {
-			return nil, fmt.Errorf("count %s by day: %w", s.Name(), err)
+		var f schema.DayFingerprint
+		if err := rows.Scan(&d, &f.Rows, &f.DistinctIDs, &f.MinID, &f.MaxID, &f.SumID); err != nil {
+			return nil, fmt.Errorf("fingerprint %s by day: %w", s.Name(), err)
 		}
-		out[civil.DateOf(d)] = n
+		out[civil.DateOf(d)] = f
 	}
 	return out, rows.Err()
 }

@@ -20,6 +20,7 @@ import (
 type Source interface {
 	// FirstDay is the UTC date of the earliest row; ok is false when empty.
 	FirstDay(ctx context.Context) (day time.Time, ok bool, err error)
+	Fingerprinter
 }
 
 // State is what the planner reads and writes of sync_control.
@@ -37,16 +38,21 @@ type Publisher interface {
 // Planner plans one table.
 type Planner struct {
 	Source Source
-	State  State
-	Pub    Publisher
-	Table  string
+	// Dest is the BigQuery copy, for status, verify and the recheck.
+	Dest  Fingerprinter
+	State State
+	Pub   Publisher
+	Table string
 	// Start is the first date to sync; zero means the source's first day.
 	Start time.Time
 	// InFlight is how long a date with a fresh entry is left alone.
 	InFlight time.Duration
 	// MaxDates caps the messages of one run.
 	MaxDates int
-	Now      func() time.Time
+	// RecheckDays is how many days before today Run compares again, to
+	// re-open finished dates that rows reached late.
+	RecheckDays int
+	Now         func() time.Time
 }
 
 // Planned is one date the planner would publish, and why.
@@ -58,11 +64,7 @@ type Planned struct {
 
 // Plan lists the dates to publish, oldest first.
 func (p *Planner) Plan(ctx context.Context) ([]Planned, error) {
-	now := time.Now()
-	if p.Now != nil {
-		now = p.Now()
-	}
-	now = now.UTC()
+	now := p.now()
 	start, ok, err := p.startDay(ctx)
 	if err != nil || !ok {
 		return nil, err
@@ -84,7 +86,7 @@ func (p *Planner) Plan(ctx context.Context) ([]Planned, error) {
 		if seen && e.IsFinished {
 			continue
 		}
-		if seen && now.Sub(e.SyncedAt) < p.InFlight {
+		if seen && e.State != syncstate.StateReopened && now.Sub(e.SyncedAt) < p.InFlight {
 			continue // in flight, or just planned by another run
 		}
 		reason := "new"
@@ -93,6 +95,8 @@ func (p *Planner) Plan(ctx context.Context) ([]Planned, error) {
 			reason = "today"
 		case seen && e.State == syncstate.StateFailed:
 			reason = "failed"
+		case seen && e.State == syncstate.StateReopened:
+			reason = "reopened"
 		case seen:
 			reason = "unfinished"
 		case d.Before(newest):
@@ -106,6 +110,13 @@ func (p *Planner) Plan(ctx context.Context) ([]Planned, error) {
 	return out, nil
 }
 
+func (p *Planner) now() time.Time {
+	if p.Now != nil {
+		return p.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
 // startDay is the configured start, else the source's first day; ok is
 // false when neither exists (an empty table).
 func (p *Planner) startDay(ctx context.Context) (time.Time, bool, error) {
@@ -115,8 +126,12 @@ func (p *Planner) startDay(ctx context.Context) (time.Time, bool, error) {
 	return p.Source.FirstDay(ctx)
 }
 
-// Run plans and publishes; it returns the dates published.
+// Run re-checks recent finished dates, plans and publishes; it returns the
+// dates published.
 func (p *Planner) Run(ctx context.Context) ([]Planned, error) {
+	if _, err := p.Recheck(ctx, p.RecheckDays); err != nil {
+		return nil, err
+	}
 	plan, err := p.Plan(ctx)
 	if err != nil {
 		return nil, err

@@ -9,18 +9,68 @@ import (
 
 	"cloud.google.com/go/civil"
 
-	"github.com/pgbq/pgbq/internal/bq"
+	"github.com/pgbq/pgbq/internal/schema"
 	"github.com/pgbq/pgbq/internal/syncstate"
 )
 
-// Counter counts rows per UTC day.
-type SourceCounter interface {
-	DayCounts(ctx context.Context, from, to time.Time) (map[civil.Date]int64, error)
+// Fingerprinter summarises each UTC day in [from, to) that has rows.
+type Fingerprinter interface {
+	DayFingerprints(ctx context.Context, from, to time.Time) (map[civil.Date]schema.DayFingerprint, error)
 }
 
-// DestCounter counts destination rows and distinct ids per UTC day.
-type DestCounter interface {
-	DayCounts(ctx context.Context, from, to time.Time) (map[civil.Date]bq.DayStats, error)
+// DateReport compares one date in the source and in BigQuery.
+type DateReport struct {
+	Date         civil.Date
+	Entry        syncstate.Entry
+	Seen         bool // Entry is set
+	Source, Dest schema.DayFingerprint
+}
+
+// Match reports whether BigQuery holds the source's rows for the date:
+// the same count, no duplicate, the same smallest, largest and summed id.
+func (r DateReport) Match() bool {
+	return r.Source.Rows == r.Dest.Rows && r.Dest.Rows == r.Dest.DistinctIDs &&
+		r.Source.MinID == r.Dest.MinID && r.Source.MaxID == r.Dest.MaxID && sumOf(r.Source) == sumOf(r.Dest)
+}
+
+func sumOf(f schema.DayFingerprint) string {
+	if f.Rows == 0 {
+		return "0"
+	}
+	return f.SumID
+}
+
+// Compare fingerprints every date in [from, to] on both sides.
+func (p *Planner) Compare(ctx context.Context, from, to civil.Date) ([]DateReport, error) {
+	latest, err := p.State.Latest(ctx, p.Table)
+	if err != nil {
+		return nil, err
+	}
+	start, end := from.In(time.UTC), to.AddDays(1).In(time.UTC)
+	sf, err := p.Source.DayFingerprints(ctx, start, end)
+	if err != nil {
+		return nil, err
+	}
+	df, err := p.Dest.DayFingerprints(ctx, start, end)
+	if err != nil {
+		return nil, err
+	}
+	var out []DateReport
+	for d := from; !d.After(to); d = d.AddDays(1) {
+		e, seen := latest[d]
+		out = append(out, DateReport{Date: d, Entry: e, Seen: seen, Source: sf[d], Dest: df[d]})
+	}
+	return out, nil
+}
+
+// Range is the planner's dates: the start through today; ok is false
+// when the table is empty and no start is configured.
+func (p *Planner) Range(ctx context.Context) (from, to civil.Date, ok bool, err error) {
+	start, ok, err := p.startDay(ctx)
+	if err != nil || !ok {
+		return civil.Date{}, civil.Date{}, false, err
+	}
+	return civil.DateOf(start), civil.DateOf(p.now()), true, nil
 }
 
 // Totals sum a status report.
@@ -33,13 +83,9 @@ type Totals struct {
 
 // Status prints, for every date from the start through today, its state
 // in sync_control and the rows counted now in the source and in BigQuery.
-func (p *Planner) Status(ctx context.Context, w io.Writer, src SourceCounter, dst DestCounter) (Totals, error) {
+func (p *Planner) Status(ctx context.Context, w io.Writer) (Totals, error) {
 	var tot Totals
-	now := time.Now()
-	if p.Now != nil {
-		now = p.Now()
-	}
-	start, ok, err := p.startDay(ctx)
+	from, to, ok, err := p.Range(ctx)
 	if err != nil {
 		return tot, err
 	}
@@ -47,41 +93,30 @@ func (p *Planner) Status(ctx context.Context, w io.Writer, src SourceCounter, ds
 		fmt.Fprintln(w, "the source table is empty")
 		return tot, nil
 	}
-	end := now.UTC().Truncate(24*time.Hour).AddDate(0, 0, 1)
-	latest, err := p.State.Latest(ctx, p.Table)
-	if err != nil {
-		return tot, err
-	}
-	sc, err := src.DayCounts(ctx, start, end)
-	if err != nil {
-		return tot, err
-	}
-	dc, err := dst.DayCounts(ctx, start, end)
+	reports, err := p.Compare(ctx, from, to)
 	if err != nil {
 		return tot, err
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "date\tstatus\tsource_rows\tbigquery_rows\tduplicates\tmatch\t")
-	for d := civil.DateOf(start); d.Before(civil.DateOf(end)); d = d.AddDays(1) {
-		e, seen := latest[d]
+	for _, r := range reports {
 		status := "never synced"
-		if seen {
-			status = e.State
+		if r.Seen {
+			status = r.Entry.State
 		}
-		s, b := sc[d], dc[d]
-		dup := b.Rows - b.DistinctIDs
+		dup := r.Dest.Rows - r.Dest.DistinctIDs
 		match := "yes"
-		if s != b.Rows || dup != 0 {
+		if !r.Match() {
 			match = "NO"
 			tot.Mismatched++
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t\n", d, status, s, b.Rows, dup, match)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t\n", r.Date, status, r.Source.Rows, r.Dest.Rows, dup, match)
 		tot.Dates++
-		if seen && e.State == syncstate.StateFinished {
+		if r.Entry.IsFinished {
 			tot.Finished++
 		}
-		tot.SourceRows += s
-		tot.BigQueryRows += b.Rows
+		tot.SourceRows += r.Source.Rows
+		tot.BigQueryRows += r.Dest.Rows
 		tot.Duplicates += dup
 	}
 	return tot, tw.Flush()

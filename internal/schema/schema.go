@@ -153,3 +153,14 @@ func (b *Batch) Reset(ncols int) {
 		v.Offsets = v.Offsets[:0]
 	}
 }
+
+// DayFingerprint summarises the rows of one day, for comparing a source
+// with its copy: equal fingerprints of an append-only table with unique
+// ids mean the same rows (barring an improbable coincidence of sums).
+type DayFingerprint struct {
+	Rows        int64
+	DistinctIDs int64
+	MinID       int64
+	MaxID       int64
+	SumID       string // exact decimal
+}

@@ -33,6 +33,7 @@ const (
 	StateFinished   = "finished"    // closed and verified: counts equal
 	StateMismatch   = "mismatch"    // counts differ after publish; the date is re-synced
 	StateFailed     = "failed"      // a permanent error; see detail
+	StateReopened   = "reopened"    // a finished date found to differ; it is synced again
 )
 
 // Entry is one row of the log.
@@ -92,18 +93,30 @@ func (s *Store) Ensure(ctx context.Context) error {
 	if err != nil && !isStatus(err, http.StatusConflict) {
 		return fmt.Errorf("create %s: %w", LogTable, err)
 	}
-	// A finished row wins over any other (finished means verified; a
+	// Per date, rows before its latest re-opening no longer count; of the
+	// rest a finished row wins over any other (finished means verified; a
 	// loader that lost a race may still append a checkpoint after it),
 	// then the newest.
 	viewSQL := fmt.Sprintf(`SELECT table_name, sync_date, last_max_id, is_finished, synced_at, state,
   last_created_at, last_id, rows_staged, source_rows, bigquery_rows, detail, writer
-FROM %s
-WHERE TRUE
+FROM (
+  SELECT *, MAX(IF(state = '%s', synced_at, NULL)) OVER (PARTITION BY table_name, sync_date) AS reopened_at
+  FROM %s
+)
+WHERE reopened_at IS NULL OR synced_at >= reopened_at
 QUALIFY ROW_NUMBER() OVER (PARTITION BY table_name, sync_date ORDER BY is_finished DESC, synced_at DESC) = 1`,
-		bq.Ref(s.project, s.dataset, LogTable))
-	err = ds.Table(View).Create(ctx, &bigquery.TableMetadata{ViewQuery: viewSQL,
+		StateReopened, bq.Ref(s.project, s.dataset, LogTable))
+	view := ds.Table(View)
+	err = view.Create(ctx, &bigquery.TableMetadata{ViewQuery: viewSQL,
 		Description: "pgbq: the current state of each (table_name, sync_date)."})
-	if err != nil && !isStatus(err, http.StatusConflict) {
+	if isStatus(err, http.StatusConflict) {
+		// Keep an existing view's definition current.
+		var meta *bigquery.TableMetadata
+		if meta, err = view.Metadata(ctx); err == nil && meta.ViewQuery != viewSQL {
+			_, err = view.Update(ctx, bigquery.TableMetadataToUpdate{ViewQuery: viewSQL}, "")
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("create view %s: %w", View, err)
 	}
 	return nil
