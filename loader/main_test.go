@@ -1,15 +1,24 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"cloud.google.com/go/bigquery"
+
 	"github.com/sethvargo/go-envconfig"
 
+	"github.com/pgbq/pgbq/internal/bq"
 	"github.com/pgbq/pgbq/internal/config"
 	"github.com/pgbq/pgbq/internal/testenv"
 )
@@ -112,4 +121,102 @@ func TestReadmeListsEveryVariable(t *testing.T) {
 			t.Errorf("README does not give %s's default %q", v.Name, v.Default)
 		}
 	}
+}
+
+// SIGTERM (the context run gets from signal.NotifyContext) in the middle
+// of a date: the in-flight request answers 503 so Pub/Sub redelivers, the
+// loader is gone before Cloud Run's SIGKILL 10 s later, and the date
+// resumes and finishes with every row once.
+func TestShutdownLeavesDateResumable(t *testing.T) {
+	t.Parallel()
+	dsn, pool := testenv.PG(t)
+	testenv.Exec(t, pool, `CREATE TABLE activity_logs (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, v text)`,
+		`CREATE INDEX ON activity_logs (created_at, id)`,
+		`INSERT INTO activity_logs SELECT g, TIMESTAMPTZ '2024-05-01' + g * interval '1 second', repeat('x', 50) FROM generate_series(1, 40000) g`)
+	b := testenv.BigQuery(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := fmt.Sprint(ln.Addr().(*net.TCPAddr).Port)
+	ln.Close()
+	env := map[string]string{"PG_DSN": dsn, "BQ_PROJECT": b.Project, "BQ_DATASET": b.Dataset, "BQ_ENDPOINT": b.Endpoint,
+		"SYNC_TABLE": "activity_logs", "SYNC_CHUNK_SIZE": "500", "PUBSUB_TOPIC": "dates", "PORT": port,
+		"PUBSUB_EMULATOR_HOST": "127.0.0.1:1"}
+	var logs syncBuffer
+	ctx, sigterm := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, nil, envconfig.MapLookuper(env), &logs) }()
+
+	body, _ := json.Marshal(map[string]any{"message": map[string]any{"data": []byte(`{"table":"activity_logs","date":"2024-05-01"}`), "messageId": "7"}})
+	status := make(chan int, 1)
+	go func() {
+		for i := 0; i < 200; i++ { // until the server listens
+			resp, err := http.Post("http://127.0.0.1:"+port+"/", "application/json", bytes.NewReader(body))
+			if err == nil {
+				resp.Body.Close()
+				status <- resp.StatusCode
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		status <- 0
+	}()
+	// SIGTERM once a few chunks are staged.
+	for !strings.Contains(logs.String(), `"chunk":3,`) {
+		select {
+		case err := <-done:
+			t.Fatalf("loader ended early: %v\n%s", err, logs.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	sigterm()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run after SIGTERM: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("loader still running 10 s after SIGTERM: Cloud Run would kill it")
+	}
+	if code := <-status; code != http.StatusServiceUnavailable {
+		t.Fatalf("in-flight request answered %d, want 503 (redeliver)", code)
+	}
+	// Redelivery, to a new loader process.
+	if err := run(context.Background(), []string{"--date", "2024-05-01"}, envconfig.MapLookuper(env), io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	it, err := bq.RunQuery(context.Background(), b.Client, fmt.Sprintf("SELECT COUNT(*), COUNT(DISTINCT id) FROM `%s.%s.activity_logs`", b.Project, b.Dataset))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var row []bigquery.Value
+	if err := it.Next(&row); err != nil {
+		t.Fatal(err)
+	}
+	var want int64
+	if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM activity_logs WHERE created_at < '2024-05-02'`).Scan(&want); err != nil {
+		t.Fatal(err)
+	}
+	if row[0] != want || row[1] != want {
+		t.Fatalf("BigQuery holds %v rows (%v distinct), want %d", row[0], row[1], want)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the logger and the test at once.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

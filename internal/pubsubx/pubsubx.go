@@ -10,6 +10,9 @@ import (
 	"regexp"
 
 	"cloud.google.com/go/pubsub/v2"
+	"google.golang.org/api/option"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 )
 
 // Config names the dates topic and, for pull mode, a subscription.
@@ -18,6 +21,9 @@ type Config struct {
 	Project      string `env:"PROJECT"`
 	Topic        string `env:"TOPIC"`
 	Subscription string `env:"SUBSCRIPTION"`
+	// EmulatorHost (PUBSUB_EMULATOR_HOST, the client library's own
+	// variable) points the client at an emulator such as pstest.
+	EmulatorHost string `env:"EMULATOR_HOST"`
 }
 
 var nameRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9\-_.~+%]{2,254}$`)
@@ -43,7 +49,12 @@ func (c Config) Validate(prefix string, needTopic, needSub bool) error {
 
 // NewClient connects to Pub/Sub.
 func NewClient(ctx context.Context, c Config) (*pubsub.Client, error) {
-	client, err := pubsub.NewClient(ctx, c.Project)
+	var opts []option.ClientOption
+	if c.EmulatorHost != "" {
+		opts = append(opts, option.WithEndpoint(c.EmulatorHost), option.WithoutAuthentication(),
+			option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())))
+	}
+	client, err := pubsub.NewClient(ctx, c.Project, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to Pub/Sub: %w", err)
 	}
