@@ -1,5 +1,5 @@
 # pgbq — the two commands a newcomer runs: `make demo` and `make test`.
-.PHONY: demo test bench lint build stack-up stack-down
+.PHONY: demo test bench chaos lint build stack-up stack-down
 
 ## demo: the whole pipeline on a local stack (PostgreSQL, BigQuery emulator, Pub/Sub fake)
 demo:
@@ -12,6 +12,10 @@ test:
 ## bench: 5M-row activity_logs: COPY throughput, extract+encode, end-to-end sync, peak RSS
 bench:
 	bash dev/bench.sh
+
+## chaos: the full fault-injection run (1M rows, 10 dates, >= 52 kill -9s, every fault kind)
+chaos:
+	bash dev/chaos.sh
 
 ## lint: gofmt, go vet, go mod tidy check, terraform fmt
 lint:

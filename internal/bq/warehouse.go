@@ -77,11 +77,21 @@ func fieldType(t schema.Type) bigquery.FieldType {
 	panic(fmt.Sprintf("bq: no BigQuery type for %v", t))
 }
 
-// EnsureDatasets creates the destination, staging and state datasets when missing.
+// EnsureDatasets creates the destination, staging and state datasets when
+// missing (in deployments Terraform creates them).
 func EnsureDatasets(ctx context.Context, client *bigquery.Client, cfg Config) error {
 	cfg = cfg.WithDefaults()
 	for _, ds := range []string{cfg.Dataset, cfg.StagingDataset, cfg.StateDataset} {
-		err := client.Dataset(ds).Create(ctx, &bigquery.DatasetMetadata{Location: cfg.Location})
+		// Look before creating: a least-privilege account that may use a
+		// dataset Terraform made may not create datasets at all.
+		_, err := client.Dataset(ds).Metadata(ctx)
+		if err == nil {
+			continue
+		}
+		if !isStatus(err, http.StatusNotFound) {
+			return fmt.Errorf("read dataset %s: %w", ds, err)
+		}
+		err = client.Dataset(ds).Create(ctx, &bigquery.DatasetMetadata{Location: cfg.Location})
 		if err != nil && !isStatus(err, http.StatusConflict) {
 			return fmt.Errorf("create dataset %s: %w", ds, err)
 		}

@@ -1,0 +1,295 @@
+// Package chaos runs pgbq's real binaries against the local stack while
+// injecting faults — loaders killed at the moments that matter, BigQuery
+// errors and timeouts, PostgreSQL restarts, duplicate deliveries, two
+// planners at once, rows arriving late — and then counts, day by day,
+// whether any row was lost or duplicated. `make chaos` runs it at full
+// size; a short run is part of `make test`.
+package chaos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"cloud.google.com/go/civil"
+	"cloud.google.com/go/pubsub/v2"
+	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
+	"cloud.google.com/go/pubsub/v2/pstest"
+	"github.com/jackc/pgx/v5"
+	"google.golang.org/api/option"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+// Options size a run.
+type Options struct {
+	Root         string // repository root (dev/pg.sh lives there)
+	LoaderBin    string
+	PlannerBin   string
+	BQEndpoint   string
+	BQProject    string
+	Dataset      string
+	WorkDir      string
+	Rows         int
+	Dates        int
+	ChunkSize    int
+	Loaders      int // loader processes running at once
+	KillsPerKind int // kill -9s wanted at each of the four moments
+	PGRestarts   int
+	FaultRate    float64 // share of BigQuery requests that fail
+	Timeout      time.Duration
+	Log          io.Writer
+}
+
+// Report is what a run found.
+type Report struct {
+	Faults                   map[string]int
+	Dates                    int
+	SourceRows, BigQueryRows int64
+	Lost, Duplicated         int64
+	Unfinished               []string
+	DeadLettered             int
+}
+
+// TotalFaults sums the faults injected.
+func (r *Report) TotalFaults() int {
+	n := 0
+	for _, v := range r.Faults {
+		n += v
+	}
+	return n
+}
+
+type harness struct {
+	opt     Options
+	mu      sync.Mutex
+	faults  map[string]int
+	pgDir   string
+	pgBusy  sync.Mutex
+	dsn     string
+	env     []string
+	ps      *pstest.Server
+	client  *pubsub.Client
+	proxies []*proxy
+}
+
+func (h *harness) logf(format string, args ...any) {
+	if h.opt.Log != nil {
+		fmt.Fprintf(h.opt.Log, "chaos: "+format+"\n", args...)
+	}
+}
+
+func (h *harness) count(kind string) {
+	h.mu.Lock()
+	h.faults[kind]++
+	h.mu.Unlock()
+}
+
+func (h *harness) injected(kind string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.faults[kind]
+}
+
+// want says whether to inject kind now: while its quota lasts, with a
+// probability that spreads the faults over the run.
+func (h *harness) want(kind string) bool {
+	if h.injected(kind) >= h.opt.KillsPerKind {
+		return false
+	}
+	p := 0.35
+	if kind == KillPublish || kind == KillFinish {
+		p = 0.8 // rarer moments: take most of them
+	}
+	return rand.Float64() < p
+}
+
+func (h *harness) pgRestartWanted() bool {
+	return h.injected(PGRestart) < h.opt.PGRestarts && rand.Float64() < 0.1
+}
+
+// restartPG restarts the cluster (fast: sessions are cut mid-query).
+func (h *harness) restartPG() {
+	if !h.pgBusy.TryLock() {
+		return
+	}
+	defer h.pgBusy.Unlock()
+	if err := exec.Command(filepath.Join(h.opt.Root, "dev/pg.sh"), "restart", h.pgDir).Run(); err != nil {
+		h.logf("PostgreSQL restart failed: %v", err)
+		return
+	}
+	h.count(PGRestart)
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// Run performs one chaos run and reports what it found. An error means
+// the run could not be carried out; lost or duplicated rows are in the
+// report, not an error.
+func Run(ctx context.Context, opt Options) (*Report, error) {
+	ctx, cancel := context.WithTimeout(ctx, opt.Timeout)
+	defer cancel()
+	h := &harness{opt: opt, faults: map[string]int{}, pgDir: filepath.Join(opt.WorkDir, "pg")}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	if out, err := exec.Command(filepath.Join(opt.Root, "dev/pg.sh"), "start", h.pgDir, fmt.Sprint(port)).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("start PostgreSQL: %v: %s", err, out)
+	}
+	defer exec.Command(filepath.Join(opt.Root, "dev/pg.sh"), "stop", h.pgDir).Run()
+	h.dsn = fmt.Sprintf("host=127.0.0.1 port=%d user=postgres dbname=postgres sslmode=disable", port)
+	first, err := h.seed(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := h.startPubSub(ctx); err != nil {
+		return nil, err
+	}
+	defer h.ps.Close()
+	defer h.client.Close()
+	h.env = append(os.Environ(),
+		"PG_DSN="+h.dsn, "BQ_PROJECT="+opt.BQProject, "BQ_DATASET="+opt.Dataset,
+		"PUBSUB_EMULATOR_HOST="+h.ps.Addr, "PUBSUB_PROJECT=chaos", "PUBSUB_TOPIC=dates", "PUBSUB_SUBSCRIPTION=dates-loader",
+		"SYNC_TABLE=events", fmt.Sprintf("SYNC_CHUNK_SIZE=%d", opt.ChunkSize), "SYNC_START_DATE="+first.String(),
+		"PLANNER_IN_FLIGHT=5s", fmt.Sprintf("PLANNER_RECHECK_DAYS=%d", opt.Dates+5),
+		"LOADER_BUDGET=10s", "LOADER_CONCURRENCY=2", "LOG_LEVEL=warn")
+
+	loadersCtx, stopLoaders := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for i := 0; i < opt.Loaders; i++ {
+		p := newProxy(h, opt.BQEndpoint)
+		defer p.Close()
+		h.proxies = append(h.proxies, p)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			h.superviseLoader(loadersCtx, i, p)
+		}()
+	}
+	err = h.rounds(ctx, first)
+	stopLoaders()
+	wg.Wait()
+	if err != nil {
+		return nil, err
+	}
+	return h.report(ctx, first)
+}
+
+// seed creates events: a few columns of each common type, opt.Rows rows
+// over opt.Dates closed days ending three days ago. Ids are even and
+// rise with time, leaving odd ids for rows that commit late.
+func (h *harness) seed(ctx context.Context) (civil.Date, error) {
+	conn, err := pgx.Connect(ctx, h.dsn)
+	if err != nil {
+		return civil.Date{}, err
+	}
+	defer conn.Close(ctx)
+	last := civil.DateOf(time.Now().UTC()).AddDays(-3)
+	first := last.AddDays(-(h.opt.Dates - 1))
+	_, err = conn.Exec(ctx, fmt.Sprintf(`
+CREATE TABLE events (
+  id bigint PRIMARY KEY, created_at timestamptz NOT NULL, user_id integer, kind text, note varchar(100),
+  amount numeric(12,2), score double precision, ok boolean, payload jsonb, day date, uid uuid, ip inet
+);
+INSERT INTO events
+SELECT 2 * g, TIMESTAMPTZ '%[1]s 00:00:00+00' + (g - 1) * (interval '%[2]d days' / %[3]d),
+       g %% 1000, (ARRAY['view','click','buy'])[1 + g %% 3], CASE WHEN g %% 5 <> 0 THEN 'n' || g END,
+       (g %% 100000) / 100.0, g / 7.0, g %% 2 = 0, jsonb_build_object('g', g, 'tags', jsonb_build_array(g %% 3)),
+       DATE '2020-01-01' + g %% 900, md5(g::text)::uuid, ('10.1.' || (g %% 250) || '.' || (g %% 200))::inet
+FROM generate_series(1, %[3]d) g;
+CREATE INDEX ON events (created_at, id);
+ANALYZE events;`, first, h.opt.Dates, h.opt.Rows))
+	if err != nil {
+		return civil.Date{}, fmt.Errorf("seed: %w", err)
+	}
+	h.logf("seeded %d rows over %d dates (%s..%s)", h.opt.Rows, h.opt.Dates, first, last)
+	return first, nil
+}
+
+func (h *harness) startPubSub(ctx context.Context) error {
+	h.ps = pstest.NewServer()
+	c, err := pubsub.NewClient(ctx, "chaos", option.WithEndpoint(h.ps.Addr), option.WithoutAuthentication(),
+		option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())))
+	if err != nil {
+		return err
+	}
+	h.client = c
+	for _, t := range []string{"dates", "dates-dlq"} {
+		if _, err := c.TopicAdminClient.CreateTopic(ctx, &pubsubpb.Topic{Name: "projects/chaos/topics/" + t}); err != nil {
+			return err
+		}
+	}
+	if _, err := c.SubscriptionAdminClient.CreateSubscription(ctx, &pubsubpb.Subscription{
+		Name: "projects/chaos/subscriptions/dates-dlq", Topic: "projects/chaos/topics/dates-dlq", AckDeadlineSeconds: 10,
+	}); err != nil {
+		return err
+	}
+	_, err = c.SubscriptionAdminClient.CreateSubscription(ctx, &pubsubpb.Subscription{
+		Name: "projects/chaos/subscriptions/dates-loader", Topic: "projects/chaos/topics/dates", AckDeadlineSeconds: 10,
+		DeadLetterPolicy: &pubsubpb.DeadLetterPolicy{DeadLetterTopic: "projects/chaos/topics/dates-dlq", MaxDeliveryAttempts: 100},
+	})
+	return err
+}
+
+// superviseLoader keeps one loader process running, as Cloud Run would,
+// restarting it after every kill.
+func (h *harness) superviseLoader(ctx context.Context, i int, p *proxy) {
+	logf, err := os.Create(filepath.Join(h.opt.WorkDir, fmt.Sprintf("loader-%d.log", i)))
+	if err != nil {
+		h.logf("loader log: %v", err)
+		return
+	}
+	defer logf.Close()
+	for ctx.Err() == nil {
+		cmd := exec.Command(h.opt.LoaderBin, "--pull")
+		cmd.Env = append(append([]string{}, h.env...), "BQ_ENDPOINT="+p.Endpoint())
+		cmd.Stdout, cmd.Stderr = logf, logf
+		if err := cmd.Start(); err != nil {
+			h.logf("start loader: %v", err)
+			return
+		}
+		p.setProc(cmd.Process)
+		exited := make(chan struct{})
+		go func() {
+			select {
+			case <-ctx.Done():
+				p.signal(syscall.SIGTERM)
+			case <-exited:
+			}
+		}()
+		cmd.Wait()
+		close(exited)
+		p.setProc(nil)
+		select {
+		case <-ctx.Done():
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// sigtermOne sends SIGTERM to one running loader, as a Cloud Run
+// scale-in does; its supervisor starts it again.
+func (h *harness) sigtermOne() {
+	if h.proxies[rand.IntN(len(h.proxies))].signal(syscall.SIGTERM) {
+		h.count(SigtermLoader)
+	}
+}
+
+var errNotDone = errors.New("not every date finished")

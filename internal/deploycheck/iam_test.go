@@ -1,0 +1,282 @@
+package deploycheck
+
+import (
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/zclconf/go-cty/cty"
+)
+
+// pubsubAgent names Pub/Sub's service agent among the principals.
+const pubsubAgent = "pubsub-agent"
+
+// allowed is one grant the least-privilege table permits: a role on a
+// target, a resource named as in the modules ("google_pubsub_topic.dates")
+// or "project". optional grants depend on the configuration (Cloud SQL, an
+// old project); the others must exist.
+type allowed struct {
+	role, target string
+	optional     bool
+}
+
+// leastPrivilege is DESIGN.md's table ("Google Cloud facts for terraform/",
+// least privilege) for the runtime identities, extended with what the other
+// components need: the push identity and the scheduler only invoke, the
+// deployer only pushes images and rolls revisions, Pub/Sub's agent only
+// dead-letters. The planner also reads PostgreSQL (its password and, on
+// Cloud SQL, the connector) and may create the destination table and
+// sync_control when it starts before any loader.
+var leastPrivilege = map[string][]allowed{
+	"loader": {
+		{role: "roles/bigquery.jobUser", target: "project"},
+		{role: "roles/bigquery.dataEditor", target: "google_bigquery_dataset.destination"},
+		{role: "roles/bigquery.dataEditor", target: "google_bigquery_dataset.staging"},
+		{role: "roles/bigquery.dataEditor", target: "google_bigquery_dataset.state"},
+		{role: "roles/secretmanager.secretAccessor", target: "google_secret_manager_secret.pg_password"},
+		{role: "roles/cloudsql.client", target: "project", optional: true},
+		{role: "roles/pubsub.publisher", target: "google_pubsub_topic.dates"},
+	},
+	"planner": {
+		{role: "roles/bigquery.jobUser", target: "project"},
+		{role: "roles/bigquery.dataEditor", target: "google_bigquery_dataset.destination"},
+		{role: "roles/bigquery.dataEditor", target: "google_bigquery_dataset.state"},
+		{role: "roles/bigquery.dataViewer", target: "google_bigquery_dataset.staging"},
+		{role: "roles/secretmanager.secretAccessor", target: "google_secret_manager_secret.pg_password"},
+		{role: "roles/cloudsql.client", target: "project", optional: true},
+		{role: "roles/pubsub.publisher", target: "google_pubsub_topic.dates"},
+	},
+	"push": {
+		{role: "roles/run.invoker", target: "google_cloud_run_v2_service.loader"},
+	},
+	"scheduler": {
+		{role: "roles/run.invoker", target: "google_cloud_run_v2_job.planner"},
+	},
+	"deployer": {
+		{role: "roles/artifactregistry.writer", target: "google_artifact_registry_repository.images"},
+		{role: "roles/logging.logWriter", target: "project"},
+		{role: "roles/iam.serviceAccountUser", target: "google_service_account.loader"},
+		{role: "roles/iam.serviceAccountUser", target: "google_service_account.planner"},
+		{role: "roles/run.developer", target: "google_cloud_run_v2_service.loader"},
+		{role: "roles/run.developer", target: "google_cloud_run_v2_job.planner"},
+	},
+	pubsubAgent: {
+		{role: "roles/pubsub.publisher", target: "google_pubsub_topic.dead_letter"},
+		{role: "roles/pubsub.subscriber", target: "google_pubsub_subscription.push"},
+		{role: "roles/iam.serviceAccountTokenCreator", target: "google_service_account.push", optional: true},
+	},
+}
+
+// iamTarget is the argument of each IAM member resource type that names
+// what the role is granted on.
+var iamTarget = map[string]string{
+	"google_project_iam_member":                      "project",
+	"google_bigquery_dataset_iam_member":             "dataset_id",
+	"google_pubsub_topic_iam_member":                 "topic",
+	"google_pubsub_subscription_iam_member":          "subscription",
+	"google_secret_manager_secret_iam_member":        "secret_id",
+	"google_artifact_registry_repository_iam_member": "repository",
+	"google_service_account_iam_member":              "service_account_id",
+	"google_cloud_run_v2_service_iam_member":         "name",
+	"google_cloud_run_v2_job_iam_member":             "name",
+}
+
+// grant is one evaluated IAM member resource.
+type grant struct {
+	principal string // a google_service_account's name in the iam module, or pubsubAgent
+	role      string
+	target    string // resource ID (dev.pubsub/google_pubsub_topic.dates) or "project"
+	where     string
+}
+
+var (
+	saMemberRE = regexp.MustCompile(`^(?:serviceAccount:)?<[a-z0-9_.]+/google_service_account\.([a-z0-9_]+)\.(?:email|member)>$`)
+	agentRE    = regexp.MustCompile(`^serviceAccount:service-<[a-z0-9_.]+/data\.google_project\.[a-z0-9_]+\.number>@gcp-sa-pubsub\.iam\.gserviceaccount\.com$`)
+)
+
+// iamGrants evaluates every IAM resource of an environment. Authoritative
+// bindings and policies, unknown IAM resource types, members that are not
+// pgbq's own identities (allUsers included) and targets that cannot be
+// resolved fail the test.
+func iamGrants(t *testing.T, in *instance) []grant {
+	t.Helper()
+	all := check(in.allResources("")).of(t)
+	// What each resource is called, to resolve targets given by name or id.
+	byName := map[string][]string{}
+	for _, r := range all {
+		if r.Key != "" {
+			continue
+		}
+		for _, a := range []string{"name", "dataset_id", "secret_id", "repository_id"} {
+			if v, ok, err := r.str(a); err == nil && ok && !strings.Contains(v, "<") {
+				byName[r.Type+"\x00"+v] = append(byName[r.Type+"\x00"+v], r.ID())
+			}
+		}
+	}
+	var out []grant
+	for _, r := range all {
+		if !strings.Contains(r.Type, "_iam_") {
+			continue
+		}
+		if !strings.HasSuffix(r.Type, "_iam_member") {
+			t.Errorf("%s: %s is authoritative: it would remove grants made outside pgbq; use *_iam_member", r.where, r.Type)
+			continue
+		}
+		targetArg, known := iamTarget[r.Type]
+		if !known {
+			t.Errorf("%s: IAM resource type %s is not in the least-privilege table", r.where, r.Type)
+			continue
+		}
+		role, _, err := r.str("role")
+		if err != nil {
+			t.Fatal(err)
+		}
+		member, _, err := r.str("member")
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := grant{role: role, where: r.where}
+		switch m := saMemberRE.FindStringSubmatch(member); {
+		case m != nil:
+			g.principal = m[1]
+		case agentRE.MatchString(member):
+			g.principal = pubsubAgent
+		default:
+			t.Errorf("%s: member %q is neither one of pgbq's service accounts nor Pub/Sub's agent", r.where, member)
+			continue
+		}
+		if targetArg == "project" {
+			g.target = "project"
+		} else {
+			v, ok, err := r.str(targetArg)
+			if err != nil || !ok {
+				t.Fatalf("%s: %s: %v", r.where, targetArg, err)
+			}
+			typ := strings.TrimSuffix(r.Type, "_iam_member")
+			if m := symbolRE.FindStringSubmatch(v); m != nil && m[0] == v {
+				if m[2] != typ {
+					t.Errorf("%s: %s refers to a %s, not a %s", r.where, targetArg, m[2], typ)
+					continue
+				}
+				g.target = m[1] + "/" + m[2] + "." + m[3]
+			} else if ids := byName[typ+"\x00"+v]; len(ids) == 1 {
+				g.target = ids[0]
+			} else {
+				t.Errorf("%s: %s %q names %d %s resources, want one", r.where, targetArg, v, len(ids), typ)
+				continue
+			}
+		}
+		out = append(out, g)
+	}
+	return out
+}
+
+// shortTarget drops the module instance: google_pubsub_topic.dates.
+func shortTarget(id string) string {
+	if _, after, ok := strings.Cut(id, "/"); ok {
+		return after
+	}
+	return id
+}
+
+func TestLeastPrivilege(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name      string
+		env       string
+		overrides map[string]cty.Value
+	}{
+		{"dev (Cloud SQL)", "dev", nil},
+		{"prod (host)", "prod", nil},
+		{"dev (old project)", "dev", map[string]cty.Value{"legacy_pubsub_token_creator": cty.True}},
+	}
+	for _, tc := range cases {
+		in := env(t, tc.env, tc.overrides)
+		grants := iamGrants(t, in)
+		have := map[string]bool{}
+		for _, g := range grants {
+			key := fmt.Sprintf("%s %s %s", g.principal, g.role, shortTarget(g.target))
+			have[key] = true
+			ok := false
+			for _, a := range leastPrivilege[g.principal] {
+				ok = ok || (a.role == g.role && a.target == shortTarget(g.target))
+			}
+			if !ok {
+				t.Errorf("%s: %s holds %s on %s, beyond the least-privilege table (%s)", tc.name, g.principal, g.role, g.target, g.where)
+			}
+		}
+		for principal, list := range leastPrivilege {
+			for _, a := range list {
+				if !a.optional && !have[fmt.Sprintf("%s %s %s", principal, a.role, a.target)] {
+					t.Errorf("%s: %s lacks %s on %s, which it needs", tc.name, principal, a.role, a.target)
+				}
+			}
+		}
+		cloudSQL := in.vars["database"].GetAttr("cloud_sql_instance").AsString() != ""
+		for _, p := range []string{"loader", "planner"} {
+			if got := have[p+" roles/cloudsql.client project"]; got != cloudSQL {
+				t.Errorf("%s: %s holds roles/cloudsql.client: %v, on Cloud SQL: %v", tc.name, p, got, cloudSQL)
+			}
+		}
+		legacy := in.vars["legacy_pubsub_token_creator"].True()
+		if got := have[pubsubAgent+" roles/iam.serviceAccountTokenCreator google_service_account.push"]; got != legacy {
+			t.Errorf("%s: token creator granted: %v, asked for: %v", tc.name, got, legacy)
+		}
+	}
+}
+
+// One service account per component, and each component runs as its own.
+func TestOneServiceAccountPerComponent(t *testing.T) {
+	t.Parallel()
+	trigger := cty.ObjectVal(map[string]cty.Value{
+		"repository":   cty.StringVal("projects/p/locations/us-central1/connections/gh/repositories/pgbq"),
+		"branch_regex": cty.StringVal("^main$"),
+	})
+	for _, e := range environments {
+		in := env(t, e, map[string]cty.Value{"build_trigger": trigger})
+		var accounts []string
+		for _, sa := range check(in.allResources("google_service_account")).of(t) {
+			accounts = append(accounts, sa.Name)
+			id, _, err := sa.str("account_id")
+			if err != nil || !regexp.MustCompile(`^[a-z][a-z0-9-]{4,28}[a-z0-9]$`).MatchString(id) {
+				t.Errorf("%s: account_id %q is not a valid service account id (%v)", sa.ID(), id, err)
+			}
+		}
+		sort.Strings(accounts)
+		want := []string{"deployer", "loader", "planner", "push", "scheduler"}
+		if strings.Join(accounts, " ") != strings.Join(want, " ") {
+			t.Errorf("%s: service accounts %v, want %v", e, accounts, want)
+		}
+		identity := func(s scope, attr string) string {
+			t.Helper()
+			v, _, err := s.str(attr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := regexp.MustCompile(`^<[a-z0-9_.]+/google_service_account\.([a-z0-9_]+)\.(?:email|name|id)>$`).FindStringSubmatch(v)
+			if m == nil {
+				t.Errorf("%s.%s = %q is not one of pgbq's service accounts", s.where, attr, v)
+				return ""
+			}
+			return m[1]
+		}
+		run := cloudRun(t, in)
+		push := pushSubscription(t, in)
+		sched := single(t, in, "google_cloud_scheduler_job")
+		trig := single(t, in, "google_cloudbuild_trigger")
+		got := map[string]string{
+			"loader":    identity(run[0].template, "service_account"),
+			"planner":   identity(run[1].template, "service_account"),
+			"push":      identity(check(check(push.one("push_config")).of(t).one("oidc_token")).of(t), "service_account_email"),
+			"scheduler": identity(check(check(sched.one("http_target")).of(t).one("oauth_token")).of(t), "service_account_email"),
+			"deployer":  identity(trig.scope, "service_account"),
+		}
+		for component, sa := range got {
+			if sa != component {
+				t.Errorf("%s: %s runs as service account %q, want %q", e, component, sa, component)
+			}
+		}
+	}
+}

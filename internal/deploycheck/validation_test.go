@@ -1,0 +1,209 @@
+package deploycheck
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/pgbq/pgbq/internal/config"
+)
+
+func str(s string) cty.Value  { return cty.StringVal(s) }
+func num(n int64) cty.Value   { return cty.NumberIntVal(n) }
+func flt(f float64) cty.Value { return cty.NumberFloatVal(f) }
+
+func database(attrs map[string]string) cty.Value {
+	obj := map[string]cty.Value{"name": str("app"), "user": str("pgbq")}
+	for k, v := range attrs {
+		obj[k] = str(v)
+	}
+	return cty.ObjectVal(obj)
+}
+
+// A wrong value for a variable a person types fails at plan time with the
+// variable's error message: the validation conditions are evaluated here as
+// Terraform evaluates them, for values that must fail and values that must
+// pass. Both environments declare the same variables (checked in
+// TestEnvironmentsDifferOnlyWhereIntended); each is checked.
+func TestValidationRejectsWrongValues(t *testing.T) {
+	t.Parallel()
+	maxBudget, err := goDurationConst(repo(t, "loader", "main.go"), "MaxBudget")
+	if err != nil {
+		t.Fatal(err)
+	}
+	budget := int64(maxBudget / time.Second)
+	cases := []struct {
+		variable string
+		value    cty.Value
+		// want is "" for a value that must pass, else words the message
+		// a person sees must contain.
+		want []string
+	}{
+		{"region", str("us-central1"), nil},
+		{"region", str("europe-west4"), nil},
+		{"region", str("us_central1"), []string{"region", "us-central1"}},
+		{"region", str("us-central1-a"), []string{"region", "not a zone"}},
+		{"region", str("US"), []string{"region", "multi-region"}},
+		{"region", str(""), []string{"region"}},
+
+		{"planner_schedule", str("0 * * * *"), nil},
+		{"planner_schedule", str("*/15 * * * *"), nil},
+		{"planner_schedule", str("0 3 * * MON-FRI"), nil},
+		{"planner_schedule", str("every hour"), []string{"planner_schedule", "cron", "5 fields"}},
+		{"planner_schedule", str("*/15 * * *"), []string{"cron"}},
+		{"planner_schedule", str("0 0 * * * *"), []string{"cron"}},
+		{"planner_schedule", str("@hourly"), []string{"cron"}},
+
+		{"chunk_size", num(250000), nil},
+		{"chunk_size", num(1), nil},
+		{"chunk_size", num(config.MaxChunkSize), nil},
+		{"chunk_size", num(0), []string{"chunk_size", "SYNC_CHUNK_SIZE", "1 to 2000000"}},
+		{"chunk_size", num(-5), []string{"chunk_size"}},
+		{"chunk_size", num(config.MaxChunkSize + 1), []string{"chunk_size"}},
+		{"chunk_size", flt(1000.5), []string{"whole number"}},
+
+		{"loader_max_instances", num(10), nil},
+		{"loader_max_instances", num(0), []string{"loader_max_instances", "1 to 100"}},
+		{"loader_max_instances", num(101), []string{"loader_max_instances"}},
+
+		{"loader_budget_seconds", num(480), nil},
+		{"loader_budget_seconds", num(budget), nil},
+		{"loader_budget_seconds", num(budget + 1), []string{"LOADER_BUDGET", "600-second"}},
+		{"loader_budget_seconds", num(600), []string{"LOADER_BUDGET"}},
+		{"loader_budget_seconds", num(9), []string{"LOADER_BUDGET"}},
+
+		{"name_prefix", str("pgbq"), nil},
+		{"name_prefix", str("abcdefghijklmno"), nil},
+		{"name_prefix", str("PGBQ"), []string{"name_prefix", "lowercase"}},
+		{"name_prefix", str("pgbq-"), []string{"name_prefix"}},
+		{"name_prefix", str("abcdefghijklmnop"), []string{"name_prefix", "30 characters"}},
+		{"name_prefix", str("9pgbq"), []string{"name_prefix"}},
+
+		{"project_id", str("my-project-123"), nil},
+		{"project_id", str("My Project"), []string{"project_id"}},
+		{"project_id", str("123456789012"), []string{"project_id"}},
+
+		{"pg_password_secret_version", str("3"), nil},
+		{"pg_password_secret_version", str("latest"), []string{"pg_password_secret_version", "not \"latest\""}},
+		{"pg_password_secret_version", str("0"), []string{"pg_password_secret_version"}},
+
+		{"database", database(map[string]string{"cloud_sql_instance": "p:us-central1:db"}), nil},
+		{"database", database(map[string]string{"host": "10.0.0.5"}), nil},
+		{"database", database(map[string]string{"host": "db.internal", "sslmode": "verify-full"}), nil},
+		{"database", database(nil), []string{"exactly one of cloud_sql_instance or host"}},
+		{"database", database(map[string]string{"cloud_sql_instance": "p:us-central1:db", "host": "10.0.0.5"}), []string{"exactly one"}},
+		{"database", database(map[string]string{"cloud_sql_instance": "db"}), []string{"PROJECT:REGION:INSTANCE"}},
+		{"database", database(map[string]string{"host": "h", "sslmode": "on"}), []string{"sslmode"}},
+		{"database", database(map[string]string{"host": "h", "name": "app; drop"}), []string{"plain identifiers"}},
+
+		{"max_delivery_attempts", num(10), nil},
+		{"max_delivery_attempts", num(4), []string{"max_delivery_attempts", "5 to 100"}},
+		{"max_delivery_attempts", num(101), []string{"max_delivery_attempts"}},
+
+		{"bigquery_location", str("EU"), nil},
+		{"bigquery_location", str("europe-west4"), nil},
+		{"bigquery_location", str("us"), []string{"bigquery_location"}},
+
+		{"dest_table", str(""), nil},
+		{"dest_table", str("activity_logs"), nil},
+		{"dest_table", str("activity-logs"), []string{"dest_table"}},
+		{"dest_table", str(strings.Repeat("t", 1025)), []string{"dest_table"}},
+
+		{"start_date", str(""), nil},
+		{"start_date", str("2024-02-29"), nil},
+		{"start_date", str("2024-13-01"), []string{"start_date", "YYYY-MM-DD"}},
+
+		{"finish_grace", str("1h30m"), nil},
+		{"finish_grace", str("an hour"), []string{"finish_grace"}},
+
+		{"log_level", str("warn"), nil},
+		{"log_level", str("verbose"), []string{"log_level"}},
+
+		{"bigquery_datasets", cty.ObjectVal(map[string]cty.Value{"destination": str("analytics")}), nil},
+		{"bigquery_datasets", cty.ObjectVal(map[string]cty.Value{"staging": str("my-staging")}), []string{"bigquery_datasets"}},
+		{"bigquery_datasets", cty.ObjectVal(map[string]cty.Value{"state": str(strings.Repeat("s", 1025))}), []string{"bigquery_datasets"}},
+
+		{"image_tag", str("0123abc"), nil},
+		{"image_tag", str("has space"), []string{"image_tag"}},
+
+		{"vpc_egress", cty.NullVal(cty.DynamicPseudoType), nil},
+		{"vpc_egress", cty.ObjectVal(map[string]cty.Value{"network": str("vpc"), "subnetwork": str("")}), []string{"vpc_egress"}},
+
+		{"build_trigger", cty.ObjectVal(map[string]cty.Value{
+			"repository": str("projects/p/locations/r/connections/c/repositories/x"), "branch_regex": str("^main$")}), nil},
+		{"build_trigger", cty.ObjectVal(map[string]cty.Value{
+			"repository": str("projects/p/locations/r/connections/c/repositories/x")}), []string{"exactly one of branch_regex or tag_regex"}},
+		{"build_trigger", cty.ObjectVal(map[string]cty.Value{
+			"repository": str("github.com/me/pgbq"), "branch_regex": str("^main$")}), []string{"repository"}},
+	}
+	for _, e := range environments {
+		m := check(loadModule(repo(t, "terraform", "envs", e))).of(t)
+		for _, tc := range cases {
+			name := fmt.Sprintf("%s/%s=%s", e, tc.variable, tc.value.GoString())
+			fails, err := m.validate(tc.variable, tc.value)
+			if err != nil {
+				t.Errorf("%s: %v", name, err)
+				continue
+			}
+			if tc.want == nil {
+				if len(fails) > 0 {
+					t.Errorf("%s: rejected a valid value: %v", name, fails)
+				}
+				continue
+			}
+			if len(fails) == 0 {
+				t.Errorf("%s: accepted a wrong value", name)
+				continue
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(fails[0].Message, w) {
+					t.Errorf("%s: the message %q does not say %q", name, fails[0].Message, w)
+				}
+			}
+		}
+	}
+}
+
+// The longest name_prefix the validation lets through still makes valid
+// service account ids (at most 30 characters) in the longer-named
+// environment.
+func TestLongestNamePrefixFits(t *testing.T) {
+	t.Parallel()
+	in := env(t, "prod", map[string]cty.Value{"name_prefix": str("abcdefghijklmno")})
+	for _, sa := range check(in.allResources("google_service_account")).of(t) {
+		id, _, err := sa.str("account_id")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(id) > 30 {
+			t.Errorf("%s: account_id %q has %d characters, more than 30", sa.ID(), id, len(id))
+		}
+	}
+	for _, typ := range []string{"google_cloud_run_v2_service", "google_cloud_run_v2_job"} {
+		r := single(t, in, typ)
+		if name, _, _ := r.str("name"); len(name) > 49 {
+			t.Errorf("%s: name %q is longer than Cloud Run's 49 characters", r.ID(), name)
+		}
+	}
+}
+
+// The whole environment refuses a wrong variable, not only its validation
+// block in isolation: instantiating it with a bad value fails with the
+// message.
+func TestPlanFailsOnWrongVariable(t *testing.T) {
+	t.Parallel()
+	dir := repo(t, "terraform", "envs", "dev")
+	for variable, value := range map[string]cty.Value{
+		"region":           str("us_central1"),
+		"planner_schedule": str("hourly"),
+		"chunk_size":       num(0),
+	} {
+		_, err := newRoot("dev", dir, dir+"/example.tfvars", map[string]cty.Value{variable: value})
+		if err == nil || !strings.Contains(err.Error(), "var."+variable+" fails validation") {
+			t.Errorf("dev with %s=%s: %v", variable, value.GoString(), err)
+		}
+	}
+}

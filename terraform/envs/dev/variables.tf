@@ -1,0 +1,311 @@
+# The inputs a person types (example.tfvars). envs/dev and envs/prod declare
+# the same variables; what differs between them is fixed in their main.tf.
+
+variable "project_id" {
+  description = "Google Cloud project to deploy into (its ID, not its name or number)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]$", var.project_id))
+    error_message = "The project_id must be a project ID: 6 to 30 lowercase letters, digits or hyphens, starting with a letter."
+  }
+}
+
+variable "region" {
+  description = "Region of the Cloud Run service and job, Cloud Scheduler, Artifact Registry and the build trigger, e.g. us-central1."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z]+-[a-z]+[0-9]+$", var.region))
+    error_message = "The region must be a Google Cloud region such as us-central1 or europe-west4, not a zone (us-central1-a) or a multi-region (US)."
+  }
+}
+
+variable "name_prefix" {
+  description = "Prefix of every resource name: <name_prefix>-<environment>-loader and so on; cloudbuild.yaml's _NAME_PREFIX."
+  type        = string
+  default     = "pgbq"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{0,13}[a-z0-9]$", var.name_prefix))
+    error_message = "The name_prefix must be 2 to 15 lowercase letters, digits or hyphens, start with a letter and not end with a hyphen (service account ids built from it are limited to 30 characters)."
+  }
+}
+
+variable "image_tag" {
+  description = "Tag (the commit SHA cloudbuild.yaml pushed) of the images a newly created loader service and planner job start from. Cloud Build deploys every later image."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$", var.image_tag))
+    error_message = "The image_tag must be a container image tag: up to 128 letters, digits, underscores, periods or hyphens."
+  }
+}
+
+variable "database" {
+  description = "The source PostgreSQL database: name, user, and exactly one of cloud_sql_instance (PROJECT:REGION:INSTANCE, through the Cloud SQL connector) or host (with port and sslmode; a private address also needs vpc_egress)."
+  type = object({
+    name               = string
+    user               = string
+    cloud_sql_instance = optional(string, "")
+    host               = optional(string, "")
+    port               = optional(number, 5432)
+    sslmode            = optional(string, "require")
+  })
+
+  validation {
+    condition     = (var.database.cloud_sql_instance == "") != (var.database.host == "")
+    error_message = "The database must set exactly one of cloud_sql_instance or host."
+  }
+
+  validation {
+    condition     = var.database.cloud_sql_instance == "" || can(regex("^[a-z0-9.:-]+:[a-z]+-[a-z]+[0-9]+:[a-z][a-z0-9-]*$", var.database.cloud_sql_instance))
+    error_message = "The database.cloud_sql_instance must be an instance connection name, PROJECT:REGION:INSTANCE."
+  }
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_.@-]+$", var.database.name)) && can(regex("^[A-Za-z0-9_.@-]+$", var.database.user))
+    error_message = "The database name and user must be plain identifiers (letters, digits, _ . @ -)."
+  }
+
+  validation {
+    condition     = contains(["disable", "allow", "prefer", "require", "verify-ca", "verify-full"], var.database.sslmode)
+    error_message = "The database.sslmode must be one of disable, allow, prefer, require, verify-ca, verify-full."
+  }
+}
+
+variable "pg_password_secret_version" {
+  description = "Version of the PostgreSQL password secret the services use, e.g. \"1\". Pinned: Cloud Run reads the secret when an instance starts."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[1-9][0-9]*$", var.pg_password_secret_version))
+    error_message = "The pg_password_secret_version must be a version number such as \"1\", not \"latest\": pin the version and change it deliberately."
+  }
+}
+
+variable "source_table" {
+  description = "SYNC_TABLE: the source table, optionally schema-qualified (public.activity_logs)."
+  type        = string
+
+  validation {
+    condition     = length(var.source_table) >= 1 && length(var.source_table) <= 200
+    error_message = "The source_table must be a table name of 1 to 200 characters."
+  }
+}
+
+variable "id_column" {
+  description = "SYNC_ID_COLUMN: integer, unique id column. Empty: the binary's default (id)."
+  type        = string
+  default     = ""
+}
+
+variable "timestamp_column" {
+  description = "SYNC_TIMESTAMP_COLUMN: the column whose UTC day is the date. Empty: the binary's default (created_at)."
+  type        = string
+  default     = ""
+}
+
+variable "dest_table" {
+  description = "SYNC_DEST_TABLE: BigQuery table name. Empty: the source table's name without schema."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.dest_table == "" || (can(regex("^[A-Za-z_][A-Za-z0-9_]*$", var.dest_table)) && length(var.dest_table) <= 1024)
+    error_message = "The dest_table must be a BigQuery table name (letters, digits, underscores) or empty."
+  }
+}
+
+variable "start_date" {
+  description = "SYNC_START_DATE: first date to sync (YYYY-MM-DD). Empty: the date of the source's first row."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.start_date == "" || can(regex("^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$", var.start_date))
+    error_message = "The start_date must be a date, YYYY-MM-DD, or empty."
+  }
+}
+
+variable "chunk_size" {
+  description = "SYNC_CHUNK_SIZE: rows per chunk (one load job each)."
+  type        = number
+  default     = 250000
+
+  validation {
+    condition     = var.chunk_size >= 1 && var.chunk_size <= 2000000 && floor(var.chunk_size) == var.chunk_size
+    error_message = "The chunk_size (SYNC_CHUNK_SIZE) must be a whole number of rows from 1 to 2000000."
+  }
+}
+
+variable "finish_grace" {
+  description = "SYNC_FINISH_GRACE: how long after midnight UTC a day is still open to late commits, e.g. 1h. Empty: the binary's default."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.finish_grace == "" || can(regex("^([0-9]+(\\.[0-9]+)?(ns|us|ms|s|m|h))+$", var.finish_grace))
+    error_message = "The finish_grace must be a duration such as 90m or 1h30m, or empty."
+  }
+}
+
+variable "log_level" {
+  description = "LOG_LEVEL of both binaries."
+  type        = string
+  default     = "info"
+
+  validation {
+    condition     = contains(["debug", "info", "warn", "error"], var.log_level)
+    error_message = "The log_level must be debug, info, warn or error."
+  }
+}
+
+variable "bigquery_location" {
+  description = "BQ_LOCATION: location of the datasets and jobs, a multi-region (US, EU) or a region."
+  type        = string
+  default     = "US"
+
+  validation {
+    condition     = can(regex("^(US|EU|[a-z]+-[a-z]+[0-9]+)$", var.bigquery_location))
+    error_message = "The bigquery_location must be US, EU or a region such as europe-west4."
+  }
+}
+
+variable "bigquery_datasets" {
+  description = "Dataset ids; an empty one defaults to <name_prefix>_<environment> (destination), with _staging and _state appended for the others."
+  type = object({
+    destination = optional(string, "")
+    staging     = optional(string, "")
+    state       = optional(string, "")
+  })
+  default = {}
+
+  validation {
+    condition     = alltrue([for id in values(var.bigquery_datasets) : id == "" || (can(regex("^[A-Za-z0-9_]+$", id)) && length(id) <= 1024)])
+    error_message = "The bigquery_datasets ids must be letters, digits and underscores."
+  }
+}
+
+variable "staging_table_expiration_days" {
+  description = "Default table expiration of the staging dataset, in days."
+  type        = number
+  default     = 14
+
+  validation {
+    condition     = var.staging_table_expiration_days >= 1 && var.staging_table_expiration_days <= 60 && floor(var.staging_table_expiration_days) == var.staging_table_expiration_days
+    error_message = "The staging_table_expiration_days must be a whole number from 1 to 60."
+  }
+}
+
+variable "loader_max_instances" {
+  description = "Most loader instances, and so most dates synced at once: the fan-out knob."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.loader_max_instances >= 1 && var.loader_max_instances <= 100 && floor(var.loader_max_instances) == var.loader_max_instances
+    error_message = "The loader_max_instances must be a whole number from 1 to 100."
+  }
+}
+
+variable "loader_budget_seconds" {
+  description = "LOADER_BUDGET in seconds: how long one push request works before a continuation message takes over its date."
+  type        = number
+  default     = 480
+
+  validation {
+    condition     = var.loader_budget_seconds >= 10 && var.loader_budget_seconds <= 530 && floor(var.loader_budget_seconds) == var.loader_budget_seconds
+    error_message = "The loader_budget_seconds (LOADER_BUDGET) must be a whole number from 10 to 530, so that a request's work, last load and publish fit in the 600-second push ack deadline."
+  }
+}
+
+variable "loader_memory" {
+  description = "Memory of a loader instance (peak RSS with 250,000-row chunks is under 300 MB; raise it for wide rows or larger chunks)."
+  type        = string
+  default     = "1Gi"
+
+  validation {
+    condition     = can(regex("^[0-9]+(Mi|Gi)$", var.loader_memory))
+    error_message = "The loader_memory must be a size such as 512Mi or 1Gi."
+  }
+}
+
+variable "planner_schedule" {
+  description = "Cron schedule (5 fields) of the planner runs, read in planner_time_zone. Every run re-syncs and re-publishes today."
+  type        = string
+  default     = "0 * * * *"
+
+  validation {
+    condition     = can(regex("^[0-9A-Za-z*,/-]+( +[0-9A-Za-z*,/-]+){4}$", var.planner_schedule))
+    error_message = "The planner_schedule must be a cron expression of 5 fields (minute hour day-of-month month day-of-week), e.g. \"0 * * * *\" for hourly."
+  }
+}
+
+variable "planner_time_zone" {
+  description = "Time zone (tz database name) in which planner_schedule is read."
+  type        = string
+  default     = "Etc/UTC"
+
+  validation {
+    condition     = can(regex("^[A-Za-z_]+(/[A-Za-z0-9_+-]+)*$", var.planner_time_zone))
+    error_message = "The planner_time_zone must be a tz database name such as Etc/UTC or Europe/Berlin."
+  }
+}
+
+variable "planner_max_dates" {
+  description = "PLANNER_MAX_DATES: most messages one planner run publishes."
+  type        = number
+  default     = 500
+
+  validation {
+    condition     = var.planner_max_dates >= 1 && var.planner_max_dates <= 100000 && floor(var.planner_max_dates) == var.planner_max_dates
+    error_message = "The planner_max_dates must be a whole number from 1 to 100000."
+  }
+}
+
+variable "max_delivery_attempts" {
+  description = "Push deliveries of one message before it goes to the dead-letter topic."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.max_delivery_attempts >= 5 && var.max_delivery_attempts <= 100 && floor(var.max_delivery_attempts) == var.max_delivery_attempts
+    error_message = "The max_delivery_attempts must be a whole number from 5 to 100 (Pub/Sub's limits)."
+  }
+}
+
+variable "vpc_egress" {
+  description = "Direct VPC egress of the loader and planner, for a source on a private address: network and subnetwork names. null: none."
+  type = object({
+    network    = string
+    subnetwork = string
+  })
+  default = null
+
+  validation {
+    condition     = var.vpc_egress == null ? true : (var.vpc_egress.network != "" && var.vpc_egress.subnetwork != "")
+    error_message = "The vpc_egress must name both a network and a subnetwork, or be null."
+  }
+}
+
+variable "build_trigger" {
+  description = "Cloud Build trigger for this environment on a repository connected to Cloud Build (2nd gen): repository (projects/P/locations/L/connections/C/repositories/R) and exactly one of branch_regex or tag_regex. null: create the trigger yourself."
+  type = object({
+    repository   = string
+    branch_regex = optional(string)
+    tag_regex    = optional(string)
+  })
+  default = null
+
+  validation {
+    condition     = var.build_trigger == null ? true : ((var.build_trigger.branch_regex == null) != (var.build_trigger.tag_regex == null) && can(regex("^projects/[^/]+/locations/[^/]+/connections/[^/]+/repositories/[^/]+$", var.build_trigger.repository)))
+    error_message = "The build_trigger needs a repository projects/P/locations/L/connections/C/repositories/R and exactly one of branch_regex or tag_regex."
+  }
+}
+
+variable "legacy_pubsub_token_creator" {
+  description = "Set to true in projects created before 2021-04-08: Pub/Sub's service agent then also needs roles/iam.serviceAccountTokenCreator on the push identity."
+  type        = bool
+  default     = false
+}

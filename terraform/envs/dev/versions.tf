@@ -1,0 +1,26 @@
+terraform {
+  required_version = "~> 1.9"
+
+  required_providers {
+    google = {
+      source  = "hashicorp/google"
+      version = "~> 7.0"
+    }
+  }
+
+  # The state bucket is created once, by hand (README, "Deploy"), and named at
+  # init: terraform init -backend-config="bucket=YOUR_STATE_BUCKET"
+  backend "gcs" {
+    prefix = "pgbq/dev"
+  }
+}
+
+provider "google" {
+  project = var.project_id
+  region  = var.region
+
+  default_labels = {
+    app         = "pgbq"
+    environment = "dev"
+  }
+}

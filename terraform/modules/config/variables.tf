@@ -1,0 +1,54 @@
+variable "project_id" {
+  description = "Project of the datasets, jobs and topic (BQ_PROJECT, PUBSUB_PROJECT)."
+  type        = string
+}
+
+variable "bigquery_location" {
+  description = "BigQuery location (BQ_LOCATION)."
+  type        = string
+}
+
+variable "dataset_ids" {
+  description = "Dataset ids: destination (BQ_DATASET), staging (BQ_STAGING_DATASET), state (BQ_STATE_DATASET)."
+  type = object({
+    destination = string
+    staging     = string
+    state       = string
+  })
+}
+
+variable "topic_name" {
+  description = "The dates topic's short name (PUBSUB_TOPIC)."
+  type        = string
+}
+
+variable "database" {
+  description = "The source database: exactly one of cloud_sql_instance (PROJECT:REGION:INSTANCE) or host, plus name and user (PG_DSN)."
+  type = object({
+    name               = string
+    user               = string
+    cloud_sql_instance = optional(string, "")
+    host               = optional(string, "")
+    port               = optional(number, 5432)
+    sslmode            = optional(string, "require")
+  })
+}
+
+variable "sync" {
+  description = "What is synced and how (SYNC_*); empty strings leave a variable unset so the binary's default applies."
+  type = object({
+    table            = string
+    id_column        = optional(string, "")
+    timestamp_column = optional(string, "")
+    dest_table       = optional(string, "")
+    start_date       = optional(string, "")
+    chunk_size       = optional(number, 250000)
+    finish_grace     = optional(string, "")
+  })
+}
+
+variable "log_level" {
+  description = "LOG_LEVEL: debug, info, warn or error."
+  type        = string
+  default     = "info"
+}

@@ -1,0 +1,158 @@
+# One service account per component, each with only what it needs
+# (DESIGN.md, "Google Cloud facts": least privilege). Grants on the Cloud Run
+# service and job themselves (run.invoker, run.developer) live next to those
+# resources in the loader and planner modules; Pub/Sub's own service agent is
+# granted its dead-lettering rights in the pubsub module.
+
+resource "google_service_account" "loader" {
+  project      = var.project_id
+  account_id   = "${var.name}-loader"
+  display_name = "pgbq loader (${var.name})"
+  description  = "Runs the loader service: reads PostgreSQL, loads and publishes BigQuery tables, publishes continuations."
+}
+
+resource "google_service_account" "planner" {
+  project      = var.project_id
+  account_id   = "${var.name}-planner"
+  display_name = "pgbq planner (${var.name})"
+  description  = "Runs the planner job: reads PostgreSQL and sync_control, publishes dates."
+}
+
+resource "google_service_account" "push" {
+  project      = var.project_id
+  account_id   = "${var.name}-push"
+  display_name = "pgbq push identity (${var.name})"
+  description  = "Identity of Pub/Sub's push requests to the loader; may only invoke the loader."
+}
+
+resource "google_service_account" "scheduler" {
+  project      = var.project_id
+  account_id   = "${var.name}-scheduler"
+  display_name = "pgbq scheduler (${var.name})"
+  description  = "Identity of Cloud Scheduler's calls that run the planner job; may only run that job."
+}
+
+resource "google_service_account" "deployer" {
+  project      = var.project_id
+  account_id   = "${var.name}-deployer"
+  display_name = "pgbq deployer (${var.name})"
+  description  = "Cloud Build: pushes images and rolls the loader and planner onto them."
+}
+
+# --- loader -----------------------------------------------------------------
+
+resource "google_project_iam_member" "loader_bigquery_jobs" {
+  project = var.project_id
+  role    = "roles/bigquery.jobUser"
+  member  = google_service_account.loader.member
+}
+
+# Load jobs, staging tables, the publish transaction, checkpoints.
+resource "google_bigquery_dataset_iam_member" "loader_data" {
+  for_each = toset(["destination", "staging", "state"])
+
+  project    = var.project_id
+  dataset_id = var.dataset_ids[each.key]
+  role       = "roles/bigquery.dataEditor"
+  member     = google_service_account.loader.member
+}
+
+resource "google_secret_manager_secret_iam_member" "loader_pg_password" {
+  project   = var.project_id
+  secret_id = var.secret_id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = google_service_account.loader.member
+}
+
+resource "google_project_iam_member" "loader_cloud_sql" {
+  count = var.cloud_sql ? 1 : 0
+
+  project = var.project_id
+  role    = "roles/cloudsql.client"
+  member  = google_service_account.loader.member
+}
+
+# Continuation messages for dates that outlast one request.
+resource "google_pubsub_topic_iam_member" "loader_publishes_dates" {
+  project = var.project_id
+  topic   = var.topic_id
+  role    = "roles/pubsub.publisher"
+  member  = google_service_account.loader.member
+}
+
+# --- planner ----------------------------------------------------------------
+
+resource "google_project_iam_member" "planner_bigquery_jobs" {
+  project = var.project_id
+  role    = "roles/bigquery.jobUser"
+  member  = google_service_account.planner.member
+}
+
+# The planner appends "planned" rows to sync_control_log and may create the
+# destination table and sync_control when it starts first; it only needs to
+# see the staging dataset (both binaries check that every dataset exists).
+resource "google_bigquery_dataset_iam_member" "planner_data" {
+  for_each = {
+    destination = "roles/bigquery.dataEditor"
+    state       = "roles/bigquery.dataEditor"
+    staging     = "roles/bigquery.dataViewer"
+  }
+
+  project    = var.project_id
+  dataset_id = var.dataset_ids[each.key]
+  role       = each.value
+  member     = google_service_account.planner.member
+}
+
+# The planner reads PostgreSQL too (min(created_at), per-day counts).
+resource "google_secret_manager_secret_iam_member" "planner_pg_password" {
+  project   = var.project_id
+  secret_id = var.secret_id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = google_service_account.planner.member
+}
+
+resource "google_project_iam_member" "planner_cloud_sql" {
+  count = var.cloud_sql ? 1 : 0
+
+  project = var.project_id
+  role    = "roles/cloudsql.client"
+  member  = google_service_account.planner.member
+}
+
+resource "google_pubsub_topic_iam_member" "planner_publishes_dates" {
+  project = var.project_id
+  topic   = var.topic_id
+  role    = "roles/pubsub.publisher"
+  member  = google_service_account.planner.member
+}
+
+# --- deployer (Cloud Build) ---------------------------------------------------
+
+resource "google_artifact_registry_repository_iam_member" "deployer_pushes_images" {
+  project    = var.project_id
+  location   = var.region
+  repository = var.repository_id
+  role       = "roles/artifactregistry.writer"
+  member     = google_service_account.deployer.member
+}
+
+# A build running as a user-managed service account writes its own logs.
+resource "google_project_iam_member" "deployer_writes_logs" {
+  project = var.project_id
+  role    = "roles/logging.logWriter"
+  member  = google_service_account.deployer.member
+}
+
+# Deploying a revision that runs as the loader or planner identity.
+resource "google_service_account_iam_member" "deployer_acts_as_loader" {
+  service_account_id = google_service_account.loader.name
+  role               = "roles/iam.serviceAccountUser"
+  member             = google_service_account.deployer.member
+}
+
+resource "google_service_account_iam_member" "deployer_acts_as_planner" {
+  service_account_id = google_service_account.planner.name
+  role               = "roles/iam.serviceAccountUser"
+  member             = google_service_account.deployer.member
+}
