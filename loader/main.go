@@ -186,6 +186,9 @@ func receive(ctx context.Context, logger *slog.Logger, svc *loader.Service, deps
 			active.Add(-1)
 		}()
 		log := logger.With("message_id", m.ID)
+		if m.DeliveryAttempt != nil { // set when the subscription dead-letters
+			log = log.With("delivery_attempt", *m.DeliveryAttempt)
+		}
 		if err := svc.Handle(logging.With(ctx, log), m.Data); err != nil {
 			// Pub/Sub's retry backoff applies to push; pulling, we pause.
 			select {

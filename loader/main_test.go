@@ -8,13 +8,19 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"cloud.google.com/go/bigquery"
+	"cloud.google.com/go/pubsub/v2"
+	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 
 	"github.com/sethvargo/go-envconfig"
 
@@ -219,4 +225,91 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// A message that keeps failing (BigQuery unavailable for good) is
+// redelivered, logged with the reason each time, and ends in the
+// dead-letter topic after the subscription's attempts.
+func TestPoisonMessageIsDeadLettered(t *testing.T) {
+	t.Parallel()
+	dsn, pool := testenv.PG(t)
+	testenv.Exec(t, pool, `CREATE TABLE activity_logs (id bigint PRIMARY KEY, created_at timestamptz NOT NULL)`,
+		`INSERT INTO activity_logs SELECT g, TIMESTAMPTZ '2024-05-01' + g * interval '1 minute' FROM generate_series(1, 100) g`)
+	b := testenv.BigQuery(t)
+	// BigQuery through a switch: healthy for start-up, then rate limiting
+	// every request (429: the client library does not retry it by itself,
+	// pgbq does, then gives up and lets Pub/Sub redeliver).
+	var down atomic.Bool
+	target, _ := url.Parse(b.Endpoint)
+	target.Path = ""
+	rp := httputil.NewSingleHostReverseProxy(target)
+	bqsrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if down.Load() {
+			http.Error(w, `{"error":{"code":429,"message":"quota exceeded"}}`, http.StatusTooManyRequests)
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	defer bqsrv.Close()
+
+	ps := testenv.NewPubSub(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	for _, name := range []string{"dead"} {
+		if _, err := ps.Client.TopicAdminClient.CreateTopic(ctx, &pubsubpb.Topic{Name: "projects/pgbq-test/topics/" + name}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := ps.Client.SubscriptionAdminClient.CreateSubscription(ctx, &pubsubpb.Subscription{
+		Name: "projects/pgbq-test/subscriptions/dead-sub", Topic: "projects/pgbq-test/topics/dead"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ps.Client.SubscriptionAdminClient.CreateSubscription(ctx, &pubsubpb.Subscription{
+		Name: "projects/pgbq-test/subscriptions/dates-loader", Topic: "projects/pgbq-test/topics/dates", AckDeadlineSeconds: 10,
+		DeadLetterPolicy: &pubsubpb.DeadLetterPolicy{DeadLetterTopic: "projects/pgbq-test/topics/dead", MaxDeliveryAttempts: 5},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"PG_DSN": dsn, "BQ_PROJECT": b.Project, "BQ_DATASET": b.Dataset, "BQ_ENDPOINT": bqsrv.URL + "/bigquery/v2/",
+		"SYNC_TABLE": "activity_logs", "PUBSUB_TOPIC": "dates", "PUBSUB_SUBSCRIPTION": "dates-loader",
+		"PUBSUB_PROJECT": "pgbq-test", "PUBSUB_EMULATOR_HOST": ps.Server.Addr}
+	var logs syncBuffer
+	loaderCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- run(loaderCtx, []string{"--pull"}, envconfig.MapLookuper(env), &logs) }()
+	for !strings.Contains(logs.String(), `"pulling"`) {
+		select {
+		case err := <-done:
+			t.Fatalf("loader ended: %v\n%s", err, logs.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	down.Store(true)
+	pub := ps.Client.Publisher("dates")
+	defer pub.Stop()
+	if _, err := pub.Publish(ctx, &pubsub.Message{Data: []byte(`{"table":"activity_logs","date":"2024-05-01"}`)}).Get(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 1)
+	go ps.Client.Subscriber("dead-sub").Receive(ctx, func(_ context.Context, m *pubsub.Message) {
+		m.Ack()
+		select {
+		case got <- string(m.Data):
+		default:
+		}
+	})
+	select {
+	case data := <-got:
+		if data != `{"table":"activity_logs","date":"2024-05-01"}` {
+			t.Fatalf("dead letter = %s", data)
+		}
+	case <-ctx.Done():
+		t.Fatalf("no dead letter; logs:\n%s", logs.String())
+	}
+	stop()
+	<-done
+	l := logs.String()
+	if !strings.Contains(l, "date interrupted, will be redelivered") || !strings.Contains(l, "429") || !strings.Contains(l, `"delivery_attempt":5`) {
+		t.Fatalf("the failures are not logged with their reason and attempt:\n%s", l)
+	}
 }
