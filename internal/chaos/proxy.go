@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"log"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -76,6 +77,8 @@ func newProxy(h *harness, target string) *proxy {
 	u, _ := url.Parse(target)
 	u.Path = ""
 	p := &proxy{h: h, rp: httputil.NewSingleHostReverseProxy(u)}
+	// A killed loader cancels its requests mid-flight: expected, not news.
+	p.rp.ErrorLog = log.New(io.Discard, "", 0)
 	p.srv = httptest.NewServer(http.HandlerFunc(p.serve))
 	return p
 }
