@@ -73,6 +73,8 @@ func fieldType(t schema.Type) bigquery.FieldType {
 		return bigquery.TimestampFieldType
 	case schema.Datetime:
 		return bigquery.DateTimeFieldType
+	case schema.Time:
+		return bigquery.TimeFieldType
 	}
 	panic(fmt.Sprintf("bq: no BigQuery type for %v", t))
 }

@@ -62,6 +62,8 @@ func node(t schema.Type) (parquet.Node, error) {
 		return parquet.TimestampAdjusted(parquet.Microsecond, true), nil
 	case schema.Datetime:
 		return parquet.TimestampAdjusted(parquet.Microsecond, false), nil
+	case schema.Time:
+		return parquet.TimeAdjusted(parquet.Microsecond, false), nil
 	}
 	return nil, fmt.Errorf("no Parquet type for %s", t)
 }
@@ -112,7 +114,7 @@ func value(t schema.Type, v *schema.Vector, i int) parquet.Value {
 		return parquet.NullValue()
 	}
 	switch t {
-	case schema.Int64, schema.Timestamp, schema.Datetime:
+	case schema.Int64, schema.Timestamp, schema.Datetime, schema.Time:
 		return parquet.Int64Value(v.Ints[i])
 	case schema.Date:
 		return parquet.Int32Value(int32(v.Ints[i]))

@@ -47,5 +47,7 @@ func (c Config) PoolConfig() (*pgxpool.Config, error) {
 	pc.ConnConfig.RuntimeParams["application_name"] = "pgbq"
 	// Day bounds are computed in UTC; make the session agree.
 	pc.ConnConfig.RuntimeParams["timezone"] = "UTC"
+	// Intervals travel as text; ISO 8601 is the form BigQuery reads back.
+	pc.ConnConfig.RuntimeParams["intervalstyle"] = "iso_8601"
 	return pc, nil
 }

@@ -29,7 +29,7 @@ func appendValue(v *schema.Vector, c *column, raw []byte) error {
 	if raw == nil {
 		v.Valid = append(v.Valid, false)
 		switch c.Type {
-		case schema.Int64, schema.Date, schema.Timestamp, schema.Datetime:
+		case schema.Int64, schema.Date, schema.Timestamp, schema.Datetime, schema.Time:
 			v.Ints = append(v.Ints, 0)
 		case schema.Float64:
 			v.Floats = append(v.Floats, 0)
@@ -82,6 +82,15 @@ func appendValue(v *schema.Vector, c *column, raw []byte) error {
 		us, err := decodeTimestamp(raw)
 		if err != nil {
 			return err
+		}
+		v.Ints = append(v.Ints, us)
+	case schema.Time:
+		if len(raw) != 8 {
+			return fmt.Errorf("time of %d bytes", len(raw))
+		}
+		us := int64(binary.BigEndian.Uint64(raw))
+		if us >= 86_400_000_000 {
+			return fmt.Errorf("%w: time 24:00:00 (BigQuery TIME ends at 23:59:59.999999)", errValue)
 		}
 		v.Ints = append(v.Ints, us)
 	case schema.Numeric:

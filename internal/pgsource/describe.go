@@ -50,6 +50,12 @@ const (
 	oidNumeric     = 1700
 	oidUUID        = 2950
 	oidJSONB       = 3802
+	oidChar        = 18
+	oidMacaddr8    = 774
+	oidMacaddr     = 829
+	oidTime        = 1083
+	oidInterval    = 1186
+	oidTimetz      = 1266
 )
 
 // column is a source column with what the decoder needs.
@@ -61,14 +67,17 @@ type column struct {
 	numericFraction int
 }
 
+// describeSQL lists the columns with their base type (through a domain)
+// and whether that type is an enum.
 const describeSQL = `
 SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod),
-       CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE a.atttypid END,
-       CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END
+       bt.oid, CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END,
+       bt.typtype = 'e'
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_attribute a ON a.attrelid = c.oid
 JOIN pg_type t ON t.oid = a.atttypid
+JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
 WHERE c.oid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attnum`
 
@@ -93,11 +102,12 @@ func describe(ctx context.Context, pool *pgxpool.Pool, spec TableSpec) (pgx.Iden
 		var nsp, rel, name, typeName string
 		var oid uint32
 		var typmod int32
-		if err := rows.Scan(&nsp, &rel, &name, &typeName, &oid, &typmod); err != nil {
+		var isEnum bool
+		if err := rows.Scan(&nsp, &rel, &name, &typeName, &oid, &typmod, &isEnum); err != nil {
 			return nil, nil, schema.Table{}, fmt.Errorf("describe %s: %w", spec.Table, err)
 		}
 		ident = pgx.Identifier{nsp, rel}
-		col, err := mapColumn(name, typeName, oid, typmod)
+		col, err := mapColumn(name, typeName, oid, typmod, isEnum)
 		if err != nil {
 			problems = append(problems, err.Error())
 			continue
@@ -142,8 +152,12 @@ func describe(ctx context.Context, pool *pgxpool.Pool, spec TableSpec) (pgx.Iden
 
 // mapColumn decides how one column travels. Text result format is used
 // where PostgreSQL's text form is already the value BigQuery should hold.
-func mapColumn(name, typeName string, oid uint32, typmod int32) (column, error) {
+func mapColumn(name, typeName string, oid uint32, typmod int32, isEnum bool) (column, error) {
 	c := column{Column: schema.Column{Name: name, SourceType: typeName}, oid: oid, format: 1}
+	if isEnum {
+		c.Type, c.format = schema.String, 0 // the label
+		return c, nil
+	}
 	switch oid {
 	case oidInt2, oidInt4, oidInt8:
 		c.Type = schema.Int64
@@ -151,8 +165,10 @@ func mapColumn(name, typeName string, oid uint32, typmod int32) (column, error) 
 		c.Type = schema.Float64
 	case oidBool:
 		c.Type = schema.Bool
-	case oidText, oidVarchar, oidBpchar, oidName:
+	case oidText, oidVarchar, oidBpchar, oidName, oidChar:
 		c.Type = schema.String
+	case oidTime:
+		c.Type = schema.Time
 	case oidBytea:
 		c.Type = schema.Bytes
 	case oidJSON, oidJSONB:
@@ -163,7 +179,9 @@ func mapColumn(name, typeName string, oid uint32, typmod int32) (column, error) 
 		c.Type = schema.Timestamp
 	case oidTimestamp:
 		c.Type = schema.Datetime
-	case oidUUID, oidInet, oidCidr:
+	case oidUUID, oidInet, oidCidr, oidMacaddr, oidMacaddr8, oidTimetz, oidInterval:
+		// PostgreSQL's text form: intervals in ISO 8601 (the session sets
+		// intervalstyle), times with their offset.
 		c.Type, c.format = schema.String, 0
 	case oidNumeric:
 		c.format = 0

@@ -21,6 +21,7 @@ const (
 	Date                      // Vector.Ints, days since 1970-01-01
 	Timestamp                 // Vector.Ints, microseconds since 1970-01-01 UTC
 	Datetime                  // Vector.Ints, microseconds since 1970-01-01, no zone
+	Time                      // Vector.Ints, microseconds since midnight
 )
 
 // NumericScale is the fixed scale of BigQuery NUMERIC.
@@ -48,6 +49,8 @@ func (t Type) String() string {
 		return "TIMESTAMP"
 	case Datetime:
 		return "DATETIME"
+	case Time:
+		return "TIME"
 	}
 	return "UNKNOWN"
 }
