@@ -6,6 +6,7 @@
 //	planner --dry-run            print the plan, publish nothing
 //	planner status               per date: state, source rows, BigQuery rows
 //	planner verify [--repair]    compare each date in both systems; rebuild the ones that differ
+//	planner check                how each column would travel; non-zero exit if one cannot
 package main
 
 import (
@@ -26,6 +27,7 @@ import (
 	"github.com/pgbq/pgbq/internal/app"
 	"github.com/pgbq/pgbq/internal/config"
 	"github.com/pgbq/pgbq/internal/logging"
+	"github.com/pgbq/pgbq/internal/pgsource"
 	"github.com/pgbq/pgbq/internal/planner"
 )
 
@@ -79,12 +81,14 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 	repair := vfs.Bool("repair", false, "rebuild each date that differs from scratch and verify it again")
 	switch cmd {
 	case "", "status":
+	case "check":
+		return check(ctx, stdout, lookuper)
 	case "verify":
 		if err := vfs.Parse(fs.Args()[1:]); err != nil {
 			return err
 		}
 	default:
-		return fmt.Errorf("unknown command %q (commands: status, verify; no command plans and publishes)", cmd)
+		return fmt.Errorf("unknown command %q (commands: status, verify, check; no command plans and publishes)", cmd)
 	}
 	var cfg Config
 	if err := config.Load(ctx, &cfg, lookuper); err != nil {
@@ -187,6 +191,47 @@ func verify(ctx context.Context, stdout io.Writer, p *planner.Planner, deps *app
 	fmt.Fprintf(stdout, "verify: dates=%d mismatched=%d\n", int(to.DaysSince(from))+1, bad)
 	if bad > 0 {
 		return fmt.Errorf("%w: %d of them", ErrMismatch, bad)
+	}
+	return nil
+}
+
+// ErrUnsyncable makes check exit non-zero.
+var ErrUnsyncable = errors.New("the table cannot be synced as configured")
+
+// check prints how each column of the configured table would travel to
+// BigQuery and fails if any cannot; it needs only PG_* and SYNC_*.
+func check(ctx context.Context, stdout io.Writer, lookuper envconfig.Lookuper) error {
+	var c config.Common
+	if err := config.Load(ctx, &c, lookuper); err != nil {
+		return err
+	}
+	c.Normalize()
+	if err := c.ValidateSource(); err != nil {
+		return fmt.Errorf("configuration:\n%w", err)
+	}
+	cols, keyErr, err := pgsource.Check(ctx, c.PG, c.Sync.Spec())
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "column\tpostgresql\tbigquery\tnote")
+	bad := 0
+	for _, col := range cols {
+		bqType, note := col.BigQueryType, col.Note
+		if col.Problem != "" {
+			bqType, note = "-", "CANNOT SYNC: "+col.Problem
+			bad++
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", col.Name, col.SourceType, bqType, note)
+	}
+	tw.Flush()
+	if keyErr != nil {
+		fmt.Fprintln(stdout, app.NameSpecErrors(keyErr))
+		bad++
+	}
+	fmt.Fprintf(stdout, "check: columns=%d unsyncable=%d\n", len(cols), bad)
+	if bad > 0 {
+		return ErrUnsyncable
 	}
 	return nil
 }

@@ -158,3 +158,32 @@ func TestVerifyAndRepair(t *testing.T) {
 		t.Fatalf("plan after recheck = %+v", plan)
 	}
 }
+
+// check prints the mapping of every column, names each that cannot be
+// synced and exits non-zero; it needs no BigQuery or Pub/Sub settings.
+func TestCheck(t *testing.T) {
+	t.Parallel()
+	dsn, pool := testenv.PG(t)
+	testenv.Exec(t, pool,
+		`CREATE TABLE good (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, amount numeric, iv interval)`,
+		`CREATE TABLE bad (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, p point, tags text[])`)
+	run1 := func(table, idCol string) (string, error) {
+		var out bytes.Buffer
+		env := map[string]string{"PG_DSN": dsn, "SYNC_TABLE": table, "SYNC_ID_COLUMN": idCol}
+		err := run(context.Background(), []string{"check"}, envconfig.MapLookuper(env), &out, io.Discard)
+		return out.String(), err
+	}
+	out, err := run1("good", "id")
+	if err != nil || !strings.Contains(out, "exact decimal text") || !strings.Contains(out, "ISO 8601") || !strings.Contains(out, "check: columns=4 unsyncable=0") {
+		t.Fatalf("check good: %v\n%s", err, out)
+	}
+	out, err = run1("bad", "nope")
+	if !errors.Is(err, ErrUnsyncable) {
+		t.Fatalf("check bad: err %v\n%s", err, out)
+	}
+	for _, want := range []string{`column "p" has type point`, `column "tags" has type text[]`, `SYNC_ID_COLUMN: id column "nope" not found`, "unsyncable=3"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("check output lacks %q:\n%s", want, out)
+		}
+	}
+}

@@ -40,7 +40,7 @@ func Open(ctx context.Context, c *config.Common, needTopic bool) (*Deps, error) 
 	var err error
 	d.Source, err = pgsource.Open(ctx, c.PG, c.Sync.Spec())
 	if err != nil {
-		return nil, nameSpecError(err)
+		return nil, NameSpecErrors(err)
 	}
 	ok := false
 	defer func() {
@@ -77,7 +77,9 @@ func Open(ctx context.Context, c *config.Common, needTopic bool) (*Deps, error) 
 	return d, nil
 }
 
-func nameSpecError(err error) error {
+// NameSpecErrors rewrites the source's errors about the table, the id
+// column and the timestamp column to name the variable to fix.
+func NameSpecErrors(err error) error {
 	var errs []error
 	visit := func(e error) {
 		var se *pgsource.SpecError

@@ -80,7 +80,12 @@ func (c *Common) Normalize() {
 
 // Validate reports every problem at once, naming each variable.
 func (c *Common) Validate(needTopic, needSub bool) error {
-	errs := []error{c.PG.Validate("PG_"), c.BQ.Validate("BQ_"), c.PubSub.Validate("PUBSUB_", needTopic, needSub)}
+	return errors.Join(c.ValidateSource(), c.BQ.Validate("BQ_"), c.PubSub.Validate("PUBSUB_", needTopic, needSub))
+}
+
+// ValidateSource checks what reading the source needs: PG_* and SYNC_*.
+func (c *Common) ValidateSource() error {
+	errs := []error{c.PG.Validate("PG_")}
 	s := c.Sync
 	if s.Table == "" {
 		errs = append(errs, errors.New("SYNC_TABLE is required (the source table, e.g. public.activity_logs)"))

@@ -88,40 +88,58 @@ type TableSpec struct {
 	TimestampColumn string
 }
 
-// describe reads the table's columns and maps each to a logical type.
-func describe(ctx context.Context, pool *pgxpool.Pool, spec TableSpec) (pgx.Identifier, []column, schema.Table, error) {
-	rows, err := pool.Query(ctx, describeSQL, spec.Table)
+// rawColumn is one row of describeSQL.
+type rawColumn struct {
+	nsp, rel, name, typeName string
+	oid                      uint32
+	typmod                   int32
+	isEnum                   bool
+}
+
+func scanColumns(ctx context.Context, pool *pgxpool.Pool, table string) ([]rawColumn, error) {
+	rows, err := pool.Query(ctx, describeSQL, table)
 	if err != nil {
-		return nil, nil, schema.Table{}, fmt.Errorf("describe %s: %w", spec.Table, err)
+		return nil, fmt.Errorf("describe %s: %w", table, err)
 	}
 	defer rows.Close()
+	var out []rawColumn
+	for rows.Next() {
+		var r rawColumn
+		if err := rows.Scan(&r.nsp, &r.rel, &r.name, &r.typeName, &r.oid, &r.typmod, &r.isEnum); err != nil {
+			return nil, fmt.Errorf("describe %s: %w", table, err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("describe %s: %w", table, err)
+	}
+	return out, nil
+}
+
+// describe reads the table's columns and maps each to a logical type.
+func describe(ctx context.Context, pool *pgxpool.Pool, spec TableSpec) (pgx.Identifier, []column, schema.Table, error) {
+	raw, err := scanColumns(ctx, pool, spec.Table)
+	if err != nil {
+		return nil, nil, schema.Table{}, err
+	}
 	var ident pgx.Identifier
 	var cols []column
 	var problems []string
-	for rows.Next() {
-		var nsp, rel, name, typeName string
-		var oid uint32
-		var typmod int32
-		var isEnum bool
-		if err := rows.Scan(&nsp, &rel, &name, &typeName, &oid, &typmod, &isEnum); err != nil {
-			return nil, nil, schema.Table{}, fmt.Errorf("describe %s: %w", spec.Table, err)
-		}
-		ident = pgx.Identifier{nsp, rel}
-		col, err := mapColumn(name, typeName, oid, typmod, isEnum)
+	for _, r := range raw {
+		ident = pgx.Identifier{r.nsp, r.rel}
+		col, err := mapColumn(r.name, r.typeName, r.oid, r.typmod, r.isEnum)
 		if err != nil {
 			problems = append(problems, err.Error())
 			continue
 		}
 		cols = append(cols, col)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, nil, schema.Table{}, fmt.Errorf("describe %s: %w", spec.Table, err)
-	}
 	if ident == nil {
 		return nil, nil, schema.Table{}, &SpecError{Field: "table", Msg: fmt.Sprintf("table %q not found (or it has no columns)", spec.Table)}
 	}
+	var errs []error
 	if len(problems) > 0 {
-		return nil, nil, schema.Table{}, fmt.Errorf("%w: table %s: %s", ErrUnsupported, ident.Sanitize(), strings.Join(problems, "; "))
+		errs = append(errs, fmt.Errorf("%w: table %s: %s", ErrUnsupported, ident.Sanitize(), strings.Join(problems, "; ")))
 	}
 	t := schema.Table{IDIndex: -1, TimestampIndex: -1}
 	for i, c := range cols {
@@ -133,7 +151,6 @@ func describe(ctx context.Context, pool *pgxpool.Pool, spec TableSpec) (pgx.Iden
 			t.TimestampIndex = i
 		}
 	}
-	var errs []error
 	if t.IDIndex < 0 {
 		errs = append(errs, &SpecError{Field: "id", Msg: fmt.Sprintf("id column %q not found in table %s", spec.IDColumn, ident.Sanitize())})
 	} else if c := cols[t.IDIndex]; c.oid != oidInt2 && c.oid != oidInt4 && c.oid != oidInt8 {
