@@ -103,7 +103,9 @@ func EnsureDatasets(ctx context.Context, client *bigquery.Client, cfg Config) er
 
 // EnsureDestination creates the destination table, partitioned by day on
 // the timestamp column and clustered by id, or checks that the existing one
-// has the source's columns.
+// has the source's columns. Columns the source has gained at its end are
+// added (existing rows hold NULL in them); any other difference is an
+// ErrSchema saying what differs.
 func (w *Warehouse) EnsureDestination(ctx context.Context) error {
 	t := w.Client.Dataset(w.cfg.Dataset).Table(w.dest)
 	meta := &bigquery.TableMetadata{
@@ -112,7 +114,33 @@ func (w *Warehouse) EnsureDestination(ctx context.Context) error {
 		Clustering:       &bigquery.Clustering{Fields: []string{w.idName()}},
 		Description:      "Synced by pgbq from PostgreSQL.",
 	}
-	return w.ensureTable(ctx, t, meta)
+	got, err := w.ensureTable(ctx, t, meta)
+	if err != nil || got == nil || len(got.Schema) == len(meta.Schema) {
+		return err
+	}
+	// DDL rather than a metadata patch: the emulator applies only DDL to
+	// its tables, and BigQuery takes either (DDL uses no DML quota).
+	// One statement a column: the emulator takes one ALTER per statement.
+	for _, f := range meta.Schema[len(got.Schema):] {
+		sql := fmt.Sprintf("ALTER TABLE %s ADD COLUMN IF NOT EXISTS %s %s", w.DestRef(), quote(f.Name), ddlType(f.Type))
+		if _, err := w.Query(ctx, sql); err != nil {
+			return fmt.Errorf("add column %s to %s: %w", f.Name, t.TableID, err)
+		}
+	}
+	return nil
+}
+
+// ddlType is the GoogleSQL name of a field type.
+func ddlType(t bigquery.FieldType) string {
+	switch t {
+	case bigquery.IntegerFieldType:
+		return "INT64"
+	case bigquery.FloatFieldType:
+		return "FLOAT64"
+	case bigquery.BooleanFieldType:
+		return "BOOL"
+	}
+	return string(t)
 }
 
 // Staging is the staging table's id for day.
@@ -120,7 +148,9 @@ func (w *Warehouse) Staging(day time.Time) string {
 	return fmt.Sprintf("pgbq_stage_%s_%s", w.dest, day.Format("20060102"))
 }
 
-// EnsureStaging creates the staging table for day.
+// EnsureStaging creates the staging table for day. A staging table made
+// before the source gained columns is dropped and made again: the date is
+// then synced from its start, so none of its rows lacks the new columns.
 func (w *Warehouse) EnsureStaging(ctx context.Context, day time.Time) error {
 	t := w.Client.Dataset(w.cfg.StagingDataset).Table(w.Staging(day))
 	meta := &bigquery.TableMetadata{
@@ -130,41 +160,56 @@ func (w *Warehouse) EnsureStaging(ctx context.Context, day time.Time) error {
 		ExpirationTime: time.Now().Add(14 * 24 * time.Hour),
 		Description:    "pgbq staging for one date; dropped after publish.",
 	}
-	return w.ensureTable(ctx, t, meta)
+	got, err := w.ensureTable(ctx, t, meta)
+	if err != nil || got == nil || len(got.Schema) == len(meta.Schema) {
+		return err
+	}
+	if err := w.DropStaging(ctx, day); err != nil {
+		return err
+	}
+	_, err = w.ensureTable(ctx, t, meta)
+	return err
 }
 
-func (w *Warehouse) ensureTable(ctx context.Context, t *bigquery.Table, meta *bigquery.TableMetadata) error {
+// ensureTable creates t, or returns its metadata when it exists with the
+// wanted schema or a prefix of it (columns to add); other schemas are an
+// ErrSchema.
+func (w *Warehouse) ensureTable(ctx context.Context, t *bigquery.Table, meta *bigquery.TableMetadata) (*bigquery.TableMetadata, error) {
 	got, err := t.Metadata(ctx)
 	if err == nil {
-		return checkSchema(t.TableID, got.Schema, meta.Schema)
+		return got, checkSchema(t.TableID, got.Schema, meta.Schema)
 	}
 	if !isStatus(err, http.StatusNotFound) {
-		return fmt.Errorf("read table %s: %w", t.TableID, err)
+		return nil, fmt.Errorf("read table %s: %w", t.TableID, err)
 	}
 	if err := t.Create(ctx, meta); err != nil && !isStatus(err, http.StatusConflict) {
-		return fmt.Errorf("create table %s: %w", t.TableID, err)
+		return nil, fmt.Errorf("create table %s: %w", t.TableID, err)
+	}
+	return nil, nil
+}
+
+// checkSchema accepts got when it is want or a prefix of it.
+func checkSchema(table string, got, want bigquery.Schema) error {
+	var diffs []string
+	for i, f := range got {
+		if i >= len(want) {
+			diffs = append(diffs, fmt.Sprintf("BigQuery has column %q (%s) that the source lacks", f.Name, f.Type))
+			continue
+		}
+		if !strings.EqualFold(f.Name, want[i].Name) || f.Type != want[i].Type {
+			diffs = append(diffs, fmt.Sprintf("column %d is %q %s in BigQuery but %q %s in the source", i+1, f.Name, f.Type, want[i].Name, want[i].Type))
+		}
+	}
+	if len(diffs) > 0 {
+		return fmt.Errorf("%w: table %s: %s. A column was dropped, renamed or retyped in PostgreSQL: restore it, "+
+			"or point SYNC_DEST_TABLE at a new BigQuery table and sync from the start", ErrSchema, table, strings.Join(diffs, "; "))
 	}
 	return nil
 }
 
-func checkSchema(table string, got, want bigquery.Schema) error {
-	var diffs []string
-	for i, f := range want {
-		if i >= len(got) {
-			diffs = append(diffs, fmt.Sprintf("column %q (%s) is missing in BigQuery", f.Name, f.Type))
-			continue
-		}
-		if !strings.EqualFold(got[i].Name, f.Name) || got[i].Type != f.Type {
-			diffs = append(diffs, fmt.Sprintf("column %d is %q %s in BigQuery but %q %s in the source", i+1, got[i].Name, got[i].Type, f.Name, f.Type))
-		}
-	}
-	for _, f := range got[min(len(got), len(want)):] {
-		diffs = append(diffs, fmt.Sprintf("BigQuery has column %q (%s) that the source lacks", f.Name, f.Type))
-	}
-	if len(diffs) > 0 {
-		return fmt.Errorf("%w: table %s: %s", ErrSchema, table, strings.Join(diffs, "; "))
-	}
-	return nil
+// WithTable is w for a changed source table (same destination).
+func (w *Warehouse) WithTable(t schema.Table) (*Warehouse, error) {
+	return NewWarehouse(w.Client, w.cfg, w.dest, t)
 }
 
 // Load appends one Parquet file to the staging table of day as one load

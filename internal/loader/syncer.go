@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -70,6 +71,46 @@ type Syncer struct {
 	noLease bool
 	// rowsLoaded counts rows appended to staging, for tests of rework.
 	rowsLoaded atomic.Int64
+	// mu guards Source, Warehouse and Encoder, which a schema change
+	// replaces: each Sync reads them under the read lock.
+	mu sync.RWMutex
+}
+
+// refresh follows columns added to the source: the destination gains them
+// (older rows hold NULL), and the encoder writes them. Any other change of
+// the source's columns stops the sync with ErrSchemaChanged.
+func (s *Syncer) refresh(ctx context.Context, log *slog.Logger) error {
+	s.mu.RLock()
+	cur := s.Source
+	s.mu.RUnlock()
+	var src *pgsource.Source
+	var added []string
+	err := retry.Do(ctx, func(ctx context.Context, _ int) (err error) {
+		src, added, err = cur.Refreshed(ctx)
+		return err
+	})
+	if err != nil || len(added) == 0 {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.Source != cur {
+		return nil // another request got there first
+	}
+	wh, err := s.Warehouse.WithTable(src.Table())
+	if err != nil {
+		return err
+	}
+	if err := retry.Do(ctx, func(ctx context.Context, _ int) error { return wh.EnsureDestination(ctx) }); err != nil {
+		return err
+	}
+	enc, err := parquetenc.New(src.Table())
+	if err != nil {
+		return err
+	}
+	s.Source, s.Warehouse, s.Encoder = src, wh, enc
+	log.Warn("source columns added; destination extended", "columns", added)
+	return nil
 }
 
 func (s *Syncer) now() time.Time {
@@ -92,6 +133,11 @@ func (s *Syncer) at(point string) error {
 func (s *Syncer) Sync(ctx context.Context, day time.Time, deadline time.Time) (Outcome, error) {
 	log := logging.From(ctx) // carries table and sync_date
 	date := civil.DateOf(day)
+	if err := s.refresh(ctx, log); err != nil {
+		return 0, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	if !s.noLease {
 		release, err := s.Source.Lease(ctx, s.Table+"/"+date.String())
 		if errors.Is(err, pgsource.ErrLocked) {
@@ -345,7 +391,10 @@ func (s *Syncer) appendState(ctx context.Context, e syncstate.Entry) error {
 // published as usual. Rebuilding twice gives the same result.
 func (s *Syncer) Rebuild(ctx context.Context, day time.Time, reason string) error {
 	date := civil.DateOf(day)
-	if err := retry.Do(ctx, func(ctx context.Context, _ int) error { return s.Warehouse.DropStaging(ctx, day) }); err != nil {
+	s.mu.RLock()
+	wh := s.Warehouse
+	s.mu.RUnlock()
+	if err := retry.Do(ctx, func(ctx context.Context, _ int) error { return wh.DropStaging(ctx, day) }); err != nil {
 		return err
 	}
 	if err := s.appendState(ctx, syncstate.Entry{Table: s.Table, Date: date, State: syncstate.StateReopened,

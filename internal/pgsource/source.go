@@ -19,6 +19,7 @@ import (
 // Source reads one configured table.
 type Source struct {
 	pool    *pgxpool.Pool
+	spec    TableSpec
 	ident   pgx.Identifier
 	cols    []column
 	table   schema.Table
@@ -54,7 +55,7 @@ func newSource(ctx context.Context, pool *pgxpool.Pool, spec TableSpec) (*Source
 	if err != nil {
 		return nil, err
 	}
-	s := &Source{pool: pool, ident: ident, cols: cols, table: table, MaxBytes: MaxBatchBytes}
+	s := &Source{pool: pool, spec: spec, ident: ident, cols: cols, table: table, MaxBytes: MaxBatchBytes}
 	names := make([]string, len(cols))
 	for i, c := range cols {
 		names[i] = pgx.Identifier{c.Name}.Sanitize()
@@ -75,6 +76,45 @@ func newSource(ctx context.Context, pool *pgxpool.Pool, spec TableSpec) (*Source
 	s.countUpToSQL = fmt.Sprintf(`SELECT count(*) FROM %s WHERE %s >= $1 AND (%s, %s) <= ($2, $3)`, tbl, ts, ts, id)
 	s.minSQL = fmt.Sprintf(`SELECT min(%s) FROM %s`, ts, tbl)
 	return s, nil
+}
+
+// ErrSchemaChanged marks a change of the source table that pgbq will not
+// follow by itself: a column dropped, renamed or given another type.
+var ErrSchemaChanged = errors.New("the source table's columns changed")
+
+// Refreshed describes the table again. Nothing changed: it returns s.
+// Columns added (PostgreSQL adds them at the end): a new Source that
+// shares s's connections (close only the first), and their names. Any
+// other change: ErrSchemaChanged, saying what changed and what to do.
+func (s *Source) Refreshed(ctx context.Context) (*Source, []string, error) {
+	n, err := newSource(ctx, s.pool, s.spec)
+	if err != nil {
+		return nil, nil, err
+	}
+	var problems []string
+	for i, old := range s.cols {
+		if i >= len(n.cols) || n.cols[i].Name != old.Name {
+			problems = append(problems, fmt.Sprintf("column %q was dropped or renamed", old.Name))
+			continue
+		}
+		if n.cols[i].Type != old.Type {
+			problems = append(problems, fmt.Sprintf("column %q changed type from %s to %s (BigQuery %s to %s)",
+				old.Name, old.SourceType, n.cols[i].SourceType, old.Type, n.cols[i].Type))
+		}
+	}
+	if len(problems) > 0 {
+		return nil, nil, fmt.Errorf("%w: table %s: %s. pgbq will not guess where those values belong: restore the column, "+
+			"or point SYNC_DEST_TABLE at a new BigQuery table and sync from the start", ErrSchemaChanged, s.Name(), strings.Join(problems, "; "))
+	}
+	if len(n.cols) == len(s.cols) {
+		return s, nil, nil
+	}
+	var added []string
+	for _, c := range n.cols[len(s.cols):] {
+		added = append(added, c.Name)
+	}
+	n.MaxBytes = s.MaxBytes
+	return n, added, nil
 }
 
 // Close releases the connections.
