@@ -68,7 +68,8 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 	fs := flag.NewFlagSet("loader", flag.ContinueOnError)
 	pull := fs.Bool("pull", false, "pull messages from PUBSUB_SUBSCRIPTION instead of serving push requests")
 	idle := fs.Duration("exit-when-idle", 0, "with --pull: exit once no message has arrived for this long (0: never)")
-	date := fs.String("date", "", "sync this one date (YYYY-MM-DD) now, without Pub/Sub, and exit")
+	date := fs.String("date", "", "sync this one date (YYYY-MM-DD) of every table (or --table) now, without Pub/Sub, and exit")
+	table := fs.String("table", "", "with --date: only this table (its destination name)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -82,20 +83,23 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 	logger := logging.New(stdout, cfg.Common.LogLevel).With("component", "loader")
 	ctx = logging.With(ctx, logger)
 
-	deps, err := app.Open(ctx, &cfg.Common, true)
+	deps, err := app.Open(ctx, &cfg.Common, true, false)
 	if err != nil {
 		return err
 	}
 	defer deps.Close()
 	host, _ := os.Hostname()
-	syncer, err := deps.NewSyncer(&cfg.Common, fmt.Sprintf("loader@%s/%d", host, os.Getpid()))
-	if err != nil {
-		return err
+	svc := &loader.Service{Syncers: map[string]*loader.Syncer{}, Pub: deps.Publisher, Budget: cfg.Budget}
+	for _, t := range deps.Tables {
+		syncer, err := deps.NewSyncer(&cfg.Common, t, fmt.Sprintf("loader@%s/%d", host, os.Getpid()))
+		if err != nil {
+			return err
+		}
+		svc.Syncers[t.Config.DestTable] = syncer
 	}
-	svc := &loader.Service{Syncer: syncer, Pub: deps.Publisher, Budget: cfg.Budget}
 	switch {
 	case *date != "":
-		return once(ctx, svc, *date)
+		return once(ctx, svc, *date, *table)
 	case *pull:
 		return receive(ctx, logger, svc, deps, cfg, *idle)
 	default:
@@ -103,24 +107,35 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 	}
 }
 
-// once syncs one date in this process until it is published or finished.
-func once(ctx context.Context, svc *loader.Service, date string) error {
+// once syncs one date of each table in this process until it is
+// published or finished.
+func once(ctx context.Context, svc *loader.Service, date, table string) error {
 	day, err := time.Parse(time.DateOnly, date)
 	if err != nil {
 		return fmt.Errorf("--date %q is not a date (YYYY-MM-DD)", date)
 	}
-	log := logging.From(ctx).With("table", svc.Syncer.Table, "sync_date", date)
-	ctx = logging.With(ctx, log)
-	for {
-		out, err := svc.Syncer.Sync(ctx, day, time.Now().Add(svc.Budget))
-		if err != nil {
-			return err
-		}
-		log.Info("date processed", "outcome", out.String())
-		if out != loader.Continue {
-			return nil
+	if table != "" {
+		if _, ok := svc.Syncers[table]; !ok {
+			return fmt.Errorf("--table %q is not a configured table", table)
 		}
 	}
+	for name, syncer := range svc.Syncers {
+		if table != "" && name != table {
+			continue
+		}
+		log := logging.From(ctx).With("table", name, "sync_date", date)
+		for {
+			out, err := syncer.Sync(logging.With(ctx, log), day, time.Now().Add(svc.Budget))
+			if err != nil {
+				return fmt.Errorf("table %s: %w", name, err)
+			}
+			log.Info("date processed", "outcome", out.String())
+			if out != loader.Continue {
+				break
+			}
+		}
+	}
+	return nil
 }
 
 // serve answers Pub/Sub push requests until ctx ends (SIGTERM), then stops

@@ -100,61 +100,105 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 	}
 	logger := logging.New(logOut, cfg.Common.LogLevel).With("component", "planner")
 	ctx = logging.With(ctx, logger)
-	deps, err := app.Open(ctx, &cfg.Common, publish)
+	// A table that cannot be opened does not stop the others.
+	deps, err := app.Open(ctx, &cfg.Common, publish, true)
 	if err != nil {
 		return err
 	}
 	defer deps.Close()
-	p := &planner.Planner{Source: deps.Source, Dest: deps.Warehouse, State: deps.State, Table: cfg.Common.Sync.DestTable,
-		InFlight: cfg.InFlight, MaxDates: cfg.MaxDates, RecheckDays: cfg.RecheckDays}
-	if deps.Publisher != nil {
-		p.Pub = deps.Publisher
-	}
-	if start, ok := cfg.Common.Sync.Start(); ok {
-		p.Start = start
+	var planners []*planner.Planner
+	for _, t := range deps.Tables {
+		p := &planner.Planner{Source: t.Source, Dest: t.Warehouse, State: deps.State, Table: t.Config.DestTable,
+			InFlight: cfg.InFlight, MaxDates: cfg.MaxDates, RecheckDays: cfg.RecheckDays}
+		if deps.Publisher != nil {
+			p.Pub = deps.Publisher
+		}
+		if start, ok := t.Config.Start(); ok {
+			p.Start = start
+		}
+		planners = append(planners, p)
 	}
 	switch {
 	case cmd == "verify":
-		return verify(ctx, stdout, p, deps, &cfg.Common, *from, *to, *repair)
+		return errors.Join(verify(ctx, stdout, planners, deps, &cfg.Common, *from, *to, *repair), errors.Join(deps.Broken...))
 	case cmd == "status":
-		tot, err := p.Status(ctx, stdout)
-		if err != nil {
-			return err
+		var sum planner.Totals
+		for _, p := range planners {
+			fmt.Fprintf(stdout, "table %s\n", p.Table)
+			tot, err := p.Status(ctx, stdout)
+			if err != nil {
+				return fmt.Errorf("status of %s: %w", p.Table, err)
+			}
+			sum.Dates += tot.Dates
+			sum.Finished += tot.Finished
+			sum.SourceRows += tot.SourceRows
+			sum.BigQueryRows += tot.BigQueryRows
+			sum.Duplicates += tot.Duplicates
+			sum.Mismatched += tot.Mismatched
 		}
-		fmt.Fprintf(stdout, "status: dates=%d finished=%d source_rows=%d bigquery_rows=%d duplicates=%d mismatched=%d\n",
-			tot.Dates, tot.Finished, tot.SourceRows, tot.BigQueryRows, tot.Duplicates, tot.Mismatched)
-		return nil
+		fmt.Fprintf(stdout, "status: dates=%d finished=%d source_rows=%d bigquery_rows=%d duplicates=%d mismatched=%d tables=%d\n",
+			sum.Dates, sum.Finished, sum.SourceRows, sum.BigQueryRows, sum.Duplicates, sum.Mismatched, len(planners))
+		return errors.Join(deps.Broken...)
 	case *dryRun:
-		plan, err := p.Plan(ctx)
-		if err != nil {
-			return err
-		}
 		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "table\tdate\treason")
-		for _, d := range plan {
-			fmt.Fprintf(tw, "%s\t%s\t%s\n", p.Table, d.Date, d.Reason)
+		n := 0
+		for _, p := range planners {
+			plan, err := p.Plan(ctx)
+			if err != nil {
+				return fmt.Errorf("plan %s: %w", p.Table, err)
+			}
+			for _, d := range plan {
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", p.Table, d.Date, d.Reason)
+			}
+			n += len(plan)
 		}
 		tw.Flush()
-		fmt.Fprintf(stdout, "plan: %d dates (dry run, nothing published)\n", len(plan))
-		return nil
+		fmt.Fprintf(stdout, "plan: %d dates (dry run, nothing published)\n", n)
+		return errors.Join(deps.Broken...)
 	default:
-		plan, err := p.Run(ctx)
-		if err != nil {
-			return err
+		// One table failing does not stop the others; the run fails at
+		// the end so the job's execution shows it.
+		n := 0
+		var errs []error
+		for _, p := range planners {
+			plan, err := p.Run(ctx)
+			if err != nil {
+				logger.Error("table not planned", "table", p.Table, "error", err.Error())
+				errs = append(errs, fmt.Errorf("table %s: %w", p.Table, err))
+				continue
+			}
+			logger.Info("plan published", "table", p.Table, "dates", len(plan))
+			n += len(plan)
 		}
-		logger.Info("plan published", "table", p.Table, "dates", len(plan))
-		fmt.Fprintf(stdout, "plan: %d dates published\n", len(plan))
-		return nil
+		fmt.Fprintf(stdout, "plan: %d dates published\n", n)
+		return errors.Join(append(deps.Broken, errs...)...)
 	}
 }
 
 // ErrMismatch makes verify exit non-zero.
 var ErrMismatch = errors.New("dates differ between the source and BigQuery")
 
-func verify(ctx context.Context, stdout io.Writer, p *planner.Planner, deps *app.Deps, c *config.Common, fromArg, toArg string, repair bool) error {
+func verify(ctx context.Context, stdout io.Writer, planners []*planner.Planner, deps *app.Deps, c *config.Common, fromArg, toArg string, repair bool) error {
+	bad := 0
+	for i, p := range planners {
+		fmt.Fprintf(stdout, "table %s\n", p.Table)
+		n, err := verifyTable(ctx, stdout, p, deps, deps.Tables[i], c, fromArg, toArg, repair)
+		if err != nil {
+			return fmt.Errorf("verify %s: %w", p.Table, err)
+		}
+		bad += n
+	}
+	if bad > 0 {
+		return fmt.Errorf("%w: %d of them", ErrMismatch, bad)
+	}
+	return nil
+}
+
+func verifyTable(ctx context.Context, stdout io.Writer, p *planner.Planner, deps *app.Deps, t *app.Table, c *config.Common, fromArg, toArg string, repair bool) (int, error) {
 	from, to, ok, err := p.Range(ctx)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	to = to.AddDays(-1) // by default through yesterday: today is still being synced
 	for _, a := range []struct {
@@ -167,32 +211,29 @@ func verify(ctx context.Context, stdout io.Writer, p *planner.Planner, deps *app
 		}
 		d, err := civil.ParseDate(a.arg)
 		if err != nil {
-			return fmt.Errorf("%s %q is not a date (YYYY-MM-DD)", a.name, a.arg)
+			return 0, fmt.Errorf("%s %q is not a date (YYYY-MM-DD)", a.name, a.arg)
 		}
 		*a.dst, ok = d, true
 	}
 	if !ok || to.Before(from) {
 		fmt.Fprintln(stdout, "no dates to verify")
-		return nil
+		return 0, nil
 	}
 	var rebuilder planner.Rebuilder
 	if repair {
 		host, _ := os.Hostname()
-		s, err := deps.NewSyncer(c, fmt.Sprintf("planner-verify@%s/%d", host, os.Getpid()))
+		s, err := deps.NewSyncer(c, t, fmt.Sprintf("planner-verify@%s/%d", host, os.Getpid()))
 		if err != nil {
-			return err
+			return 0, err
 		}
 		rebuilder = s
 	}
 	bad, err := p.Verify(ctx, stdout, from, to, rebuilder)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	fmt.Fprintf(stdout, "verify: dates=%d mismatched=%d\n", int(to.DaysSince(from))+1, bad)
-	if bad > 0 {
-		return fmt.Errorf("%w: %d of them", ErrMismatch, bad)
-	}
-	return nil
+	return bad, nil
 }
 
 // ErrUnsyncable makes check exit non-zero.
@@ -209,27 +250,35 @@ func check(ctx context.Context, stdout io.Writer, lookuper envconfig.Lookuper) e
 	if err := c.ValidateSource(); err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
 	}
-	cols, keyErr, err := pgsource.Check(ctx, c.PG, c.Sync.Spec())
+	tables, err := c.TableConfigs()
 	if err != nil {
 		return err
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "column\tpostgresql\tbigquery\tnote")
-	bad := 0
-	for _, col := range cols {
-		bqType, note := col.BigQueryType, col.Note
-		if col.Problem != "" {
-			bqType, note = "-", "CANNOT SYNC: "+col.Problem
+	ncols, bad := 0, 0
+	for i, t := range tables {
+		fmt.Fprintf(stdout, "table %s -> %s\n", t.Table, t.DestTable)
+		cols, keyErr, err := pgsource.Check(ctx, c.PG, t.Spec())
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "column\tpostgresql\tbigquery\tnote")
+		for _, col := range cols {
+			bqType, note := col.BigQueryType, col.Note
+			if col.Problem != "" {
+				bqType, note = "-", "CANNOT SYNC: "+col.Problem
+				bad++
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", col.Name, col.SourceType, bqType, note)
+		}
+		tw.Flush()
+		if keyErr != nil {
+			fmt.Fprintln(stdout, app.NameSpecErrors(keyErr, app.Variables(&c, i)))
 			bad++
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", col.Name, col.SourceType, bqType, note)
+		ncols += len(cols)
 	}
-	tw.Flush()
-	if keyErr != nil {
-		fmt.Fprintln(stdout, app.NameSpecErrors(keyErr))
-		bad++
-	}
-	fmt.Fprintf(stdout, "check: columns=%d unsyncable=%d\n", len(cols), bad)
+	fmt.Fprintf(stdout, "check: columns=%d unsyncable=%d\n", ncols, bad)
 	if bad > 0 {
 		return ErrUnsyncable
 	}

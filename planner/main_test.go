@@ -94,12 +94,12 @@ func TestVerifyAndRepair(t *testing.T) {
 	if err := cfg.validate(false); err != nil {
 		t.Fatal(err)
 	}
-	deps, err := app.Open(ctx, &cfg.Common, false)
+	deps, err := app.Open(ctx, &cfg.Common, false, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer deps.Close()
-	s, err := deps.NewSyncer(&cfg.Common, "test")
+	s, err := deps.NewSyncer(&cfg.Common, deps.Tables[0], "test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +145,7 @@ func TestVerifyAndRepair(t *testing.T) {
 
 	// A row reaches a finished recent date late: the recheck re-opens it.
 	testenv.Exec(t, pool, fmt.Sprintf(`INSERT INTO activity_logs VALUES (5001, TIMESTAMPTZ '%s', 'later')`, d2.Add(time.Hour).Format(time.RFC3339)))
-	p := &planner.Planner{Source: deps.Source, Dest: deps.Warehouse, State: deps.State, Table: "activity_logs", InFlight: time.Hour, MaxDates: 10, Start: d1}
+	p := &planner.Planner{Source: deps.Tables[0].Source, Dest: deps.Tables[0].Warehouse, State: deps.State, Table: "activity_logs", InFlight: time.Hour, MaxDates: 10, Start: d1}
 	reopened, err := p.Recheck(ctx, 3)
 	if err != nil || len(reopened) != 1 || reopened[0] != civil.DateOf(d2) {
 		t.Fatalf("recheck reopened %v, %v; want [%s]", reopened, err, d2.Format(time.DateOnly))
@@ -186,4 +186,97 @@ func TestCheck(t *testing.T) {
 			t.Fatalf("check output lacks %q:\n%s", want, out)
 		}
 	}
+}
+
+// Many tables from one configuration, each with its own key columns,
+// destination, chunk size and start date: planned in one run, synced by
+// one loader; a table that breaks does not stop the others.
+func TestManyTables(t *testing.T) {
+	t.Parallel()
+	dsn, pool := testenv.PG(t)
+	day := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -2)
+	testenv.Exec(t, pool,
+		`CREATE SCHEMA shop`,
+		`CREATE TABLE shop.orders (id integer PRIMARY KEY, placed_at timestamp NOT NULL, total numeric(10,2))`,
+		`CREATE TABLE clicks (click_id bigint PRIMARY KEY, at timestamptz NOT NULL, url text)`,
+		fmt.Sprintf(`INSERT INTO shop.orders SELECT g, TIMESTAMP '%s' + g * interval '7 minutes', g / 3.0 FROM generate_series(1, 150) g`, day.Format("2006-01-02 15:04:05")),
+		fmt.Sprintf(`INSERT INTO clicks SELECT g, TIMESTAMPTZ '%s' + g * interval '3 minutes', '/u/' || g FROM generate_series(1, 300) g`, day.Format(time.RFC3339)))
+	b := testenv.BigQuery(t)
+	ps := testenv.NewPubSub(t)
+	env := map[string]string{"PG_DSN": dsn, "BQ_PROJECT": b.Project, "BQ_DATASET": b.Dataset, "BQ_ENDPOINT": b.Endpoint,
+		"PUBSUB_EMULATOR_HOST": ps.Server.Addr, "PUBSUB_PROJECT": "pgbq-test", "PUBSUB_TOPIC": "dates",
+		"SYNC_TABLES": fmt.Sprintf(`[{"table":"shop.orders","timestamp_column":"placed_at","chunk_size":7,"start_date":"%s"},
+			{"table":"clicks","id_column":"click_id","timestamp_column":"at","dest_table":"click_events","chunk_size":40}]`, day.Format(time.DateOnly))}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var out bytes.Buffer
+	if err := run(ctx, []string{"--dry-run"}, envconfig.MapLookuper(env), &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"orders        " + day.Format(time.DateOnly), "click_events  " + day.Format(time.DateOnly)} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("dry run lacks %q:\n%s", want, out.String())
+		}
+	}
+	// Sync both tables' dates with the loader's own entry point.
+	for d := day; !d.After(day.AddDate(0, 0, 1)); d = d.AddDate(0, 0, 1) {
+		var cfgOut bytes.Buffer
+		if err := runLoaderOnce(ctx, env, d, &cfgOut); err != nil {
+			t.Fatalf("loader --date %s: %v\n%s", d.Format(time.DateOnly), err, cfgOut.String())
+		}
+	}
+	out.Reset()
+	if err := run(ctx, []string{"status"}, envconfig.MapLookuper(env), &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "source_rows=450 bigquery_rows=450 duplicates=0 mismatched=0 tables=2") {
+		t.Fatalf("status:\n%s", out.String())
+	}
+	// One table breaks: the other is still planned, and the run fails.
+	testenv.Exec(t, pool, `DROP TABLE clicks`)
+	before := len(ps.Published())
+	err := run(ctx, nil, envconfig.MapLookuper(env), io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), `SYNC_TABLES[1].table: table "clicks" not found`) {
+		t.Fatalf("planner with a dropped table: %v", err)
+	}
+	published := ps.Published()[before:]
+	if len(published) == 0 {
+		t.Fatal("the healthy table was not planned")
+	}
+	for _, m := range published {
+		if !strings.Contains(m, `"table":"orders"`) {
+			t.Fatalf("unexpected message %s", m)
+		}
+	}
+}
+
+// runLoaderOnce syncs one date of every configured table the way
+// `loader --date` does, through the shared wiring.
+func runLoaderOnce(ctx context.Context, env map[string]string, day time.Time, logs io.Writer) error {
+	var cfg Config
+	if err := config.Load(ctx, &cfg, envconfig.MapLookuper(env)); err != nil {
+		return err
+	}
+	cfg.Common.Normalize()
+	deps, err := app.Open(ctx, &cfg.Common, false, false)
+	if err != nil {
+		return err
+	}
+	defer deps.Close()
+	for _, t := range deps.Tables {
+		s, err := deps.NewSyncer(&cfg.Common, t, "test")
+		if err != nil {
+			return err
+		}
+		for {
+			out, err := s.Sync(ctx, day, time.Now().Add(time.Hour))
+			if err != nil {
+				return fmt.Errorf("%s: %w", t.Config.DestTable, err)
+			}
+			if out.String() != "continue" {
+				break
+			}
+		}
+	}
+	return nil
 }

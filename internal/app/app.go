@@ -20,34 +20,59 @@ import (
 	"github.com/pgbq/pgbq/internal/syncstate"
 )
 
-// Deps are the connected services of one configured table.
-type Deps struct {
+// Table is one configured table's source and destination.
+type Table struct {
+	Config    config.TableConfig
 	Source    *pgsource.Source
-	BQ        *bigquery.Client
 	Warehouse *bq.Warehouse
+}
+
+// Deps are the connected services of the configured tables.
+type Deps struct {
+	Tables []*Table
+	// Broken holds, when Open was asked to skip them, the tables that
+	// could not be opened, each error naming the variable to fix.
+	Broken    []error
+	BQ        *bigquery.Client
 	State     *syncstate.Store
 	PubSub    *pubsub.Client
 	Publisher *pubsubx.Publisher
 }
 
 // Open connects everything c names, creates what is missing in BigQuery
-// (datasets, sync_control, the destination table) and checks the source
-// table. Problems with the table name the variable to fix.
-func Open(ctx context.Context, c *config.Common, needTopic bool) (*Deps, error) {
+// (datasets, sync_control, the destination tables) and checks each source
+// table. Problems with a table name the variable to fix; a table that
+// cannot be synced stops the start, or with skipBroken is set aside in
+// Deps.Broken so the others can go on.
+func Open(ctx context.Context, c *config.Common, needTopic, skipBroken bool) (*Deps, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	d := &Deps{}
-	var err error
-	d.Source, err = pgsource.Open(ctx, c.PG, c.Sync.Spec())
+	tables, err := c.TableConfigs()
 	if err != nil {
-		return nil, NameSpecErrors(err)
+		return nil, err
 	}
+	d := &Deps{}
 	ok := false
 	defer func() {
 		if !ok {
 			d.Close()
 		}
 	}()
+	var errs []error
+	for i, tc := range tables {
+		src, err := pgsource.Open(ctx, c.PG, tc.Spec())
+		if err != nil {
+			errs = append(errs, NameSpecErrors(err, variables(c, i)))
+			continue
+		}
+		d.Tables = append(d.Tables, &Table{Config: tc, Source: src})
+	}
+	if skipBroken {
+		d.Broken, errs = errs, nil
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
 	d.BQ, err = bq.NewClient(ctx, c.BQ)
 	if err != nil {
 		return nil, err
@@ -55,12 +80,14 @@ func Open(ctx context.Context, c *config.Common, needTopic bool) (*Deps, error) 
 	if err := bq.EnsureDatasets(ctx, d.BQ, c.BQ); err != nil {
 		return nil, err
 	}
-	d.Warehouse, err = bq.NewWarehouse(d.BQ, c.BQ, c.Sync.DestTable, d.Source.Table())
-	if err != nil {
-		return nil, fmt.Errorf("SYNC_TABLE %s: %w", c.Sync.Table, err)
-	}
-	if err := d.Warehouse.EnsureDestination(ctx); err != nil {
-		return nil, err
+	for _, t := range d.Tables {
+		t.Warehouse, err = bq.NewWarehouse(d.BQ, c.BQ, t.Config.DestTable, t.Source.Table())
+		if err != nil {
+			return nil, fmt.Errorf("table %s: %w", t.Config.Table, err)
+		}
+		if err := t.Warehouse.EnsureDestination(ctx); err != nil {
+			return nil, err
+		}
 	}
 	d.State = syncstate.New(d.BQ, c.BQ.Project, c.BQ.StateDataset)
 	if err := d.State.Ensure(ctx); err != nil {
@@ -77,15 +104,24 @@ func Open(ctx context.Context, c *config.Common, needTopic bool) (*Deps, error) 
 	return d, nil
 }
 
+// variables names the settings of table i: the single-table variables, or
+// the fields of SYNC_TABLES[i].
+func variables(c *config.Common, i int) map[string]string {
+	if c.Sync.Tables == "" {
+		return map[string]string{"table": "SYNC_TABLE", "id": "SYNC_ID_COLUMN", "timestamp": "SYNC_TIMESTAMP_COLUMN"}
+	}
+	p := fmt.Sprintf("SYNC_TABLES[%d].", i)
+	return map[string]string{"table": p + "table", "id": p + "id_column", "timestamp": p + "timestamp_column"}
+}
+
 // NameSpecErrors rewrites the source's errors about the table, the id
 // column and the timestamp column to name the variable to fix.
-func NameSpecErrors(err error) error {
+func NameSpecErrors(err error, vars map[string]string) error {
 	var errs []error
 	visit := func(e error) {
 		var se *pgsource.SpecError
 		if errors.As(e, &se) {
-			v := map[string]string{"table": "SYNC_TABLE", "id": "SYNC_ID_COLUMN", "timestamp": "SYNC_TIMESTAMP_COLUMN"}[se.Field]
-			errs = append(errs, fmt.Errorf("%s: %s", v, se.Msg))
+			errs = append(errs, fmt.Errorf("%s: %s", vars[se.Field], se.Msg))
 			return
 		}
 		errs = append(errs, e)
@@ -111,17 +147,20 @@ func (d *Deps) Close() {
 	if d.BQ != nil {
 		d.BQ.Close()
 	}
-	if d.Source != nil {
-		d.Source.Close()
+	for _, t := range d.Tables {
+		t.Source.Close()
 	}
 }
 
-// NewSyncer builds the chunk loop for the configured table.
-func (d *Deps) NewSyncer(c *config.Common, writer string) (*loader.Syncer, error) {
-	enc, err := parquetenc.New(d.Source.Table())
+// NewSyncer builds the chunk loop of table t.
+func (d *Deps) NewSyncer(c *config.Common, t *Table, writer string) (*loader.Syncer, error) {
+	enc, err := parquetenc.New(t.Source.Table())
 	if err != nil {
 		return nil, err
 	}
-	return &loader.Syncer{Source: d.Source, Warehouse: d.Warehouse, State: d.State, Encoder: enc,
-		Table: c.Sync.DestTable, ChunkSize: c.Sync.ChunkSize, Grace: c.Sync.Grace, Writer: writer}, nil
+	return &loader.Syncer{Source: t.Source, Warehouse: t.Warehouse, State: d.State, Encoder: enc,
+		Table: t.Config.DestTable, ChunkSize: t.Config.ChunkSize, Grace: c.Sync.Grace, Writer: writer}, nil
 }
+
+// Variables names the settings of table i (for messages).
+func Variables(c *config.Common, i int) map[string]string { return variables(c, i) }

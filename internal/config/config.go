@@ -30,6 +30,9 @@ type Sync struct {
 	StartDate string        `env:"START_DATE"`
 	ChunkSize int           `env:"CHUNK_SIZE, default=250000"`
 	Grace     time.Duration `env:"FINISH_GRACE, default=1h"`
+	// Tables, instead of Table, lists several tables as a JSON array of
+	// TableConfig; the single-table settings above are their defaults.
+	Tables string `env:"TABLES"`
 }
 
 // MaxChunkSize bounds SYNC_CHUNK_SIZE: a chunk is held in memory.
@@ -69,13 +72,6 @@ func (c *Common) Normalize() {
 	if c.PubSub.Project == "" {
 		c.PubSub.Project = c.BQ.Project
 	}
-	if c.Sync.DestTable == "" && c.Sync.Table != "" {
-		name := c.Sync.Table
-		if i := strings.LastIndex(name, "."); i >= 0 {
-			name = name[i+1:]
-		}
-		c.Sync.DestTable = strings.Trim(name, `"`)
-	}
 }
 
 // Validate reports every problem at once, naming each variable.
@@ -87,30 +83,11 @@ func (c *Common) Validate(needTopic, needSub bool) error {
 func (c *Common) ValidateSource() error {
 	errs := []error{c.PG.Validate("PG_")}
 	s := c.Sync
-	if s.Table == "" {
-		errs = append(errs, errors.New("SYNC_TABLE is required (the source table, e.g. public.activity_logs)"))
-	} else if len(s.Table) > 200 {
-		errs = append(errs, errors.New("SYNC_TABLE is too long"))
-	}
-	if s.IDColumn == "" {
-		errs = append(errs, errors.New("SYNC_ID_COLUMN must not be empty"))
-	}
-	if s.TimestampColumn == "" {
-		errs = append(errs, errors.New("SYNC_TIMESTAMP_COLUMN must not be empty"))
-	}
-	if s.DestTable != "" && !bq.TableNameRE.MatchString(s.DestTable) {
-		errs = append(errs, fmt.Errorf("SYNC_DEST_TABLE %q is not a valid BigQuery table name (letters, digits, underscores)", s.DestTable))
-	}
-	if s.StartDate != "" {
-		if _, err := time.Parse(time.DateOnly, s.StartDate); err != nil {
-			errs = append(errs, fmt.Errorf("SYNC_START_DATE %q is not a date (YYYY-MM-DD)", s.StartDate))
-		}
-	}
-	if s.ChunkSize < 1 || s.ChunkSize > MaxChunkSize {
-		errs = append(errs, fmt.Errorf("SYNC_CHUNK_SIZE %d is out of range (1..%d)", s.ChunkSize, MaxChunkSize))
-	}
 	if s.Grace < 0 {
 		errs = append(errs, fmt.Errorf("SYNC_FINISH_GRACE %s must not be negative", s.Grace))
+	}
+	if _, err := c.TableConfigs(); err != nil {
+		errs = append(errs, err)
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
@@ -118,18 +95,4 @@ func (c *Common) ValidateSource() error {
 		errs = append(errs, fmt.Errorf("LOG_LEVEL %q must be debug, info, warn or error", c.LogLevel))
 	}
 	return errors.Join(errs...)
-}
-
-// Start is SYNC_START_DATE parsed; ok is false when unset.
-func (s Sync) Start() (time.Time, bool) {
-	if s.StartDate == "" {
-		return time.Time{}, false
-	}
-	t, err := time.Parse(time.DateOnly, s.StartDate)
-	return t, err == nil
-}
-
-// Spec is the source table as pgsource wants it.
-func (s Sync) Spec() pgsource.TableSpec {
-	return pgsource.TableSpec{Table: s.Table, IDColumn: s.IDColumn, TimestampColumn: s.TimestampColumn}
 }

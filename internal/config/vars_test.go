@@ -32,3 +32,44 @@ func TestParseErrorNamesVariable(t *testing.T) {
 		t.Fatalf("error = %v", err)
 	}
 }
+
+func TestTableConfigs(t *testing.T) {
+	t.Parallel()
+	load := func(env map[string]string) ([]TableConfig, error) {
+		var c Common
+		if err := Load(context.Background(), &c, envconfig.MapLookuper(env)); err != nil {
+			return nil, err
+		}
+		return c.TableConfigs()
+	}
+	got, err := load(map[string]string{"SYNC_CHUNK_SIZE": "9", "SYNC_TABLES": `[
+		{"table": "public.orders", "timestamp_column": "placed_at", "start_date": "2024-01-01"},
+		{"table": "clicks", "id_column": "click_id", "dest_table": "click_events", "chunk_size": 5}]`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []TableConfig{
+		{Table: "public.orders", IDColumn: "id", TimestampColumn: "placed_at", DestTable: "orders", StartDate: "2024-01-01", ChunkSize: 9},
+		{Table: "clicks", IDColumn: "click_id", TimestampColumn: "created_at", DestTable: "click_events", ChunkSize: 5},
+	}
+	if len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+		t.Fatalf("tables = %+v", got)
+	}
+	for _, tc := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{}, "SYNC_TABLE is required"},
+		{map[string]string{"SYNC_TABLE": "a", "SYNC_TABLES": `[{"table":"b"}]`}, "SYNC_TABLE and SYNC_TABLES are both set"},
+		{map[string]string{"SYNC_TABLES": `{"table":"b"}`}, "SYNC_TABLES is not a JSON array"},
+		{map[string]string{"SYNC_TABLES": `[{"table":"b","colour":"red"}]`}, `unknown field "colour"`},
+		{map[string]string{"SYNC_TABLES": `[{"table":"a"},{"table":"b","chunk_size":-1}]`}, "SYNC_TABLES[1].chunk_size -1 is out of range"},
+		{map[string]string{"SYNC_TABLES": `[{"table":"a"},{"table":"x.a"}]`}, `SYNC_TABLES[1].dest_table "a" names the same BigQuery table`},
+		{map[string]string{"SYNC_TABLES": `[{"table":""}]`}, "SYNC_TABLES[0].table is required"},
+		{map[string]string{"SYNC_TABLE": "t", "SYNC_DEST_TABLE": "a-b"}, `SYNC_DEST_TABLE "a-b" is not a valid`},
+	} {
+		if _, err := load(tc.env); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: error %v, want %q", tc.env, err, tc.want)
+		}
+	}
+}

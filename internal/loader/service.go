@@ -8,6 +8,9 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"cloud.google.com/go/civil"
@@ -27,8 +30,10 @@ type Publisher interface {
 // Service turns messages into syncs. It decides what is acked: everything
 // except transient failures, which are left to Pub/Sub's redelivery.
 type Service struct {
-	Syncer *Syncer
-	Pub    Publisher
+	// Syncers holds one chunk loop per configured table, by the name
+	// messages use (the destination table).
+	Syncers map[string]*Syncer
+	Pub     Publisher
 	// Budget is how long one message may work before it checkpoints and
 	// hands the rest of the date to a continuation message; well under
 	// the 600 s push ack deadline.
@@ -49,8 +54,9 @@ func (s *Service) Handle(ctx context.Context, data []byte) error {
 		log.Warn("message rejected", "reason", err.Error())
 		return nil
 	}
-	if m.Table != s.Syncer.Table {
-		log.Warn("message rejected", "reason", fmt.Sprintf("table %q is not configured (this loader syncs %q)", m.Table, s.Syncer.Table))
+	syncer, ok := s.Syncers[m.Table]
+	if !ok {
+		log.Warn("message rejected", "reason", fmt.Sprintf("table %q is not configured (this loader syncs %s)", m.Table, s.tableNames()))
 		return nil
 	}
 	log = log.With("table", m.Table, "sync_date", m.Date)
@@ -61,11 +67,11 @@ func (s *Service) Handle(ctx context.Context, data []byte) error {
 	// in flight (the last load, the publish) FinishTime more.
 	workCtx, cancel := context.WithDeadline(ctx, deadline.Add(FinishTime))
 	defer cancel()
-	outcome, err := s.Syncer.Sync(workCtx, day, deadline)
+	outcome, err := syncer.Sync(workCtx, day, deadline)
 	if err != nil {
 		if ctx.Err() == nil && !retry.Transient(err) {
 			log.Error("date failed", "error", err.Error(), "duration_ms", time.Since(start).Milliseconds())
-			s.recordFailure(ctx, day, err)
+			s.recordFailure(ctx, syncer, day, err)
 			return nil
 		}
 		log.Warn("date interrupted, will be redelivered", "error", err.Error(), "duration_ms", time.Since(start).Milliseconds())
@@ -83,7 +89,16 @@ func (s *Service) Handle(ctx context.Context, data []byte) error {
 	return nil
 }
 
-func (s *Service) recordFailure(ctx context.Context, day time.Time, cause error) {
+func (s *Service) tableNames() string {
+	names := make([]string, 0, len(s.Syncers))
+	for n := range s.Syncers {
+		names = append(names, strconv.Quote(n))
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}
+
+func (s *Service) recordFailure(ctx context.Context, syncer *Syncer, day time.Time, cause error) {
 	if errors.Is(cause, ErrMismatch) {
 		return // already recorded
 	}
@@ -93,8 +108,8 @@ func (s *Service) recordFailure(ctx context.Context, day time.Time, cause error)
 	if len(detail) > 1000 {
 		detail = detail[:1000]
 	}
-	if err := s.Syncer.State.Append(ctx, syncstate.Entry{Table: s.Syncer.Table, Date: civil.DateOf(day),
-		State: syncstate.StateFailed, Detail: detail, Writer: s.Syncer.Writer}); err != nil {
+	if err := syncer.State.Append(ctx, syncstate.Entry{Table: syncer.Table, Date: civil.DateOf(day),
+		State: syncstate.StateFailed, Detail: detail, Writer: syncer.Writer}); err != nil {
 		logging.From(ctx).Warn("failure not recorded", "error", err.Error())
 	}
 }

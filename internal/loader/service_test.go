@@ -29,7 +29,7 @@ func newService(t *testing.T, r *rig, s *Syncer) (*Service, *testenv.PubSub, *by
 	ps := testenv.NewPubSub(t)
 	pub := pubsubx.NewPublisher(ps.Client, ps.Topic)
 	t.Cleanup(pub.Stop)
-	return &Service{Syncer: s, Pub: pub, Budget: time.Minute}, ps, &bytes.Buffer{}
+	return &Service{Syncers: map[string]*Syncer{s.Table: s}, Pub: pub, Budget: time.Minute}, ps, &bytes.Buffer{}
 }
 
 func post(t *testing.T, h http.Handler, body []byte) int {

@@ -1,0 +1,133 @@
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/pgbq/pgbq/internal/bq"
+	"github.com/pgbq/pgbq/internal/pgsource"
+)
+
+// TableConfig is one synced table. In SYNC_TABLES each field may be left
+// out; it then takes the single-table variable's value (SYNC_ID_COLUMN,
+// SYNC_TIMESTAMP_COLUMN, SYNC_START_DATE, SYNC_CHUNK_SIZE) or, for
+// dest_table, the source table's name without its schema.
+type TableConfig struct {
+	Table           string `json:"table"`
+	IDColumn        string `json:"id_column,omitempty"`
+	TimestampColumn string `json:"timestamp_column,omitempty"`
+	DestTable       string `json:"dest_table,omitempty"`
+	StartDate       string `json:"start_date,omitempty"`
+	ChunkSize       int    `json:"chunk_size,omitempty"`
+}
+
+// Spec is the source table as pgsource wants it.
+func (t TableConfig) Spec() pgsource.TableSpec {
+	return pgsource.TableSpec{Table: t.Table, IDColumn: t.IDColumn, TimestampColumn: t.TimestampColumn}
+}
+
+// Start is the start date; ok is false when unset.
+func (t TableConfig) Start() (time.Time, bool) {
+	d, err := time.Parse(time.DateOnly, t.StartDate)
+	return d, t.StartDate != "" && err == nil
+}
+
+// TableConfigs lists the configured tables, defaults filled in, or says
+// what is wrong naming the variable (and the entry of SYNC_TABLES).
+func (c *Common) TableConfigs() ([]TableConfig, error) {
+	s := c.Sync
+	var tables []TableConfig
+	switch {
+	case s.Tables != "" && s.Table != "":
+		return nil, errors.New("SYNC_TABLE and SYNC_TABLES are both set: use one")
+	case s.Tables != "":
+		dec := json.NewDecoder(strings.NewReader(s.Tables))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&tables); err != nil {
+			return nil, fmt.Errorf("SYNC_TABLES is not a JSON array of tables (fields: table, id_column, timestamp_column, dest_table, start_date, chunk_size): %v", err)
+		}
+		if len(tables) == 0 {
+			return nil, errors.New("SYNC_TABLES lists no table")
+		}
+	case s.Table != "":
+		tables = []TableConfig{{Table: s.Table, DestTable: s.DestTable}}
+	default:
+		return nil, errors.New("SYNC_TABLE is required (the source table, e.g. public.activity_logs), or SYNC_TABLES for several")
+	}
+	var errs []error
+	seen := map[string]bool{}
+	for i := range tables {
+		t := &tables[i]
+		name := "SYNC_TABLE"
+		field := func(single, key string) string {
+			if s.Tables == "" {
+				return single
+			}
+			return fmt.Sprintf("SYNC_TABLES[%d].%s", i, key)
+		}
+		if s.Tables != "" {
+			name = fmt.Sprintf("SYNC_TABLES[%d].table", i)
+		}
+		t.IDColumn = or(t.IDColumn, s.IDColumn)
+		t.TimestampColumn = or(t.TimestampColumn, s.TimestampColumn)
+		t.StartDate = or(t.StartDate, s.StartDate)
+		if t.ChunkSize == 0 {
+			t.ChunkSize = s.ChunkSize
+		}
+		if t.DestTable == "" {
+			n := t.Table
+			if j := strings.LastIndex(n, "."); j >= 0 {
+				n = n[j+1:]
+			}
+			t.DestTable = strings.Trim(n, `"`)
+		}
+		switch {
+		case t.Table == "":
+			errs = append(errs, fmt.Errorf("%s is required", name))
+		case len(t.Table) > 200:
+			errs = append(errs, fmt.Errorf("%s is too long", name))
+		}
+		if t.IDColumn == "" {
+			errs = append(errs, fmt.Errorf("%s must not be empty", field("SYNC_ID_COLUMN", "id_column")))
+		}
+		if t.TimestampColumn == "" {
+			errs = append(errs, fmt.Errorf("%s must not be empty", field("SYNC_TIMESTAMP_COLUMN", "timestamp_column")))
+		}
+		if t.Table != "" && !bq.TableNameRE.MatchString(t.DestTable) {
+			errs = append(errs, fmt.Errorf("%s %q is not a valid BigQuery table name (letters, digits, underscores)", field("SYNC_DEST_TABLE", "dest_table"), t.DestTable))
+		} else if seen[t.DestTable] {
+			errs = append(errs, fmt.Errorf("%s %q names the same BigQuery table as an earlier entry", field("SYNC_DEST_TABLE", "dest_table"), t.DestTable))
+		}
+		seen[t.DestTable] = true
+		if t.StartDate != "" {
+			if _, err := time.Parse(time.DateOnly, t.StartDate); err != nil {
+				errs = append(errs, fmt.Errorf("%s %q is not a date (YYYY-MM-DD)", field("SYNC_START_DATE", "start_date"), t.StartDate))
+			}
+		}
+		if t.ChunkSize < 1 || t.ChunkSize > MaxChunkSize {
+			errs = append(errs, fmt.Errorf("%s %d is out of range (1..%d)", field("SYNC_CHUNK_SIZE", "chunk_size"), t.ChunkSize, MaxChunkSize))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return tables, nil
+}
+
+func or(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// MarshalTables renders tables as SYNC_TABLES expects them.
+func MarshalTables(tables []TableConfig) string {
+	var b bytes.Buffer
+	_ = json.NewEncoder(&b).Encode(tables)
+	return strings.TrimSpace(b.String())
+}
