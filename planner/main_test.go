@@ -166,7 +166,7 @@ func TestCheck(t *testing.T) {
 	dsn, pool := testenv.PG(t)
 	testenv.Exec(t, pool,
 		`CREATE TABLE good (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, amount numeric, iv interval)`,
-		`CREATE TABLE bad (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, p point, tags text[])`)
+		`CREATE TABLE bad (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, p point, tags point[])`)
 	run1 := func(table, idCol string) (string, error) {
 		var out bytes.Buffer
 		env := map[string]string{"PG_DSN": dsn, "SYNC_TABLE": table, "SYNC_ID_COLUMN": idCol}
@@ -181,7 +181,7 @@ func TestCheck(t *testing.T) {
 	if !errors.Is(err, ErrUnsyncable) {
 		t.Fatalf("check bad: err %v\n%s", err, out)
 	}
-	for _, want := range []string{`column "p" has type point`, `column "tags" has type text[]`, `SYNC_ID_COLUMN: id column "nope" not found`, "unsyncable=3"} {
+	for _, want := range []string{`column "p" has type point`, `column "tags" has type point[]`, `SYNC_ID_COLUMN: id column "nope" not found`, "unsyncable=3"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("check output lacks %q:\n%s", want, out)
 		}

@@ -46,7 +46,7 @@ func NewWarehouse(client *bigquery.Client, cfg Config, dest string, t schema.Tab
 func BigQuerySchema(t schema.Table) bigquery.Schema {
 	s := make(bigquery.Schema, len(t.Columns))
 	for i, c := range t.Columns {
-		s[i] = &bigquery.FieldSchema{Name: c.Name, Type: fieldType(c.Type)}
+		s[i] = &bigquery.FieldSchema{Name: c.Name, Type: fieldType(c.Type), Repeated: c.Repeated}
 	}
 	return s
 }
@@ -122,7 +122,11 @@ func (w *Warehouse) EnsureDestination(ctx context.Context) error {
 	// its tables, and BigQuery takes either (DDL uses no DML quota).
 	// One statement a column: the emulator takes one ALTER per statement.
 	for _, f := range meta.Schema[len(got.Schema):] {
-		sql := fmt.Sprintf("ALTER TABLE %s ADD COLUMN IF NOT EXISTS %s %s", w.DestRef(), quote(f.Name), ddlType(f.Type))
+		typ := ddlType(f.Type)
+		if f.Repeated {
+			typ = "ARRAY<" + typ + ">"
+		}
+		sql := fmt.Sprintf("ALTER TABLE %s ADD COLUMN IF NOT EXISTS %s %s", w.DestRef(), quote(f.Name), typ)
 		if _, err := w.Query(ctx, sql); err != nil {
 			return fmt.Errorf("add column %s to %s: %w", f.Name, t.TableID, err)
 		}
@@ -196,7 +200,7 @@ func checkSchema(table string, got, want bigquery.Schema) error {
 			diffs = append(diffs, fmt.Sprintf("BigQuery has column %q (%s) that the source lacks", f.Name, f.Type))
 			continue
 		}
-		if !strings.EqualFold(f.Name, want[i].Name) || f.Type != want[i].Type {
+		if !strings.EqualFold(f.Name, want[i].Name) || f.Type != want[i].Type || f.Repeated != want[i].Repeated {
 			diffs = append(diffs, fmt.Sprintf("column %d is %q %s in BigQuery but %q %s in the source", i+1, f.Name, f.Type, want[i].Name, want[i].Type))
 		}
 	}
@@ -218,6 +222,8 @@ func (w *Warehouse) WithTable(t schema.Table) (*Warehouse, error) {
 func (w *Warehouse) Load(ctx context.Context, day time.Time, jobID string, parquet []byte) error {
 	src := bigquery.NewReaderSource(bytes.NewReader(parquet))
 	src.SourceFormat = bigquery.Parquet
+	// Parquet LISTs become REPEATED columns, not records of list.element.
+	src.ParquetOptions = &bigquery.ParquetOptions{EnableListInference: true}
 	l := w.Client.Dataset(w.cfg.StagingDataset).Table(w.Staging(day)).LoaderFrom(src)
 	l.WriteDisposition = bigquery.WriteAppend
 	l.CreateDisposition = bigquery.CreateNever

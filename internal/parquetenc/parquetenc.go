@@ -35,6 +35,9 @@ func New(t schema.Table) (*Encoder, error) {
 		if err != nil {
 			return nil, fmt.Errorf("column %q: %w", c.Name, err)
 		}
+		if c.Repeated {
+			n = parquet.List(n) // elements required: BigQuery arrays hold no NULL
+		}
 		fields[i] = field{Node: parquet.Optional(n), name: c.Name}
 	}
 	return &Encoder{table: t, schema: parquet.NewSchema("row", orderedGroup{fields: fields})}, nil
@@ -79,20 +82,45 @@ func (e *Encoder) Encode(w io.Writer, b *schema.Batch) error {
 	}
 	pw := e.w
 	ncols := len(e.table.Columns)
-	if cap(e.values) < rowsPerWrite*ncols {
-		e.values = make([]parquet.Value, rowsPerWrite*ncols)
+	if cap(e.rows) < rowsPerWrite {
+		e.values = make([]parquet.Value, 0, rowsPerWrite*ncols)
 		e.rows = make([]parquet.Row, rowsPerWrite)
 	}
 	for start := 0; start < b.Rows; start += rowsPerWrite {
 		n := min(rowsPerWrite, b.Rows-start)
+		// Rows are slices of one buffer; a row holds a value per element
+		// of its repeated columns, so rows differ in length.
+		vals := e.values[:0]
+		ends := e.rows[:n]
 		for r := 0; r < n; r++ {
-			row := e.values[r*ncols : (r+1)*ncols : (r+1)*ncols]
+			i := start + r
+			begin := len(vals)
 			for c := 0; c < ncols; c++ {
-				row[c] = value(e.table.Columns[c].Type, &b.Vectors[c], start+r).Level(0, defLevel(&b.Vectors[c], start+r), c)
+				col := &e.table.Columns[c]
+				v := &b.Vectors[c]
+				if !col.Repeated {
+					vals = append(vals, value(col.Type, v, i).Level(0, defLevel(v, i), c))
+					continue
+				}
+				// LIST levels: definition 1 is an empty list, 2 an element
+				// (elements are required); repetition 1 continues a list.
+				lo, hi := v.ElemRange(i)
+				if lo == hi {
+					vals = append(vals, parquet.NullValue().Level(0, 1, c))
+				}
+				for k := lo; k < hi; k++ {
+					rep := 1
+					if k == lo {
+						rep = 0
+					}
+					vals = append(vals, value(col.Type, v.Elem, k).Level(rep, 2, c))
+				}
 			}
-			e.rows[r] = row
+			ends[r] = parquet.Row(vals[begin:len(vals):len(vals)])
 		}
-		if _, err := pw.WriteRows(e.rows[:n]); err != nil {
+		// vals may have grown into a new array: rows point into it.
+		e.values = vals
+		if _, err := pw.WriteRows(ends); err != nil {
 			return fmt.Errorf("encode parquet: %w", err)
 		}
 	}

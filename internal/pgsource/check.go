@@ -52,11 +52,15 @@ func Check(ctx context.Context, cfg Config, spec TableSpec) (cols []ColumnCheck,
 	}
 	for _, r := range raw {
 		c := ColumnCheck{Name: r.name, SourceType: r.typeName}
-		col, err := mapColumn(r.name, r.typeName, r.oid, r.typmod, r.isEnum)
+		col, err := mapRaw(r)
 		if err != nil {
 			c.Problem = err.Error()
 		} else {
 			c.BigQueryType, c.Note = col.Type.String(), note(col)
+			if col.Repeated {
+				c.BigQueryType = "ARRAY<" + c.BigQueryType + ">"
+				c.Note = "NULL arrays arrive as []; a NULL element or a multi-dimensional array would stop the date"
+			}
 		}
 		cols = append(cols, c)
 	}

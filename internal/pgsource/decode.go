@@ -26,6 +26,9 @@ var errValue = errors.New("value cannot be represented in BigQuery")
 
 // appendValue decodes one raw PostgreSQL value into the column's vector.
 func appendValue(v *schema.Vector, c *column, raw []byte) error {
+	if c.elem != nil {
+		return appendArray(v, c, raw)
+	}
 	if raw == nil {
 		v.Valid = append(v.Valid, false)
 		switch c.Type {
@@ -203,4 +206,53 @@ func mul10add(hi, lo, d uint64) (uint64, uint64) {
 	carryHi, l := bits.Mul64(lo, 10)
 	l, c := bits.Add64(l, d, 0)
 	return hi*10 + carryHi + c, l
+}
+
+// appendArray decodes a binary array into the vector's elements. BigQuery
+// has no NULL array and no NULL element: a NULL array arrives as [], a
+// NULL element or a second dimension is an error.
+func appendArray(v *schema.Vector, c *column, raw []byte) error {
+	if v.Elem == nil {
+		v.Elem = &schema.Vector{}
+	}
+	if len(v.ListOffsets) == 0 {
+		v.ListOffsets = append(v.ListOffsets, 0)
+	}
+	v.Valid = append(v.Valid, true)
+	if raw != nil {
+		if len(raw) < 12 {
+			return fmt.Errorf("array of %d bytes", len(raw))
+		}
+		ndim := int32(binary.BigEndian.Uint32(raw))
+		if ndim > 1 {
+			return fmt.Errorf("%w: a %d-dimensional array (BigQuery arrays have one)", errValue, ndim)
+		}
+		p := raw[12:]
+		if ndim == 1 {
+			if len(p) < 8 {
+				return errors.New("truncated array header")
+			}
+			n := int(int32(binary.BigEndian.Uint32(p)))
+			p = p[8:]
+			for i := 0; i < n; i++ {
+				if len(p) < 4 {
+					return errors.New("truncated array")
+				}
+				l := int32(binary.BigEndian.Uint32(p))
+				p = p[4:]
+				if l < 0 {
+					return fmt.Errorf("%w: a NULL array element (BigQuery arrays cannot hold NULL)", errValue)
+				}
+				if int(l) > len(p) {
+					return errors.New("truncated array element")
+				}
+				if err := appendValue(v.Elem, c.elem, p[:l]); err != nil {
+					return err
+				}
+				p = p[l:]
+			}
+		}
+	}
+	v.ListOffsets = append(v.ListOffsets, uint32(len(v.Elem.Valid)))
+	return nil
 }

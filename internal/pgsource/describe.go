@@ -63,6 +63,10 @@ type column struct {
 	schema.Column
 	oid    uint32 // base type (domains resolved)
 	format int16  // result format: 0 text, 1 binary
+	// elem is an array column's element; elemAsText means the column is
+	// selected as text[] so that elements arrive in their text form.
+	elem       *column
+	elemAsText bool
 	// numericFraction is the declared scale of a numeric(p,s) mapped to NUMERIC.
 	numericFraction int
 }
@@ -72,12 +76,13 @@ type column struct {
 const describeSQL = `
 SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod),
        bt.oid, CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END,
-       bt.typtype = 'e'
+       bt.typtype = 'e', bt.typcategory = 'A', COALESCE(et.oid, 0), COALESCE(et.typtype = 'e', false)
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_attribute a ON a.attrelid = c.oid
 JOIN pg_type t ON t.oid = a.atttypid
 JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
+LEFT JOIN pg_type et ON bt.typcategory = 'A' AND et.oid = bt.typelem
 WHERE c.oid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attnum`
 
@@ -94,6 +99,9 @@ type rawColumn struct {
 	oid                      uint32
 	typmod                   int32
 	isEnum                   bool
+	isArray                  bool
+	elemOID                  uint32
+	elemIsEnum               bool
 }
 
 func scanColumns(ctx context.Context, pool *pgxpool.Pool, table string) ([]rawColumn, error) {
@@ -105,7 +113,7 @@ func scanColumns(ctx context.Context, pool *pgxpool.Pool, table string) ([]rawCo
 	var out []rawColumn
 	for rows.Next() {
 		var r rawColumn
-		if err := rows.Scan(&r.nsp, &r.rel, &r.name, &r.typeName, &r.oid, &r.typmod, &r.isEnum); err != nil {
+		if err := rows.Scan(&r.nsp, &r.rel, &r.name, &r.typeName, &r.oid, &r.typmod, &r.isEnum, &r.isArray, &r.elemOID, &r.elemIsEnum); err != nil {
 			return nil, fmt.Errorf("describe %s: %w", table, err)
 		}
 		out = append(out, r)
@@ -127,7 +135,7 @@ func describe(ctx context.Context, pool *pgxpool.Pool, spec TableSpec) (pgx.Iden
 	var problems []string
 	for _, r := range raw {
 		ident = pgx.Identifier{r.nsp, r.rel}
-		col, err := mapColumn(r.name, r.typeName, r.oid, r.typmod, r.isEnum)
+		col, err := mapRaw(r)
 		if err != nil {
 			problems = append(problems, err.Error())
 			continue
@@ -165,6 +173,27 @@ func describe(ctx context.Context, pool *pgxpool.Pool, spec TableSpec) (pgx.Iden
 		return nil, nil, schema.Table{}, errors.Join(errs...)
 	}
 	return ident, cols, t, nil
+}
+
+// mapRaw maps a column, arrays included: a one-dimensional array of a
+// mappable type travels as a BigQuery REPEATED column of that type.
+func mapRaw(r rawColumn) (column, error) {
+	if !r.isArray {
+		return mapColumn(r.name, r.typeName, r.oid, r.typmod, r.isEnum)
+	}
+	elem, err := mapColumn(r.name, r.typeName, r.elemOID, r.typmod, r.elemIsEnum)
+	if err != nil || elem.elem != nil {
+		return column{}, fmt.Errorf("column %q has type %s, which pgbq cannot sync", r.name, r.typeName)
+	}
+	c := column{Column: schema.Column{Name: r.name, SourceType: r.typeName, Type: elem.Type, Repeated: true},
+		oid: r.oid, format: 1, elem: &elem}
+	if elem.format == 0 {
+		// Selected as text[]: each element in its text form, still in
+		// the binary array envelope.
+		c.elemAsText = true
+		elem.oid = oidText
+	}
+	return c, nil
 }
 
 // mapColumn decides how one column travels. Text result format is used

@@ -59,6 +59,9 @@ func newSource(ctx context.Context, pool *pgxpool.Pool, spec TableSpec) (*Source
 	names := make([]string, len(cols))
 	for i, c := range cols {
 		names[i] = pgx.Identifier{c.Name}.Sanitize()
+		if c.elemAsText {
+			names[i] += "::text[]"
+		}
 		s.formats = append(s.formats, c.format)
 	}
 	tbl := ident.Sanitize()
@@ -97,7 +100,7 @@ func (s *Source) Refreshed(ctx context.Context) (*Source, []string, error) {
 			problems = append(problems, fmt.Sprintf("column %q was dropped or renamed", old.Name))
 			continue
 		}
-		if n.cols[i].Type != old.Type {
+		if n.cols[i].Type != old.Type || n.cols[i].Repeated != old.Repeated {
 			problems = append(problems, fmt.Sprintf("column %q changed type from %s to %s (BigQuery %s to %s)",
 				old.Name, old.SourceType, n.cols[i].SourceType, old.Type, n.cols[i].Type))
 		}

@@ -59,6 +59,8 @@ func (t Type) String() string {
 type Column struct {
 	Name string
 	Type Type
+	// Repeated: the column is an array of Type (BigQuery REPEATED).
+	Repeated bool
 	// SourceType is the source's own name for the type, for messages.
 	SourceType string
 }
@@ -98,6 +100,28 @@ type Vector struct {
 	Bools   []bool
 	Data    []byte
 	Offsets []uint32
+	// For a repeated column, row i's elements are Elem's values
+	// ListOffsets[i]:ListOffsets[i+1] (ListOffsets starts with 0).
+	ListOffsets []uint32
+	Elem        *Vector
+}
+
+// ElemRange is the range of row i's elements in Elem.
+func (v *Vector) ElemRange(i int) (int, int) {
+	return int(v.ListOffsets[i]), int(v.ListOffsets[i+1])
+}
+
+func (v *Vector) reset() {
+	v.Valid = v.Valid[:0]
+	v.Ints = v.Ints[:0]
+	v.Floats = v.Floats[:0]
+	v.Bools = v.Bools[:0]
+	v.Data = v.Data[:0]
+	v.Offsets = v.Offsets[:0]
+	v.ListOffsets = v.ListOffsets[:0]
+	if v.Elem != nil {
+		v.Elem.reset()
+	}
 }
 
 // AppendBytes appends a variable-length value (nil for NULL: append
@@ -133,6 +157,9 @@ func (b *Batch) DataBytes() int {
 	n := 0
 	for i := range b.Vectors {
 		n += len(b.Vectors[i].Data)
+		if e := b.Vectors[i].Elem; e != nil {
+			n += len(e.Data) + 8*len(e.Ints)
+		}
 	}
 	return n
 }
@@ -147,13 +174,7 @@ func (b *Batch) Reset(ncols int) {
 		b.Vectors = make([]Vector, ncols)
 	}
 	for i := range b.Vectors {
-		v := &b.Vectors[i]
-		v.Valid = v.Valid[:0]
-		v.Ints = v.Ints[:0]
-		v.Floats = v.Floats[:0]
-		v.Bools = v.Bools[:0]
-		v.Data = v.Data[:0]
-		v.Offsets = v.Offsets[:0]
+		b.Vectors[i].reset()
 	}
 }
 
