@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	_ "time/tzdata" // zone names for SYNC_TIME_ZONE, also in images without a zone database
 
 	"cloud.google.com/go/pubsub/v2"
 	"github.com/sethvargo/go-envconfig"

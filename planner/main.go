@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+	_ "time/tzdata" // zone names for SYNC_TIME_ZONE, also in images without a zone database
 
 	"cloud.google.com/go/civil"
 	"github.com/sethvargo/go-envconfig"

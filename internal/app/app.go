@@ -108,10 +108,10 @@ func Open(ctx context.Context, c *config.Common, needTopic, skipBroken bool) (*D
 // the fields of SYNC_TABLES[i].
 func variables(c *config.Common, i int) map[string]string {
 	if c.Sync.Tables == "" {
-		return map[string]string{"table": "SYNC_TABLE", "id": "SYNC_ID_COLUMN", "timestamp": "SYNC_TIMESTAMP_COLUMN"}
+		return map[string]string{"table": "SYNC_TABLE", "id": "SYNC_ID_COLUMN", "timestamp": "SYNC_TIMESTAMP_COLUMN", "time_zone": "SYNC_TIME_ZONE"}
 	}
 	p := fmt.Sprintf("SYNC_TABLES[%d].", i)
-	return map[string]string{"table": p + "table", "id": p + "id_column", "timestamp": p + "timestamp_column"}
+	return map[string]string{"table": p + "table", "id": p + "id_column", "timestamp": p + "timestamp_column", "time_zone": p + "time_zone"}
 }
 
 // NameSpecErrors rewrites the source's errors about the table, the id

@@ -27,9 +27,12 @@ type Sync struct {
 	// DestTable defaults to the source table's name without its schema.
 	DestTable string `env:"DEST_TABLE"`
 	// StartDate (YYYY-MM-DD); empty means the date of the source's first row.
-	StartDate string        `env:"START_DATE"`
-	ChunkSize int           `env:"CHUNK_SIZE, default=250000"`
-	Grace     time.Duration `env:"FINISH_GRACE, default=1h"`
+	StartDate string `env:"START_DATE"`
+	ChunkSize int    `env:"CHUNK_SIZE, default=250000"`
+	// TimeZone is the IANA zone of a timestamp-without-time-zone
+	// TimestampColumn's values; empty means UTC.
+	TimeZone string        `env:"TIME_ZONE"`
+	Grace    time.Duration `env:"FINISH_GRACE, default=1h"`
 	// Tables, instead of Table, lists several tables as a JSON array of
 	// TableConfig; the single-table settings above are their defaults.
 	Tables string `env:"TABLES"`

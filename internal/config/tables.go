@@ -23,11 +23,14 @@ type TableConfig struct {
 	DestTable       string `json:"dest_table,omitempty"`
 	StartDate       string `json:"start_date,omitempty"`
 	ChunkSize       int    `json:"chunk_size,omitempty"`
+	// TimeZone: the IANA zone of a timestamp-without-time-zone key
+	// column's values (empty: UTC).
+	TimeZone string `json:"time_zone,omitempty"`
 }
 
 // Spec is the source table as pgsource wants it.
 func (t TableConfig) Spec() pgsource.TableSpec {
-	return pgsource.TableSpec{Table: t.Table, IDColumn: t.IDColumn, TimestampColumn: t.TimestampColumn}
+	return pgsource.TableSpec{Table: t.Table, IDColumn: t.IDColumn, TimestampColumn: t.TimestampColumn, TimeZone: t.TimeZone}
 }
 
 // Start is the start date; ok is false when unset.
@@ -48,7 +51,7 @@ func (c *Common) TableConfigs() ([]TableConfig, error) {
 		dec := json.NewDecoder(strings.NewReader(s.Tables))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&tables); err != nil {
-			return nil, fmt.Errorf("SYNC_TABLES is not a JSON array of tables (fields: table, id_column, timestamp_column, dest_table, start_date, chunk_size): %v", err)
+			return nil, fmt.Errorf("SYNC_TABLES is not a JSON array of tables (fields: table, id_column, timestamp_column, time_zone, dest_table, start_date, chunk_size): %v", err)
 		}
 		if len(tables) == 0 {
 			return nil, errors.New("SYNC_TABLES lists no table")
@@ -75,6 +78,7 @@ func (c *Common) TableConfigs() ([]TableConfig, error) {
 		t.IDColumn = or(t.IDColumn, s.IDColumn)
 		t.TimestampColumn = or(t.TimestampColumn, s.TimestampColumn)
 		t.StartDate = or(t.StartDate, s.StartDate)
+		t.TimeZone = or(t.TimeZone, s.TimeZone)
 		if t.ChunkSize == 0 {
 			t.ChunkSize = s.ChunkSize
 		}
@@ -106,6 +110,11 @@ func (c *Common) TableConfigs() ([]TableConfig, error) {
 		if t.StartDate != "" {
 			if _, err := time.Parse(time.DateOnly, t.StartDate); err != nil {
 				errs = append(errs, fmt.Errorf("%s %q is not a date (YYYY-MM-DD)", field("SYNC_START_DATE", "start_date"), t.StartDate))
+			}
+		}
+		if t.TimeZone != "" {
+			if _, err := time.LoadLocation(t.TimeZone); err != nil {
+				errs = append(errs, fmt.Errorf("%s %q is not a time zone (an IANA name such as Europe/Berlin)", field("SYNC_TIME_ZONE", "time_zone"), t.TimeZone))
 			}
 		}
 		if t.ChunkSize < 1 || t.ChunkSize > MaxChunkSize {

@@ -67,6 +67,8 @@ func TestTableConfigs(t *testing.T) {
 		{map[string]string{"SYNC_TABLES": `[{"table":"a"},{"table":"x.a"}]`}, `SYNC_TABLES[1].dest_table "a" names the same BigQuery table`},
 		{map[string]string{"SYNC_TABLES": `[{"table":""}]`}, "SYNC_TABLES[0].table is required"},
 		{map[string]string{"SYNC_TABLE": "t", "SYNC_DEST_TABLE": "a-b"}, `SYNC_DEST_TABLE "a-b" is not a valid`},
+		{map[string]string{"SYNC_TABLE": "t", "SYNC_TIME_ZONE": "Mars/Olympus"}, `SYNC_TIME_ZONE "Mars/Olympus" is not a time zone`},
+		{map[string]string{"SYNC_TABLES": `[{"table":"a","time_zone":"CEST+2"}]`}, `SYNC_TABLES[0].time_zone "CEST+2" is not a time zone`},
 	} {
 		if _, err := load(tc.env); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: error %v, want %q", tc.env, err, tc.want)

@@ -77,3 +77,51 @@ func TestByteCappedChunks(t *testing.T) {
 		t.Fatalf("source rows %d", n)
 	}
 }
+
+// A timestamp-without-time-zone column holding Europe/Berlin wall-clock
+// times, across a summer day and the autumn clock change: each row lands
+// once, as the right instant, in the UTC day of that instant.
+func TestStatedTimeZone(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, 9)
+	r.exec(`CREATE TABLE local_events (id integer PRIMARY KEY, at_local timestamp NOT NULL);
+CREATE INDEX ON local_events (at_local, id);
+INSERT INTO local_events SELECT g, TIMESTAMP '2024-07-01 00:00' + g * interval '10 minutes' FROM generate_series(1, 200) g;
+INSERT INTO local_events SELECT 1000 + g, TIMESTAMP '2024-10-26 22:00' + g * interval '7 minutes' FROM generate_series(1, 100) g`)
+	s := r.openSpec(pgsource.TableSpec{Table: "local_events", IDColumn: "id", TimestampColumn: "at_local", TimeZone: "Europe/Berlin"}, "local_events", 9)
+	for _, d := range []time.Time{
+		time.Date(2024, 6, 30, 0, 0, 0, 0, time.UTC), time.Date(2024, 7, 1, 0, 0, 0, 0, time.UTC), time.Date(2024, 7, 2, 0, 0, 0, 0, time.UTC),
+		time.Date(2024, 10, 26, 0, 0, 0, 0, time.UTC), time.Date(2024, 10, 27, 0, 0, 0, 0, time.UTC),
+	} {
+		if got := r.syncAll(s, d); got != Finished {
+			t.Fatalf("%s: %v", d.Format(time.DateOnly), got)
+		}
+		r.check(d)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	// Every row, as PostgreSQL's own conversion of the wall clock to an instant.
+	want := map[int64]time.Time{}
+	rows, err := r.pool.Query(ctx, `SELECT id, at_local AT TIME ZONE 'Europe/Berlin' FROM local_events`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var id int32
+		var at time.Time
+		if err := rows.Scan(&id, &at); err != nil {
+			t.Fatal(err)
+		}
+		want[int64(id)] = at.UTC()
+	}
+	got := r.bqRows("SELECT id, at_local FROM " + r.wh.DestRef())
+	if len(got) != len(want) || len(want) != 300 {
+		t.Fatalf("BigQuery has %d rows, PostgreSQL %d (want 300)", len(got), len(want))
+	}
+	for _, row := range got {
+		id, at := row[0].(int64), row[1].(time.Time)
+		if !at.Equal(want[id]) {
+			t.Fatalf("row %d: BigQuery %s, PostgreSQL %s", id, at.UTC(), want[id])
+		}
+	}
+}

@@ -3,6 +3,8 @@ package loader
 import (
 	"context"
 	"errors"
+	"math"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -23,16 +25,16 @@ CREATE DOMAIN short_text AS varchar(20);
 CREATE TABLE typed (
   id bigint PRIMARY KEY, created_at timestamptz NOT NULL,
   t time, ttz timetz, iv interval, m mood, mac macaddr, mac8 macaddr8, c1 "char", c5 char(5),
-  pi positive_int, st short_text, net cidr, big numeric, n38 numeric(38,9), b bytea, s text
+  pi positive_int, st short_text, net cidr, big numeric, n38 numeric(38,9), b bytea, s text, f4 real
 );
 INSERT INTO typed VALUES
  (1, '2024-06-01 00:00:00+00', '00:00:00', '00:00:00+00', 'P0D', 'sad', '08:00:2b:01:02:03', '08:00:2b:01:02:03:04:05', 'a', 'ab',
-  1, '', '10.0.0.0/8', 1234567890123456789012345678901234567890.0123456789, 99999999999999999999999999999.999999999, '\x00ff', 'ünïcødé ✓'),
+  1, '', '10.0.0.0/8', 1234567890123456789012345678901234567890.0123456789, 99999999999999999999999999999.999999999, '\x00ff', 'ünïcødé ✓', 3.4028235e38),
  (2, '2024-06-01 12:00:00.000001+00', '23:59:59.999999', '12:34:56.789+05:30', '1 year 2 months 3 days 04:05:06.789', 'happy', 'ff:ff:ff:ff:ff:ff', '00:00:00:00:00:00:00:00', 'z', 'abcde',
-  2147483647, 'twenty characters!!!', '2001:db8::/32', 'NaN', -99999999999999999999999999999.999999999, '\x', ''),
+  2147483647, 'twenty characters!!!', '2001:db8::/32', 'NaN', -99999999999999999999999999999.999999999, '\x', '', 0.1),
  (3, '2024-06-01 23:59:59.999999+00', '12:00:00.5', '23:59:59-12', '-1 days -00:00:01', NULL, NULL, NULL, NULL, NULL,
-  NULL, NULL, NULL, 'Infinity', 0.000000001, NULL, NULL),
- (4, '2024-06-01 06:00:00+00', NULL, NULL, NULL, 'ok', NULL, NULL, NULL, NULL, NULL, NULL, NULL, '-Infinity', NULL, NULL, NULL);`
+  NULL, NULL, NULL, 'Infinity', 0.000000001, NULL, NULL, '-Infinity'),
+ (4, '2024-06-01 06:00:00+00', NULL, NULL, NULL, 'ok', NULL, NULL, NULL, NULL, NULL, NULL, NULL, '-Infinity', NULL, NULL, NULL, 'NaN');`
 
 // Every type of the contract arrives as the README's table says, edges
 // included: read back from BigQuery and compared with PostgreSQL's own
@@ -57,7 +59,7 @@ func TestTypeContractRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	rows, err := conn.Query(ctx, `SELECT id, (extract(epoch FROM t) * 1000000)::bigint, ttz::text, iv::text, m::text, mac::text, mac8::text,
-  c1::text, c5, pi::bigint, st::text, net::text, big::text, n38::text, b, s FROM typed ORDER BY id`)
+  c1::text, c5, pi::bigint, st::text, net::text, big::text, n38::text, b, s, f4::float8::text FROM typed ORDER BY id`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +79,7 @@ func TestTypeContractRoundTrip(t *testing.T) {
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
-	it, err := r.wh.Query(ctx, "SELECT id, t, ttz, iv, m, mac, mac8, c1, c5, pi, st, net, big, n38, b, s FROM "+r.wh.DestRef()+" ORDER BY id")
+	it, err := r.wh.Query(ctx, "SELECT id, t, ttz, iv, m, mac, mac8, c1, c5, pi, st, net, big, n38, b, s, f4 FROM "+r.wh.DestRef()+" ORDER BY id")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,6 +102,18 @@ func TestTypeContractRoundTrip(t *testing.T) {
 		}
 		if rat, ok := row[13].(interface{ FloatString(int) string }); ok {
 			vals[13] = rat.FloatString(9)
+		}
+		// real: the float32 value exactly, as PostgreSQL widens it.
+		if f, ok := row[16].(float64); ok {
+			vals[16] = strconv.FormatFloat(f, 'g', -1, 64)
+			switch {
+			case math.IsNaN(f):
+				vals[16] = "NaN"
+			case math.IsInf(f, 1):
+				vals[16] = "Infinity"
+			case math.IsInf(f, -1):
+				vals[16] = "-Infinity"
+			}
 		}
 		got = append(got, vals)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -91,6 +92,9 @@ type TableSpec struct {
 	Table           string // optionally schema-qualified, PostgreSQL name syntax
 	IDColumn        string
 	TimestampColumn string
+	// TimeZone, for a timestamp-without-time-zone column, is the IANA zone
+	// its wall-clock values are in; empty means UTC.
+	TimeZone string
 }
 
 // rawColumn is one row of describeSQL.
@@ -167,7 +171,17 @@ func describe(ctx context.Context, pool *pgxpool.Pool, spec TableSpec) (pgx.Iden
 	if t.TimestampIndex < 0 {
 		errs = append(errs, &SpecError{Field: "timestamp", Msg: fmt.Sprintf("timestamp column %q not found in table %s", spec.TimestampColumn, ident.Sanitize())})
 	} else if c := cols[t.TimestampIndex]; c.oid != oidTimestamptz && c.oid != oidTimestamp {
-		errs = append(errs, &SpecError{Field: "timestamp", Msg: fmt.Sprintf("timestamp column %q is %s; it must be timestamp with time zone (or timestamp without time zone holding UTC)", c.Name, c.SourceType)})
+		errs = append(errs, &SpecError{Field: "timestamp", Msg: fmt.Sprintf("timestamp column %q is %s; it must be timestamp with time zone (or timestamp without time zone, in UTC or a stated time zone)", c.Name, c.SourceType)})
+	} else if spec.TimeZone != "" {
+		if c.oid != oidTimestamp {
+			errs = append(errs, &SpecError{Field: "time_zone", Msg: fmt.Sprintf("a time zone applies only to a timestamp without time zone column; %q is %s", c.Name, c.SourceType)})
+		} else if _, err := time.LoadLocation(spec.TimeZone); err != nil {
+			errs = append(errs, &SpecError{Field: "time_zone", Msg: fmt.Sprintf("%q is not a time zone (an IANA name such as Europe/Berlin)", spec.TimeZone)})
+		} else {
+			// Zoned wall-clock values travel as instants: TIMESTAMP.
+			cols[t.TimestampIndex].Type = schema.Timestamp
+			t.Columns[t.TimestampIndex].Type = schema.Timestamp
+		}
 	}
 	if len(errs) > 0 {
 		return nil, nil, schema.Table{}, errors.Join(errs...)

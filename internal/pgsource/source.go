@@ -26,9 +26,24 @@ type Source struct {
 	formats pgx.QueryResultFormats
 
 	firstSQL, nextSQL, countSQL, countUpToSQL, minSQL string
+	instant                                           string
 
 	// MaxBytes caps a chunk's variable-length bytes; MaxBatchBytes by default.
 	MaxBytes int
+	// zone is where a timestamp-without-time-zone key column's wall-clock
+	// values are (UTC unless stated): instants become wall-clock
+	// parameters through it, so the column's index still serves.
+	zone *time.Location
+}
+
+// param turns an instant into the value compared with the timestamp
+// column: itself for timestamptz, its wall clock in the zone otherwise.
+func (s *Source) param(t time.Time) time.Time {
+	if s.zone == nil {
+		return t
+	}
+	w := t.In(s.zone)
+	return time.Date(w.Year(), w.Month(), w.Day(), w.Hour(), w.Minute(), w.Second(), w.Nanosecond(), time.UTC)
 }
 
 // Open connects and describes the table. A table pgbq cannot sync fails
@@ -56,16 +71,30 @@ func newSource(ctx context.Context, pool *pgxpool.Pool, spec TableSpec) (*Source
 		return nil, err
 	}
 	s := &Source{pool: pool, spec: spec, ident: ident, cols: cols, table: table, MaxBytes: MaxBatchBytes}
+	ts := pgx.Identifier{cols[table.TimestampIndex].Name}.Sanitize()
+	// instant is the timestamp column as an instant (timestamptz).
+	instant := ts
+	if cols[table.TimestampIndex].oid == oidTimestamp {
+		zone := "UTC"
+		if spec.TimeZone != "" {
+			zone = spec.TimeZone // checked by describe against the zone database
+		}
+		s.zone, _ = time.LoadLocation(zone)
+		instant = fmt.Sprintf("(%s AT TIME ZONE '%s')", ts, strings.ReplaceAll(zone, "'", "''"))
+	}
 	names := make([]string, len(cols))
 	for i, c := range cols {
 		names[i] = pgx.Identifier{c.Name}.Sanitize()
 		if c.elemAsText {
 			names[i] += "::text[]"
 		}
+		if i == table.TimestampIndex && spec.TimeZone != "" {
+			names[i] = instant // travels as the instant: TIMESTAMP
+		}
 		s.formats = append(s.formats, c.format)
 	}
+	s.instant = instant
 	tbl := ident.Sanitize()
-	ts := pgx.Identifier{cols[table.TimestampIndex].Name}.Sanitize()
 	id := pgx.Identifier{cols[table.IDIndex].Name}.Sanitize()
 	list := strings.Join(names, ", ")
 	// Keyset on (timestamp, id): an index range scan on the (timestamp, id)
@@ -77,7 +106,7 @@ func newSource(ctx context.Context, pool *pgxpool.Pool, spec TableSpec) (*Source
 		list, tbl, ts, id, ts, ts, id)
 	s.countSQL = fmt.Sprintf(`SELECT count(*) FROM %s WHERE %s >= $1 AND %s < $2`, tbl, ts, ts)
 	s.countUpToSQL = fmt.Sprintf(`SELECT count(*) FROM %s WHERE %s >= $1 AND (%s, %s) <= ($2, $3)`, tbl, ts, ts, id)
-	s.minSQL = fmt.Sprintf(`SELECT min(%s) FROM %s`, ts, tbl)
+	s.minSQL = fmt.Sprintf(`SELECT min(%s) FROM %s`, instant, tbl)
 	return s, nil
 }
 
@@ -142,9 +171,9 @@ func (s *Source) ReadChunk(ctx context.Context, from, to time.Time, after *schem
 	var rows pgx.Rows
 	var err error
 	if after == nil {
-		rows, err = s.pool.Query(ctx, s.firstSQL, s.formats, from, to, limit)
+		rows, err = s.pool.Query(ctx, s.firstSQL, s.formats, s.param(from), s.param(to), limit)
 	} else {
-		rows, err = s.pool.Query(ctx, s.nextSQL, s.formats, after.Time, after.ID, to, limit)
+		rows, err = s.pool.Query(ctx, s.nextSQL, s.formats, s.param(after.Time), after.ID, s.param(to), limit)
 	}
 	if err != nil {
 		return fmt.Errorf("read %s: %w", s.Name(), err)
@@ -195,7 +224,7 @@ func idText(raw []byte) string {
 // CountDay counts the source rows of the UTC day starting at day.
 func (s *Source) CountDay(ctx context.Context, day time.Time) (int64, error) {
 	var n int64
-	if err := s.pool.QueryRow(ctx, s.countSQL, day, day.AddDate(0, 0, 1)).Scan(&n); err != nil {
+	if err := s.pool.QueryRow(ctx, s.countSQL, s.param(day), s.param(day.AddDate(0, 0, 1))).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count %s on %s: %w", s.Name(), day.Format(time.DateOnly), err)
 	}
 	return n, nil
@@ -205,7 +234,7 @@ func (s *Source) CountDay(ctx context.Context, day time.Time) (int64, error) {
 // position is at or before pos: what a complete staging up to pos holds.
 func (s *Source) CountUpTo(ctx context.Context, day time.Time, pos schema.Key) (int64, error) {
 	var n int64
-	if err := s.pool.QueryRow(ctx, s.countUpToSQL, day, pos.Time, pos.ID).Scan(&n); err != nil {
+	if err := s.pool.QueryRow(ctx, s.countUpToSQL, s.param(day), s.param(pos.Time), pos.ID).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count %s on %s: %w", s.Name(), day.Format(time.DateOnly), err)
 	}
 	return n, nil
@@ -262,9 +291,9 @@ func (s *Source) Lease(ctx context.Context, key string) (release func(), err err
 func (s *Source) DayFingerprints(ctx context.Context, from, to time.Time) (map[civil.Date]schema.DayFingerprint, error) {
 	ts := pgx.Identifier{s.cols[s.table.TimestampIndex].Name}.Sanitize()
 	id := pgx.Identifier{s.cols[s.table.IDIndex].Name}.Sanitize()
-	sql := fmt.Sprintf(`SELECT (%[1]s AT TIME ZONE 'UTC')::date, count(*), count(DISTINCT %[2]s), min(%[2]s)::bigint, max(%[2]s)::bigint, sum(%[2]s::numeric)::text
-FROM %[3]s WHERE %[1]s >= $1 AND %[1]s < $2 GROUP BY 1`, ts, id, s.Name())
-	rows, err := s.pool.Query(ctx, sql, from, to)
+	sql := fmt.Sprintf(`SELECT (%[4]s AT TIME ZONE 'UTC')::date, count(*), count(DISTINCT %[2]s), min(%[2]s)::bigint, max(%[2]s)::bigint, sum(%[2]s::numeric)::text
+FROM %[3]s WHERE %[1]s >= $1 AND %[1]s < $2 GROUP BY 1`, ts, id, s.Name(), s.instant)
+	rows, err := s.pool.Query(ctx, sql, s.param(from), s.param(to))
 	if err != nil {
 		return nil, fmt.Errorf("fingerprint %s by day: %w", s.Name(), err)
 	}
