@@ -9,10 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"cloud.google.com/go/bigquery"
 	"cloud.google.com/go/civil"
 	"github.com/google/go-cmp/cmp"
-	"google.golang.org/api/iterator"
 
 	"github.com/pgbq/pgbq/internal/pgsource"
 	"github.com/pgbq/pgbq/internal/retry"
@@ -79,20 +77,8 @@ func TestTypeContractRoundTrip(t *testing.T) {
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
-	it, err := r.wh.Query(ctx, "SELECT id, t, ttz, iv, m, mac, mac8, c1, c5, pi, st, net, big, n38, b, s, f4 FROM "+r.wh.DestRef()+" ORDER BY id")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var got [][]any
-	for {
-		var row []bigquery.Value
-		err := it.Next(&row)
-		if errors.Is(err, iterator.Done) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, row := range r.bqRows("SELECT id, t, ttz, iv, m, mac, mac8, c1, c5, pi, st, net, big, n38, b, s, f4 FROM " + r.wh.DestRef() + " ORDER BY id") {
 		vals := make([]any, len(row))
 		for i, v := range row {
 			vals[i] = v

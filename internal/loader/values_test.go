@@ -3,7 +3,6 @@ package loader
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math/big"
 	"testing"
@@ -12,7 +11,6 @@ import (
 	"cloud.google.com/go/bigquery"
 	"cloud.google.com/go/civil"
 	"github.com/google/go-cmp/cmp"
-	"google.golang.org/api/iterator"
 )
 
 // TestValuesArriveUnchanged reads a synced day back from BigQuery and
@@ -64,20 +62,8 @@ VALUES (900001, -9223372036854775808, '', 'ünïcødé ✓ "q" \', '{"deep":{"a"
 		t.Fatal(err)
 	}
 
-	it, err := r.wh.Query(ctx, "SELECT * FROM "+r.wh.DestRef())
-	if err != nil {
-		t.Fatal(err)
-	}
 	got := map[int64][]any{}
-	for {
-		var row []bigquery.Value
-		err := it.Next(&row)
-		if errors.Is(err, iterator.Done) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, row := range r.bqRows("SELECT * FROM " + r.wh.DestRef()) {
 		conv := make([]any, len(row))
 		for i, v := range row {
 			conv[i] = v
