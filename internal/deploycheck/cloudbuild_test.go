@@ -14,10 +14,7 @@ import (
 // the rest, and the built-ins.
 func buildSubstitutions(t *testing.T, cb cloudBuild, in *instance) map[string]string {
 	t.Helper()
-	build, err := in.child("build")
-	if err != nil {
-		t.Fatal(err)
-	}
+	build := check(check(in.child("stack")).of(t).child("build")).of(t)
 	fromTF := check(build.variable("substitutions")).of(t)
 	subst := map[string]string{}
 	for k, v := range cb.Substitutions {

@@ -169,10 +169,17 @@ func TestEnvironmentsHaveTheirOwnGCSBackend(t *testing.T) {
 	}
 }
 
-// dev and prod take the same inputs; what differs is fixed in main.tf.
+// dev and prod take the same inputs and compose the same modules/stack;
+// what differs is fixed in main.tf.
 func TestEnvironmentsDifferOnlyWhereIntended(t *testing.T) {
 	t.Parallel()
 	read := func(e, f string) string { return string(check(os.ReadFile(repo(t, "terraform", "envs", e, f))).of(t)) }
+	for _, e := range environments {
+		m := check(loadModule(repo(t, "terraform", "envs", e))).of(t)
+		if len(m.calls) != 1 || m.calls["stack"] == nil || len(m.resources) > 0 || len(m.data) > 0 {
+			t.Errorf("envs/%s: want exactly one module call, \"stack\", and no resources of its own", e)
+		}
+	}
 	for _, f := range []string{"variables.tf", "outputs.tf"} {
 		if read("dev", f) != read("prod", f) {
 			t.Errorf("envs/dev/%s and envs/prod/%s differ: keep them identical", f, f)

@@ -1,5 +1,6 @@
-# The inputs a person types (example.tfvars). envs/dev and envs/prod declare
-# the same variables; what differs between them is fixed in their main.tf.
+# The inputs a person types (example.tfvars), described and validated here.
+# envs/dev and envs/prod declare the same variables and pass them to
+# modules/stack; what differs between them is fixed in their main.tf.
 
 variable "project_id" {
   description = "Google Cloud project to deploy into (its ID, not its name or number)."

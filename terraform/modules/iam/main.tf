@@ -39,12 +39,51 @@ resource "google_service_account" "deployer" {
   description  = "Cloud Build: pushes images and rolls the loader and planner onto them."
 }
 
-# --- loader -----------------------------------------------------------------
+# --- loader and planner -------------------------------------------------------
 
-resource "google_project_iam_member" "loader_bigquery_jobs" {
+locals {
+  # The runtime identities. Both read PostgreSQL (the password; on Cloud SQL,
+  # the connector), run BigQuery jobs and publish to the dates topic: the
+  # loader its continuations for dates that outlast one request, the planner
+  # the dates themselves. Their dataset roles differ (below).
+  runtime_members = {
+    loader  = google_service_account.loader.member
+    planner = google_service_account.planner.member
+  }
+}
+
+resource "google_project_iam_member" "bigquery_jobs" {
+  for_each = local.runtime_members
+
   project = var.project_id
   role    = "roles/bigquery.jobUser"
-  member  = google_service_account.loader.member
+  member  = each.value
+}
+
+resource "google_secret_manager_secret_iam_member" "pg_password" {
+  for_each = local.runtime_members
+
+  project   = var.project_id
+  secret_id = var.secret_id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = each.value
+}
+
+resource "google_project_iam_member" "cloud_sql" {
+  for_each = { for component, member in local.runtime_members : component => member if var.cloud_sql }
+
+  project = var.project_id
+  role    = "roles/cloudsql.client"
+  member  = each.value
+}
+
+resource "google_pubsub_topic_iam_member" "publishes_dates" {
+  for_each = local.runtime_members
+
+  project = var.project_id
+  topic   = var.topic_id
+  role    = "roles/pubsub.publisher"
+  member  = each.value
 }
 
 # Load jobs, staging tables, the publish transaction, checkpoints.
@@ -55,37 +94,6 @@ resource "google_bigquery_dataset_iam_member" "loader_data" {
   dataset_id = var.dataset_ids[each.key]
   role       = "roles/bigquery.dataEditor"
   member     = google_service_account.loader.member
-}
-
-resource "google_secret_manager_secret_iam_member" "loader_pg_password" {
-  project   = var.project_id
-  secret_id = var.secret_id
-  role      = "roles/secretmanager.secretAccessor"
-  member    = google_service_account.loader.member
-}
-
-resource "google_project_iam_member" "loader_cloud_sql" {
-  count = var.cloud_sql ? 1 : 0
-
-  project = var.project_id
-  role    = "roles/cloudsql.client"
-  member  = google_service_account.loader.member
-}
-
-# Continuation messages for dates that outlast one request.
-resource "google_pubsub_topic_iam_member" "loader_publishes_dates" {
-  project = var.project_id
-  topic   = var.topic_id
-  role    = "roles/pubsub.publisher"
-  member  = google_service_account.loader.member
-}
-
-# --- planner ----------------------------------------------------------------
-
-resource "google_project_iam_member" "planner_bigquery_jobs" {
-  project = var.project_id
-  role    = "roles/bigquery.jobUser"
-  member  = google_service_account.planner.member
 }
 
 # The planner appends "planned" rows to sync_control_log and may create the
@@ -102,29 +110,6 @@ resource "google_bigquery_dataset_iam_member" "planner_data" {
   dataset_id = var.dataset_ids[each.key]
   role       = each.value
   member     = google_service_account.planner.member
-}
-
-# The planner reads PostgreSQL too (min(created_at), per-day counts).
-resource "google_secret_manager_secret_iam_member" "planner_pg_password" {
-  project   = var.project_id
-  secret_id = var.secret_id
-  role      = "roles/secretmanager.secretAccessor"
-  member    = google_service_account.planner.member
-}
-
-resource "google_project_iam_member" "planner_cloud_sql" {
-  count = var.cloud_sql ? 1 : 0
-
-  project = var.project_id
-  role    = "roles/cloudsql.client"
-  member  = google_service_account.planner.member
-}
-
-resource "google_pubsub_topic_iam_member" "planner_publishes_dates" {
-  project = var.project_id
-  topic   = var.topic_id
-  role    = "roles/pubsub.publisher"
-  member  = google_service_account.planner.member
 }
 
 # --- deployer (Cloud Build) ---------------------------------------------------
@@ -145,14 +130,13 @@ resource "google_project_iam_member" "deployer_writes_logs" {
 }
 
 # Deploying a revision that runs as the loader or planner identity.
-resource "google_service_account_iam_member" "deployer_acts_as_loader" {
-  service_account_id = google_service_account.loader.name
-  role               = "roles/iam.serviceAccountUser"
-  member             = google_service_account.deployer.member
-}
+resource "google_service_account_iam_member" "deployer_acts_as" {
+  for_each = {
+    loader  = google_service_account.loader.name
+    planner = google_service_account.planner.name
+  }
 
-resource "google_service_account_iam_member" "deployer_acts_as_planner" {
-  service_account_id = google_service_account.planner.name
+  service_account_id = each.value
   role               = "roles/iam.serviceAccountUser"
   member             = google_service_account.deployer.member
 }

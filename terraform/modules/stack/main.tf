@@ -1,0 +1,139 @@
+# pgbq's whole deployment for one environment: envs/dev and envs/prod each
+# call this module with their environment name and deletion protection.
+
+locals {
+  name         = "${var.name_prefix}-${var.environment}"
+  dataset_base = replace(local.name, "-", "_")
+  dataset_ids = {
+    destination = var.bigquery.datasets.destination != "" ? var.bigquery.datasets.destination : local.dataset_base
+    staging     = var.bigquery.datasets.staging != "" ? var.bigquery.datasets.staging : "${local.dataset_base}_staging"
+    state       = var.bigquery.datasets.state != "" ? var.bigquery.datasets.state : "${local.dataset_base}_state"
+  }
+
+  # Pub/Sub push allows at most 600 s before a delivery counts as failed; the
+  # loader's request timeout is the same and LOADER_BUDGET stays below it.
+  ack_deadline_seconds = 600
+}
+
+module "build" {
+  source = "../build"
+
+  project_id               = var.project_id
+  region                   = var.region
+  repository_id            = local.name
+  trigger                  = var.build_trigger
+  trigger_name             = local.name
+  build_service_account_id = module.iam.names.deployer
+  # What cloudbuild.yaml needs to find this environment's repository,
+  # service and job.
+  substitutions = {
+    _ENV         = var.environment
+    _REGION      = var.region
+    _NAME_PREFIX = var.name_prefix
+  }
+}
+
+module "bigquery" {
+  source = "../bigquery"
+
+  project_id                    = var.project_id
+  location                      = var.bigquery.location
+  dataset_ids                   = local.dataset_ids
+  staging_table_expiration_days = var.bigquery.staging_table_expiration_days
+  deletion_protection           = var.deletion_protection
+}
+
+module "secret" {
+  source = "../secret"
+
+  project_id          = var.project_id
+  secret_id           = "${local.name}-pg-password"
+  deletion_protection = var.deletion_protection
+}
+
+module "iam" {
+  source = "../iam"
+
+  project_id    = var.project_id
+  region        = var.region
+  name          = local.name
+  dataset_ids   = module.bigquery.dataset_ids
+  topic_id      = module.pubsub.topic_id
+  secret_id     = module.secret.secret_id
+  repository_id = module.build.repository_id
+  cloud_sql     = var.database.cloud_sql_instance != ""
+}
+
+module "pubsub" {
+  source = "../pubsub"
+
+  project_id                 = var.project_id
+  name                       = local.name
+  push_endpoint              = module.loader.uri
+  push_audience              = module.loader.uri
+  push_service_account_email = module.iam.emails.push
+  push_service_account_name  = module.iam.names.push
+  ack_deadline_seconds       = local.ack_deadline_seconds
+  max_delivery_attempts      = var.pubsub.max_delivery_attempts
+  grant_agent_token_creator  = var.pubsub.legacy_token_creator
+}
+
+module "config" {
+  source = "../config"
+
+  project_id        = var.project_id
+  bigquery_location = var.bigquery.location
+  dataset_ids       = module.bigquery.dataset_ids
+  topic_name        = module.pubsub.topic_name
+  database          = var.database
+  log_level         = var.log_level
+  sync              = var.sync
+}
+
+module "loader" {
+  source = "../loader"
+
+  project_id                 = var.project_id
+  region                     = var.region
+  name                       = "${local.name}-loader"
+  image                      = "${module.build.repository_url}/loader:${var.image_tag}"
+  env                        = module.config.env
+  budget_seconds             = var.loader.budget_seconds
+  request_timeout_seconds    = local.ack_deadline_seconds
+  max_instances              = var.loader.max_instances
+  memory                     = var.loader.memory
+  service_account_email      = module.iam.emails.loader
+  pg_password_secret         = module.secret.secret_id
+  pg_password_secret_version = var.pg_password_secret_version
+  cloud_sql_instance         = var.database.cloud_sql_instance
+  vpc_egress                 = var.vpc_egress
+  invoker_member             = module.iam.members.push
+  deployer_member            = module.iam.members.deployer
+  deletion_protection        = var.deletion_protection
+
+  # The first revision must be able to read the secret and reach BigQuery.
+  depends_on = [module.iam]
+}
+
+module "planner" {
+  source = "../planner"
+
+  project_id                      = var.project_id
+  region                          = var.region
+  name                            = "${local.name}-planner"
+  image                           = "${module.build.repository_url}/planner:${var.image_tag}"
+  env                             = module.config.env
+  max_dates                       = var.planner.max_dates
+  schedule                        = var.planner.schedule
+  time_zone                       = var.planner.time_zone
+  service_account_email           = module.iam.emails.planner
+  scheduler_service_account_email = module.iam.emails.scheduler
+  deployer_member                 = module.iam.members.deployer
+  pg_password_secret              = module.secret.secret_id
+  pg_password_secret_version      = var.pg_password_secret_version
+  cloud_sql_instance              = var.database.cloud_sql_instance
+  vpc_egress                      = var.vpc_egress
+  deletion_protection             = var.deletion_protection
+
+  depends_on = [module.iam]
+}

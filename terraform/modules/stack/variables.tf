@@ -1,0 +1,129 @@
+# What sets one environment apart (environment, deletion_protection) and the
+# inputs a person types, declared, described and validated in envs/*/variables.tf
+# and passed through here, grouped by the module they feed.
+
+variable "environment" {
+  description = "Environment name: the second part of every resource name (<name_prefix>-<environment>-loader), the default dataset ids, cloudbuild.yaml's _ENV."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9]{0,3}$", var.environment))
+    error_message = "The environment must be 1 to 4 lowercase letters or digits, starting with a letter, such as dev or prod (service account ids built from it are limited to 30 characters)."
+  }
+}
+
+variable "deletion_protection" {
+  description = "Whether the Cloud Run service and job and the secret refuse to be destroyed and the datasets keep their tables on destroy (true in prod)."
+  type        = bool
+}
+
+variable "project_id" {
+  description = "Google Cloud project to deploy into."
+  type        = string
+}
+
+variable "region" {
+  description = "Region of the Cloud Run service and job, Cloud Scheduler, Artifact Registry and the build trigger."
+  type        = string
+}
+
+variable "name_prefix" {
+  description = "Prefix of every resource name; cloudbuild.yaml's _NAME_PREFIX."
+  type        = string
+}
+
+variable "image_tag" {
+  description = "Tag of the images a newly created loader service and planner job start from."
+  type        = string
+}
+
+variable "database" {
+  description = "The source PostgreSQL database: name, user, and cloud_sql_instance or host (with port and sslmode)."
+  type = object({
+    name               = string
+    user               = string
+    cloud_sql_instance = string
+    host               = string
+    port               = number
+    sslmode            = string
+  })
+}
+
+variable "pg_password_secret_version" {
+  description = "Pinned version of the PostgreSQL password secret."
+  type        = string
+}
+
+variable "vpc_egress" {
+  description = "Direct VPC egress of the loader and planner (network, subnetwork); null: none."
+  type = object({
+    network    = string
+    subnetwork = string
+  })
+}
+
+variable "build_trigger" {
+  description = "Cloud Build trigger (repository and one of branch_regex or tag_regex); null: none."
+  type = object({
+    repository   = string
+    branch_regex = string
+    tag_regex    = string
+  })
+}
+
+variable "log_level" {
+  description = "LOG_LEVEL of both binaries."
+  type        = string
+}
+
+variable "sync" {
+  description = "What is synced and how (SYNC_*): table, id_column, timestamp_column, dest_table, start_date, chunk_size, finish_grace."
+  type = object({
+    table            = string
+    id_column        = string
+    timestamp_column = string
+    dest_table       = string
+    start_date       = string
+    chunk_size       = number
+    finish_grace     = string
+  })
+}
+
+variable "bigquery" {
+  description = "BigQuery: location (BQ_LOCATION), datasets (ids; empty ones derived from the name), staging_table_expiration_days."
+  type = object({
+    location = string
+    datasets = object({
+      destination = string
+      staging     = string
+      state       = string
+    })
+    staging_table_expiration_days = number
+  })
+}
+
+variable "loader" {
+  description = "The loader service: max_instances, budget_seconds (LOADER_BUDGET), memory."
+  type = object({
+    max_instances  = number
+    budget_seconds = number
+    memory         = string
+  })
+}
+
+variable "planner" {
+  description = "The planner job: schedule (cron), time_zone, max_dates (PLANNER_MAX_DATES)."
+  type = object({
+    schedule  = string
+    time_zone = string
+    max_dates = number
+  })
+}
+
+variable "pubsub" {
+  description = "Push delivery: max_delivery_attempts before dead-lettering; legacy_token_creator for projects created before 2021-04-08."
+  type = object({
+    max_delivery_attempts = number
+    legacy_token_creator  = bool
+  })
+}
