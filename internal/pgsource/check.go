@@ -67,6 +67,9 @@ func Check(ctx context.Context, cfg Config, spec TableSpec) (cols []ColumnCheck,
 	return cols, keyErr, nil
 }
 
+// firstUserOID is where the OIDs of user-defined types (enums) begin.
+const firstUserOID = 16384
+
 func note(c column) string {
 	switch {
 	case c.oid == oidNumeric && c.Type == schema.String:
@@ -83,6 +86,8 @@ func note(c column) string {
 		return "ISO 8601 text"
 	case c.oid == oidBpchar:
 		return "padded to its length, as PostgreSQL returns it"
+	case c.Type == schema.String && c.format == 0 && c.oid >= firstUserOID:
+		return "the enum's label"
 	case c.Type == schema.String && c.format == 0:
 		return "PostgreSQL's text form"
 	}
