@@ -11,7 +11,6 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -115,18 +114,7 @@ func TestTableErrorsNameTheColumn(t *testing.T) {
 // The README's table documents every variable the loader reads.
 func TestReadmeListsEveryVariable(t *testing.T) {
 	t.Parallel()
-	readme, err := os.ReadFile("../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, v := range config.Variables(&Config{}) {
-		if !strings.Contains(string(readme), "| `"+v.Name+"` |") {
-			t.Errorf("README has no row for %s", v.Name)
-		}
-		if v.Default != "" && !strings.Contains(string(readme), "`"+v.Default+"`") {
-			t.Errorf("README does not give %s's default %q", v.Name, v.Default)
-		}
-	}
+	testenv.ReadmeDocuments(t, "../README.md", config.Variables(&Config{}))
 }
 
 // SIGTERM (the context run gets from signal.NotifyContext) in the middle

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -61,15 +60,7 @@ func TestDryRun(t *testing.T) {
 // The README's table documents every variable the planner reads.
 func TestReadmeListsEveryVariable(t *testing.T) {
 	t.Parallel()
-	readme, err := os.ReadFile("../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, v := range config.Variables(&Config{}) {
-		if !strings.Contains(string(readme), "| `"+v.Name+"` |") {
-			t.Errorf("README has no row for %s", v.Name)
-		}
-	}
+	testenv.ReadmeDocuments(t, "../README.md", config.Variables(&Config{}))
 }
 
 // verify finds a row deleted in BigQuery and a row added in PostgreSQL to

@@ -62,7 +62,7 @@ func Open(ctx context.Context, c *config.Common, needTopic, skipBroken bool) (*D
 	for i, tc := range tables {
 		src, err := pgsource.Open(ctx, c.PG, tc.Spec())
 		if err != nil {
-			errs = append(errs, NameSpecErrors(err, variables(c, i)))
+			errs = append(errs, NameSpecErrors(err, Variables(c, i)))
 			continue
 		}
 		d.Tables = append(d.Tables, &Table{Config: tc, Source: src})
@@ -104,9 +104,9 @@ func Open(ctx context.Context, c *config.Common, needTopic, skipBroken bool) (*D
 	return d, nil
 }
 
-// variables names the settings of table i: the single-table variables, or
+// Variables names the settings of table i: the single-table variables, or
 // the fields of SYNC_TABLES[i].
-func variables(c *config.Common, i int) map[string]string {
+func Variables(c *config.Common, i int) map[string]string {
 	if c.Sync.Tables == "" {
 		return map[string]string{"table": "SYNC_TABLE", "id": "SYNC_ID_COLUMN", "timestamp": "SYNC_TIMESTAMP_COLUMN", "time_zone": "SYNC_TIME_ZONE"}
 	}
@@ -161,6 +161,3 @@ func (d *Deps) NewSyncer(c *config.Common, t *Table, writer string) (*loader.Syn
 	return &loader.Syncer{Source: t.Source, Warehouse: t.Warehouse, State: d.State, Encoder: enc,
 		Table: t.Config.DestTable, ChunkSize: t.Config.ChunkSize, Grace: c.Sync.Grace, Writer: writer}, nil
 }
-
-// Variables names the settings of table i (for messages).
-func Variables(c *config.Common, i int) map[string]string { return variables(c, i) }

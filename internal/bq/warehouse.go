@@ -22,11 +22,10 @@ var ErrSchema = errors.New("destination schema mismatch")
 
 // Warehouse is one synced table's BigQuery side.
 type Warehouse struct {
-	Client  *bigquery.Client
-	Project string
-	cfg     Config
-	table   schema.Table
-	dest    string // destination table id
+	Client *bigquery.Client
+	cfg    Config
+	table  schema.Table
+	dest   string // destination table id
 }
 
 // NewWarehouse checks that t can be held by BigQuery under the name dest.
@@ -39,7 +38,7 @@ func NewWarehouse(client *bigquery.Client, cfg Config, dest string, t schema.Tab
 			return nil, fmt.Errorf("%w: column %q is not a valid BigQuery column name", ErrSchema, c.Name)
 		}
 	}
-	return &Warehouse{Client: client, Project: cfg.Project, cfg: cfg.WithDefaults(), table: t, dest: dest}, nil
+	return &Warehouse{Client: client, cfg: cfg.WithDefaults(), table: t, dest: dest}, nil
 }
 
 // BigQuerySchema is the destination schema for t.
@@ -90,11 +89,11 @@ func EnsureDatasets(ctx context.Context, client *bigquery.Client, cfg Config) er
 		if err == nil {
 			continue
 		}
-		if !isStatus(err, http.StatusNotFound) {
+		if !IsStatus(err, http.StatusNotFound) {
 			return fmt.Errorf("read dataset %s: %w", ds, err)
 		}
 		err = client.Dataset(ds).Create(ctx, &bigquery.DatasetMetadata{Location: cfg.Location})
-		if err != nil && !isStatus(err, http.StatusConflict) {
+		if err != nil && !IsStatus(err, http.StatusConflict) {
 			return fmt.Errorf("create dataset %s: %w", ds, err)
 		}
 	}
@@ -183,10 +182,10 @@ func (w *Warehouse) ensureTable(ctx context.Context, t *bigquery.Table, meta *bi
 	if err == nil {
 		return got, checkSchema(t.TableID, got.Schema, meta.Schema)
 	}
-	if !isStatus(err, http.StatusNotFound) {
+	if !IsStatus(err, http.StatusNotFound) {
 		return nil, fmt.Errorf("read table %s: %w", t.TableID, err)
 	}
-	if err := t.Create(ctx, meta); err != nil && !isStatus(err, http.StatusConflict) {
+	if err := t.Create(ctx, meta); err != nil && !IsStatus(err, http.StatusConflict) {
 		return nil, fmt.Errorf("create table %s: %w", t.TableID, err)
 	}
 	return nil, nil
@@ -232,14 +231,14 @@ func (w *Warehouse) Load(ctx context.Context, day time.Time, jobID string, parqu
 	// resumable uploads the client switches to above 16 MiB.
 	l.MediaOptions = []googleapi.MediaOption{googleapi.ChunkSize(0)}
 	job, err := l.Run(ctx)
-	if isStatus(err, http.StatusConflict) {
+	if IsStatus(err, http.StatusConflict) {
 		// Our own earlier insert of this very job: wait for it instead.
 		job, err = w.Client.JobFromID(ctx, jobID)
 	}
 	if err == nil {
 		err = wait(ctx, job)
 	}
-	if isStatus(err, http.StatusNotFound) && !w.stagingExists(ctx, day) {
+	if IsStatus(err, http.StatusNotFound) && !w.stagingExists(ctx, day) {
 		return fmt.Errorf("load job %s: %w", jobID, ErrStagingGone)
 	}
 	if err != nil {
@@ -254,7 +253,7 @@ var ErrStagingGone = errors.New("staging table is gone")
 
 func (w *Warehouse) stagingExists(ctx context.Context, day time.Time) bool {
 	_, err := w.Client.Dataset(w.cfg.StagingDataset).Table(w.Staging(day)).Metadata(ctx)
-	return !isStatus(err, http.StatusNotFound)
+	return !IsStatus(err, http.StatusNotFound)
 }
 
 // wait waits for job and returns its error. A failed job's error is read
@@ -352,11 +351,11 @@ func (w *Warehouse) StagedPosition(ctx context.Context, day time.Time) (*schema.
 }
 
 func (w *Warehouse) stagingRef(day time.Time) string {
-	return Ref(w.Project, w.cfg.StagingDataset, w.Staging(day))
+	return Ref(w.cfg.Project, w.cfg.StagingDataset, w.Staging(day))
 }
 
 // DestRef is the quoted destination table.
-func (w *Warehouse) DestRef() string { return Ref(w.Project, w.cfg.Dataset, w.dest) }
+func (w *Warehouse) DestRef() string { return Ref(w.cfg.Project, w.cfg.Dataset, w.dest) }
 
 // Publish replaces day in the destination with the staged rows,
 // de-duplicated by id, in one transaction. Publishing again gives the same
@@ -411,13 +410,14 @@ func (w *Warehouse) CountDay(ctx context.Context, day time.Time) (DayStats, erro
 // DropStaging deletes the staging table of day; a missing table is fine.
 func (w *Warehouse) DropStaging(ctx context.Context, day time.Time) error {
 	err := w.Client.Dataset(w.cfg.StagingDataset).Table(w.Staging(day)).Delete(ctx)
-	if err != nil && !isStatus(err, http.StatusNotFound) {
+	if err != nil && !IsStatus(err, http.StatusNotFound) {
 		return fmt.Errorf("drop staging %s: %w", w.Staging(day), err)
 	}
 	return nil
 }
 
-func isStatus(err error, code int) bool {
+// IsStatus reports whether err is a BigQuery API error with HTTP status code.
+func IsStatus(err error, code int) bool {
 	var e *googleapi.Error
 	return errors.As(err, &e) && e.Code == code
 }

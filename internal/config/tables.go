@@ -1,7 +1,6 @@
 package config
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -132,11 +131,4 @@ func or(a, b string) string {
 		return a
 	}
 	return b
-}
-
-// MarshalTables renders tables as SYNC_TABLES expects them.
-func MarshalTables(tables []TableConfig) string {
-	var b bytes.Buffer
-	_ = json.NewEncoder(&b).Encode(tables)
-	return strings.TrimSpace(b.String())
 }

@@ -30,6 +30,19 @@ func crashAt(point string, nth int) func(string) error {
 	}
 }
 
+// crash runs s on day until the nth time it reaches point, where it stops
+// as a killed process would, and fails the test if it did not get there.
+func (r *rig) crash(s *Syncer, day time.Time, point string, nth int) {
+	r.t.Helper()
+	s.hook = crashAt(point, nth)
+	defer func() { s.hook = nil }()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := s.Sync(ctx, day, time.Now().Add(time.Hour)); !errors.Is(err, errCrash) {
+		r.t.Fatalf("run to crash at %s #%d: err = %v, want the simulated crash", point, nth, err)
+	}
+}
+
 // A loader that dies at any point of a date and is run again ends with
 // every row exactly once, having re-loaded at most one chunk.
 func TestCrashAnywhereThenResume(t *testing.T) {
@@ -48,14 +61,7 @@ func TestCrashAnywhereThenResume(t *testing.T) {
 				if point == "read" || point == "loaded" || point == "checkpointed" {
 					nth = 3 // in the middle of the day
 				}
-				s.hook = crashAt(point, nth)
-				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-				_, err := s.Sync(ctx, day, time.Now().Add(time.Hour))
-				cancel()
-				if !errors.Is(err, errCrash) {
-					t.Fatalf("first run: err = %v, want the simulated crash", err)
-				}
-				s.hook = nil
+				r.crash(s, day, point, nth)
 				if got := r.syncAll(s, day); got != Finished {
 					t.Fatalf("outcome after resume = %v, want finished", got)
 				}
@@ -206,13 +212,7 @@ func TestLateRowBelowPosition(t *testing.T) {
 	day := time.Date(2024, 8, 8, 0, 0, 0, 0, time.UTC)
 	seedDays(t, r.pool, day, 1, 200, false)
 	s := r.open(30)
-	s.hook = crashAt("checkpointed", 4)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if _, err := s.Sync(ctx, day, time.Now().Add(time.Hour)); !errors.Is(err, errCrash) {
-		t.Fatalf("first run: %v", err)
-	}
-	s.hook = nil
+	r.crash(s, day, "checkpointed", 4)
 	r.exec(`INSERT INTO activity_logs (id, user_id, action, created_at) VALUES (5000, 1, 'late', '2024-08-08 00:00:01+00')`)
 	if got := r.syncAll(s, day); got != Finished {
 		t.Fatalf("outcome = %v", got)

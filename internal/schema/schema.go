@@ -80,14 +80,6 @@ type Key struct {
 	ID   int64
 }
 
-// Less orders keys as the keyset does: by time, then id.
-func (k Key) Less(o Key) bool {
-	if !k.Time.Equal(o.Time) {
-		return k.Time.Before(o.Time)
-	}
-	return k.ID < o.ID
-}
-
 // Vector holds one column of a batch. Valid[i] is false for NULL. Only the
 // slices matching the column's Type are used. Variable-length values are
 // stored back to back in Data: value i is Data[Offsets[i]:Offsets[i+1]]

@@ -13,7 +13,6 @@ import (
 
 	"cloud.google.com/go/bigquery"
 	"cloud.google.com/go/civil"
-	"google.golang.org/api/googleapi"
 	"google.golang.org/api/iterator"
 
 	"github.com/pgbq/pgbq/internal/bq"
@@ -90,7 +89,7 @@ func (s *Store) Ensure(ctx context.Context) error {
 		Clustering:       &bigquery.Clustering{Fields: []string{"table_name", "sync_date"}},
 		Description:      "pgbq checkpoint log; read the sync_control view.",
 	})
-	if err != nil && !isStatus(err, http.StatusConflict) {
+	if err != nil && !bq.IsStatus(err, http.StatusConflict) {
 		return fmt.Errorf("create %s: %w", LogTable, err)
 	}
 	// Per date, rows before its latest re-opening no longer count; of the
@@ -109,7 +108,7 @@ QUALIFY ROW_NUMBER() OVER (PARTITION BY table_name, sync_date ORDER BY is_finish
 	view := ds.Table(View)
 	err = view.Create(ctx, &bigquery.TableMetadata{ViewQuery: viewSQL,
 		Description: "pgbq: the current state of each (table_name, sync_date)."})
-	if isStatus(err, http.StatusConflict) {
+	if bq.IsStatus(err, http.StatusConflict) {
 		// Keep an existing view's definition current.
 		var meta *bigquery.TableMetadata
 		if meta, err = view.Metadata(ctx); err == nil && meta.ViewQuery != viewSQL {
@@ -222,11 +221,6 @@ func entryFromRow(r []bigquery.Value) (Entry, error) {
 		}
 	}
 	return e, nil
-}
-
-func isStatus(err error, code int) bool {
-	var e *googleapi.Error
-	return errors.As(err, &e) && e.Code == code
 }
 
 // Date returns the current entry of one date; ok is false when it has none.
