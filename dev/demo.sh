@@ -56,6 +56,9 @@ export PG_DSN="$DEMO_DSN" BQ_PROJECT="$BQ_EMU_PROJECT" BQ_DATASET=pgbq_demo BQ_E
   PUBSUB_EMULATOR_HOST="127.0.0.1:$PS_PORT" PUBSUB_TOPIC=dates PUBSUB_SUBSCRIPTION=dates-loader \
   SYNC_TABLE=activity_logs SYNC_CHUNK_SIZE="${DEMO_CHUNK_SIZE:-10000}" LOG_LEVEL=warn
 
+step "planner migrate: datasets, sync_control and the destination table (once per deploy)"
+"$STACK_DIR/bin/planner" migrate
+
 step "a sync history with gaps: syncing some dates directly (loader --date)"
 for offset in 29 28 27 26 25 24 23 22 18 17 16 15 10; do
   d="$(date -u -d "today - $offset days" +%F)"

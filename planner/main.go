@@ -7,6 +7,7 @@
 //	planner status               per date: state, source rows, BigQuery rows
 //	planner verify [--repair]    compare each date in both systems; rebuild the ones that differ
 //	planner check                how each column would travel; non-zero exit if one cannot
+//	planner migrate              create the datasets, sync_control and the destination tables (once per deploy)
 package main
 
 import (
@@ -81,7 +82,7 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 	to := vfs.String("to", "", "last date to verify (YYYY-MM-DD; default: yesterday)")
 	repair := vfs.Bool("repair", false, "rebuild each date that differs from scratch and verify it again")
 	switch cmd {
-	case "", "status":
+	case "", "status", "migrate":
 	case "check":
 		return check(ctx, stdout, lookuper)
 	case "verify":
@@ -89,7 +90,7 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 			return err
 		}
 	default:
-		return fmt.Errorf("unknown command %q (commands: status, verify, check; no command plans and publishes)", cmd)
+		return fmt.Errorf("unknown command %q (commands: status, verify, check, migrate; no command plans and publishes)", cmd)
 	}
 	var cfg Config
 	if err := config.Load(ctx, &cfg, lookuper); err != nil {
@@ -101,6 +102,9 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 	}
 	logger := logging.New(logOut, cfg.Common.LogLevel).With("component", "planner")
 	ctx = logging.With(ctx, logger)
+	if cmd == "migrate" {
+		return migrate(ctx, stdout, &cfg.Common)
+	}
 	// A table that cannot be opened does not stop the others.
 	deps, err := app.Open(ctx, &cfg.Common, publish, true)
 	if err != nil {

@@ -85,12 +85,12 @@ func Open(ctx context.Context, c *config.Common, needTopic, skipBroken bool) (*D
 		if err != nil {
 			return nil, fmt.Errorf("table %s: %w", t.Config.Table, err)
 		}
-		if err := t.Warehouse.EnsureDestination(ctx); err != nil {
+		if err := loader.EnsureDestination(ctx, t.Source, t.Warehouse); err != nil {
 			return nil, err
 		}
 	}
 	d.State = syncstate.New(d.BQ, c.BQ.Project, c.BQ.StateDataset)
-	if err := d.State.Ensure(ctx); err != nil {
+	if err := d.State.Check(ctx); err != nil {
 		return nil, err
 	}
 	if needTopic {

@@ -10,6 +10,7 @@ import (
 	"regexp"
 
 	"cloud.google.com/go/bigquery"
+	"google.golang.org/api/googleapi"
 	"google.golang.org/api/option"
 )
 
@@ -23,6 +24,38 @@ type Config struct {
 	// Endpoint points the client at an emulator, e.g.
 	// http://127.0.0.1:9050/bigquery/v2/ ; empty means BigQuery itself.
 	Endpoint string `env:"ENDPOINT"`
+	// Upload is how a load job's file is sent: "resumable" (BigQuery's
+	// resumable upload protocol, which survives a dropped connection
+	// mid-file) or "single" (one multipart request). Empty picks resumable
+	// for BigQuery itself and single for an emulator endpoint: bqemulator
+	// cannot take the Go client's resumable uploads.
+	Upload string `env:"UPLOAD"`
+}
+
+// Upload protocols.
+const (
+	UploadResumable = "resumable"
+	UploadSingle    = "single"
+)
+
+// upload is the protocol in effect.
+func (c Config) upload() string {
+	switch {
+	case c.Upload != "":
+		return c.Upload
+	case c.Endpoint != "":
+		return UploadSingle
+	}
+	return UploadResumable
+}
+
+// mediaOptions sets the client's upload protocol: it uploads resumably in
+// 16 MiB chunks unless told that one chunk (size 0) is the whole file.
+func (c Config) mediaOptions() []googleapi.MediaOption {
+	if c.upload() == UploadSingle {
+		return []googleapi.MediaOption{googleapi.ChunkSize(0)}
+	}
+	return []googleapi.MediaOption{googleapi.ChunkSize(googleapi.DefaultUploadChunkSize)}
 }
 
 var (
@@ -58,6 +91,9 @@ func (c Config) Validate(prefix string) error {
 		if v != "" && !datasetRE.MatchString(v) {
 			errs = append(errs, fmt.Errorf("%s%s %q is not a valid dataset id (letters, digits, underscores)", prefix, name, v))
 		}
+	}
+	if c.Upload != "" && c.Upload != UploadResumable && c.Upload != UploadSingle {
+		errs = append(errs, fmt.Errorf("%sUPLOAD %q must be %q or %q", prefix, c.Upload, UploadResumable, UploadSingle))
 	}
 	return errors.Join(errs...)
 }

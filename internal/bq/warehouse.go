@@ -107,28 +107,34 @@ func EnsureDatasets(ctx context.Context, client *bigquery.Client, cfg Config) er
 // ErrSchema saying what differs.
 func (w *Warehouse) EnsureDestination(ctx context.Context) error {
 	t := w.Client.Dataset(w.cfg.Dataset).Table(w.dest)
-	meta := &bigquery.TableMetadata{
-		Schema:           BigQuerySchema(w.table),
-		TimePartitioning: &bigquery.TimePartitioning{Type: bigquery.DayPartitioningType, Field: w.tsName()},
-		Clustering:       &bigquery.Clustering{Fields: []string{w.idName()}},
-		Description:      "Synced by pgbq from PostgreSQL.",
-	}
+	meta := w.partitioning(&bigquery.TableMetadata{
+		Schema:      BigQuerySchema(w.table),
+		Description: "Synced by pgbq from PostgreSQL.",
+	})
 	got, err := w.ensureTable(ctx, t, meta)
 	if err != nil || got == nil || len(got.Schema) == len(meta.Schema) {
 		return err
 	}
-	// DDL rather than a metadata patch: the emulator applies only DDL to
-	// its tables, and BigQuery takes either (DDL uses no DML quota).
-	// One statement a column: the emulator takes one ALTER per statement.
+	// One DDL statement for all added columns: BigQuery allows 5 table
+	// metadata updates per 10 s per table, and the caller holds a lease so
+	// that one loader, not every instance, applies the change.
+	var adds []string
 	for _, f := range meta.Schema[len(got.Schema):] {
 		typ := ddlType(f.Type)
 		if f.Repeated {
 			typ = "ARRAY<" + typ + ">"
 		}
-		sql := fmt.Sprintf("ALTER TABLE %s ADD COLUMN IF NOT EXISTS %s %s", w.DestRef(), quote(f.Name), typ)
-		if _, err := w.Query(ctx, sql); err != nil {
-			return fmt.Errorf("add column %s to %s: %w", f.Name, t.TableID, err)
-		}
+		adds = append(adds, fmt.Sprintf("ADD COLUMN IF NOT EXISTS %s %s", quote(f.Name), typ))
+	}
+	sql := fmt.Sprintf("ALTER TABLE %s %s", w.DestRef(), strings.Join(adds, ", "))
+	id := JobID("ddl", w.dest, sql)
+	_, err = runJob(ctx, w.Client, id, func(ctx context.Context, id string) (*bigquery.Job, error) {
+		q := w.Client.Query(sql)
+		q.JobID = id
+		return q.Run(ctx)
+	})
+	if err != nil {
+		return fmt.Errorf("add columns to %s: %w", t.TableID, err)
 	}
 	return nil
 }
@@ -151,27 +157,49 @@ func (w *Warehouse) Staging(day time.Time) string {
 	return fmt.Sprintf("pgbq_stage_%s_%s", w.dest, day.Format("20060102"))
 }
 
-// EnsureStaging creates the staging table for day. A staging table made
-// before the source gained columns is dropped and made again: the date is
-// then synced from its start, so none of its rows lacks the new columns.
-func (w *Warehouse) EnsureStaging(ctx context.Context, day time.Time) error {
+// partitioning is the destination's: one partition a UTC day of the
+// timestamp column, clustered by id. Staging tables share it, so that a
+// day moves from staging to the destination by copying one partition.
+func (w *Warehouse) partitioning(meta *bigquery.TableMetadata) *bigquery.TableMetadata {
+	meta.TimePartitioning = &bigquery.TimePartitioning{Type: bigquery.DayPartitioningType, Field: w.tsName()}
+	meta.Clustering = &bigquery.Clustering{Fields: []string{w.idName()}}
+	return meta
+}
+
+// Generation identifies one incarnation of a staging table: its creation
+// time. A staging table dropped and made again is a new generation, so job
+// ids that include it can never adopt a job that wrote into the old one.
+type Generation int64
+
+// EnsureStaging creates the staging table for day and returns its
+// generation. A staging table made before the source gained columns is
+// dropped and made again: the date is then synced from its start, so none
+// of its rows lacks the new columns.
+func (w *Warehouse) EnsureStaging(ctx context.Context, day time.Time) (Generation, error) {
 	t := w.Client.Dataset(w.cfg.StagingDataset).Table(w.Staging(day))
-	meta := &bigquery.TableMetadata{
+	meta := w.partitioning(&bigquery.TableMetadata{
 		Schema: BigQuerySchema(w.table),
 		// A staging table left behind (a date abandoned) goes away by
 		// itself; losing one costs a re-sync of that date, never data.
 		ExpirationTime: time.Now().Add(14 * 24 * time.Hour),
 		Description:    "pgbq staging for one date; dropped after publish.",
-	}
+	})
 	got, err := w.ensureTable(ctx, t, meta)
-	if err != nil || got == nil || len(got.Schema) == len(meta.Schema) {
-		return err
+	if err == nil && got != nil && len(got.Schema) != len(meta.Schema) {
+		if err := w.DropStaging(ctx, day); err != nil {
+			return 0, err
+		}
+		got, err = w.ensureTable(ctx, t, meta)
 	}
-	if err := w.DropStaging(ctx, day); err != nil {
-		return err
+	if err != nil {
+		return 0, err
 	}
-	_, err = w.ensureTable(ctx, t, meta)
-	return err
+	if got == nil { // just created: read what BigQuery recorded
+		if got, err = t.Metadata(ctx); err != nil {
+			return 0, fmt.Errorf("read table %s: %w", t.TableID, err)
+		}
+	}
+	return Generation(got.CreationTime.UnixMicro()), nil
 }
 
 // ensureTable creates t, or returns its metadata when it exists with the
@@ -215,36 +243,29 @@ func (w *Warehouse) WithTable(t schema.Table) (*Warehouse, error) {
 	return NewWarehouse(w.Client, w.cfg, w.dest, t)
 }
 
-// Load appends one Parquet file to the staging table of day as one load
-// job with the given id (deterministic, so a retried insert cannot start a
-// second job). A load job is atomic: all rows land or none.
-func (w *Warehouse) Load(ctx context.Context, day time.Time, jobID string, parquet []byte) error {
-	src := bigquery.NewReaderSource(bytes.NewReader(parquet))
-	src.SourceFormat = bigquery.Parquet
-	// Parquet LISTs become REPEATED columns, not records of list.element.
-	src.ParquetOptions = &bigquery.ParquetOptions{EnableListInference: true}
-	l := w.Client.Dataset(w.cfg.StagingDataset).Table(w.Staging(day)).LoaderFrom(src)
-	l.WriteDisposition = bigquery.WriteAppend
-	l.CreateDisposition = bigquery.CreateNever
-	l.JobID = jobID
-	// One multipart request per load; the emulator cannot take the
-	// resumable uploads the client switches to above 16 MiB.
-	l.MediaOptions = []googleapi.MediaOption{googleapi.ChunkSize(0)}
-	job, err := l.Run(ctx)
-	if IsStatus(err, http.StatusConflict) {
-		// Our own earlier insert of this very job: wait for it instead.
-		job, err = w.Client.JobFromID(ctx, jobID)
+// Load appends one encoded chunk — the rows first..last of day, in
+// keyset order — to the staging table of day (generation gen) as one load
+// job. A load job is atomic: all rows land or none. Its id is derived from
+// the chunk, so loading the same chunk again, after a lost answer or a
+// crash, finds the first job instead of appending the rows twice.
+func (w *Warehouse) Load(ctx context.Context, day time.Time, gen Generation, first, last schema.Key, rows int, data []byte) error {
+	id := JobID("load", day.Format("20060102"), w.dest, gen, first.Time.UnixMicro(), first.ID, last.Time.UnixMicro(), last.ID, rows)
+	_, err := runJob(ctx, w.Client, id, func(ctx context.Context, id string) (*bigquery.Job, error) {
+		src := bigquery.NewReaderSource(bytes.NewReader(data))
+		src.SourceFormat = bigquery.Parquet
+		// Parquet LISTs become REPEATED columns, not records of list.element.
+		src.ParquetOptions = &bigquery.ParquetOptions{EnableListInference: true}
+		l := w.Client.Dataset(w.cfg.StagingDataset).Table(w.Staging(day)).LoaderFrom(src)
+		l.WriteDisposition = bigquery.WriteAppend
+		l.CreateDisposition = bigquery.CreateNever
+		l.JobID = id
+		l.MediaOptions = w.cfg.mediaOptions()
+		return l.Run(ctx)
+	})
+	if err != nil && notFound(err, w.Staging(day)) && !w.stagingExists(ctx, day) {
+		return fmt.Errorf("load %s: %w", id, ErrStagingGone)
 	}
-	if err == nil {
-		err = wait(ctx, job)
-	}
-	if IsStatus(err, http.StatusNotFound) && !w.stagingExists(ctx, day) {
-		return fmt.Errorf("load job %s: %w", jobID, ErrStagingGone)
-	}
-	if err != nil {
-		return fmt.Errorf("load job %s: %w", jobID, err)
-	}
-	return nil
+	return err
 }
 
 // ErrStagingGone means the staging table was dropped under a load: another
@@ -254,19 +275,6 @@ var ErrStagingGone = errors.New("staging table is gone")
 func (w *Warehouse) stagingExists(ctx context.Context, day time.Time) bool {
 	_, err := w.Client.Dataset(w.cfg.StagingDataset).Table(w.Staging(day)).Metadata(ctx)
 	return !IsStatus(err, http.StatusNotFound)
-}
-
-// wait waits for job and returns its error. A failed job's error is read
-// from its status: the emulator answers Wait on a failed job with 404.
-func wait(ctx context.Context, job *bigquery.Job) error {
-	st, err := job.Wait(ctx)
-	if err != nil {
-		if st2, err2 := job.Status(ctx); err2 == nil && st2.Err() != nil {
-			return st2.Err()
-		}
-		return err
-	}
-	return st.Err()
 }
 
 // Query runs sql as a job and returns its rows once it has succeeded.
@@ -357,28 +365,66 @@ func (w *Warehouse) stagingRef(day time.Time) string {
 // DestRef is the quoted destination table.
 func (w *Warehouse) DestRef() string { return Ref(w.cfg.Project, w.cfg.Dataset, w.dest) }
 
-// Publish replaces day in the destination with the staged rows,
-// de-duplicated by id, in one transaction. Publishing again gives the same
-// result, so concurrent or repeated publishes cannot duplicate a row.
-func (w *Warehouse) Publish(ctx context.Context, day time.Time) error {
+// Staged describes what the staging table of one day holds.
+type Staged struct {
+	Gen         Generation
+	Rows        int64       // rows in staging
+	DistinctIDs int64       // distinct ids among them
+	MaxID       int64       // largest id staged, 0 when none
+	Pos         *schema.Key // keyset position of the last staged row; nil when none
+}
+
+// Publish replaces day in the destination with the staged day by
+// partition replacement: one copy job staging$D -> destination$D with
+// WRITE_TRUNCATE when staging holds each id once (copy jobs are free and
+// use no DML quota), else one query job writing the de-duplicated rows to
+// destination$D with WRITE_TRUNCATE. Either replaces the day atomically:
+// readers see the old day or the new one, never half. Publishes of
+// different days of one table do not conflict, and publishing the same
+// staging again gives the same day, so a repeated or concurrent publish
+// cannot duplicate a row. The job reads staging when it runs; staging only
+// grows within a generation, so a publish that runs late copies at least
+// what it was started for.
+func (w *Warehouse) Publish(ctx context.Context, day time.Time, st Staged) error {
+	d := day.Format("20060102")
+	dst := w.Client.Dataset(w.cfg.Dataset).Table(w.dest + "$" + d)
+	var pos schema.Key
+	if st.Pos != nil {
+		pos = *st.Pos
+	}
+	id := JobID("publish", d, w.dest, st.Gen, st.Rows, st.DistinctIDs, pos.Time.UnixMicro(), pos.ID)
+	_, err := runJob(ctx, w.Client, id, func(ctx context.Context, id string) (*bigquery.Job, error) {
+		if st.Rows == st.DistinctIDs {
+			c := dst.CopierFrom(w.Client.Dataset(w.cfg.StagingDataset).Table(w.Staging(day) + "$" + d))
+			c.WriteDisposition = bigquery.WriteTruncate
+			c.CreateDisposition = bigquery.CreateNever
+			c.JobID = id
+			return c.Run(ctx)
+		}
+		q := w.Client.Query(w.dedupSQL(day))
+		q.Dst = dst
+		q.WriteDisposition = bigquery.WriteTruncate
+		q.CreateDisposition = bigquery.CreateNever
+		q.JobID = id
+		return q.Run(ctx)
+	})
+	if err != nil && notFound(err, w.Staging(day)) && !w.stagingExists(ctx, day) {
+		return fmt.Errorf("publish %s %s: %w", w.dest, day.Format(time.DateOnly), ErrStagingGone)
+	}
+	if err != nil {
+		return fmt.Errorf("publish %s %s: %w", w.dest, day.Format(time.DateOnly), err)
+	}
+	return nil
+}
+
+// dedupSQL selects the staged rows of day, each id once.
+func (w *Warehouse) dedupSQL(day time.Time) string {
 	cols := make([]string, len(w.table.Columns))
 	for i, c := range w.table.Columns {
 		cols[i] = quote(c.Name)
 	}
-	list := strings.Join(cols, ", ")
-	bounds := w.dayBounds(day)
-	sql := fmt.Sprintf(`BEGIN TRANSACTION;
-DELETE FROM %[1]s WHERE %[2]s;
-INSERT INTO %[1]s (%[3]s)
-SELECT %[3]s FROM %[4]s WHERE %[2]s
-QUALIFY ROW_NUMBER() OVER (PARTITION BY %[5]s ORDER BY %[5]s) = 1;
-COMMIT TRANSACTION;`, w.DestRef(), bounds, list, w.stagingRef(day), quote(w.idName()))
-	it, err := w.Query(ctx, sql)
-	if err != nil {
-		return fmt.Errorf("publish %s %s: %w", w.dest, day.Format(time.DateOnly), err)
-	}
-	_ = it
-	return nil
+	return fmt.Sprintf("SELECT %s FROM %s WHERE %s QUALIFY ROW_NUMBER() OVER (PARTITION BY %s ORDER BY %s) = 1",
+		strings.Join(cols, ", "), w.stagingRef(day), w.dayBounds(day), quote(w.idName()), quote(w.tsName()))
 }
 
 // DayStats are the destination's figures for one day.
@@ -422,24 +468,32 @@ func IsStatus(err error, code int) bool {
 	return errors.As(err, &e) && e.Code == code
 }
 
-// StagedStats are the distinct ids of the day in staging and the largest.
-func (w *Warehouse) StagedStats(ctx context.Context, day time.Time) (distinct, maxID int64, err error) {
-	sql := fmt.Sprintf("SELECT COUNT(DISTINCT %[1]s), COALESCE(MAX(%[1]s), 0) FROM %[2]s WHERE %[3]s",
-		quote(w.idName()), w.stagingRef(day), w.dayBounds(day))
+// StagedState reads what the staging table of day (generation gen) holds.
+func (w *Warehouse) StagedState(ctx context.Context, day time.Time, gen Generation) (Staged, error) {
+	st := Staged{Gen: gen}
+	pos, err := w.StagedPosition(ctx, day)
+	if err != nil {
+		return st, err
+	}
+	st.Pos = pos
+	sql := fmt.Sprintf("SELECT COUNT(*), COUNT(DISTINCT %[1]s), COALESCE(MAX(%[1]s), 0) FROM %[2]s",
+		quote(w.idName()), w.stagingRef(day))
 	it, err := w.Query(ctx, sql)
 	if err != nil {
-		return 0, 0, fmt.Errorf("count staged rows of %s: %w", w.Staging(day), err)
+		return st, fmt.Errorf("count staged rows of %s: %w", w.Staging(day), err)
 	}
 	var row []bigquery.Value
 	if err := it.Next(&row); err != nil {
-		return 0, 0, fmt.Errorf("count staged rows of %s: %w", w.Staging(day), err)
+		return st, fmt.Errorf("count staged rows of %s: %w", w.Staging(day), err)
 	}
-	d, ok1 := row[0].(int64)
-	m, ok2 := row[1].(int64)
-	if !ok1 || !ok2 {
-		return 0, 0, fmt.Errorf("count staged rows of %s: unexpected row %v", w.Staging(day), row)
+	n, ok1 := row[0].(int64)
+	d, ok2 := row[1].(int64)
+	m, ok3 := row[2].(int64)
+	if !ok1 || !ok2 || !ok3 {
+		return st, fmt.Errorf("count staged rows of %s: unexpected row %v", w.Staging(day), row)
 	}
-	return d, m, nil
+	st.Rows, st.DistinctIDs, st.MaxID = n, d, m
+	return st, nil
 }
 
 // DayFingerprints summarises each UTC day in [from, to) that has rows in

@@ -171,6 +171,13 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 		"PLANNER_IN_FLIGHT=5s", fmt.Sprintf("PLANNER_RECHECK_DAYS=%d", opt.Dates+5),
 		"LOADER_BUDGET=10s", "LOADER_CONCURRENCY=2", "LOG_LEVEL=warn")
 
+	// What Cloud Build does once per deploy, before any loader starts.
+	migrate := exec.CommandContext(ctx, opt.PlannerBin, "migrate")
+	migrate.Env = append(append([]string{}, h.env...), "BQ_ENDPOINT="+opt.BQEndpoint)
+	if out, err := migrate.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("planner migrate: %v: %s", err, out)
+	}
+
 	loadersCtx, stopLoaders := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	for i := 0; i < opt.Loaders; i++ {

@@ -101,7 +101,7 @@ func (r *rig) openSpec(spec pgsource.TableSpec, dest string, chunk int) *Syncer 
 		t.Fatal(err)
 	}
 	st := syncstate.New(r.bq.Client, r.bq.Project, r.bq.Dataset)
-	if err := st.Ensure(ctx); err != nil {
+	if err := st.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
 	enc, err := parquetenc.New(src.Table())

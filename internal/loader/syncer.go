@@ -13,13 +13,13 @@ import (
 	"time"
 
 	"cloud.google.com/go/civil"
+	"github.com/googleapis/gax-go/v2"
 
 	"github.com/pgbq/pgbq/internal/bq"
 	"github.com/pgbq/pgbq/internal/logging"
 	"github.com/pgbq/pgbq/internal/parquetenc"
 	"github.com/pgbq/pgbq/internal/pgsource"
 	"github.com/pgbq/pgbq/internal/retry"
-	"github.com/pgbq/pgbq/internal/schema"
 	"github.com/pgbq/pgbq/internal/syncstate"
 )
 
@@ -101,7 +101,7 @@ func (s *Syncer) refresh(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	if err := retry.Do(ctx, func(ctx context.Context, _ int) error { return wh.EnsureDestination(ctx) }); err != nil {
+	if err := EnsureDestination(ctx, src, wh); err != nil {
 		return err
 	}
 	enc, err := parquetenc.New(src.Table())
@@ -160,22 +160,19 @@ func (s *Syncer) Sync(ctx context.Context, day time.Time, deadline time.Time) (O
 	if prev.IsFinished {
 		return AlreadyFinished, nil
 	}
-	var pos *schema.Key
-	var staged, maxID int64
-	err = retry.Do(ctx, func(ctx context.Context, _ int) (err error) {
-		if err := s.Warehouse.EnsureStaging(ctx, day); err != nil {
+	var st bq.Staged
+	err = retry.Do(ctx, func(ctx context.Context, _ int) error {
+		gen, err := s.Warehouse.EnsureStaging(ctx, day)
+		if err != nil {
 			return err
 		}
-		if pos, err = s.Warehouse.StagedPosition(ctx, day); err != nil {
-			return err
-		}
-		staged, maxID, err = s.Warehouse.StagedStats(ctx, day)
+		st, err = s.Warehouse.StagedState(ctx, day, gen)
 		return err
 	})
 	if err != nil {
 		return 0, err
 	}
-	done, err := s.stage(ctx, log, day, pos, staged, max(maxID, prev.LastMaxID), deadline)
+	done, err := s.stage(ctx, log, day, st, max(st.MaxID, prev.LastMaxID), deadline)
 	if errors.Is(err, bq.ErrStagingGone) {
 		log.Info("staging table dropped by another loader; starting over")
 		return Continue, nil
@@ -186,7 +183,7 @@ func (s *Syncer) Sync(ctx context.Context, day time.Time, deadline time.Time) (O
 	if !done {
 		return Continue, nil
 	}
-	return s.publish(ctx, log, day, prev)
+	return s.publish(ctx, log, day, st.Gen, prev)
 }
 
 // horizon is where reading the day stops: its end, or for a day still
@@ -205,20 +202,19 @@ func (s *Syncer) horizon(day time.Time) time.Time {
 // reading and encoding of the next chunks overlap the load (see Extract).
 // It returns done when a short chunk showed that every row of the day so
 // far is staged.
-func (s *Syncer) stage(ctx context.Context, log *slog.Logger, day time.Time, pos *schema.Key, staged, maxID int64, deadline time.Time) (done bool, err error) {
-	runID := fmt.Sprintf("%x", time.Now().UnixNano())
-	return Extract(ctx, s.Source, s.Encoder, day, s.horizon(day), pos, s.ChunkSize, deadline, func(ctx context.Context, c Chunk) error {
+func (s *Syncer) stage(ctx context.Context, log *slog.Logger, day time.Time, st bq.Staged, maxID int64, deadline time.Time) (done bool, err error) {
+	staged := st.Rows
+	return Extract(ctx, s.Source, s.Encoder, day, s.horizon(day), st.Pos, s.ChunkSize, deadline, func(ctx context.Context, c Chunk) error {
 		if err := s.at("read"); err != nil {
 			return err
 		}
 		t0 := time.Now()
-		// A job id per (table, date, chunk start, request, attempt): a
-		// retried insert of the same attempt cannot start a second job.
-		// Should a failed attempt's job have landed after all, its rows
-		// are duplicates in staging that the publish removes.
-		err := retry.Do(ctx, func(ctx context.Context, attempt int) error {
-			jobID := fmt.Sprintf("pgbq_%s_%s_%d_%d_%s_%d", s.Table, day.Format("20060102"), c.First.Time.UnixMicro(), c.First.ID, runID, attempt)
-			return s.Warehouse.Load(ctx, day, jobID, c.Data.Bytes())
+		// The load's job id is derived from the chunk and the staging
+		// generation, so a retry — ours, the client's, or another
+		// loader's after a crash — finds a load that landed after all
+		// instead of staging its rows twice.
+		err := retry.Do(ctx, func(ctx context.Context, _ int) error {
+			return s.Warehouse.Load(ctx, day, st.Gen, c.First, c.Last, c.Rows, c.Data.Bytes())
 		})
 		if err != nil {
 			return fmt.Errorf("load chunk %d: %w", c.N, err)
@@ -248,7 +244,7 @@ func (s *Syncer) stage(ctx context.Context, log *slog.Logger, day time.Time, pos
 
 // publish puts the staged day into the destination and decides whether
 // the date is finished.
-func (s *Syncer) publish(ctx context.Context, log *slog.Logger, day time.Time, prev syncstate.Entry) (Outcome, error) {
+func (s *Syncer) publish(ctx context.Context, log *slog.Logger, day time.Time, gen bq.Generation, prev syncstate.Entry) (Outcome, error) {
 	date := civil.DateOf(day)
 	if err := s.at("publish"); err != nil {
 		return 0, err
@@ -257,34 +253,36 @@ func (s *Syncer) publish(ctx context.Context, log *slog.Logger, day time.Time, p
 	// Is staging complete up to its position? A row committed late with a
 	// position below it, or a staging table reset under us, shows here as
 	// fewer distinct staged ids than source rows up to that position.
-	var pos *schema.Key
-	var staged, maxID, expected int64
+	var st bq.Staged
+	var expected int64
 	err := retry.Do(ctx, func(ctx context.Context, _ int) (err error) {
-		if pos, err = s.Warehouse.StagedPosition(ctx, day); err != nil {
-			return err
-		}
-		if staged, maxID, err = s.Warehouse.StagedStats(ctx, day); err != nil {
+		if st, err = s.Warehouse.StagedState(ctx, day, gen); err != nil {
 			return err
 		}
 		expected = 0
-		if pos != nil {
-			expected, err = s.Source.CountUpTo(ctx, day, *pos)
+		if st.Pos != nil {
+			expected, err = s.Source.CountUpTo(ctx, day, *st.Pos)
 		}
 		return err
 	})
 	if err != nil {
 		return 0, err
 	}
-	if pos != nil {
-		e.LastCreatedAt, e.LastID = pos.Time, pos.ID
+	if st.Pos != nil {
+		e.LastCreatedAt, e.LastID = st.Pos.Time, st.Pos.ID
 	}
-	e.LastMaxID, e.RowsStaged = max(e.LastMaxID, maxID), staged
-	if staged < expected {
-		return s.resync(ctx, log, day, e, fmt.Sprintf("staging holds %d rows up to its position, the source %d", staged, expected))
+	e.LastMaxID, e.RowsStaged = max(e.LastMaxID, st.MaxID), st.DistinctIDs
+	if st.DistinctIDs < expected {
+		return s.resync(ctx, log, day, e, fmt.Sprintf("staging holds %d rows up to its position, the source %d", st.DistinctIDs, expected))
 	}
-	// Queue-full errors and transaction conflicts are transient; the
-	// publish is idempotent, so repeating it is safe.
-	if err := retry.Do(ctx, func(ctx context.Context, _ int) error { return s.Warehouse.Publish(ctx, day) }); err != nil {
+	// Partition replacement: no DML, no transaction to conflict with the
+	// publishes of other dates; repeating it is safe.
+	err = retry.Do(ctx, func(ctx context.Context, _ int) error { return s.Warehouse.Publish(ctx, day, st) })
+	if errors.Is(err, bq.ErrStagingGone) {
+		log.Info("staging table dropped by another loader before the publish; starting over")
+		return Continue, nil
+	}
+	if err != nil {
 		return 0, err
 	}
 	if err := s.at("published"); err != nil {
@@ -309,6 +307,12 @@ func (s *Syncer) publish(ctx context.Context, log *slog.Logger, day time.Time, p
 	closed := s.now().After(day.AddDate(0, 0, 1).Add(s.Grace))
 	log.Info("date published", "source_rows", src, "bigquery_rows", dest.Rows, "closed", closed)
 	switch {
+	case dest.Rows != dest.DistinctIDs:
+		// The copy ran while a concurrent loader appended rows staged
+		// twice: the next publish sees the duplicates in staging and
+		// writes the de-duplicated day instead.
+		log.Warn("published day holds an id twice; publishing again", "bigquery_rows", dest.Rows, "distinct_ids", dest.DistinctIDs)
+		return Continue, nil
 	case src == dest.Rows && closed:
 		e.State, e.IsFinished = syncstate.StateFinished, true
 		if err := s.at("finish"); err != nil {
@@ -383,6 +387,9 @@ func (s *Syncer) resync(ctx context.Context, log *slog.Logger, day time.Time, e 
 }
 
 func (s *Syncer) appendState(ctx context.Context, e syncstate.Entry) error {
+	// One synced_at for every attempt: the row's insertId derives from
+	// its content, so a retried insert is recognised as the same row.
+	e.SyncedAt = time.Now().UTC()
 	return retry.Do(ctx, func(ctx context.Context, _ int) error { return s.State.Append(ctx, e) })
 }
 
@@ -421,4 +428,28 @@ func (s *Syncer) Rebuild(ctx context.Context, day time.Time, reason string) erro
 		}
 	}
 	return fmt.Errorf("rebuild %s %s: did not finish", s.Table, date)
+}
+
+// EnsureDestination creates or extends wh's destination table under a
+// lease, so that of many loaders starting together (or noticing the same
+// added column) one writes the table's metadata and the others only read
+// it: BigQuery allows 5 metadata updates per 10 s per table. Without the
+// lease (it expired, the process paused) the change is still idempotent.
+func EnsureDestination(ctx context.Context, src *pgsource.Source, wh *bq.Warehouse) error {
+	bo := gax.Backoff{Initial: 200 * time.Millisecond, Max: 5 * time.Second, Multiplier: 2}
+	for {
+		release, err := src.Lease(ctx, "schema/"+wh.DestRef())
+		if errors.Is(err, pgsource.ErrLocked) {
+			if err := gax.Sleep(ctx, bo.Pause()); err != nil {
+				return fmt.Errorf("wait for the schema lease of %s: %w", wh.DestRef(), err)
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		err = retry.Do(ctx, func(ctx context.Context, _ int) error { return wh.EnsureDestination(ctx) })
+		release()
+		return err
+	}
 }

@@ -39,7 +39,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 	t.Cleanup(src.Close)
 	st := syncstate.New(b.Client, b.Project, b.Dataset)
-	if err := st.Ensure(ctx); err != nil {
+	if err := st.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
 	ps := testenv.NewPubSub(t)

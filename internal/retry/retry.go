@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"cloud.google.com/go/bigquery"
 	"github.com/googleapis/gax-go/v2"
 	"github.com/googleapis/gax-go/v2/apierror"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -44,6 +45,16 @@ func Transient(err error) bool {
 	}
 	if pgconn.SafeToRetry(err) || pgconn.Timeout(err) {
 		return true
+	}
+	// A BigQuery job that ended with an error: its errorResult reason
+	// decides (BigQuery's error-messages page lists which are retryable).
+	var jobErr *bigquery.Error
+	if errors.As(err, &jobErr) {
+		switch jobErr.Reason {
+		case "backendError", "internalError", "rateLimitExceeded", "jobRateLimitExceeded", "jobBackendError", "jobInternalError":
+			return true
+		}
+		return transientMessage(jobErr.Message)
 	}
 	var gErr *googleapi.Error
 	if errors.As(err, &gErr) {
@@ -91,6 +102,7 @@ func transientMessage(msg string) bool {
 		"could not serialize access",
 		"concurrent update",
 		"transaction is aborted",
+		"concurrent update against table",
 		"exceeded rate limits",
 		"connection refused",
 		"connection reset",

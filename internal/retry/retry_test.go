@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"testing"
 
+	"cloud.google.com/go/bigquery"
 	"github.com/jackc/pgx/v5/pgconn"
 	"google.golang.org/api/googleapi"
 )
@@ -23,6 +24,12 @@ func TestTransient(t *testing.T) {
 		{"bigquery dml queue", &googleapi.Error{Code: 400, Message: "Too many DML statements outstanding against table"}, true},
 		{"bigquery invalid query", &googleapi.Error{Code: 400, Message: "Syntax error"}, false},
 		{"bigquery not found", &googleapi.Error{Code: 404}, false},
+		{"job internalError", fmt.Errorf("job x: %w", &bigquery.Error{Reason: "internalError"}), true},
+		{"job backendError", &bigquery.Error{Reason: "backendError"}, true},
+		{"job rateLimitExceeded", &bigquery.Error{Reason: "rateLimitExceeded"}, true},
+		{"job transaction conflict", &bigquery.Error{Reason: "invalidQuery", Message: "Transaction is aborted due to concurrent update against table p.d.t"}, true},
+		{"job notFound", &bigquery.Error{Reason: "notFound", Message: "Not found: Table p:d.t"}, false},
+		{"job invalid", &bigquery.Error{Reason: "invalid", Message: "Provided Schema does not match Table"}, false},
 		{"postgres connection lost", &pgconn.PgError{Code: "08006"}, true},
 		{"postgres shutting down", &pgconn.PgError{Code: "57P01"}, true},
 		{"postgres undefined column", &pgconn.PgError{Code: "42703"}, false},

@@ -6,10 +6,15 @@ package syncstate
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"time"
+
+	"github.com/googleapis/gax-go/v2"
 
 	"cloud.google.com/go/bigquery"
 	"cloud.google.com/go/civil"
@@ -80,8 +85,13 @@ func New(client *bigquery.Client, project, dataset string) *Store {
 	return &Store{client: client, project: project, dataset: dataset}
 }
 
-// Ensure creates the log table and the view when missing.
-func (s *Store) Ensure(ctx context.Context) error {
+// Migrate creates the log table and the view when missing and keeps the
+// view's definition current. It runs once per deployment (`planner
+// migrate`, run by Cloud Build after a deploy and by the dev stack), never
+// per loader instance: BigQuery allows 5 metadata updates per 10 s per
+// table and a limited rate of tables.insert, which fifty instances starting
+// together would exceed.
+func (s *Store) Migrate(ctx context.Context) error {
 	ds := s.client.Dataset(s.dataset)
 	err := ds.Table(LogTable).Create(ctx, &bigquery.TableMetadata{
 		Schema:           logSchema,
@@ -121,6 +131,43 @@ QUALIFY ROW_NUMBER() OVER (PARTITION BY table_name, sync_date ORDER BY is_finish
 	return nil
 }
 
+// Check confirms that Migrate has run: it only reads metadata, retrying
+// with jitter while the tables are missing (a deploy may still be
+// migrating), and then says what to run.
+func (s *Store) Check(ctx context.Context) error {
+	bo := gax.Backoff{Initial: time.Second, Max: 15 * time.Second, Multiplier: 2}
+	var err error
+	for attempt := 0; attempt < 6; attempt++ {
+		if err = s.check(ctx); err == nil || !errors.Is(err, errNotMigrated) {
+			return err
+		}
+		if serr := gax.Sleep(ctx, bo.Pause()); serr != nil {
+			break
+		}
+	}
+	return err
+}
+
+var errNotMigrated = errors.New("state tables missing: run `planner migrate` once for this configuration")
+
+func (s *Store) check(ctx context.Context) error {
+	for _, name := range []string{LogTable, View} {
+		_, err := s.client.Dataset(s.dataset).Table(name).Metadata(ctx)
+		if bq.IsStatus(err, http.StatusNotFound) {
+			return fmt.Errorf("%s.%s: %w", s.dataset, name, errNotMigrated)
+		}
+		if err != nil {
+			return fmt.Errorf("read %s.%s: %w", s.dataset, name, err)
+		}
+	}
+	return nil
+}
+
+// Save gives each row an insertId derived from its content, so that a
+// streamed row sent again (the client's or our own retry after a lost
+// answer) is de-duplicated by BigQuery instead of counted twice. Entries
+// get their synced_at before the first attempt, so a retry sends the same
+// content.
 func (e Entry) Save() (map[string]bigquery.Value, string, error) {
 	row := map[string]bigquery.Value{
 		"table_name":  e.Table,
@@ -143,7 +190,11 @@ func (e Entry) Save() (map[string]bigquery.Value, string, error) {
 		row["source_rows"] = e.SourceRows
 		row["bigquery_rows"] = e.BigQueryRows
 	}
-	return row, bigquery.NoDedupeID, nil
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%s\x00%d\x00%s\x00%s\x00%d\x00%d\x00%d\x00%d\x00%d\x00%s\x00%s",
+		e.Table, e.Date, e.SyncedAt.UnixNano(), e.State, e.Writer, e.LastMaxID, e.LastCreatedAt.UnixNano(), e.LastID,
+		e.RowsStaged, e.SourceRows, e.Detail, strconv.FormatInt(e.BigQueryRows, 10))
+	return row, hex.EncodeToString(h.Sum(nil))[:32], nil
 }
 
 // Append writes entries. Streaming inserts have no DML queue, so any
@@ -233,12 +284,14 @@ func (s *Store) Date(ctx context.Context, table string, day civil.Date) (Entry, 
 	return e, ok, nil
 }
 
-// CountState counts the log rows of one date in state.
+// CountState counts the entries of one date in state. It counts distinct
+// entries (by synced_at), not rows: streaming de-duplication is best
+// effort, so a row sent twice may still be stored twice.
 func (s *Store) CountState(ctx context.Context, table string, day civil.Date, state string) (int64, error) {
 	if !bq.TableNameRE.MatchString(table) {
 		return 0, fmt.Errorf("read %s: bad table name %q", LogTable, table)
 	}
-	sql := fmt.Sprintf(`SELECT COUNT(*) FROM %s WHERE table_name = '%s' AND sync_date = DATE '%s' AND state = '%s'`,
+	sql := fmt.Sprintf(`SELECT COUNT(DISTINCT synced_at) FROM %s WHERE table_name = '%s' AND sync_date = DATE '%s' AND state = '%s'`,
 		bq.Ref(s.project, s.dataset, LogTable), table, day.String(), state)
 	it, err := bq.RunQuery(ctx, s.client, sql)
 	if err != nil {

@@ -19,7 +19,7 @@ func TestConcurrentWritersAndView(t *testing.T) {
 	st := New(b.Client, b.Project, b.Dataset)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if err := st.Ensure(ctx); err != nil {
+	if err := st.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
 	base := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)

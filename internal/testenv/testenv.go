@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pgbq/pgbq/internal/bq"
+	"github.com/pgbq/pgbq/internal/syncstate"
 )
 
 // Variables dev/test.sh sets.
@@ -109,6 +110,10 @@ func BigQuery(t testing.TB) BQ {
 	b.Client = client
 	if err := bq.EnsureDatasets(ctx, client, b.Config()); err != nil {
 		t.Fatalf("create dataset: %v", err)
+	}
+	// What `planner migrate` does once per deploy.
+	if err := syncstate.New(client, b.Project, b.Dataset).Migrate(ctx); err != nil {
+		t.Fatalf("create sync_control: %v", err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -1,0 +1,132 @@
+package bq
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"cloud.google.com/go/bigquery"
+	"google.golang.org/api/googleapi"
+)
+
+// JobID is a deterministic job id: kind and label (a date) for people
+// reading the job history, then a digest of everything that defines the job's work
+// (table, staging generation, position, content). Starting the same work
+// twice therefore names the same job, and BigQuery answers the second
+// jobs.insert with 409 instead of running it again.
+func JobID(kind, label string, parts ...any) string {
+	h := sha256.New()
+	for _, p := range parts {
+		fmt.Fprintf(h, "%v\x00", p)
+	}
+	return fmt.Sprintf("pgbq_%s_%s_%s", kind, label, hex.EncodeToString(h.Sum(nil))[:32])
+}
+
+// maxJobAttempts bounds how many failed jobs of one id family runJob
+// steps over before it gives up (the caller's retry then decides).
+const maxJobAttempts = 16
+
+// runJob runs the job that start inserts under id and waits for it.
+//
+// On 409 the job already exists — the Go client re-sends jobs.insert with
+// the same id after a 5xx or a lost answer, and a retry after a crash
+// names the same id — so runJob adopts it and waits for it instead of
+// doing the work twice. A job that already ended with a transient error
+// (failed jobs change nothing: a job is atomic) is stepped over with the
+// next id of the family, id_r1, id_r2, …, which every process walks in
+// the same order. When ctx ends first, the job is cancelled: BigQuery
+// would otherwise go on running work nobody waits for.
+func runJob(ctx context.Context, client *bigquery.Client, id string, start func(ctx context.Context, id string) (*bigquery.Job, error)) (*bigquery.Job, error) {
+	for attempt := 0; attempt < maxJobAttempts; attempt++ {
+		jid := id
+		if attempt > 0 {
+			jid = fmt.Sprintf("%s_r%d", id, attempt)
+		}
+		job, err := start(ctx, jid)
+		adopted := false
+		if IsStatus(err, http.StatusConflict) {
+			job, err = client.JobFromIDLocation(ctx, jid, client.Location)
+			adopted = true
+		}
+		if err != nil {
+			return nil, fmt.Errorf("job %s: %w", jid, err)
+		}
+		err = wait(ctx, job)
+		if err == nil {
+			return job, nil
+		}
+		if adopted && JobErrorTransient(err) {
+			continue // an earlier attempt that failed; this id is spent
+		}
+		return job, fmt.Errorf("job %s: %w", jid, err)
+	}
+	return nil, fmt.Errorf("job %s: %d attempts failed", id, maxJobAttempts)
+}
+
+// wait waits for job and returns its error. A failed job's error is read
+// from its status (errorResult; a job that fails is still an HTTP 200 on
+// jobs.get). If ctx ends first the job is cancelled.
+func wait(ctx context.Context, job *bigquery.Job) error {
+	st, err := job.Wait(ctx)
+	if ctx.Err() != nil {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		_ = job.Cancel(cctx) // best effort: the job may have finished
+		return fmt.Errorf("waiting for job %s: %w", job.ID(), ctx.Err())
+	}
+	if err != nil {
+		// For a failed query job, waiting answers the job's error as an
+		// HTTP error; the status holds the errorResult and its reason.
+		if st2, err2 := job.Status(ctx); err2 == nil && st2.Done() && st2.Err() != nil {
+			return st2.Err()
+		}
+		return err
+	}
+	return st.Err()
+}
+
+// JobReason is the reason of a job's errorResult ("notFound",
+// "internalError", …), or "" when err is no job error.
+func JobReason(err error) string {
+	var e *bigquery.Error
+	if errors.As(err, &e) {
+		return e.Reason
+	}
+	var g *googleapi.Error
+	if errors.As(err, &g) && len(g.Errors) > 0 {
+		return g.Errors[0].Reason
+	}
+	return ""
+}
+
+// JobErrorTransient reports whether a job ended with an error that a new
+// attempt may not meet. Reasons follow BigQuery's error-messages page:
+// backendError, internalError and rateLimitExceeded are retryable, and so
+// is a job cancelled by a conflicting transaction ("concurrent update").
+func JobErrorTransient(err error) bool {
+	var e *bigquery.Error
+	if !errors.As(err, &e) {
+		return false
+	}
+	switch e.Reason {
+	case "backendError", "internalError", "rateLimitExceeded", "jobRateLimitExceeded", "jobBackendError", "jobInternalError":
+		return true
+	}
+	return strings.Contains(strings.ToLower(e.Message), "concurrent update") ||
+		strings.Contains(strings.ToLower(e.Message), "too many dml statements outstanding")
+}
+
+// notFound reports whether err says that table does not exist: a job's
+// errorResult with reason notFound, or an HTTP 404.
+func notFound(err error, table string) bool {
+	if IsStatus(err, http.StatusNotFound) {
+		return true
+	}
+	var e *bigquery.Error
+	return errors.As(err, &e) && e.Reason == "notFound" && strings.Contains(e.Message, table)
+}
