@@ -1,4 +1,4 @@
-package syncstate
+package syncstate_test
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 
 	"cloud.google.com/go/civil"
 
+	"github.com/pgbq/pgbq/internal/syncstate"
 	"github.com/pgbq/pgbq/internal/testenv"
 )
 
@@ -16,7 +17,7 @@ import (
 func TestConcurrentWritersAndView(t *testing.T) {
 	t.Parallel()
 	b := testenv.BigQuery(t)
-	st := New(b.Client, b.Project, b.Dataset)
+	st := syncstate.New(b.Client, b.Project, b.Dataset)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	if err := st.Migrate(ctx); err != nil {
@@ -31,9 +32,9 @@ func TestConcurrentWritersAndView(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			day := civil.Date{Year: 2025, Month: 1, Day: 1 + w%10}
-			e := Entry{Table: "t", Date: day, State: StateInProgress, LastMaxID: int64(w), SyncedAt: base.Add(time.Duration(w) * time.Second), Writer: "w"}
+			e := syncstate.Entry{Table: "t", Date: day, State: syncstate.StateInProgress, LastMaxID: int64(w), SyncedAt: base.Add(time.Duration(w) * time.Second), Writer: "w"}
 			if w == 3 {
-				e.State, e.IsFinished = StateFinished, true // finished early, then stale checkpoints follow
+				e.State, e.IsFinished = syncstate.StateFinished, true // finished early, then stale checkpoints follow
 			}
 			errs <- st.Append(ctx, e)
 		}()
@@ -60,7 +61,7 @@ func TestConcurrentWritersAndView(t *testing.T) {
 	if e := got[civil.Date{Year: 2025, Month: 1, Day: 5}]; e.IsFinished || e.LastMaxID != 44 {
 		t.Fatalf("day 5 = %+v, want writer 44's entry", e)
 	}
-	n, err := st.CountState(ctx, "t", civil.Date{Year: 2025, Month: 1, Day: 5}, StateInProgress)
+	n, err := st.CountState(ctx, "t", civil.Date{Year: 2025, Month: 1, Day: 5}, syncstate.StateInProgress)
 	if err != nil || n != 5 {
 		t.Fatalf("CountState = %d, %v; want 5", n, err)
 	}
