@@ -1,5 +1,5 @@
 # pgbq — the two commands a newcomer runs: `make demo` and `make test`.
-.PHONY: demo test bench chaos lint build stack-up stack-down
+.PHONY: demo test bench chaos lint build stack-up stack-down cloud-check
 
 ## demo: the whole pipeline on a local stack (PostgreSQL, BigQuery emulator, Pub/Sub fake)
 demo:
@@ -32,3 +32,8 @@ stack-up:
 	bash dev/devstack.sh up
 stack-down:
 	bash dev/devstack.sh down
+
+## cloud-check: sync a small table through a real BigQuery project (needs BQ_PROJECT and
+## application-default credentials); creates and deletes a scratch dataset. Not part of `make test`.
+cloud-check:
+	bash dev/cloudcheck.sh

@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pgbq/pgbq/internal/bq"
+	"github.com/pgbq/pgbq/internal/bqfidelity"
 	"github.com/pgbq/pgbq/internal/syncstate"
 )
 
@@ -97,7 +98,12 @@ func (b BQ) Config() bq.Config {
 // BigQuery creates a dataset on the emulator for this test.
 func BigQuery(t testing.TB) BQ {
 	t.Helper()
-	b := BQ{Endpoint: need(t, EnvBQ), Project: os.Getenv(EnvBQProject), Dataset: Name("ds")}
+	return bigQueryAt(t, need(t, EnvBQ))
+}
+
+func bigQueryAt(t testing.TB, endpoint string) BQ {
+	t.Helper()
+	b := BQ{Endpoint: endpoint, Project: os.Getenv(EnvBQProject), Dataset: Name("ds")}
 	if b.Project == "" {
 		b.Project = "pgbq-test"
 	}
@@ -134,4 +140,21 @@ func Exec(t testing.TB, pool *pgxpool.Pool, sql ...string) {
 			t.Fatalf("exec %s: %v", strings.TrimSpace(s), err)
 		}
 	}
+}
+
+// EnvBQEmulator is the BigQuery emulator's own endpoint, beneath the
+// fidelity layer that EnvBQ points at (dev/test.sh sets both).
+const EnvBQEmulator = "PGBQ_TEST_BQ_EMULATOR"
+
+// Fidelity starts a BigQuery fidelity layer of its own for this test, in
+// front of the emulator, and a dataset behind it: for tests that set job
+// latency or inject faults without touching other tests.
+func Fidelity(t testing.TB, opt bqfidelity.Options) (BQ, *bqfidelity.Proxy) {
+	t.Helper()
+	p, err := bqfidelity.Start(need(t, EnvBQEmulator), opt)
+	if err != nil {
+		t.Fatalf("start the BigQuery fidelity layer: %v", err)
+	}
+	t.Cleanup(p.Close)
+	return bigQueryAt(t, p.Endpoint()), p
 }

@@ -1,0 +1,309 @@
+package loader
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"cloud.google.com/go/bigquery"
+
+	"github.com/pgbq/pgbq/internal/bq"
+	"github.com/pgbq/pgbq/internal/bqfidelity"
+	"github.com/pgbq/pgbq/internal/parquetenc"
+	"github.com/pgbq/pgbq/internal/pgsource"
+	"github.com/pgbq/pgbq/internal/schema"
+	"github.com/pgbq/pgbq/internal/syncstate"
+	"github.com/pgbq/pgbq/internal/testenv"
+)
+
+// These tests run through the BigQuery fidelity layer (internal/bqfidelity):
+// the emulator underneath, BigQuery's documented job, transaction, quota and
+// partition-decorator behaviour on top.
+
+func newFidelityRig(t *testing.T, opt bqfidelity.Options) (*rig, *bqfidelity.Proxy) {
+	t.Helper()
+	dsn, pool := testenv.PG(t)
+	testenv.Exec(t, pool, activityLogsDDL)
+	b, p := testenv.Fidelity(t, opt)
+	return &rig{t: t, pool: pool, dsn: dsn, bq: b}, p
+}
+
+// newSyncer is one more loader instance on r's table: its own connection
+// pool, warehouse and encoder, as a separate process would have.
+func (r *rig) newSyncer(chunk int, writer string) *Syncer {
+	r.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	src, err := pgsource.Open(ctx, pgsource.Config{DSN: r.dsn}, pgsource.TableSpec{Table: "activity_logs", IDColumn: "id", TimestampColumn: "created_at"})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.t.Cleanup(src.Close)
+	wh, err := bq.NewWarehouse(r.bq.Client, r.bq.Config(), "activity_logs", src.Table())
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	enc, err := parquetenc.New(src.Table())
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return &Syncer{Source: src, Warehouse: wh, State: syncstate.New(r.bq.Client, r.bq.Project, r.bq.Dataset),
+		Encoder: enc, Table: "activity_logs", ChunkSize: chunk, Grace: time.Hour, Writer: writer}
+}
+
+// failedEntries counts the failed rows in the sync_control log.
+func (r *rig) failedEntries() int64 {
+	r.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	it, err := bq.RunQuery(ctx, r.bq.Client, fmt.Sprintf("SELECT COUNT(*) FROM %s WHERE state = '%s'",
+		bq.Ref(r.bq.Project, r.bq.Dataset, syncstate.LogTable), syncstate.StateFailed))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	var row []bigquery.Value
+	if err := it.Next(&row); err != nil {
+		r.t.Fatal(err)
+	}
+	return row[0].(int64)
+}
+
+// Twenty dates of one table published by ten loaders at once: partition
+// replacement does not conflict, so every date finishes on its first
+// publish and no transaction is cancelled. (The fidelity layer's own test
+// shows the old DELETE+INSERT transaction conflicting under the same load.)
+func TestTenLoadersPublishTwentyDates(t *testing.T) {
+	t.Parallel()
+	r, proxy := newFidelityRig(t, bqfidelity.Options{JobLatency: 300 * time.Millisecond})
+	first := time.Date(2024, 4, 1, 0, 0, 0, 0, time.UTC)
+	const days, perDay = 20, 60
+	seedDays(t, r.pool, first, days, perDay, false)
+	r.open(25) // destination, state, and r.src/r.wh for the checks
+	dates := make(chan time.Time, days)
+	for d := range days {
+		dates <- first.AddDate(0, 0, d)
+	}
+	close(dates)
+	var wg sync.WaitGroup
+	errs := make(chan error, days)
+	for i := range 10 {
+		s := r.newSyncer(25, fmt.Sprintf("loader-%d", i))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for day := range dates {
+				out, err := syncUntilDone(s, day)
+				if err != nil || out != Finished {
+					errs <- fmt.Errorf("%s: outcome %v, error %v", day.Format(time.DateOnly), out, err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	for d := range days {
+		if n := r.check(first.AddDate(0, 0, d)); n != perDay {
+			t.Fatalf("day %d: source has %d rows, want %d", d, n, perDay)
+		}
+	}
+	st := proxy.Stats()
+	if st.TransactionConflicts != 0 {
+		t.Errorf("publish conflicts = %d, want 0", st.TransactionConflicts)
+	}
+	if n := r.failedEntries(); n != 0 {
+		t.Errorf("%d failed rows in sync_control, want 0", n)
+	}
+}
+
+// syncUntilDone syncs day until the outcome is not Continue or Busy.
+func syncUntilDone(s *Syncer, day time.Time) (Outcome, error) {
+	for range 200 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		out, err := s.Sync(ctx, day, time.Now().Add(time.Hour))
+		cancel()
+		if err != nil {
+			return out, err
+		}
+		if out == Busy {
+			time.Sleep(200 * time.Millisecond)
+			continue
+		}
+		if out != Continue {
+			return out, nil
+		}
+	}
+	return 0, errors.New("never ended")
+}
+
+// A lost answer — the job did its work, the answer was a 500 — to every
+// kind of data-changing job: the client's re-send of jobs.insert, or our
+// retry, meets 409 and adopts the job; the work is done once and the date
+// finishes without a failed row.
+func TestLostAnswersAdoptTheJob(t *testing.T) {
+	t.Parallel()
+	r, proxy := newFidelityRig(t, bqfidelity.Options{JobLatency: 100 * time.Millisecond})
+	day := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
+	seedDays(t, r.pool, day, 2, 90, false)
+	s := r.open(40)
+
+	// Day 1 through load and copy jobs.
+	proxy.Inject(bqfidelity.Fault{Kind: "load", Count: 2, AfterWork: true})
+	proxy.Inject(bqfidelity.Fault{Kind: "copy", Count: 1, AfterWork: true})
+	if out := r.syncAll(s, day); out != Finished {
+		t.Fatalf("outcome %v, want finished", out)
+	}
+	r.check(day)
+
+	// Day 2 through the de-duplicating query: stage its first chunk twice
+	// (under a second id, as a loader that lost a race would), so staging
+	// holds duplicates and the publish is a query job.
+	day2 := day.AddDate(0, 0, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	gen, err := s.Warehouse.EnsureStaging(ctx, day2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := new(schema.Batch)
+	if err := s.Source.ReadChunk(ctx, day2, day2.AddDate(0, 0, 1), nil, 40, b); err != nil {
+		t.Fatal(err)
+	}
+	data := encodeBatch(t, s, b)
+	if err := s.Warehouse.Load(ctx, day2, gen+1, b.First, b.Last, b.Rows, data); err != nil {
+		t.Fatal(err)
+	}
+	proxy.Inject(bqfidelity.Fault{Kind: "query", Table: "activity_logs$", Count: 1, AfterWork: true})
+	before := proxy.Stats().Duplicate409
+	if out := r.syncAll(s, day2); out != Finished {
+		t.Fatalf("day 2 outcome %v, want finished", out)
+	}
+	r.check(day2)
+	st := proxy.Stats()
+	if st.Duplicate409 <= before {
+		t.Errorf("no 409 after the lost answer to the publish query (409s before %d, after %d)", before, st.Duplicate409)
+	}
+	if st.Duplicate409 < 4 {
+		t.Errorf("409s = %d, want at least one per lost answer (4)", st.Duplicate409)
+	}
+	if n := r.failedEntries(); n != 0 {
+		t.Errorf("%d failed rows in sync_control, want 0", n)
+	}
+}
+
+// Job-level failures arrive as errorResult on an HTTP 200 and are judged
+// by their reason: internalError and backendError are retried,
+// rateLimitExceeded backs off, and notFound on the staging table (dropped
+// by another loader) starts the date again from an empty staging table.
+func TestJobErrorsByReason(t *testing.T) {
+	t.Parallel()
+	r, proxy := newFidelityRig(t, bqfidelity.Options{JobLatency: 50 * time.Millisecond})
+	day := time.Date(2024, 6, 1, 0, 0, 0, 0, time.UTC)
+	seedDays(t, r.pool, day, 1, 120, false)
+	s := r.open(30)
+	proxy.Inject(bqfidelity.Fault{Kind: "load", Count: 1, JobErrorReason: "internalError"})
+	proxy.Inject(bqfidelity.Fault{Kind: "load", Count: 1, JobErrorReason: "backendError"})
+	proxy.Inject(bqfidelity.Fault{Kind: "load", Count: 1, JobErrorReason: "rateLimitExceeded"})
+	proxy.Inject(bqfidelity.Fault{Kind: "copy", Count: 1, JobErrorReason: "backendError"})
+
+	// After the second chunk is staged, another loader drops staging.
+	dropped := false
+	s.hook = func(point string) error {
+		if point == "checkpointed" && !dropped {
+			dropped = true
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			return s.Warehouse.DropStaging(ctx, day)
+		}
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	out, err := s.Sync(ctx, day, time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatalf("first sync: %v", err)
+	}
+	if out != Continue {
+		t.Fatalf("first sync outcome %v, want continue (staging dropped under it)", out)
+	}
+	before := s.rowsLoaded.Load()
+	if got := r.syncAll(s, day); got != Finished {
+		t.Fatalf("outcome %v, want finished", got)
+	}
+	if redone := s.rowsLoaded.Load() - before; redone != 120 {
+		t.Errorf("after the drop %d rows were staged, want the whole day (120) from an empty staging", redone)
+	}
+	r.check(day)
+	if n := r.failedEntries(); n != 0 {
+		t.Errorf("%d failed rows in sync_control, want 0", n)
+	}
+}
+
+// Fifty loader instances starting at once against BigQuery's metadata
+// limits: they only read metadata (the state tables come from `planner
+// migrate`), the destination is created by one of them under a lease, and
+// none fails to start.
+func TestFiftyInstancesStart(t *testing.T) {
+	t.Parallel()
+	r, proxy := newFidelityRig(t, bqfidelity.Options{})
+	seedDays(t, r.pool, time.Date(2024, 7, 1, 0, 0, 0, 0, time.UTC), 1, 10, false)
+	var wg sync.WaitGroup
+	errs := make(chan error, 50)
+	for i := range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := r.newSyncer(100, fmt.Sprintf("i%d", i))
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			defer cancel()
+			if err := s.State.Check(ctx); err != nil {
+				errs <- err
+				return
+			}
+			if err := EnsureDestination(ctx, s.Source, s.Warehouse); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("instance start: %v", err)
+	}
+	if n := proxy.Stats().TablesInserted; n != 1 {
+		t.Errorf("tables.insert calls = %d, want 1 (the destination, once)", n)
+	}
+}
+
+// A loader that starts before `planner migrate` has run waits, then says
+// what to run.
+func TestStartBeforeMigrate(t *testing.T) {
+	t.Parallel()
+	b := testenv.BigQuery(t)
+	st := syncstate.New(b.Client, b.Project, testenv.Name("nostate"))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	err := st.Check(ctx)
+	if err == nil {
+		t.Fatal("Check passed without state tables")
+	}
+	if got := err.Error(); !strings.Contains(got, "planner migrate") {
+		t.Fatalf("error %q does not say to run planner migrate", got)
+	}
+}
+
+func encodeBatch(t *testing.T, s *Syncer, b *schema.Batch) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := s.Encoder.Encode(&buf, b); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
