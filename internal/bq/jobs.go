@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"cloud.google.com/go/bigquery"
+	"github.com/googleapis/gax-go/v2"
 	"google.golang.org/api/googleapi"
 )
 
@@ -27,22 +28,28 @@ func JobID(kind, label string, parts ...any) string {
 	return fmt.Sprintf("pgbq_%s_%s_%s", kind, label, hex.EncodeToString(h.Sum(nil))[:32])
 }
 
-// maxJobAttempts bounds how many failed jobs of one id family runJob
-// steps over before it gives up (the caller's retry then decides).
-const maxJobAttempts = 16
+// maxJobFailures bounds how many jobs of one id family may fail with a
+// transient error before runJob gives up (the caller's retry, or Pub/Sub's
+// redelivery, then decides). Rate limits do not count: they say "later",
+// not "broken", and runJob waits them out until ctx ends.
+const maxJobFailures = 8
 
 // runJob runs the job that start inserts under id and waits for it.
 //
 // On 409 the job already exists — the Go client re-sends jobs.insert with
 // the same id after a 5xx or a lost answer, and a retry after a crash
 // names the same id — so runJob adopts it and waits for it instead of
-// doing the work twice. A job that already ended with a transient error
-// (failed jobs change nothing: a job is atomic) is stepped over with the
-// next id of the family, id_r1, id_r2, …, which every process walks in
-// the same order. When ctx ends first, the job is cancelled: BigQuery
-// would otherwise go on running work nobody waits for.
+// doing the work twice. A job that ended with a transient error changed
+// nothing (a job is atomic), so its id is spent: the next attempt uses the
+// next id of the family, id_r1, id_r2, …, which every process walks in the
+// same order, skipping spent ids through 409 without waiting. Between its
+// own failed attempts runJob backs off with jitter (gax's backoff pauses a
+// random time up to the current step). When ctx ends, the job in flight is
+// cancelled: BigQuery would otherwise go on running work nobody waits for.
 func runJob(ctx context.Context, client *bigquery.Client, id string, start func(ctx context.Context, id string) (*bigquery.Job, error)) (*bigquery.Job, error) {
-	for attempt := 0; attempt < maxJobAttempts; attempt++ {
+	bo := gax.Backoff{Initial: 500 * time.Millisecond, Max: 10 * time.Second, Multiplier: 2}
+	failures := 0
+	for attempt := 0; ; attempt++ {
 		jid := id
 		if attempt > 0 {
 			jid = fmt.Sprintf("%s_r%d", id, attempt)
@@ -60,12 +67,21 @@ func runJob(ctx context.Context, client *bigquery.Client, id string, start func(
 		if err == nil {
 			return job, nil
 		}
-		if adopted && JobErrorTransient(err) {
-			continue // an earlier attempt that failed; this id is spent
+		if !JobErrorTransient(err) || ctx.Err() != nil {
+			return job, fmt.Errorf("job %s: %w", jid, err)
 		}
-		return job, fmt.Errorf("job %s: %w", jid, err)
+		if adopted {
+			continue // an earlier attempt's failure: skip to the next id
+		}
+		if JobReason(err) != "rateLimitExceeded" {
+			if failures++; failures >= maxJobFailures {
+				return job, fmt.Errorf("job %s: %d attempts failed, the last: %w", jid, failures, err)
+			}
+		}
+		if serr := gax.Sleep(ctx, bo.Pause()); serr != nil {
+			return job, fmt.Errorf("job %s: %w", jid, err)
+		}
 	}
-	return nil, fmt.Errorf("job %s: %d attempts failed", id, maxJobAttempts)
 }
 
 // wait waits for job and returns its error. A failed job's error is read

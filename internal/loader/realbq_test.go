@@ -163,8 +163,9 @@ func TestLostAnswersAdoptTheJob(t *testing.T) {
 	r.check(day)
 
 	// Day 2 through the de-duplicating query: stage its first chunk twice
-	// (under a second id, as a loader that lost a race would), so staging
-	// holds duplicates and the publish is a query job.
+	// (the second time under another id, as a loader that lost a race with
+	// another generation would), so staging holds duplicates and the
+	// publish is a query job.
 	day2 := day.AddDate(0, 0, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -177,8 +178,10 @@ func TestLostAnswersAdoptTheJob(t *testing.T) {
 		t.Fatal(err)
 	}
 	data := encodeBatch(t, s, b)
-	if err := s.Warehouse.Load(ctx, day2, gen+1, b.First, b.Last, b.Rows, data); err != nil {
-		t.Fatal(err)
+	for _, g := range []bq.Generation{gen, gen + 1} { // the second id is another loader's
+		if err := s.Warehouse.Load(ctx, day2, g, b.First, b.Last, b.Rows, data); err != nil {
+			t.Fatal(err)
+		}
 	}
 	proxy.Inject(bqfidelity.Fault{Kind: "query", Table: "activity_logs$", Count: 1, AfterWork: true})
 	before := proxy.Stats().Duplicate409
@@ -187,6 +190,7 @@ func TestLostAnswersAdoptTheJob(t *testing.T) {
 	}
 	r.check(day2)
 	st := proxy.Stats()
+	t.Logf("stats: %+v", st)
 	if st.Duplicate409 <= before {
 		t.Errorf("no 409 after the lost answer to the publish query (409s before %d, after %d)", before, st.Duplicate409)
 	}
@@ -254,6 +258,7 @@ func TestFiftyInstancesStart(t *testing.T) {
 	t.Parallel()
 	r, proxy := newFidelityRig(t, bqfidelity.Options{})
 	seedDays(t, r.pool, time.Date(2024, 7, 1, 0, 0, 0, 0, time.UTC), 1, 10, false)
+	before := proxy.Stats().TablesInserted
 	var wg sync.WaitGroup
 	errs := make(chan error, 50)
 	for i := range 50 {
@@ -277,7 +282,7 @@ func TestFiftyInstancesStart(t *testing.T) {
 	for err := range errs {
 		t.Errorf("instance start: %v", err)
 	}
-	if n := proxy.Stats().TablesInserted; n != 1 {
+	if n := proxy.Stats().TablesInserted - before; n != 1 {
 		t.Errorf("tables.insert calls = %d, want 1 (the destination, once)", n)
 	}
 }
@@ -306,4 +311,46 @@ func encodeBatch(t *testing.T, s *Syncer, b *schema.Batch) []byte {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+// A publish whose request is abandoned (deadline, SIGTERM) is cancelled:
+// BigQuery would otherwise run it later, and a partial staging — here a
+// rebuild that has staged one chunk — would replace a finished day.
+func TestAbandonedPublishIsCancelled(t *testing.T) {
+	t.Parallel()
+	r, proxy := newFidelityRig(t, bqfidelity.Options{JobLatency: 2 * time.Second})
+	day := time.Date(2024, 8, 1, 0, 0, 0, 0, time.UTC)
+	seedDays(t, r.pool, day, 1, 100, false)
+	s := r.open(40)
+	if out := r.syncAll(s, day); out != Finished {
+		t.Fatalf("outcome %v, want finished", out)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	gen, err := s.Warehouse.EnsureStaging(ctx, day)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := new(schema.Batch)
+	if err := s.Source.ReadChunk(ctx, day, day.AddDate(0, 0, 1), nil, 40, b); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Warehouse.Load(ctx, day, gen, b.First, b.Last, b.Rows, encodeBatch(t, s, b)); err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.Warehouse.StagedState(ctx, day, gen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, cancelShort := context.WithTimeout(ctx, 300*time.Millisecond)
+	err = s.Warehouse.Publish(short, day, st)
+	cancelShort()
+	if err == nil {
+		t.Fatal("a publish with a 300 ms deadline and 2 s jobs returned no error")
+	}
+	time.Sleep(3 * time.Second) // past the job's latency: had it run, it would show now
+	if n := proxy.Stats().JobsCancelled; n < 1 {
+		t.Errorf("jobs cancelled = %d, want the abandoned publish", n)
+	}
+	r.check(day) // still the whole day, not the one staged chunk
 }

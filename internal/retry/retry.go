@@ -121,15 +121,45 @@ func transientMessage(msg string) bool {
 // and a Pub/Sub redelivery).
 const Attempts = 8
 
+// RateLimited reports whether err is BigQuery's (or any Google API's) "not
+// now": HTTP 429 or the reason rateLimitExceeded, on the request or on a
+// job's errorResult.
+func RateLimited(err error) bool {
+	var jobErr *bigquery.Error
+	if errors.As(err, &jobErr) {
+		return jobErr.Reason == "rateLimitExceeded"
+	}
+	var gErr *googleapi.Error
+	if errors.As(err, &gErr) {
+		if gErr.Code == http.StatusTooManyRequests {
+			return true
+		}
+		for _, e := range gErr.Errors {
+			if e.Reason == "rateLimitExceeded" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // Do calls f until it succeeds, fails with an error that is not transient,
-// has been called Attempts times, or ctx ends. It returns f's last error.
-// f receives the attempt number, starting at 0.
+// has failed Attempts times, or ctx ends. It returns f's last error. Rate
+// limits do not count as failures: they are waited out, with the same
+// jittered backoff, until ctx ends. f receives the attempt number,
+// starting at 0.
 func Do(ctx context.Context, f func(ctx context.Context, attempt int) error) error {
 	bo := gax.Backoff{Initial: 200 * time.Millisecond, Max: 10 * time.Second, Multiplier: 2}
+	failures := 0
 	for attempt := 0; ; attempt++ {
 		err := f(ctx, attempt)
-		if err == nil || !Transient(err) || attempt+1 >= Attempts {
+		if err == nil || !Transient(err) {
 			return err
+		}
+		if !RateLimited(err) {
+			if failures++; failures >= Attempts {
+				return err
+			}
 		}
 		if serr := gax.Sleep(ctx, bo.Pause()); serr != nil {
 			return err
