@@ -135,13 +135,13 @@ func (p *Proxy) resource(j *job) map[string]any {
 	}
 	cfg["jobType"] = strings.ToUpper(j.kind)
 	return map[string]any{
-		"kind":         "bigquery#job",
-		"id":           j.project + ":" + j.location + "." + j.id,
-		"jobReference": map[string]any{"projectId": j.project, "jobId": j.id, "location": j.location},
+		"kind":          "bigquery#job",
+		"id":            j.project + ":" + j.location + "." + j.id,
+		"jobReference":  map[string]any{"projectId": j.project, "jobId": j.id, "location": j.location},
 		"configuration": cfg,
-		"status":       status,
-		"statistics":   stats,
-		"user_email":   "fidelity@localhost",
+		"status":        status,
+		"statistics":    stats,
+		"user_email":    "fidelity@localhost",
 	}
 }
 
