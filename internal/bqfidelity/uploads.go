@@ -131,5 +131,11 @@ func (p *Proxy) resumableChunk(w http.ResponseWriter, r *http.Request, id string
 	if len(s.buf) > 0 {
 		w.Header().Set("Range", "bytes=0-"+strconv.Itoa(len(s.buf)-1))
 	}
+	if r.Header.Get("X-GUploader-No-308") == "yes" {
+		// The Go client asks for "200 OK" with the 308 in a header instead.
+		w.Header().Set("X-Http-Status-Code-Override", "308")
+		w.WriteHeader(http.StatusOK)
+		return
+	}
 	w.WriteHeader(http.StatusPermanentRedirect)
 }
