@@ -290,7 +290,7 @@ func (p *Proxy) matchColumns(ctx context.Context, j *job, d *decorPlan, scratchM
 	}
 	var cols []string
 	for _, f := range schemaFields(scratchMeta) {
-		if !have[strings.ToLower(f.name)] {
+		if !have[strings.ToLower(f.name)] && !p.hasColumn(ctx, j.project, d.dest, f.name) {
 			if !d.allowAdd {
 				return "", invalid("Provided Schema does not match Table %s. Cannot add fields (field: %s)", d.dest, f.name)
 			}
@@ -328,4 +328,17 @@ func (p *Proxy) emuCount(ctx context.Context, project, sql string) (int64, *apiE
 		return 0, invalid("fidelity check returned %q", v)
 	}
 	return n, nil
+}
+
+// hasColumn asks the emulator's data rather than its metadata, which does
+// not show columns added by ALTER TABLE.
+func (p *Proxy) hasColumn(ctx context.Context, project string, t tableRef, col string) bool {
+	res, err := p.emuDo(ctx, http.MethodPost, "projects/"+project+"/queries", map[string]any{
+		"query": fmt.Sprintf("SELECT `%s` FROM %s LIMIT 0", col, t.sql()), "useLegacySql": false,
+	})
+	if err != nil {
+		return false
+	}
+	errs, _ := res["errors"].([]any)
+	return len(errs) == 0
 }
