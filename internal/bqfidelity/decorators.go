@@ -126,7 +126,9 @@ func (p *Proxy) planDecorators(ctx context.Context, j *job, pl *plan) (*decorPla
 	for _, s := range srcs {
 		decorated = decorated || s.Decorator != ""
 	}
-	if !decorated || j.kind == "extract" {
+	// The emulator ignores a query's destinationTable, so every query with
+	// one takes this path, decorated or not.
+	if j.kind == "extract" || !decorated && !(j.kind == "query" && hasDest) {
 		return nil, nil
 	}
 	d := &decorPlan{kind: j.kind, dest: dest, write: "WRITE_APPEND"}
@@ -171,7 +173,7 @@ func (p *Proxy) planDecorators(ctx context.Context, j *job, pl *plan) (*decorPla
 
 // runDecorated does a decorated job's work (see the comment at the top).
 func (p *Proxy) runDecorated(ctx context.Context, j *job, d *decorPlan) *apiError {
-	if d.destMeta == nil {
+	if d.destMeta == nil && d.dest.Decorator != "" {
 		return notFound(d.dest)
 	}
 	scratch := tableRef{Project: d.dest.Project, Dataset: d.dest.Dataset, Table: randomID("_bqfid_scratch_")}
@@ -196,14 +198,21 @@ func (p *Proxy) runDecorated(ctx context.Context, j *job, d *decorPlan) *apiErro
 			return invalid("Some rows belong to different partitions rather than destination partition %s", d.dest.Decorator)
 		}
 	}
-	if d.write == "WRITE_EMPTY" {
+	if d.write == "WRITE_EMPTY" && d.destMeta != nil {
 		n, err := p.emuCount(ctx, j.project, fmt.Sprintf("SELECT COUNT(*) FROM %s WHERE %s", d.dest.sql(), destFilter))
 		if err != nil {
 			return err
 		}
 		if n > 0 {
-			return &apiError{Code: 409, Reason: "duplicate", Message: "Already Exists: Table " + d.dest.String() + "$" + d.dest.Decorator}
+			return &apiError{Code: 409, Reason: "duplicate", Message: "Already Exists: Table " + strings.TrimSuffix(d.dest.String()+"$"+d.dest.Decorator, "$")}
 		}
+	}
+	if d.destMeta == nil { // CREATE_IF_NEEDED: the new table is the scratch table's copy
+		if _, err := p.emuQuery(ctx, j.project, fmt.Sprintf("CREATE TABLE %s AS SELECT * FROM %s", d.dest.sql(), scratch.sql())); err != nil {
+			return err
+		}
+		p.setDecoratedStats(ctx, j, d, scratch, scratchMeta)
+		return nil
 	}
 	cols, err := p.matchColumns(ctx, j, d, scratchMeta)
 	if err != nil {
@@ -218,6 +227,11 @@ func (p *Proxy) runDecorated(ctx context.Context, j *job, d *decorPlan) *apiErro
 	if _, err := p.emuQuery(ctx, j.project, sql.String()); err != nil {
 		return err
 	}
+	p.setDecoratedStats(ctx, j, d, scratch, scratchMeta)
+	return nil
+}
+
+func (p *Proxy) setDecoratedStats(ctx context.Context, j *job, d *decorPlan, scratch tableRef, scratchMeta map[string]any) {
 	rows, _ := p.emuCount(ctx, j.project, "SELECT COUNT(*) FROM "+scratch.sql())
 	stats := map[string]any{}
 	switch d.kind {
@@ -232,7 +246,6 @@ func (p *Proxy) runDecorated(ctx context.Context, j *job, d *decorPlan) *apiErro
 	j.emuJob = map[string]any{"statistics": stats}
 	j.schema = scratchMeta["schema"]
 	p.jobs.mu.Unlock()
-	return nil
 }
 
 // fillScratch writes the job's rows into the scratch table.
@@ -264,15 +277,14 @@ func (p *Proxy) fillScratch(ctx context.Context, j *job, d *decorPlan, scratch t
 		}
 		_, err := p.emuJob(ctx, j.project, "load", map[string]any{"load": lc}, j.media, j.mediaType)
 		return err
-	default:
+	default: // the emulator ignores destinationTable: CREATE TABLE … AS the query
 		qc := map[string]any{}
 		for k, v := range c {
 			qc[k] = v
 		}
-		qc["destinationTable"] = scratch.json(false)
-		qc["writeDisposition"] = "WRITE_TRUNCATE"
-		qc["createDisposition"] = "CREATE_IF_NEEDED"
-		for _, k := range []string{"timePartitioning", "rangePartitioning", "clustering", "schemaUpdateOptions"} {
+		sql, _ := c["query"].(string)
+		qc["query"] = fmt.Sprintf("CREATE TABLE %s AS\n%s", scratch.sql(), strings.TrimRight(strings.TrimSpace(sql), ";"))
+		for _, k := range []string{"destinationTable", "writeDisposition", "createDisposition", "timePartitioning", "rangePartitioning", "clustering", "schemaUpdateOptions"} {
 			delete(qc, k)
 		}
 		_, err := p.emuJob(ctx, j.project, "query", map[string]any{"query": qc}, nil, "")
