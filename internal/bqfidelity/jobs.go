@@ -322,6 +322,7 @@ func (p *Proxy) handleJobsQuery(w http.ResponseWriter, r *http.Request, project 
 	}
 	reqID, _ := req["requestId"].(string)
 	loc, _ := req["location"].(string)
+	lost := false // an AfterWork fault: answer 500 once the job is done
 	p.jobs.mu.Lock()
 	j := p.jobs.requests[reqID]
 	p.jobs.mu.Unlock()
@@ -340,6 +341,7 @@ func (p *Proxy) handleJobsQuery(w http.ResponseWriter, r *http.Request, project 
 				return
 			}
 			j.forcedErr = f.JobErrorReason
+			lost = f.AfterWork
 		}
 		p.jobs.create(j)
 		if reqID != "" {
@@ -349,6 +351,14 @@ func (p *Proxy) handleJobsQuery(w http.ResponseWriter, r *http.Request, project 
 		}
 		p.wg.Add(1)
 		go p.run(j)
+	}
+	if lost {
+		select {
+		case <-j.done:
+		case <-p.closeCtx.Done():
+		}
+		writeError(w, &apiError{Code: 500, Reason: "backendError", Message: "fidelity fault: the answer was lost after the work"})
+		return
 	}
 	ref := map[string]any{"projectId": j.project, "jobId": j.id, "location": j.location}
 	timeout := 10 * time.Second

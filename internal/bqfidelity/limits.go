@@ -113,6 +113,14 @@ func (l *limits) wakeAll() {
 	l.mu.Unlock()
 }
 
+// close ends every wait in a queue (the jobs end stopped).
+func (l *limits) close() {
+	l.mu.Lock()
+	l.closing = true
+	l.cond.Broadcast()
+	l.mu.Unlock()
+}
+
 func (l *limits) refuse(limit, reason, msg string) *apiError {
 	l.stats.add(func(s *Stats) { s.RateLimited[limit]++ })
 	return &apiError{Code: statusFor(reason), Reason: reason, Message: msg + quotaHelp}

@@ -115,8 +115,8 @@ func (p *Proxy) Close() {
 	p.stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	p.lim.close()
 	_ = p.srv.Shutdown(ctx)
-	p.lim.wakeAll()
 	p.wg.Wait()
 }
 

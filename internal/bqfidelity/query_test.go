@@ -66,3 +66,20 @@ func TestDMLThroughJobsQueryObeysTheDMLQueue(t *testing.T) {
 		t.Fatalf("id = %d, want 3 after two UPDATEs", n)
 	}
 }
+
+// jobs.query is de-duplicated by requestId: the Go client's own retry after
+// a lost answer finds the same job instead of running the DML again.
+func TestJobsQueryRetryAfterALostAnswerRunsTheDMLOnce(t *testing.T) {
+	f := start(t, Options{JobLatency: 200 * time.Millisecond})
+	f.table(t, "ev", false)
+	f.p.Inject(Fault{Kind: "query", Count: 1, AfterWork: true})
+	if _, err := f.c.Query("INSERT INTO " + f.ref("ev") + " (id, ts) VALUES (1, TIMESTAMP('2024-01-02'))").Read(ctxT(t, time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.count(t, "SELECT COUNT(*) FROM "+f.ref("ev")); n != 1 {
+		t.Fatalf("rows = %d, want 1", n)
+	}
+	if s := f.p.Stats(); s.FaultsFired != 1 || s.JobsRun["query"] != 1 {
+		t.Fatalf("stats %+v", s)
+	}
+}
