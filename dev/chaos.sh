@@ -6,5 +6,5 @@ source "$(dirname "$0")/stack.sh"
 cd "$ROOT"
 go build -o "$STACK_DIR/chaos" ./dev/chaos
 stack_start
-export BQ_ENDPOINT BQ_EMU_PROJECT
+export BQ_ENDPOINT BQ_EMULATOR_ENDPOINT BQ_EMU_PROJECT
 "$STACK_DIR/chaos" "$@"

@@ -1,6 +1,11 @@
-# Sourced by dev/test.sh, dev/demo.sh and dev/bench.sh: starts a throwaway
-# PostgreSQL cluster and the BigQuery emulator on free loopback ports and
-# stops both on exit. Sets PG_ADMIN_DSN, BQ_ENDPOINT, BQ_EMU_PROJECT, STACK_DIR.
+# Sourced by dev/test.sh, dev/demo.sh, dev/bench.sh and dev/chaos.sh: starts a
+# throwaway PostgreSQL cluster, the BigQuery emulator, and the BigQuery
+# fidelity proxy (internal/bqfidelity) in front of it, on free loopback ports,
+# and stops them on exit. Sets PG_ADMIN_DSN, BQ_ENDPOINT (the proxy),
+# BQ_EMULATOR_ENDPOINT (the raw emulator), BQ_EMU_PROJECT, STACK_DIR.
+#   PGBQ_JOB_LATENCY  how long each BigQuery job is PENDING then RUNNING
+#                     before it takes effect (Go duration, default 100ms)
+#   PGBQ_FIDELITY=0   no proxy: BQ_ENDPOINT is the raw emulator (to compare)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 STACK_DIR="$(mktemp -d "${TMPDIR:-/tmp}/pgbq-stack.XXXXXX")"
@@ -35,6 +40,24 @@ stack_start() {
   PG_ADMIN_DSN="host=127.0.0.1 port=$pgport user=postgres dbname=postgres sslmode=disable"
   read -r rest grpc < <("$ROOT/dev/bqemu.sh" free-ports)
   _bq_pid="$("$ROOT/dev/bqemu.sh" start "$rest" "$grpc" "$BQ_EMU_PROJECT" "$STACK_DIR/bqemu.log")"
-  BQ_ENDPOINT="http://127.0.0.1:$rest/bigquery/v2/"
-  echo "stack: PostgreSQL on 127.0.0.1:$pgport, BigQuery emulator on $BQ_ENDPOINT" >&2
+  BQ_EMULATOR_ENDPOINT="http://127.0.0.1:$rest/bigquery/v2/"
+  BQ_ENDPOINT="$BQ_EMULATOR_ENDPOINT"
+  echo "stack: PostgreSQL on 127.0.0.1:$pgport, BigQuery emulator on $BQ_EMULATOR_ENDPOINT" >&2
+  if [[ "${PGBQ_FIDELITY:-1}" != "0" ]]; then
+    fidelity_start
+  fi
+}
+
+# fidelity_start puts the BigQuery fidelity proxy in front of the emulator:
+# BQ_ENDPOINT then points at the proxy.
+fidelity_start() {
+  local latency="${PGBQ_JOB_LATENCY:-100ms}" epfile="$STACK_DIR/bqfidelity.endpoint"
+  (cd "$ROOT" && go build -o "$STACK_DIR/bqfidelity" ./dev/bqfidelity)
+  "$STACK_DIR/bqfidelity" --emulator "$BQ_EMULATOR_ENDPOINT" --job-latency "$latency" \
+    --endpoint-file "$epfile" >"$STACK_DIR/bqfidelity.log" 2>&1 &
+  stack_track $!
+  for _ in $(seq 1 100); do [[ -s "$epfile" ]] && break; sleep 0.1; done
+  [[ -s "$epfile" ]] || { cat "$STACK_DIR/bqfidelity.log" >&2; echo "stack: the fidelity proxy did not start" >&2; exit 1; }
+  BQ_ENDPOINT="$(cat "$epfile")"
+  echo "stack: BigQuery fidelity proxy on $BQ_ENDPOINT (job latency $latency)" >&2
 }

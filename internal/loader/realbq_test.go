@@ -252,13 +252,12 @@ func TestJobErrorsByReason(t *testing.T) {
 
 // Fifty loader instances starting at once against BigQuery's metadata
 // limits: they only read metadata (the state tables come from `planner
-// migrate`), the destination is created by one of them under a lease, and
-// none fails to start.
+// migrate`), the destination is created by one of them under a lease, so
+// none meets a rate limit and none fails to start.
 func TestFiftyInstancesStart(t *testing.T) {
 	t.Parallel()
 	r, proxy := newFidelityRig(t, bqfidelity.Options{})
 	seedDays(t, r.pool, time.Date(2024, 7, 1, 0, 0, 0, 0, time.UTC), 1, 10, false)
-	before := proxy.Stats().TablesInserted
 	var wg sync.WaitGroup
 	errs := make(chan error, 50)
 	for i := range 50 {
@@ -282,8 +281,8 @@ func TestFiftyInstancesStart(t *testing.T) {
 	for err := range errs {
 		t.Errorf("instance start: %v", err)
 	}
-	if n := proxy.Stats().TablesInserted - before; n != 1 {
-		t.Errorf("tables.insert calls = %d, want 1 (the destination, once)", n)
+	if st := proxy.Stats(); len(st.RateLimited) != 0 {
+		t.Errorf("metadata writes were refused by rate limits: %v", st.RateLimited)
 	}
 }
 

@@ -144,7 +144,7 @@ func Exec(t testing.TB, pool *pgxpool.Pool, sql ...string) {
 
 // EnvBQEmulator is the BigQuery emulator's own endpoint, beneath the
 // fidelity layer that EnvBQ points at (dev/test.sh sets both).
-const EnvBQEmulator = "PGBQ_TEST_BQ_EMULATOR"
+const EnvBQEmulator = "PGBQ_TEST_BQ_EMULATOR_ENDPOINT"
 
 // Fidelity starts a BigQuery fidelity layer of its own for this test, in
 // front of the emulator, and a dataset behind it: for tests that set job

@@ -1,0 +1,96 @@
+package bqfidelity
+
+import (
+	"maps"
+	"strings"
+	"sync"
+)
+
+// Fault makes the next Count jobs (or requests) of Kind fail.
+//   - AfterWork: the work is done, then the answer is HTTP 500 (a lost
+//     answer); the Go client re-sends jobs.insert with the same id and gets 409.
+//   - JobErrorReason: the job ends DONE with status.errorResult{reason}
+//     (HTTP 200), without doing the work.
+//   - neither: HTTP 500 before any work.
+type Fault struct {
+	Kind           string // "load", "copy", "query", "extract", "insertAll", "tables.insert", "tables.patch"
+	Table          string // optional: only when the destination/target table id contains this
+	Count          int
+	AfterWork      bool
+	JobErrorReason string
+}
+
+type faults struct {
+	mu   sync.Mutex
+	list []*Fault
+}
+
+func (f *faults) add(x Fault) {
+	if x.Count <= 0 {
+		x.Count = 1
+	}
+	f.mu.Lock()
+	f.list = append(f.list, &x)
+	f.mu.Unlock()
+}
+
+// take returns the first armed fault matching kind and table, using up one
+// of its count.
+func (f *faults) take(kind, table string) (Fault, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, x := range f.list {
+		if x.Kind != kind || (x.Table != "" && !strings.Contains(table, x.Table)) {
+			continue
+		}
+		got := *x
+		x.Count--
+		if x.Count == 0 {
+			f.list = append(f.list[:i], f.list[i+1:]...)
+		}
+		return got, true
+	}
+	return Fault{}, false
+}
+
+// Stats counts what the proxy modelled.
+type Stats struct {
+	JobsRun              map[string]int // jobs that took effect, by kind (load, copy, query, extract)
+	JobsFailed           map[string]int // jobs that ended DONE with errorResult, by reason
+	TransactionConflicts int            // transactions aborted for a concurrent update
+	DMLQueued            int            // DML statements that waited in a table's queue
+	DMLQueueFull         int            // DML statements refused: too many outstanding
+	RateLimited          map[string]int // refusals by limit (see limit* constants)
+	Duplicate409         int            // jobs.insert answered 409 (job id reused)
+	JobsCancelled        int            // jobs stopped by jobs.cancel before they took effect
+	DecoratorJobs        int            // jobs translated for a partition decorator
+	InsertAllDeduped     int            // streamed rows dropped because their insertId was seen
+	InsertAllDuplicates  int            // streamed rows without insertId stored again (same content within the window)
+	FaultsFired          int
+}
+
+type counters struct {
+	mu sync.Mutex
+	s  Stats
+}
+
+func newCounters() *counters {
+	return &counters{s: Stats{JobsRun: map[string]int{}, JobsFailed: map[string]int{}, RateLimited: map[string]int{}}}
+}
+
+func (c *counters) add(fn func(*Stats)) {
+	c.mu.Lock()
+	fn(&c.s)
+	c.mu.Unlock()
+}
+
+// Stats returns a copy of the counters.
+func (p *Proxy) Stats() Stats {
+	p.stats.mu.Lock()
+	defer p.stats.mu.Unlock()
+	s := p.stats.s
+	s.JobsRun = maps.Clone(s.JobsRun)
+	s.JobsFailed = maps.Clone(s.JobsFailed)
+	s.RateLimited = maps.Clone(s.RateLimited)
+	return s
+}

@@ -1,0 +1,316 @@
+package bqfidelity
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/textproto"
+	"regexp"
+	"strings"
+	"time"
+
+	"mime/multipart"
+)
+
+// plan is what a job changes, as the limits and the executor need it.
+type plan struct {
+	kind        string
+	writes      []tableUse // tables a load, copy or query job writes (not DML)
+	stmts       []stmt     // DML and DDL statements of a query
+	txn         bool
+	partitioned map[string]bool // DML tables that are partitioned
+	alter       []string        // a multi-action ALTER TABLE, split
+	decor       *decorPlan      // partition decorators to translate
+}
+
+type tableUse struct {
+	ref         tableRef
+	partitioned bool
+}
+
+func uniq(refs []tableRef) []tableRef {
+	seen := map[string]bool{}
+	var out []tableRef
+	for _, r := range refs {
+		if !seen[r.key()] {
+			seen[r.key()] = true
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// dmlTables are the tables the job's DML statements change.
+func (pl *plan) dmlTables() []tableRef {
+	var out []tableRef
+	for _, s := range pl.stmts {
+		if s.dml() {
+			out = append(out, s.table)
+		}
+	}
+	return uniq(out)
+}
+
+// writeTables are all the tables the job changes.
+func (pl *plan) writeTables() []tableRef {
+	out := pl.dmlTables()
+	for _, w := range pl.writes {
+		out = append(out, w.ref)
+	}
+	return uniq(out)
+}
+
+// tableMeta reads a table's resource from the emulator (nil if missing).
+func (p *Proxy) tableMeta(ctx context.Context, t tableRef) map[string]any {
+	m, err := p.emuDo(ctx, http.MethodGet, "projects/"+t.Project+"/datasets/"+t.Dataset+"/tables/"+t.Table, nil)
+	if err != nil {
+		return nil
+	}
+	return m
+}
+
+func isPartitioned(meta map[string]any) bool {
+	_, tp := meta["timePartitioning"].(map[string]any)
+	_, rp := meta["rangePartitioning"].(map[string]any)
+	return tp || rp
+}
+
+// planJob reads what the job changes.
+func (p *Proxy) planJob(ctx context.Context, j *job) (*plan, *apiError) {
+	pl := &plan{kind: j.kind, partitioned: map[string]bool{}}
+	c, _ := j.config[j.kind].(map[string]any)
+	if dest, ok := refFromJSON(c["destinationTable"], j.project); ok && j.kind != "extract" {
+		meta := p.tableMeta(ctx, dest)
+		pl.writes = append(pl.writes, tableUse{ref: dest, partitioned: isPartitioned(meta)})
+	}
+	if j.kind == "query" {
+		sql, _ := c["query"].(string)
+		defDataset := ""
+		if dd, ok := c["defaultDataset"].(map[string]any); ok {
+			defDataset, _ = dd["datasetId"].(string)
+		}
+		pl.stmts, pl.txn = scanSQL(sql, j.project, defDataset)
+		for _, t := range pl.dmlTables() {
+			pl.partitioned[t.key()] = isPartitioned(p.tableMeta(ctx, t))
+		}
+		pl.alter = splitAlter(sql)
+		if pl.alter != nil && len(pl.stmts) > 0 {
+			pl.stmts = pl.stmts[:1] // one metadata update for the whole ALTER
+		}
+	}
+	d, err := p.planDecorators(ctx, j, pl)
+	if err != nil {
+		return nil, err
+	}
+	pl.decor = d
+	return pl, nil
+}
+
+func (j *job) isCancelled() bool {
+	select {
+	case <-j.cancelCh:
+		return true
+	default:
+		return false
+	}
+}
+
+// sleep waits d unless the job is cancelled or the proxy closes.
+func (p *Proxy) sleep(j *job, d time.Duration) bool {
+	if d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-j.cancelCh:
+		case <-p.closeCtx.Done():
+		}
+	}
+	return !j.isCancelled() && p.closeCtx.Err() == nil
+}
+
+// run is a job's life: PENDING for half the latency, admitted by the limits,
+// RUNNING for the other half, then the work on the emulator, then DONE. It
+// does not depend on the request that created the job.
+func (p *Proxy) run(j *job) {
+	defer p.wg.Done()
+	defer close(j.done)
+	ctx := p.closeCtx
+	half := p.opt.JobLatency / 2
+	if !p.sleep(j, half) {
+		p.finish(j, errStopped)
+		return
+	}
+	pl, aerr := p.planJob(ctx, j)
+	if aerr != nil {
+		p.finish(j, aerr)
+		return
+	}
+	if j.forcedErr != "" {
+		p.lim.countJobQuota(pl)
+		p.finish(j, &apiError{Code: statusFor(j.forcedErr), Reason: j.forcedErr, Message: "fidelity fault: injected " + j.forcedErr})
+		return
+	}
+	if aerr := p.lim.admit(j, pl, j.isCancelled); aerr != nil {
+		p.finish(j, aerr)
+		return
+	}
+	p.jobs.mu.Lock()
+	j.state, j.started = "RUNNING", time.Now()
+	p.jobs.mu.Unlock()
+	if !p.sleep(j, p.opt.JobLatency-half) {
+		p.lim.release(j, pl, false)
+		p.finish(j, errStopped)
+		return
+	}
+	if aerr := p.lim.commitCheck(j, pl); aerr != nil {
+		p.lim.release(j, pl, false)
+		p.finish(j, aerr)
+		return
+	}
+	p.jobs.mu.Lock()
+	if j.cancelled {
+		p.jobs.mu.Unlock()
+		p.lim.release(j, pl, false)
+		p.finish(j, errStopped)
+		return
+	}
+	j.effect = true
+	p.jobs.mu.Unlock()
+	aerr = p.execute(ctx, j, pl)
+	p.lim.release(j, pl, aerr == nil)
+	p.finish(j, aerr)
+}
+
+func (p *Proxy) finish(j *job, e *apiError) {
+	now := time.Now()
+	p.jobs.mu.Lock()
+	j.state, j.ended = "DONE", now
+	if j.started.IsZero() {
+		j.started = now
+	}
+	if e != nil {
+		j.errResult = map[string]any{"reason": e.Reason, "message": e.Message}
+	}
+	p.jobs.mu.Unlock()
+	p.stats.add(func(s *Stats) {
+		switch {
+		case e == nil:
+			s.JobsRun[j.kind]++
+		case e == errStopped:
+			s.JobsCancelled++
+			s.JobsFailed[e.Reason]++
+		default:
+			s.JobsFailed[e.Reason]++
+		}
+	})
+}
+
+// execute does the job's work on the emulator.
+func (p *Proxy) execute(ctx context.Context, j *job, pl *plan) *apiError {
+	if pl.decor != nil {
+		p.stats.add(func(s *Stats) { s.DecoratorJobs++ })
+		return p.runDecorated(ctx, j, pl.decor)
+	}
+	if pl.alter != nil {
+		for _, q := range pl.alter {
+			if _, err := p.emuQuery(ctx, j.project, q); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	res, err := p.emuJob(ctx, j.project, j.kind, j.config, j.media, j.mediaType)
+	if err != nil {
+		return err
+	}
+	ref, _ := res["jobReference"].(map[string]any)
+	p.jobs.mu.Lock()
+	j.emuID, _ = ref["jobId"].(string)
+	j.emuJob = res
+	p.jobs.mu.Unlock()
+	return nil
+}
+
+// emuJob runs one job on the emulator (which runs it before answering) and
+// returns its resource, or its failure in BigQuery's job-level form.
+func (p *Proxy) emuJob(ctx context.Context, project, kind string, config map[string]any, media []byte, mediaType string) (map[string]any, *apiError) {
+	body := map[string]any{"jobReference": map[string]any{"projectId": project, "jobId": randomID("fid_")}, "configuration": config}
+	var res map[string]any
+	var err error
+	if media != nil {
+		res, err = p.emuUpload(ctx, project, body, media, mediaType)
+	} else {
+		res, err = p.emuDo(ctx, http.MethodPost, "projects/"+project+"/jobs", body)
+	}
+	if err != nil {
+		return nil, translate(kind, asAPIError(err))
+	}
+	if st, ok := res["status"].(map[string]any); ok {
+		if er, ok := st["errorResult"].(map[string]any); ok {
+			e := &apiError{Code: 400}
+			e.Reason, _ = er["reason"].(string)
+			e.Message, _ = er["message"].(string)
+			return nil, translate(kind, e)
+		}
+	}
+	return res, nil
+}
+
+// emuQuery runs one SQL statement as a query job on the emulator.
+func (p *Proxy) emuQuery(ctx context.Context, project, sql string) (map[string]any, *apiError) {
+	return p.emuJob(ctx, project, "query", map[string]any{"query": map[string]any{"query": sql, "useLegacySql": false}}, nil, "")
+}
+
+func (p *Proxy) emuUpload(ctx context.Context, project string, meta map[string]any, media []byte, mediaType string) (map[string]any, error) {
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	pw, _ := mw.CreatePart(textproto.MIMEHeader{"Content-Type": {"application/json; charset=UTF-8"}})
+	_ = json.NewEncoder(pw).Encode(meta)
+	if mediaType == "" {
+		mediaType = "application/octet-stream"
+	}
+	pw, _ = mw.CreatePart(textproto.MIMEHeader{"Content-Type": {mediaType}})
+	_, _ = pw.Write(media)
+	_ = mw.Close()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.emu.String()+"/upload/bigquery/v2/projects/"+project+"/jobs?uploadType=multipart", &buf)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "multipart/related; boundary="+mw.Boundary())
+	return p.emuSend(req)
+}
+
+var emuNotFound = regexp.MustCompile(`Not found: (?i:table):?\s*([^.\s:]+)[.:]([^.\s]+)\.([^\s.]+)`)
+
+// translate gives an emulator failure the reason and message real BigQuery
+// gives (https://cloud.google.com/bigquery/docs/error-messages): a missing
+// table is notFound "Not found: Table p:d.t", bad SQL is invalidQuery, a bad
+// load or copy is invalid. What the emulator cannot do is reported as
+// invalid, a permanent error, never as a retryable one.
+func translate(kind string, e *apiError) *apiError {
+	out := &apiError{Code: e.Code, Reason: e.Reason, Message: e.Message}
+	if m := emuNotFound.FindStringSubmatch(e.Message); m != nil && (e.Code == 404 || e.Reason == "notFound") {
+		out.Reason = "notFound"
+		out.Message = "Not found: Table " + m[1] + ":" + m[2] + "." + strings.TrimSuffix(m[3], ",")
+		if rest := e.Message[len(m[0]):]; strings.HasPrefix(rest, " was not found") {
+			out.Message += rest
+		}
+	} else {
+		switch {
+		case e.Code == 404 || e.Reason == "notFound":
+			out.Reason = "notFound"
+		case e.Code == 409 || e.Reason == "duplicate":
+			out.Reason = "duplicate"
+		case e.Code >= 500 || e.Reason == "" || e.Reason == "internalError" || e.Reason == "backendError":
+			out.Reason, out.Message = "invalid", "the emulator could not run this job: "+e.Message
+		case kind == "query" && (e.Reason == "invalid" || e.Reason == "invalidQuery"):
+			out.Reason = "invalidQuery"
+		case e.Reason == "invalidQuery":
+			out.Reason = "invalid"
+		}
+	}
+	out.Code = statusFor(out.Reason)
+	return out
+}
