@@ -61,14 +61,14 @@ func extractEncode(ctx context.Context, src *pgsource.Source, l layout, chunk in
 	t0 := time.Now()
 	for d := int64(0); d < l.days; d++ {
 		var n int64
-		done, err := loader.Extract(ctx, src, enc, l.day(d), l.day(d).AddDate(0, 0, 1), nil, chunk, time.Now().Add(time.Hour), func(_ context.Context, c loader.Chunk) error {
+		done, err := loader.Extract(ctx, src, enc, l.day(d), l.day(d).AddDate(0, 0, 1), nil, chunk, time.Now().Add(time.Hour), loader.Stages{Commit: func(_ context.Context, c loader.Chunk) error {
 			n += int64(c.Rows)
 			chunks++
 			outBytes += int64(c.Data.Len())
 			readD += c.Read
 			encD += c.Encode
 			return nil
-		})
+		}, Load: func(context.Context, loader.Chunk) error { return nil }})
 		if err != nil {
 			return 0, nil, err
 		}

@@ -536,3 +536,33 @@ func normalizeDecimal(s string) string {
 	}
 	return s
 }
+
+// StagedCountUpTo counts the distinct ids staged for day at or before the
+// keyset position pos.
+func (w *Warehouse) StagedCountUpTo(ctx context.Context, day time.Time, pos schema.Key) (int64, error) {
+	ts, id := quote(w.tsName()), quote(w.idName())
+	at := w.microLiteral(pos.Time)
+	sql := fmt.Sprintf("SELECT COUNT(DISTINCT %[2]s) FROM %[3]s WHERE %[1]s < %[4]s OR (%[1]s = %[4]s AND %[2]s <= %[5]d)",
+		ts, id, w.stagingRef(day), at, pos.ID)
+	it, err := w.Query(ctx, sql)
+	if err != nil {
+		return 0, fmt.Errorf("count staged rows of %s: %w", w.Staging(day), err)
+	}
+	var row []bigquery.Value
+	if err := it.Next(&row); err != nil {
+		return 0, fmt.Errorf("count staged rows of %s: %w", w.Staging(day), err)
+	}
+	n, ok := row[0].(int64)
+	if !ok {
+		return 0, fmt.Errorf("count staged rows of %s: unexpected row %v", w.Staging(day), row)
+	}
+	return n, nil
+}
+
+// microLiteral is literal to the microsecond, for keyset positions.
+func (w *Warehouse) microLiteral(t time.Time) string {
+	if w.table.Columns[w.table.TimestampIndex].Type == schema.Datetime {
+		return "DATETIME '" + t.UTC().Format("2006-01-02 15:04:05.000000") + "'"
+	}
+	return "TIMESTAMP '" + t.UTC().Format("2006-01-02 15:04:05.000000+00") + "'"
+}

@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/pgbq/pgbq/internal/parquetenc"
 	"github.com/pgbq/pgbq/internal/retry"
 	"github.com/pgbq/pgbq/internal/schema"
 )
@@ -18,6 +18,12 @@ import (
 // position twice gives the same rows, so a failed read can be retried.
 type ChunkReader interface {
 	ReadChunk(ctx context.Context, from, to time.Time, after *schema.Key, limit int, b *schema.Batch) error
+}
+
+// Encoder writes a batch as one file for a load job. Encoding the same
+// batch twice gives the same bytes.
+type Encoder interface {
+	Encode(w io.Writer, b *schema.Batch) error
 }
 
 // Chunk is one encoded chunk on its way to BigQuery.
@@ -33,25 +39,43 @@ type Chunk struct {
 	Encode time.Duration
 }
 
+// Stages are what Extract hands each chunk to.
+type Stages struct {
+	// Load stages one chunk. Up to InFlight loads run at once and may end
+	// in any order.
+	Load func(ctx context.Context, c Chunk) error
+	// Commit is called once per chunk, in chunk order, once the chunk and
+	// every chunk before it have loaded: a position may only advance over
+	// a prefix that is entirely staged. Nil: nothing to commit.
+	Commit func(ctx context.Context, c Chunk) error
+	// InFlight bounds the chunks loaded but not yet committed, so also
+	// the work redone after a crash; below 1 means 1.
+	InFlight int
+}
+
 // Extract reads and encodes the chunks of [from, to) after pos and hands
-// each to load, in order. Three stages run at once — reading chunk n+2, encoding
-// n+1, loading n — joined by channels of one, so at most two batches and
-// three encoded chunks are in memory. It stops after a short chunk (done:
-// every row of the day so far has been handed over) or when no new read
-// may start because deadline has passed.
-func Extract(ctx context.Context, src ChunkReader, enc *parquetenc.Encoder, from, to time.Time, pos *schema.Key,
-	chunkSize int, deadline time.Time, load func(context.Context, Chunk) error) (done bool, err error) {
+// each to st.Load, then in order to st.Commit. The stages run at once —
+// reading chunk n+2, encoding n+1, loading n and up to InFlight-1 chunks
+// before it — joined by channels of one, so at most two batches and
+// InFlight+2 encoded chunks are in memory. On real BigQuery a load job
+// takes seconds whatever its size; loads in flight side by side keep a
+// day from moving at one chunk per job latency. Extract stops after a
+// short chunk (done: every row of the day so far has been committed) or
+// when no new read may start because deadline has passed.
+func Extract(ctx context.Context, src ChunkReader, enc Encoder, from, to time.Time, pos *schema.Key,
+	chunkSize int, deadline time.Time, st Stages) (done bool, err error) {
 	type read struct {
 		n     int
 		batch *schema.Batch
 		took  time.Duration
 	}
+	inFlight := max(1, st.InFlight)
 	freeBatches := make(chan *schema.Batch, 2)
-	freeBufs := make(chan *bytes.Buffer, 3)
+	freeBufs := make(chan *bytes.Buffer, inFlight+2)
 	for range 2 {
 		freeBatches <- new(schema.Batch)
 	}
-	for range 3 {
+	for range inFlight + 2 {
 		freeBufs <- new(bytes.Buffer)
 	}
 	reads := make(chan read, 1)
@@ -124,17 +148,60 @@ func Extract(ctx context.Context, src ChunkReader, enc *parquetenc.Encoder, from
 		return nil
 	})
 
-	g.Go(func() error { // load
+	g.Go(func() error { // load, up to inFlight at once; commit in order
+		type result struct {
+			c   Chunk
+			err error
+		}
+		results := make(chan result, inFlight)
+		loaded := map[int]Chunk{} // loaded, waiting for an earlier chunk
+		next, running := 1, 0
+		settle := func(r result) error {
+			running--
+			if r.err != nil {
+				return r.err
+			}
+			loaded[r.c.N] = r.c
+			for c, ok := loaded[next]; ok; c, ok = loaded[next] {
+				delete(loaded, next)
+				next++
+				if st.Commit != nil && c.Rows > 0 {
+					if err := st.Commit(gctx, c); err != nil {
+						return err
+					}
+				}
+				if c.Final {
+					done = true
+				}
+				freeBufs <- c.Data
+			}
+			return nil
+		}
+		wait := func() error {
+			select {
+			case r := <-results:
+				return settle(r)
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+		}
 		for c := range encoded {
-			if c.Rows > 0 {
-				if err := load(gctx, c); err != nil {
+			for running+len(loaded) >= inFlight {
+				if err := wait(); err != nil {
 					return err
 				}
 			}
-			if c.Final {
-				done = true
+			running++
+			if c.Rows == 0 {
+				results <- result{c: c}
+				continue
 			}
-			freeBufs <- c.Data
+			go func() { results <- result{c: c, err: st.Load(gctx, c)} }()
+		}
+		for running > 0 {
+			if err := wait(); err != nil {
+				return err
+			}
 		}
 		return nil
 	})

@@ -353,3 +353,42 @@ func TestAbandonedPublishIsCancelled(t *testing.T) {
 	}
 	r.check(day) // still the whole day, not the one staged chunk
 }
+
+// A crash between two loads in flight of one date: the later chunk landed,
+// the earlier one did not. The resume must not start after the later
+// chunk (that would skip the earlier one's rows): it finds the gap, starts
+// from the last fully staged prefix, adopts the landed load by its job id
+// instead of staging it twice, and the day arrives exactly once.
+func TestCrashBetweenTwoLoadsInFlight(t *testing.T) {
+	t.Parallel()
+	r, proxy := newFidelityRig(t, bqfidelity.Options{JobLatency: 100 * time.Millisecond})
+	day := time.Date(2024, 9, 1, 0, 0, 0, 0, time.UTC)
+	seedDays(t, r.pool, day, 1, 100, false)
+	s := r.open(30)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	gen, err := s.Warehouse.EnsureStaging(ctx, day)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What the crashed loader left: chunk 2 staged, chunk 1 not.
+	first, second := new(schema.Batch), new(schema.Batch)
+	end := day.AddDate(0, 0, 1)
+	if err := s.Source.ReadChunk(ctx, day, end, nil, 30, first); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Source.ReadChunk(ctx, day, end, &first.Last, 30, second); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Warehouse.Load(ctx, day, gen, second.First, second.Last, second.Rows, encodeBatch(t, s, second)); err != nil {
+		t.Fatal(err)
+	}
+	before := proxy.Stats().Duplicate409
+	if out := r.syncAll(s, day); out != Finished {
+		t.Fatalf("outcome %v, want finished", out)
+	}
+	r.check(day)
+	if proxy.Stats().Duplicate409 <= before {
+		t.Error("the landed chunk was not adopted by its job id")
+	}
+}

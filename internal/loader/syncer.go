@@ -20,6 +20,7 @@ import (
 	"github.com/pgbq/pgbq/internal/parquetenc"
 	"github.com/pgbq/pgbq/internal/pgsource"
 	"github.com/pgbq/pgbq/internal/retry"
+	"github.com/pgbq/pgbq/internal/schema"
 	"github.com/pgbq/pgbq/internal/syncstate"
 )
 
@@ -172,6 +173,12 @@ func (s *Syncer) Sync(ctx context.Context, day time.Time, deadline time.Time) (O
 	if err != nil {
 		return 0, err
 	}
+	if err := retry.Do(ctx, func(ctx context.Context, _ int) (err error) {
+		st.Pos, err = s.resume(ctx, day, st, prev)
+		return err
+	}); err != nil {
+		return 0, err
+	}
 	done, err := s.stage(ctx, log, day, st, max(st.MaxID, prev.LastMaxID), deadline)
 	if errors.Is(err, bq.ErrStagingGone) {
 		log.Info("staging table dropped by another loader; starting over")
@@ -186,6 +193,37 @@ func (s *Syncer) Sync(ctx context.Context, day time.Time, deadline time.Time) (O
 	return s.publish(ctx, log, day, st.Gen, prev)
 }
 
+// resume is where staging continues: the last staged position when
+// everything up to it is staged (staged distinct ids = source rows up to
+// it). With several loads in flight a crash can leave a later chunk staged
+// above an earlier one that never landed; then the newest checkpoint,
+// which only ever advances over a fully staged prefix, is used if it
+// still checks out, else the day's start. Chunks read again from there
+// are the same chunks, with the same job ids, so the loads that did land
+// are adopted, not staged twice; at most LoadsInFlight chunks are redone.
+func (s *Syncer) resume(ctx context.Context, day time.Time, st bq.Staged, prev syncstate.Entry) (*schema.Key, error) {
+	if st.Pos == nil {
+		return nil, nil
+	}
+	n, err := s.Source.CountUpTo(ctx, day, *st.Pos)
+	if err != nil || n == st.DistinctIDs {
+		return st.Pos, err
+	}
+	ck := schema.Key{Time: prev.LastCreatedAt.UTC(), ID: prev.LastID}
+	if prev.LastCreatedAt.IsZero() || ck.Time.Before(day) || !ck.Time.Before(day.AddDate(0, 0, 1)) {
+		return nil, nil
+	}
+	src, err := s.Source.CountUpTo(ctx, day, ck)
+	if err != nil {
+		return nil, err
+	}
+	staged, err := s.Warehouse.StagedCountUpTo(ctx, day, ck)
+	if err != nil || staged != src {
+		return nil, err
+	}
+	return &ck, nil
+}
+
 // horizon is where reading the day stops: its end, or for a day still
 // open, Grace ago. Rows newer than that may still be joined by rows that
 // commit late with lower positions, so they wait for a later run instead
@@ -198,13 +236,25 @@ func (s *Syncer) horizon(day time.Time) time.Time {
 	return end
 }
 
-// stage runs the chunk loop: each chunk is loaded, then checkpointed; the
-// reading and encoding of the next chunks overlap the load (see Extract).
-// It returns done when a short chunk showed that every row of the day so
-// far is staged.
+// LoadsInFlight is how many load jobs of one date run at once. A real load
+// job takes seconds whatever its size (queued, then run), so one at a time
+// would move a day at one chunk per job latency. Four keeps a 250K-row
+// chunk size well ahead of BigQuery's 5 writes per 10 s per table on the
+// staging table and bounds what a crash can make redo: the chunks loaded
+// but not yet committed, at most four (their loads are adopted by job id,
+// not run again).
+const LoadsInFlight = 4
+
+// stage runs the chunk loop: chunks are loaded up to LoadsInFlight at a
+// time, and checkpointed in order over the prefix that is entirely staged;
+// reading and encoding the next chunks overlap the loads (see Extract). It
+// returns done when a short chunk showed that every row of the day so far
+// is staged.
 func (s *Syncer) stage(ctx context.Context, log *slog.Logger, day time.Time, st bq.Staged, maxID int64, deadline time.Time) (done bool, err error) {
 	staged := st.Rows
-	return Extract(ctx, s.Source, s.Encoder, day, s.horizon(day), st.Pos, s.ChunkSize, deadline, func(ctx context.Context, c Chunk) error {
+	var mu sync.Mutex
+	loadTimes := map[int]time.Duration{}
+	load := func(ctx context.Context, c Chunk) error {
 		if err := s.at("read"); err != nil {
 			return err
 		}
@@ -219,15 +269,18 @@ func (s *Syncer) stage(ctx context.Context, log *slog.Logger, day time.Time, st 
 		if err != nil {
 			return fmt.Errorf("load chunk %d: %w", c.N, err)
 		}
-		loadMS := time.Since(t0).Milliseconds()
+		mu.Lock()
+		loadTimes[c.N] = time.Since(t0)
+		mu.Unlock()
 		s.rowsLoaded.Add(int64(c.Rows))
-		if err := s.at("loaded"); err != nil {
-			return err
-		}
+		return s.at("loaded")
+	}
+	commit := func(ctx context.Context, c Chunk) error {
 		staged += int64(c.Rows)
 		maxID = max(maxID, c.MaxID)
-		// The staging table is the truth; this row is for people and the
-		// planner. Losing it costs nothing, so it does not stop us.
+		// The staging table is the truth; this row is for people, the
+		// planner, and a resume that finds a gap above it (see resume).
+		// Losing it costs at most a re-read, so it does not stop us.
 		t1 := time.Now()
 		if err := s.appendState(ctx, syncstate.Entry{
 			Table: s.Table, Date: civil.DateOf(day), State: syncstate.StateInProgress,
@@ -235,11 +288,17 @@ func (s *Syncer) stage(ctx context.Context, log *slog.Logger, day time.Time, st 
 		}); err != nil {
 			log.Warn("checkpoint not recorded", "error", err.Error())
 		}
+		mu.Lock()
+		loadMS := loadTimes[c.N].Milliseconds()
+		delete(loadTimes, c.N)
+		mu.Unlock()
 		log.Info("chunk staged", "chunk", c.N, "rows", c.Rows, "bytes", c.Data.Len(),
 			"read_ms", c.Read.Milliseconds(), "encode_ms", c.Encode.Milliseconds(), "load_ms", loadMS,
 			"checkpoint_ms", time.Since(t1).Milliseconds(), "last_id", c.Last.ID)
 		return s.at("checkpointed")
-	})
+	}
+	return Extract(ctx, s.Source, s.Encoder, day, s.horizon(day), st.Pos, s.ChunkSize, deadline,
+		Stages{Load: load, Commit: commit, InFlight: LoadsInFlight})
 }
 
 // publish puts the staged day into the destination and decides whether
