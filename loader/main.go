@@ -168,9 +168,25 @@ func serve(ctx context.Context, logger *slog.Logger, svc *loader.Service, port s
 
 // receive pulls messages until ctx ends or, with idle > 0, until nothing
 // has arrived for idle.
+// PullBudget is how long a pulled message may work on its date before a
+// continuation takes over. The client extends the message's lease for as
+// long as it works (StreamingPull), so unlike a push request nothing ends
+// it at 600 s: a date is normally worked to its end in one delivery.
+const PullBudget = 2 * time.Hour
+
+// receive pulls messages from the subscription: at most LOADER_CONCURRENCY
+// outstanding at a time (flow control: the backlog waits in Pub/Sub, it
+// does not fail), leases extended automatically while a date is worked,
+// acks confirmed (with exactly-once delivery on the subscription an ack can
+// fail, e.g. after the lease was lost; the date is then delivered again,
+// which the loader absorbs).
 func receive(ctx context.Context, logger *slog.Logger, svc *loader.Service, deps *app.Deps, cfg Config, idle time.Duration) error {
 	sub := deps.PubSub.Subscriber(cfg.Common.PubSub.Subscription)
 	sub.ReceiveSettings.MaxOutstandingMessages = cfg.Concurrency
+	sub.ReceiveSettings.MaxExtension = PullBudget + loader.FinishTime + 10*time.Minute
+	pullSvc := *svc
+	pullSvc.Budget = PullBudget
+	svc = &pullSvc
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var active atomic.Int64
@@ -214,7 +230,9 @@ func receive(ctx context.Context, logger *slog.Logger, svc *loader.Service, deps
 			m.Nack()
 			return
 		}
-		m.Ack()
+		if _, err := m.AckWithResult().Get(ctx); err != nil {
+			log.Warn("ack not confirmed; the message will be delivered again", "error", err.Error())
+		}
 	})
 	if err != nil && ctx.Err() == nil && rctx.Err() == nil {
 		return fmt.Errorf("receive from %s: %w", cfg.Common.PubSub.Subscription, err)

@@ -39,6 +39,9 @@ type Config struct {
 	// InFlight: a date whose sync_control entry is younger than this is
 	// being worked on (or was just planned) and is left alone.
 	InFlight time.Duration `env:"PLANNER_IN_FLIGHT, default=15m"`
+	// Queued: a date whose message was published but that no loader has
+	// started is left alone this long (it may be waiting in the queue).
+	Queued time.Duration `env:"PLANNER_QUEUED, default=24h"`
 	// MaxDates caps the messages of one run.
 	MaxDates int `env:"PLANNER_MAX_DATES, default=500"`
 	// RecheckDays: each run compares the finished dates of this many days
@@ -51,6 +54,9 @@ func (c *Config) validate(needTopic bool) error {
 	errs := []error{c.Common.Validate(needTopic, false)}
 	if c.InFlight < 0 {
 		errs = append(errs, fmt.Errorf("PLANNER_IN_FLIGHT %s must not be negative", c.InFlight))
+	}
+	if c.Queued < 0 {
+		errs = append(errs, fmt.Errorf("PLANNER_QUEUED %s must not be negative", c.Queued))
 	}
 	if c.MaxDates < 1 || c.MaxDates > 100000 {
 		errs = append(errs, fmt.Errorf("PLANNER_MAX_DATES %d is out of range (1..100000)", c.MaxDates))
@@ -114,7 +120,7 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 	var planners []*planner.Planner
 	for _, t := range deps.Tables {
 		p := &planner.Planner{Source: t.Source, Dest: t.Warehouse, State: deps.State, Table: t.Config.DestTable,
-			InFlight: cfg.InFlight, MaxDates: cfg.MaxDates, RecheckDays: cfg.RecheckDays}
+			InFlight: cfg.InFlight, Queued: cfg.Queued, MaxDates: cfg.MaxDates, RecheckDays: cfg.RecheckDays}
 		if deps.Publisher != nil {
 			p.Pub = deps.Publisher
 		}

@@ -47,6 +47,13 @@ type Planner struct {
 	Start time.Time
 	// InFlight is how long a date with a fresh entry is left alone.
 	InFlight time.Duration
+	// Queued is how long a date whose newest entry is "planned" — its
+	// message published, no loader on it yet — is left alone: the message
+	// may be waiting behind a back-fill's backlog in the subscription, and
+	// publishing it again would only grow that backlog. Size it above the
+	// longest wait a back-fill can see (dates per run ÷ loader capacity);
+	// below InFlight it has no effect.
+	Queued time.Duration
 	// MaxDates caps the messages of one run.
 	MaxDates int
 	// RecheckDays is how many days before today Run compares again, to
@@ -86,8 +93,8 @@ func (p *Planner) Plan(ctx context.Context) ([]Planned, error) {
 		if seen && e.IsFinished {
 			continue
 		}
-		if seen && e.State != syncstate.StateReopened && now.Sub(e.SyncedAt) < p.InFlight {
-			continue // in flight, or just planned by another run
+		if seen && e.State != syncstate.StateReopened && now.Sub(e.SyncedAt) < p.window(e) {
+			continue // in flight, or waiting in the queue
 		}
 		reason := "new"
 		switch {
@@ -108,6 +115,14 @@ func (p *Planner) Plan(ctx context.Context) ([]Planned, error) {
 		}
 	}
 	return out, nil
+}
+
+// window is how long after its newest entry a date counts as in flight.
+func (p *Planner) window(e syncstate.Entry) time.Duration {
+	if e.State == syncstate.StatePlanned {
+		return max(p.InFlight, p.Queued)
+	}
+	return p.InFlight
 }
 
 func (p *Planner) now() time.Time {
