@@ -42,7 +42,8 @@ const maxJobFailures = 8
 // doing the work twice. A job that ended with a transient error changed
 // nothing (a job is atomic), so its id is spent: the next attempt uses the
 // next id of the family, id_r1, id_r2, …, which every process walks in the
-// same order, skipping spent ids through 409 without waiting. Between its
+// same order, skipping spent ids through 409 without waiting (an adopted
+// job that ended in any failure, a cancellation included, is spent). Between its
 // own failed attempts runJob backs off with jitter (gax's backoff pauses a
 // random time up to the current step). When ctx ends, the job in flight is
 // cancelled: BigQuery would otherwise go on running work nobody waits for.
@@ -67,11 +68,17 @@ func runJob(ctx context.Context, client *bigquery.Client, id string, start func(
 		if err == nil {
 			return job, nil
 		}
-		if !JobErrorTransient(err) || ctx.Err() != nil {
+		if ctx.Err() != nil {
 			return job, fmt.Errorf("job %s: %w", jid, err)
 		}
-		if adopted {
-			continue // an earlier attempt's failure: skip to the next id
+		var jobErr *bigquery.Error
+		if adopted && errors.As(err, &jobErr) {
+			// An earlier attempt that ended in failure — cancelled with
+			// its request, or failed — changed nothing: its id is spent.
+			continue
+		}
+		if !JobErrorTransient(err) {
+			return job, fmt.Errorf("job %s: %w", jid, err)
 		}
 		if JobReason(err) != "rateLimitExceeded" {
 			if failures++; failures >= maxJobFailures {

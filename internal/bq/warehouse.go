@@ -3,6 +3,8 @@ package bq
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -284,13 +286,17 @@ func (w *Warehouse) Query(ctx context.Context, sql string) (*bigquery.RowIterato
 }
 
 // RunQuery runs sql as a query job and checks its status before reading.
+// The job gets a fresh id, and a 409 on it — the Go client re-sending
+// jobs.insert after a lost answer — adopts the job like any other.
 func RunQuery(ctx context.Context, client *bigquery.Client, sql string) (*bigquery.RowIterator, error) {
-	q := client.Query(sql)
-	job, err := q.Run(ctx)
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	job, err := runJob(ctx, client, "pgbq_read_"+hex.EncodeToString(b[:]), func(ctx context.Context, id string) (*bigquery.Job, error) {
+		q := client.Query(sql)
+		q.JobID = id
+		return q.Run(ctx)
+	})
 	if err != nil {
-		return nil, err
-	}
-	if err := wait(ctx, job); err != nil {
 		return nil, err
 	}
 	return job.Read(ctx)
@@ -469,7 +475,17 @@ func IsStatus(err error, code int) bool {
 }
 
 // StagedState reads what the staging table of day (generation gen) holds.
+// A staging table dropped under it (another loader finished or reset the
+// date) is ErrStagingGone.
 func (w *Warehouse) StagedState(ctx context.Context, day time.Time, gen Generation) (Staged, error) {
+	st, err := w.stagedState(ctx, day, gen)
+	if err != nil && notFound(err, w.Staging(day)) && !w.stagingExists(ctx, day) {
+		return st, fmt.Errorf("%w: %w", ErrStagingGone, err)
+	}
+	return st, err
+}
+
+func (w *Warehouse) stagedState(ctx context.Context, day time.Time, gen Generation) (Staged, error) {
 	st := Staged{Gen: gen}
 	pos, err := w.StagedPosition(ctx, day)
 	if err != nil {

@@ -214,7 +214,9 @@ func classify(r *http.Request, body []byte) string {
 			return "finish"
 		}
 		return "checkpoint"
-	case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/jobs") && bytes.Contains(body, []byte("BEGIN TRANSACTION")):
+	case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/jobs") &&
+		(bytes.Contains(body, []byte(`"copy":`)) || bytes.Contains(body, []byte("WRITE_TRUNCATE"))):
+		// The publish: a copy job, or a query job replacing a partition.
 		return "publish"
 	}
 	return "other"

@@ -170,6 +170,10 @@ func (s *Syncer) Sync(ctx context.Context, day time.Time, deadline time.Time) (O
 		st, err = s.Warehouse.StagedState(ctx, day, gen)
 		return err
 	})
+	if errors.Is(err, bq.ErrStagingGone) {
+		log.Info("staging table dropped by another loader; starting over")
+		return Continue, nil
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -324,6 +328,10 @@ func (s *Syncer) publish(ctx context.Context, log *slog.Logger, day time.Time, g
 		}
 		return err
 	})
+	if errors.Is(err, bq.ErrStagingGone) {
+		log.Info("staging table dropped by another loader before the publish; starting over")
+		return Continue, nil
+	}
 	if err != nil {
 		return 0, err
 	}
