@@ -7,15 +7,17 @@ import (
 	"testing"
 
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/pgbq/pgbq/internal/tfeval"
 )
 
 // buildSubstitutions is what a build of environment e gets: the trigger's
 // substitutions as Terraform creates them, cloudbuild.yaml's defaults for
 // the rest, and the built-ins.
-func buildSubstitutions(t *testing.T, cb cloudBuild, in *instance) map[string]string {
+func buildSubstitutions(t *testing.T, cb cloudBuild, in *tfeval.Instance) map[string]string {
 	t.Helper()
-	build := check(check(in.child("stack")).of(t).child("build")).of(t)
-	fromTF := check(build.variable("substitutions")).of(t)
+	build := check(check(in.Child("stack")).of(t).Child("build")).of(t)
+	fromTF := check(build.Variable("substitutions")).of(t)
 	subst := map[string]string{}
 	for k, v := range cb.Substitutions {
 		subst[k] = v
@@ -25,7 +27,7 @@ func buildSubstitutions(t *testing.T, cb cloudBuild, in *instance) map[string]st
 		k, v := it.Element()
 		if _, declared := cb.Substitutions[k.AsString()]; !declared || !used[k.AsString()] {
 			// Cloud Build rejects a trigger substitution the build does not use.
-			t.Errorf("%s: the trigger passes %s, which cloudbuild.yaml does not declare and use", in.path, k.AsString())
+			t.Errorf("%s: the trigger passes %s, which cloudbuild.yaml does not declare and use", in.Path, k.AsString())
 		}
 		subst[k.AsString()] = v.AsString()
 	}
@@ -50,12 +52,12 @@ func TestCloudBuildDeploysWhatTerraformRuns(t *testing.T) {
 		run := cloudRun(t, in)
 		wantImage, wantName := map[string]string{}, map[string]string{}
 		for _, rr := range run {
-			img, _, err := rr.container.str("image")
+			img, _, err := rr.container.Str("image")
 			if err != nil {
 				t.Fatal(err)
 			}
 			wantImage[rr.binary] = img
-			wantName[rr.binary], _, err = rr.resource.str("name")
+			wantName[rr.binary], _, err = rr.resource.Str("name")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -178,7 +180,7 @@ func TestCloudBuildSteps(t *testing.T) {
 	})
 	in := env(t, "prod", map[string]cty.Value{"build_trigger": trigger})
 	trig := single(t, in, "google_cloudbuild_trigger")
-	if f, _, err := trig.str("filename"); err != nil || f != "cloudbuild.yaml" {
+	if f, _, err := trig.Str("filename"); err != nil || f != "cloudbuild.yaml" {
 		t.Errorf("the trigger builds %q (%v)", f, err)
 	}
 }

@@ -15,6 +15,8 @@ import (
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/hashicorp/hcl/v2/hclwrite"
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/pgbq/pgbq/internal/tfeval"
 )
 
 // tfFiles lists every Terraform source under terraform/.
@@ -84,16 +86,16 @@ func TestTerraformFormatted(t *testing.T) {
 func TestEveryVariableAndOutputIsDescribed(t *testing.T) {
 	t.Parallel()
 	for _, dir := range moduleDirs(t) {
-		m := check(loadModule(dir)).of(t)
-		if len(m.inspect.Variables) == 0 {
+		m := check(tfeval.LoadModule(dir)).of(t)
+		if len(m.Inspect.Variables) == 0 {
 			t.Errorf("%s declares no variables", dir)
 		}
-		for name, v := range m.inspect.Variables {
+		for name, v := range m.Inspect.Variables {
 			if strings.TrimSpace(v.Description) == "" {
 				t.Errorf("%s: variable %q has no description", dir, name)
 			}
 		}
-		for name, o := range m.inspect.Outputs {
+		for name, o := range m.Inspect.Outputs {
 			if strings.TrimSpace(o.Description) == "" {
 				t.Errorf("%s: output %q has no description", dir, name)
 			}
@@ -104,17 +106,17 @@ func TestEveryVariableAndOutputIsDescribed(t *testing.T) {
 func TestVersionsArePinned(t *testing.T) {
 	t.Parallel()
 	for _, dir := range moduleDirs(t) {
-		m := check(loadModule(dir)).of(t)
-		if len(m.inspect.RequiredCore) == 0 {
+		m := check(tfeval.LoadModule(dir)).of(t)
+		if len(m.Inspect.RequiredCore) == 0 {
 			t.Errorf("%s: no required_version", dir)
 		}
-		for _, c := range m.inspect.RequiredCore {
+		for _, c := range m.Inspect.RequiredCore {
 			if !strings.HasPrefix(c, "~> 1.") {
 				t.Errorf("%s: required_version %q: pin Terraform 1.x with ~>", dir, c)
 			}
 		}
-		usesGoogle := len(m.resources) > 0 || len(m.data) > 0 || len(m.calls) > 0
-		req, ok := m.inspect.RequiredProviders["google"]
+		usesGoogle := len(m.Resources) > 0 || len(m.Data) > 0 || len(m.Calls) > 0
+		req, ok := m.Inspect.RequiredProviders["google"]
 		if usesGoogle && !ok {
 			t.Errorf("%s: uses the google provider without required_providers", dir)
 			continue
@@ -136,9 +138,9 @@ func TestEnvironmentsHaveTheirOwnGCSBackend(t *testing.T) {
 	t.Parallel()
 	prefixes := map[string]string{}
 	for _, e := range environments {
-		m := check(loadModule(repo(t, "terraform", "envs", e))).of(t)
+		m := check(tfeval.LoadModule(repo(t, "terraform", "envs", e))).of(t)
 		var backends []*hclsyntax.Block
-		for _, tb := range m.terraform {
+		for _, tb := range m.Terraform {
 			for _, b := range tb.Body.Blocks {
 				if b.Type == "backend" {
 					backends = append(backends, b)
@@ -175,8 +177,8 @@ func TestEnvironmentsDifferOnlyWhereIntended(t *testing.T) {
 	t.Parallel()
 	read := func(e, f string) string { return string(check(os.ReadFile(repo(t, "terraform", "envs", e, f))).of(t)) }
 	for _, e := range environments {
-		m := check(loadModule(repo(t, "terraform", "envs", e))).of(t)
-		if len(m.calls) != 1 || m.calls["stack"] == nil || len(m.resources) > 0 || len(m.data) > 0 {
+		m := check(tfeval.LoadModule(repo(t, "terraform", "envs", e))).of(t)
+		if len(m.Calls) != 1 || m.Calls["stack"] == nil || len(m.Resources) > 0 || len(m.Data) > 0 {
 			t.Errorf("envs/%s: want exactly one module call, \"stack\", and no resources of its own", e)
 		}
 	}
@@ -219,15 +221,15 @@ func TestNoPublicPrincipals(t *testing.T) {
 	}
 	for _, e := range environments {
 		in := env(t, e, nil)
-		for _, r := range check(in.allResources("google_cloud_run_v2_service")).of(t) {
-			ingress, _, err := r.str("ingress")
+		for _, r := range check(in.AllResources("google_cloud_run_v2_service")).of(t) {
+			ingress, _, err := r.Str("ingress")
 			if err != nil {
 				t.Fatal(err)
 			}
 			if ingress == "" || ingress == "INGRESS_TRAFFIC_ALL" {
 				t.Errorf("%s: ingress %q: the loader must not be reachable from the internet", r.ID(), ingress)
 			}
-			if v, set, err := r.attr("invoker_iam_disabled"); err != nil || (set && v.True()) {
+			if v, set, err := r.Attr("invoker_iam_disabled"); err != nil || (set && v.True()) {
 				t.Errorf("%s: invoker IAM check disabled (%v)", r.ID(), err)
 			}
 		}
@@ -238,11 +240,11 @@ func TestDeletionProtectionInProd(t *testing.T) {
 	t.Parallel()
 	in := env(t, "prod", nil)
 	found := map[string]int{}
-	for _, r := range check(in.allResources("")).of(t) {
+	for _, r := range check(in.AllResources("")).of(t) {
 		switch r.Type {
 		case "google_bigquery_dataset":
 			found[r.Type]++
-			v, set, err := r.attr("delete_contents_on_destroy")
+			v, set, err := r.Attr("delete_contents_on_destroy")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -251,7 +253,7 @@ func TestDeletionProtectionInProd(t *testing.T) {
 			}
 		case "google_cloud_run_v2_service", "google_cloud_run_v2_job", "google_secret_manager_secret":
 			found[r.Type]++
-			v, set, err := r.attr("deletion_protection")
+			v, set, err := r.Attr("deletion_protection")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -260,7 +262,7 @@ func TestDeletionProtectionInProd(t *testing.T) {
 			}
 		default:
 			// Any other resource that offers deletion protection must use it.
-			if v, set, err := r.attr("deletion_protection"); err != nil || (set && !v.True()) {
+			if v, set, err := r.Attr("deletion_protection"); err != nil || (set && !v.True()) {
 				t.Errorf("%s: deletion_protection is not true in prod (%v)", r.ID(), err)
 			}
 		}
@@ -307,7 +309,7 @@ func TestTerraformLeavesImagesToCloudBuild(t *testing.T) {
 		for typ, path := range want {
 			r := single(t, in, typ)
 			var ignored []string
-			for _, b := range r.body.Blocks {
+			for _, b := range r.Body.Blocks {
 				if b.Type != "lifecycle" {
 					continue
 				}
@@ -340,8 +342,8 @@ func TestValidationMessagesAreSentences(t *testing.T) {
 	t.Parallel()
 	n := 0
 	for _, dir := range moduleDirs(t) {
-		m := check(loadModule(dir)).of(t)
-		for name, b := range m.variables {
+		m := check(tfeval.LoadModule(dir)).of(t)
+		for name, b := range m.Variables {
 			for _, vb := range b.Body.Blocks {
 				if vb.Type != "validation" {
 					continue

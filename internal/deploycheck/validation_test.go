@@ -9,6 +9,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/pgbq/pgbq/internal/config"
+	"github.com/pgbq/pgbq/internal/tfeval"
 )
 
 func str(s string) cty.Value  { return cty.StringVal(s) }
@@ -30,11 +31,7 @@ func database(attrs map[string]string) cty.Value {
 // TestEnvironmentsDifferOnlyWhereIntended); each is checked.
 func TestValidationRejectsWrongValues(t *testing.T) {
 	t.Parallel()
-	maxBudget, err := goDurationConst(repo(t, "loader", "main.go"), "MaxBudget")
-	if err != nil {
-		t.Fatal(err)
-	}
-	budget := int64(maxBudget / time.Second)
+	budget := int64(config.MaxLoaderBudget / time.Second)
 	cases := []struct {
 		variable string
 		value    cty.Value
@@ -140,10 +137,10 @@ func TestValidationRejectsWrongValues(t *testing.T) {
 			"repository": str("github.com/me/pgbq"), "branch_regex": str("^main$")}), []string{"repository"}},
 	}
 	for _, e := range environments {
-		m := check(loadModule(repo(t, "terraform", "envs", e))).of(t)
+		m := check(tfeval.LoadModule(repo(t, "terraform", "envs", e))).of(t)
 		for _, tc := range cases {
 			name := fmt.Sprintf("%s/%s=%s", e, tc.variable, tc.value.GoString())
-			fails, err := m.validate(tc.variable, tc.value)
+			fails, err := m.Validate(tc.variable, tc.value)
 			if err != nil {
 				t.Errorf("%s: %v", name, err)
 				continue
@@ -173,8 +170,8 @@ func TestValidationRejectsWrongValues(t *testing.T) {
 func TestLongestNamePrefixFits(t *testing.T) {
 	t.Parallel()
 	in := env(t, "prod", map[string]cty.Value{"name_prefix": str("abcdefghijklmno")})
-	for _, sa := range check(in.allResources("google_service_account")).of(t) {
-		id, _, err := sa.str("account_id")
+	for _, sa := range check(in.AllResources("google_service_account")).of(t) {
+		id, _, err := sa.Str("account_id")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -184,7 +181,7 @@ func TestLongestNamePrefixFits(t *testing.T) {
 	}
 	for _, typ := range []string{"google_cloud_run_v2_service", "google_cloud_run_v2_job"} {
 		r := single(t, in, typ)
-		if name, _, _ := r.str("name"); len(name) > 49 {
+		if name, _, _ := r.Str("name"); len(name) > 49 {
 			t.Errorf("%s: name %q is longer than Cloud Run's 49 characters", r.ID(), name)
 		}
 	}
@@ -201,7 +198,7 @@ func TestPlanFailsOnWrongVariable(t *testing.T) {
 		"planner_schedule": str("hourly"),
 		"chunk_size":       num(0),
 	} {
-		_, err := newRoot("dev", dir, dir+"/example.tfvars", map[string]cty.Value{variable: value})
+		_, err := tfeval.NewRoot("dev", dir, dir+"/example.tfvars", map[string]cty.Value{variable: value})
 		if err == nil || !strings.Contains(err.Error(), "var."+variable+" fails validation") {
 			t.Errorf("dev with %s=%s: %v", variable, value.GoString(), err)
 		}
