@@ -12,6 +12,7 @@ import (
 	"github.com/sethvargo/go-envconfig"
 	"github.com/zclconf/go-cty/cty"
 	"go.yaml.in/yaml/v3"
+	"mvdan.cc/sh/v3/syntax"
 
 	"github.com/pgbq/pgbq/internal/config"
 	"github.com/pgbq/pgbq/internal/tfeval"
@@ -151,6 +152,7 @@ type buildStep struct {
 }
 
 type cloudBuild struct {
+	Timeout       string            `yaml:"timeout"`
 	Substitutions map[string]string `yaml:"substitutions"`
 	Options       map[string]any    `yaml:"options"`
 	Steps         []buildStep       `yaml:"steps"`
@@ -255,4 +257,98 @@ func (cb cloudBuild) dependsOn(id, dep string) bool {
 	}
 	i, ok := index[id]
 	return ok && visit(i)
+}
+
+// step returns the build step with id.
+func (cb cloudBuild) step(t testing.TB, id string) buildStep {
+	t.Helper()
+	for _, st := range cb.Steps {
+		if st.ID == id {
+			return st
+		}
+	}
+	t.Fatalf("cloudbuild.yaml has no step %s", id)
+	return buildStep{}
+}
+
+// --- shell -----------------------------------------------------------------
+
+// command is one simple command of a shell script: its words (literal
+// only; a word with an expansion is kept as "$?") and whether it runs as a
+// top-level statement that stops the script on failure under `set -e`
+// (not negated, not in the background, not a condition or part of a ||/&&
+// list).
+type command struct {
+	args     []string
+	topLevel bool
+}
+
+// parseShell parses a bash script into its simple commands and the
+// variables it exports (NAME -> literal value, "$?" when not literal).
+func parseShell(t testing.TB, name, script string) ([]command, map[string]string) {
+	t.Helper()
+	f, err := syntax.NewParser(syntax.Variant(syntax.LangBash)).Parse(strings.NewReader(script), name)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	word := func(w *syntax.Word) string {
+		if lit := w.Lit(); lit != "" || len(w.Parts) == 0 {
+			return lit
+		}
+		if len(w.Parts) == 1 {
+			switch p := w.Parts[0].(type) {
+			case *syntax.SglQuoted:
+				return p.Value
+			case *syntax.DblQuoted:
+				if len(p.Parts) == 1 {
+					if l, ok := p.Parts[0].(*syntax.Lit); ok {
+						return l.Value
+					}
+				}
+			}
+		}
+		return "$?"
+	}
+	top := map[*syntax.Stmt]bool{}
+	for _, st := range f.Stmts {
+		if !st.Negated && !st.Background {
+			top[st] = true
+		}
+	}
+	var cmds []command
+	exports := map[string]string{}
+	syntax.Walk(f, func(n syntax.Node) bool {
+		st, ok := n.(*syntax.Stmt)
+		if !ok {
+			return true
+		}
+		switch c := st.Cmd.(type) {
+		case *syntax.CallExpr:
+			cmd := command{topLevel: top[st]}
+			for _, w := range c.Args {
+				cmd.args = append(cmd.args, word(w))
+			}
+			cmds = append(cmds, cmd)
+		case *syntax.DeclClause:
+			if c.Variant.Value == "export" {
+				for _, a := range c.Args {
+					if a.Name != nil && a.Value != nil {
+						exports[a.Name.Value] = word(a.Value)
+					}
+				}
+			}
+		}
+		return true
+	})
+	return cmds, exports
+}
+
+// runs reports whether cmds has args as a top-level command.
+func runs(cmds []command, args ...string) bool {
+	for _, c := range cmds {
+		if c.topLevel && strings.Join(c.args, "\x00") == strings.Join(args, "\x00") {
+			return true
+		}
+	}
+	return false
 }

@@ -2,6 +2,7 @@ package deploycheck
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -71,8 +72,12 @@ func TestTerraformFormatted(t *testing.T) {
 	// And the terraform binary itself, where there is one.
 	bin, err := exec.LookPath("terraform")
 	if err != nil {
-		t.Log("terraform is not on PATH: checked with hclwrite.Format only")
-		return
+		// Cloud Build's test step has it (cloudbuild.yaml, step
+		// terraform-binary) and sets CI: there its absence is a failure.
+		if os.Getenv("CI") != "" {
+			t.Fatal("terraform is not on PATH and CI is set: `terraform fmt -check` cannot run")
+		}
+		t.Skip("terraform is not on PATH: checked with hclwrite.Format only; `terraform fmt -check` needs it")
 	}
 	cmd := exec.Command(bin, "fmt", "-check", "-recursive", "-diff", repo(t, "terraform"))
 	cmd.Env = append(os.Environ(), "TF_IN_AUTOMATION=1", "CHECKPOINT_DISABLE=1")
@@ -171,31 +176,121 @@ func TestEnvironmentsHaveTheirOwnGCSBackend(t *testing.T) {
 	}
 }
 
-// dev and prod take the same inputs and compose the same modules/stack;
-// what differs is fixed in main.tf.
+// flatten evaluates every argument of a body and of its nested blocks
+// (dynamic ones expanded) into path -> value.
+func flatten(t *testing.T, sc tfeval.Scope, prefix string, out map[string]string) {
+	t.Helper()
+	for name := range sc.Body.Attributes {
+		if name == "depends_on" {
+			continue
+		}
+		v, _, err := sc.Attr(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[prefix+"."+name] = v.GoString()
+	}
+	types := map[string]bool{}
+	for _, b := range sc.Body.Blocks {
+		switch {
+		case b.Type == "lifecycle":
+		case b.Type == "dynamic":
+			types[b.Labels[0]] = true
+		default:
+			types[b.Type] = true
+		}
+	}
+	for typ := range types {
+		for i, nested := range check(sc.Blocks(typ)).of(t) {
+			flatten(t, nested, fmt.Sprintf("%s.%s[%d]", prefix, typ, i), out)
+		}
+	}
+}
+
+// evaluatedEnvironment is every resource argument and output of
+// environment e, instantiated with the variables vars, with the
+// environment's name replaced by ENV.
+func evaluatedEnvironment(t *testing.T, e string, vars map[string]cty.Value) map[string]string {
+	t.Helper()
+	dir := repo(t, "terraform", "envs", e)
+	in := check(tfeval.NewRoot(e, dir, repo(t, "terraform", "envs", "dev", "example.tfvars"), vars)).of(t)
+	out := map[string]string{}
+	for _, r := range check(in.AllResources("")).of(t) {
+		flatten(t, r.Scope, r.Where, out)
+	}
+	for name := range in.Mod.Outputs {
+		out["output."+name] = check(in.Output(name)).of(t).GoString()
+	}
+	// The name as a word of its own: pgbq-dev-loader, pgbq_dev, <dev.stack…>
+	// (not a host name such as docker.pkg.dev).
+	envRE := regexp.MustCompile(`(^|[^a-z.])` + e + `([^a-z]|$)`)
+	norm := map[string]string{}
+	for k, v := range out {
+		norm[envRE.ReplaceAllString(k, "${1}ENV${2}")] = envRE.ReplaceAllString(v, "${1}ENV${2}")
+	}
+	return norm
+}
+
+// dev and prod declare the same inputs and, given the same values, make
+// the same resources with the same arguments and the same outputs, except
+// for the environment's name and deletion protection (what main.tf fixes).
 func TestEnvironmentsDifferOnlyWhereIntended(t *testing.T) {
 	t.Parallel()
-	read := func(e, f string) string { return string(check(os.ReadFile(repo(t, "terraform", "envs", e, f))).of(t)) }
+	mods := map[string]*tfeval.Module{}
 	for _, e := range environments {
 		m := check(tfeval.LoadModule(repo(t, "terraform", "envs", e))).of(t)
+		mods[e] = m
 		if len(m.Calls) != 1 || m.Calls["stack"] == nil || len(m.Resources) > 0 || len(m.Data) > 0 {
 			t.Errorf("envs/%s: want exactly one module call, \"stack\", and no resources of its own", e)
 		}
 	}
-	for _, f := range []string{"variables.tf", "outputs.tf"} {
-		if read("dev", f) != read("prod", f) {
-			t.Errorf("envs/dev/%s and envs/prod/%s differ: keep them identical", f, f)
+	for name, dv := range mods["dev"].Inspect.Variables {
+		pv, ok := mods["prod"].Inspect.Variables[name]
+		if !ok {
+			t.Errorf("variable %s: in dev, not in prod", name)
+			continue
+		}
+		if dv.Type != pv.Type || fmt.Sprint(dv.Default) != fmt.Sprint(pv.Default) || dv.Required != pv.Required {
+			t.Errorf("variable %s: dev (%s, %v) and prod (%s, %v) differ", name, dv.Type, dv.Default, pv.Type, pv.Default)
 		}
 	}
-	dev, prod := strings.Split(read("dev", "main.tf"), "\n"), strings.Split(read("prod", "main.tf"), "\n")
-	if len(dev) != len(prod) {
-		t.Fatalf("envs/dev/main.tf and envs/prod/main.tf differ in length (%d, %d lines)", len(dev), len(prod))
-	}
-	allowed := regexp.MustCompile(`^\s*(#|environment\s+=|deletion_protection\s+=)`)
-	for i := range dev {
-		if dev[i] != prod[i] && !(allowed.MatchString(dev[i]) && allowed.MatchString(prod[i])) {
-			t.Errorf("main.tf line %d differs between dev and prod:\n dev:  %s\n prod: %s", i+1, dev[i], prod[i])
+	for name := range mods["prod"].Inspect.Variables {
+		if _, ok := mods["dev"].Inspect.Variables[name]; !ok {
+			t.Errorf("variable %s: in prod, not in dev", name)
 		}
+	}
+	// Neutral values: nothing in them names an environment.
+	vars := map[string]cty.Value{
+		"project_id": str("acme-data"),
+		"database":   database(map[string]string{"cloud_sql_instance": "acme-data:us-central1:app-db"}),
+	}
+	dev, prod := evaluatedEnvironment(t, "dev", vars), evaluatedEnvironment(t, "prod", vars)
+	if len(dev) < 100 {
+		t.Fatalf("only %d evaluated arguments in dev", len(dev))
+	}
+	intended := regexp.MustCompile(`\.(deletion_protection|delete_contents_on_destroy)$`)
+	for k, dv := range dev {
+		pv, ok := prod[k]
+		switch {
+		case !ok:
+			t.Errorf("%s: in dev only", k)
+		case dv != pv && !intended.MatchString(k):
+			t.Errorf("%s differs:\n dev:  %s\n prod: %s", k, dv, pv)
+		}
+	}
+	for k := range prod {
+		if _, ok := dev[k]; !ok {
+			t.Errorf("%s: in prod only", k)
+		}
+	}
+	protected := 0
+	for k := range dev {
+		if intended.MatchString(k) && dev[k] != prod[k] {
+			protected++
+		}
+	}
+	if protected == 0 {
+		t.Error("dev and prod do not differ in deletion protection")
 	}
 }
 
