@@ -1,11 +1,13 @@
 package deploycheck
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/sethvargo/go-envconfig"
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/pgbq/pgbq/internal/config"
@@ -15,6 +17,15 @@ import (
 func str(s string) cty.Value  { return cty.StringVal(s) }
 func num(n int64) cty.Value   { return cty.NumberIntVal(n) }
 func flt(f float64) cty.Value { return cty.NumberFloatVal(f) }
+
+// table is one entry of the tables variable.
+func table(name string, attrs map[string]cty.Value) cty.Value {
+	obj := map[string]cty.Value{"table": str(name)}
+	for k, v := range attrs {
+		obj[k] = v
+	}
+	return cty.ObjectVal(obj)
+}
 
 func database(attrs map[string]string) cty.Value {
 	obj := map[string]cty.Value{"name": str("app"), "user": str("pgbq")}
@@ -129,6 +140,35 @@ func TestValidationRejectsWrongValues(t *testing.T) {
 		{"vpc_egress", cty.NullVal(cty.DynamicPseudoType), nil},
 		{"vpc_egress", cty.ObjectVal(map[string]cty.Value{"network": str("vpc"), "subnetwork": str("")}), []string{"vpc_egress"}},
 
+		{"tables", cty.ListValEmpty(cty.DynamicPseudoType), nil},
+		{"tables", cty.TupleVal([]cty.Value{table("public.a", nil), table("public.b", map[string]cty.Value{"dest_table": str("b2"), "chunk_size": num(1000), "start_date": str("2024-01-31")})}), nil},
+		{"tables", cty.TupleVal([]cty.Value{table("", nil)}), []string{"tables", "1 to 200"}},
+		{"tables", cty.TupleVal([]cty.Value{table("a", map[string]cty.Value{"dest_table": str("a-b")})}), []string{"dest_table", "BigQuery table name"}},
+		{"tables", cty.TupleVal([]cty.Value{table("a", map[string]cty.Value{"start_date": str("2024-1-1")})}), []string{"start_date", "YYYY-MM-DD"}},
+		{"tables", cty.TupleVal([]cty.Value{table("a", map[string]cty.Value{"chunk_size": num(0)})}), []string{"chunk_size", "SYNC_CHUNK_SIZE"}},
+		{"tables", cty.TupleVal([]cty.Value{table("a", map[string]cty.Value{"time_zone": str("Berlin time")})}), []string{"time_zone"}},
+		{"tables", cty.TupleVal([]cty.Value{table("public.a", nil), table("other.a", nil)}), []string{"distinct BigQuery tables"}},
+
+		{"planner_recheck_days", num(0), nil},
+		{"planner_recheck_days", num(366), nil},
+		{"planner_recheck_days", num(367), []string{"planner_recheck_days", "PLANNER_RECHECK_DAYS"}},
+		{"planner_recheck_days", flt(1.5), []string{"planner_recheck_days"}},
+
+		{"planner_in_flight", str("15m"), nil},
+		{"planner_in_flight", str("1h30m"), nil},
+		{"planner_in_flight", str("15 minutes"), []string{"planner_in_flight"}},
+		{"planner_in_flight", str(""), []string{"planner_in_flight"}},
+
+		{"notification_channels", cty.ListVal([]cty.Value{str("projects/my-project-1/notificationChannels/123")}), nil},
+		{"notification_channels", cty.ListVal([]cty.Value{str("123")}), []string{"notification channel", "projects/PROJECT/notificationChannels/NUMBER"}},
+
+		{"runbook_url", str("https://example.com/pgbq/README.md"), nil},
+		{"runbook_url", str("https://example.com/README.md#runbook"), []string{"runbook_url", "fragment"}},
+		{"runbook_url", str("http://example.com/README.md"), []string{"runbook_url"}},
+
+		{"freshness_lag_hours", num(30), nil},
+		{"freshness_lag_hours", num(0), []string{"freshness_lag_hours"}},
+
 		{"build_trigger", cty.ObjectVal(map[string]cty.Value{
 			"repository": str("projects/p/locations/r/connections/c/repositories/x"), "branch_regex": str("^main$")}), nil},
 		{"build_trigger", cty.ObjectVal(map[string]cty.Value{
@@ -201,6 +241,56 @@ func TestPlanFailsOnWrongVariable(t *testing.T) {
 		_, err := tfeval.NewRoot("dev", dir, dir+"/example.tfvars", map[string]cty.Value{variable: value})
 		if err == nil || !strings.Contains(err.Error(), "var."+variable+" fails validation") {
 			t.Errorf("dev with %s=%s: %v", variable, value.GoString(), err)
+		}
+	}
+}
+
+// Several tables travel as SYNC_TABLES, which the binaries' own
+// configuration reads back as the same tables; source_table and tables
+// together (or neither) are refused.
+func TestTablesBecomeSyncTables(t *testing.T) {
+	t.Parallel()
+	tables := cty.TupleVal([]cty.Value{
+		table("public.a", nil),
+		table("audit.b", map[string]cty.Value{"dest_table": str("b_log"), "chunk_size": num(1000), "time_zone": str("Europe/Berlin")}),
+	})
+	in := env(t, "dev", map[string]cty.Value{"source_table": str(""), "tables": tables})
+	for _, rr := range cloudRun(t, in) {
+		got := envOf(t, rr.container)
+		if _, set := got["SYNC_TABLE"]; set {
+			t.Errorf("%s: SYNC_TABLE is set beside SYNC_TABLES", rr.binary)
+		}
+		lookup := map[string]string{"PG_PASSWORD": "x"}
+		for k, v := range got {
+			lookup[k] = v
+		}
+		if err := validateAs(rr.binary, lookup); err != nil {
+			t.Errorf("%s: %v", rr.binary, err)
+		}
+		var c config.Common
+		if err := config.Load(context.Background(), &c, envconfig.MapLookuper(lookup)); err != nil {
+			t.Fatal(err)
+		}
+		tcs, err := c.TableConfigs()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(tcs) != 2 || tcs[0].Table != "public.a" || tcs[0].DestTable != "a" || tcs[1].DestTable != "b_log" ||
+			tcs[1].ChunkSize != 1000 || tcs[1].TimeZone != "Europe/Berlin" || tcs[0].ChunkSize != 250000 {
+			t.Errorf("%s: SYNC_TABLES %q reads back as %+v", rr.binary, got["SYNC_TABLES"], tcs)
+		}
+	}
+	dir := repo(t, "terraform", "envs", "dev")
+	for name, vars := range map[string]map[string]cty.Value{
+		"both":    {"tables": tables},
+		"neither": {"source_table": str("")},
+	} {
+		in, err := tfeval.NewRoot("dev", dir, dir+"/example.tfvars", vars)
+		if err == nil {
+			err = in.CheckInputs()
+		}
+		if err == nil || !strings.Contains(err.Error(), "Exactly one of the source table") {
+			t.Errorf("%s: %v", name, err)
 		}
 	}
 }

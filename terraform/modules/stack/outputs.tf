@@ -57,3 +57,12 @@ output "build_trigger" {
   description = "Cloud Build trigger name, when managed here."
   value       = module.build.trigger_name
 }
+
+output "monitoring" {
+  description = "Log-based metrics, alert policies and the dashboard of this environment."
+  value = {
+    metrics        = module.monitoring.metrics
+    alert_policies = module.monitoring.alert_policies
+    dashboard_id   = module.monitoring.dashboard_id
+  }
+}
