@@ -69,6 +69,15 @@ func TestCloudBuildDeploysWhatTerraformRuns(t *testing.T) {
 			}
 		}
 
+		// The back-fill worker pool runs the loader's image.
+		pool := single(t, in, "google_cloud_run_v2_worker_pool")
+		poolTmpl := check(pool.One("template")).of(t)
+		wantImage["loader-pool"], _, _ = check(poolTmpl.One("containers")).of(t).Str("image")
+		wantName["loader-pool"], _, _ = pool.Str("name")
+		if wantImage["loader-pool"] != wantImage["loader"] {
+			t.Errorf("%s: the worker pool starts from %s, the loader service from %s", e, wantImage["loader-pool"], wantImage["loader"])
+		}
+
 		built, pushed := map[string]string{}, map[string]bool{}
 		deployed := map[string]bool{}
 		for _, st := range cb.Steps {
@@ -117,6 +126,8 @@ func TestCloudBuildDeploysWhatTerraformRuns(t *testing.T) {
 						binary = "loader"
 					case len(c.args) > 5 && strings.Join(c.args[:4], " ") == "gcloud run jobs update":
 						binary = "planner"
+					case len(c.args) > 6 && strings.Join(c.args[:5], " ") == "gcloud beta run worker-pools deploy":
+						binary = "loader-pool"
 					default:
 						continue
 					}
@@ -124,10 +135,7 @@ func TestCloudBuildDeploysWhatTerraformRuns(t *testing.T) {
 						t.Errorf("%s: step %s deploys the %s conditionally: %q", e, st.ID, binary, c.args)
 					}
 					deployed[binary] = true
-					name := c.args[3]
-					if binary == "planner" {
-						name = c.args[4]
-					}
+					name := c.args[map[string]int{"loader": 3, "planner": 4, "loader-pool": 5}[binary]]
 					if name != wantName[binary] {
 						t.Errorf("%s: step %s deploys %q, Terraform's %s is %q", e, st.ID, name, binary, wantName[binary])
 					}
@@ -137,7 +145,7 @@ func TestCloudBuildDeploysWhatTerraformRuns(t *testing.T) {
 					if !contains(c.args, "--region="+region) {
 						t.Errorf("%s: step %s does not deploy in region %s", e, st.ID, region)
 					}
-					if !cb.dependsOn(st.ID, "push-"+binary) {
+					if !cb.dependsOn(st.ID, "push-"+strings.TrimSuffix(binary, "-pool")) {
 						t.Errorf("step %s can deploy before its image is pushed", st.ID)
 					}
 				}
@@ -153,6 +161,9 @@ func TestCloudBuildDeploysWhatTerraformRuns(t *testing.T) {
 			if !deployed[rr.binary] {
 				t.Errorf("%s: cloudbuild.yaml never deploys the %s", e, rr.binary)
 			}
+		}
+		if !deployed["loader-pool"] {
+			t.Errorf("%s: cloudbuild.yaml never deploys the back-fill worker pool", e)
 		}
 		for _, im := range cb.Images {
 			if x := check(expand(im, subst)).of(t); x != wantImage["loader"] && x != wantImage["planner"] {

@@ -40,6 +40,10 @@ var leastPrivilege = map[string][]allowed{
 		{role: "roles/secretmanager.secretAccessor", target: "google_secret_manager_secret.pg_password"},
 		{role: "roles/cloudsql.client", target: "project", optional: true},
 		{role: "roles/pubsub.publisher", target: "google_pubsub_topic.dates"},
+		// The back-fill worker pool runs as the loader: it pulls, and
+		// would publish a continuation to the back-fill topic.
+		{role: "roles/pubsub.subscriber", target: "google_pubsub_subscription.backfill"},
+		{role: "roles/pubsub.publisher", target: "google_pubsub_topic.backfill"},
 	},
 	"planner": {
 		{role: "roles/bigquery.jobUser", target: "project"},
@@ -49,6 +53,7 @@ var leastPrivilege = map[string][]allowed{
 		{role: "roles/secretmanager.secretAccessor", target: "google_secret_manager_secret.pg_password"},
 		{role: "roles/cloudsql.client", target: "project", optional: true},
 		{role: "roles/pubsub.publisher", target: "google_pubsub_topic.dates"},
+		{role: "roles/pubsub.publisher", target: "google_pubsub_topic.backfill"},
 	},
 	"push": {
 		{role: "roles/run.invoker", target: "google_cloud_run_v2_service.loader"},
@@ -63,10 +68,12 @@ var leastPrivilege = map[string][]allowed{
 		{role: "roles/iam.serviceAccountUser", target: "google_service_account.planner"},
 		{role: "roles/run.developer", target: "google_cloud_run_v2_service.loader"},
 		{role: "roles/run.developer", target: "google_cloud_run_v2_job.planner"},
+		{role: "roles/run.developer", target: "google_cloud_run_v2_worker_pool.loader"},
 	},
 	pubsubAgent: {
 		{role: "roles/pubsub.publisher", target: "google_pubsub_topic.dead_letter"},
 		{role: "roles/pubsub.subscriber", target: "google_pubsub_subscription.push"},
+		{role: "roles/pubsub.subscriber", target: "google_pubsub_subscription.backfill"},
 		{role: "roles/iam.serviceAccountTokenCreator", target: "google_service_account.push", optional: true},
 	},
 }
@@ -83,6 +90,7 @@ var iamTarget = map[string]string{
 	"google_service_account_iam_member":              "service_account_id",
 	"google_cloud_run_v2_service_iam_member":         "name",
 	"google_cloud_run_v2_job_iam_member":             "name",
+	"google_cloud_run_v2_worker_pool_iam_member":     "name",
 }
 
 // grant is one evaluated IAM member resource.

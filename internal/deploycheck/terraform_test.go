@@ -346,7 +346,7 @@ func TestDeletionProtectionInProd(t *testing.T) {
 			if set && v.True() {
 				t.Errorf("%s: delete_contents_on_destroy is true in prod", r.ID())
 			}
-		case "google_cloud_run_v2_service", "google_cloud_run_v2_job", "google_secret_manager_secret":
+		case "google_cloud_run_v2_service", "google_cloud_run_v2_job", "google_cloud_run_v2_worker_pool", "google_secret_manager_secret":
 			found[r.Type]++
 			v, set, err := r.Attr("deletion_protection")
 			if err != nil {
@@ -362,7 +362,7 @@ func TestDeletionProtectionInProd(t *testing.T) {
 			}
 		}
 	}
-	want := map[string]int{"google_bigquery_dataset": 3, "google_cloud_run_v2_service": 1, "google_cloud_run_v2_job": 1, "google_secret_manager_secret": 1}
+	want := map[string]int{"google_bigquery_dataset": 3, "google_cloud_run_v2_service": 1, "google_cloud_run_v2_job": 1, "google_cloud_run_v2_worker_pool": 1, "google_secret_manager_secret": 1}
 	for typ, n := range want {
 		if found[typ] != n {
 			t.Errorf("prod: %d %s resources, want %d", found[typ], typ, n)
@@ -396,8 +396,9 @@ func traversalString(tr hcl.Traversal) string {
 func TestTerraformLeavesImagesToCloudBuild(t *testing.T) {
 	t.Parallel()
 	want := map[string]string{
-		"google_cloud_run_v2_service": "template[0].containers[0].image",
-		"google_cloud_run_v2_job":     "template[0].template[0].containers[0].image",
+		"google_cloud_run_v2_service":     "template[0].containers[0].image",
+		"google_cloud_run_v2_job":         "template[0].template[0].containers[0].image",
+		"google_cloud_run_v2_worker_pool": "template[0].containers[0].image",
 	}
 	for _, e := range environments {
 		in := env(t, e, nil)

@@ -166,6 +166,13 @@ func TestValidationRejectsWrongValues(t *testing.T) {
 		{"runbook_url", str("https://example.com/README.md#runbook"), []string{"runbook_url", "fragment"}},
 		{"runbook_url", str("http://example.com/README.md"), []string{"runbook_url"}},
 
+		{"backfill_loaders", num(0), nil},
+		{"backfill_loaders", num(50), nil},
+		{"backfill_loaders", num(101), []string{"backfill_loaders", "0 to 100"}},
+		{"backfill_loaders", flt(2.5), []string{"backfill_loaders"}},
+		{"backfill_max_outstanding", num(1), nil},
+		{"backfill_max_outstanding", num(0), []string{"backfill_max_outstanding", "1 to 64"}},
+
 		{"freshness_lag_hours", num(30), nil},
 		{"freshness_lag_hours", num(0), []string{"freshness_lag_hours"}},
 

@@ -48,6 +48,10 @@ module "stack" {
     max_delivery_attempts = var.max_delivery_attempts
     legacy_token_creator  = var.legacy_pubsub_token_creator
   }
+  backfill = {
+    instances       = var.backfill_loaders
+    max_outstanding = var.backfill_max_outstanding
+  }
   monitoring = {
     notification_channels = var.notification_channels
     runbook_url           = var.runbook_url

@@ -410,3 +410,25 @@ variable "freshness_lag_hours" {
     error_message = "The freshness_lag_hours must be from 1 to 720."
   }
 }
+
+variable "backfill_loaders" {
+  description = "Instances of the back-fill worker pool (loader --pull on the back-fill subscription); 0 when no back-fill runs (nothing billed). README, \"Back-fills\"."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.backfill_loaders >= 0 && var.backfill_loaders <= 100 && floor(var.backfill_loaders) == var.backfill_loaders
+    error_message = "The backfill_loaders must be a whole number of instances from 0 to 100."
+  }
+}
+
+variable "backfill_max_outstanding" {
+  description = "Dates one back-fill instance works at once (Pub/Sub flow control); 1 keeps one date's chunks in memory."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.backfill_max_outstanding >= 1 && var.backfill_max_outstanding <= 64 && floor(var.backfill_max_outstanding) == var.backfill_max_outstanding
+    error_message = "The backfill_max_outstanding must be a whole number from 1 to 64."
+  }
+}

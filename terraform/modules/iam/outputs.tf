@@ -42,6 +42,8 @@ output "runtime_emails" {
     google_secret_manager_secret_iam_member.pg_password,
     google_project_iam_member.cloud_sql,
     google_pubsub_topic_iam_member.publishes_dates,
+    google_pubsub_topic_iam_member.publishes_backfill,
+    google_pubsub_subscription_iam_member.loader_pulls_backfill,
     google_bigquery_dataset_iam_member.loader_data,
     google_bigquery_dataset_iam_member.planner_data,
   ]

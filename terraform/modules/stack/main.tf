@@ -54,14 +54,17 @@ module "secret" {
 module "iam" {
   source = "../iam"
 
-  project_id    = var.project_id
-  region        = var.region
-  name          = local.name
-  dataset_ids   = module.bigquery.dataset_ids
-  topic_id      = module.pubsub.topic_id
-  secret_id     = module.secret.secret_id
-  repository_id = module.build.repository_id
-  cloud_sql     = var.database.cloud_sql_instance != ""
+  project_id  = var.project_id
+  region      = var.region
+  name        = local.name
+  dataset_ids = module.bigquery.dataset_ids
+  topic_id    = module.pubsub.topic_id
+
+  backfill_topic_id     = module.pubsub.backfill_topic_id
+  backfill_subscription = module.pubsub.backfill_subscription
+  secret_id             = module.secret.secret_id
+  repository_id         = module.build.repository_id
+  cloud_sql             = var.database.cloud_sql_instance != ""
 }
 
 module "pubsub" {
@@ -110,6 +113,28 @@ module "loader" {
   cloud_sql_instance         = var.database.cloud_sql_instance
   vpc_egress                 = var.vpc_egress
   invoker_member             = module.iam.members.push
+  deployer_member            = module.iam.members.deployer
+  deletion_protection        = var.deletion_protection
+}
+
+module "loader_pool" {
+  source = "../loader_pool"
+
+  project_id                 = var.project_id
+  region                     = var.region
+  name                       = "${local.name}-backfill"
+  image                      = "${module.build.repository_url}/loader:${var.image_tag}"
+  env                        = module.config.env
+  topic_name                 = module.pubsub.backfill_topic
+  subscription_name          = module.pubsub.backfill_subscription
+  instance_count             = var.backfill.instances
+  max_outstanding            = var.backfill.max_outstanding
+  memory                     = var.loader.memory
+  service_account_email      = module.iam.runtime_emails.loader
+  pg_password_secret         = module.secret.secret_id
+  pg_password_secret_version = var.pg_password_secret_version
+  cloud_sql_instance         = var.database.cloud_sql_instance
+  vpc_egress                 = var.vpc_egress
   deployer_member            = module.iam.members.deployer
   deletion_protection        = var.deletion_protection
 }

@@ -66,3 +66,12 @@ output "monitoring" {
     dashboard_id   = module.monitoring.dashboard_id
   }
 }
+
+output "backfill" {
+  description = "Back-fill path: the topic to plan into (PUBSUB_TOPIC of a hand-run planner), its pull subscription, the worker pool."
+  value = {
+    topic        = module.pubsub.backfill_topic
+    subscription = module.pubsub.backfill_subscription
+    worker_pool  = module.loader_pool.name
+  }
+}

@@ -147,3 +147,11 @@ variable "monitoring" {
     freshness_lag_hours   = number
   })
 }
+
+variable "backfill" {
+  description = "The back-fill worker pool: instances (0: none running), max_outstanding dates per instance."
+  type = object({
+    instances       = number
+    max_outstanding = number
+  })
+}
