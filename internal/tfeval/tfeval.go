@@ -93,6 +93,7 @@ func LoadModule(dir string) (*Module, error) {
 			return nil, fmt.Errorf("parse %s: %s", p, diags.Error())
 		}
 		body := f.Body.(*hclsyntax.Body)
+		strictLogic(body)
 		m.Files[p] = body
 		for _, b := range body.Blocks {
 			switch b.Type {
@@ -120,6 +121,29 @@ func LoadModule(dir string) (*Module, error) {
 	}
 	modules[dir] = m
 	return m, nil
+}
+
+// Terraform before 1.12 evaluates both operands of || and && and fails on
+// an error in either ("x == null || x > 0" fails for a null x); newer HCL
+// short-circuits. The modules allow Terraform ~> 1.9, so the evaluator
+// keeps the strict rule: such an expression fails here as it does there.
+var (
+	strictOr  = &hclsyntax.Operation{Impl: stdlib.OrFunc, Type: cty.Bool}
+	strictAnd = &hclsyntax.Operation{Impl: stdlib.AndFunc, Type: cty.Bool}
+)
+
+func strictLogic(body *hclsyntax.Body) {
+	_ = hclsyntax.VisitAll(body, func(n hclsyntax.Node) hcl.Diagnostics {
+		if b, ok := n.(*hclsyntax.BinaryOpExpr); ok {
+			switch b.Op {
+			case hclsyntax.OpLogicalOr:
+				b.Op = strictOr
+			case hclsyntax.OpLogicalAnd:
+				b.Op = strictAnd
+			}
+		}
+		return nil
+	})
 }
 
 // varType is the declared type of variable name, with its optional

@@ -110,6 +110,14 @@ func TestOptionalAttributesAndValidation(t *testing.T) {
 	if _, err := NewRoot("t", filepath.Join("testdata", "badvar"), "", nil); err == nil || !strings.Contains(err.Error(), "The size must be positive.") {
 		t.Errorf("a default that fails validation: %v", err)
 	}
+	// Both operands of || are evaluated, as by the Terraform versions the
+	// modules allow: a null compared fails.
+	if _, err := NewRoot("t", filepath.Join("testdata", "logic"), "", nil); err == nil {
+		t.Error("var.size == null || var.size > 0 evaluated for a null size")
+	}
+	if _, err := NewRoot("t", filepath.Join("testdata", "logic"), "", map[string]cty.Value{"size": cty.NumberIntVal(3)}); err != nil {
+		t.Errorf("a positive size: %v", err)
+	}
 }
 
 // Errors are never swallowed: an index the resource does not have, and an
@@ -220,7 +228,9 @@ func TestAgreesWithTerraform(t *testing.T) {
 			}
 		}
 	}
-	for _, dir := range []string{"badindex", "childerr", "badvar"} {
+	// "logic": Terraform 1.11 (the version Cloud Build runs; the modules
+	// allow ~> 1.9) evaluates both sides of ||.
+	for _, dir := range []string{"badindex", "childerr", "badvar", "logic"} {
 		if _, err := terraformPlan(t, dir); err == nil {
 			t.Errorf("terraform plans testdata/%s, which the evaluator refuses", dir)
 		}
