@@ -48,6 +48,11 @@ run "plans" {
   }
 
   assert {
+    condition     = output.backfill.topic == "pgbq-dev-backfill-dates" && output.backfill.worker_pool == "pgbq-dev-backfill"
+    error_message = "The back-fill topic or worker pool is misnamed."
+  }
+
+  assert {
     condition     = output.bigquery_datasets.destination == "pgbq_dev"
     error_message = "The destination dataset is not pgbq_dev."
   }

@@ -54,6 +54,11 @@ run "plans" {
   }
 
   assert {
+    condition     = output.backfill.topic == "pgbq-prod-backfill-dates" && output.backfill.worker_pool == "pgbq-prod-backfill"
+    error_message = "The back-fill topic or worker pool is misnamed."
+  }
+
+  assert {
     condition     = output.bigquery_datasets.destination == "pgbq_prod"
     error_message = "The destination dataset is not pgbq_prod."
   }
