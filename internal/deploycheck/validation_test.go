@@ -3,12 +3,17 @@ package deploycheck
 import (
 	"context"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/sethvargo/go-envconfig"
 	"github.com/zclconf/go-cty/cty"
+	ctyjson "github.com/zclconf/go-cty/cty/json"
 
 	"github.com/pgbq/pgbq/internal/config"
 	"github.com/pgbq/pgbq/internal/tfeval"
@@ -40,16 +45,19 @@ func database(attrs map[string]string) cty.Value {
 // Terraform evaluates them, for values that must fail and values that must
 // pass. Both environments declare the same variables (checked in
 // TestEnvironmentsDifferOnlyWhereIntended); each is checked.
-func TestValidationRejectsWrongValues(t *testing.T) {
-	t.Parallel()
+// validationCase is a value for an environment variable and what a plan
+// must say about it.
+type validationCase struct {
+	variable string
+	value    cty.Value
+	// want is nil for a value that must pass, else words the message a
+	// person sees must contain.
+	want []string
+}
+
+func validationCases() []validationCase {
 	budget := int64(config.MaxLoaderBudget / time.Second)
-	cases := []struct {
-		variable string
-		value    cty.Value
-		// want is "" for a value that must pass, else words the message
-		// a person sees must contain.
-		want []string
-	}{
+	return []validationCase{
 		{"region", str("us-central1"), nil},
 		{"region", str("europe-west4"), nil},
 		{"region", str("us_central1"), []string{"region", "us-central1"}},
@@ -183,9 +191,13 @@ func TestValidationRejectsWrongValues(t *testing.T) {
 		{"build_trigger", cty.ObjectVal(map[string]cty.Value{
 			"repository": str("github.com/me/pgbq"), "branch_regex": str("^main$")}), []string{"repository"}},
 	}
+}
+
+func TestValidationRejectsWrongValues(t *testing.T) {
+	t.Parallel()
 	for _, e := range environments {
 		m := check(tfeval.LoadModule(repo(t, "terraform", "envs", e))).of(t)
-		for _, tc := range cases {
+		for _, tc := range validationCases() {
 			name := fmt.Sprintf("%s/%s=%s", e, tc.variable, tc.value.GoString())
 			fails, err := m.Validate(tc.variable, tc.value)
 			if err != nil {
@@ -300,4 +312,82 @@ func TestTablesBecomeSyncTables(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
+}
+
+// Terraform itself agrees with the evaluator on every case above: the
+// environment's variables.tf alone (validation needs no provider, so this
+// runs offline), given example.tfvars and the case's value, plans or
+// fails with the same message.
+func TestValidationAgreesWithTerraform(t *testing.T) {
+	t.Parallel()
+	bin, err := exec.LookPath("terraform")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("terraform is not on PATH and CI is set")
+		}
+		t.Skip("terraform is not on PATH: the comparison with Terraform needs it (Cloud Build provides it)")
+	}
+	dir := t.TempDir()
+	for _, f := range []string{"variables.tf", "example.tfvars"} {
+		src := check(os.ReadFile(repo(t, "terraform", "envs", "dev", f))).of(t)
+		name := f
+		if f == "example.tfvars" {
+			name = "terraform.tfvars"
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), src, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run := func(dir string, args ...string) (string, error) {
+		cmd := exec.Command(bin, args...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "TF_IN_AUTOMATION=1", "CHECKPOINT_DISABLE=1", "TF_CLI_CONFIG_FILE="+os.DevNull, "NO_COLOR=1")
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := run(dir, "init", "-backend=false", "-input=false", "-no-color"); err != nil {
+		t.Fatalf("terraform init: %v\n%s", err, out)
+	}
+	cases := validationCases()
+	sem := make(chan struct{}, 3)
+	var wg sync.WaitGroup
+	for i, tc := range cases {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			name := fmt.Sprintf("%s=%s", tc.variable, tc.value.GoString())
+			caseDir := filepath.Join(t.TempDir(), fmt.Sprint(i))
+			if err := os.CopyFS(caseDir, os.DirFS(dir)); err != nil {
+				t.Error(err)
+				return
+			}
+			js, err := ctyjson.Marshal(tc.value, tc.value.Type())
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			override := fmt.Sprintf(`{%q: %s}`, tc.variable, js)
+			if err := os.WriteFile(filepath.Join(caseDir, "case.auto.tfvars.json"), []byte(override), 0o644); err != nil {
+				t.Error(err)
+				return
+			}
+			out, err := run(caseDir, "plan", "-input=false", "-lock=false", "-no-color")
+			flat := strings.Join(strings.Fields(strings.ReplaceAll(out, "│", "")), " ")
+			switch {
+			case tc.want == nil && err != nil:
+				t.Errorf("%s: terraform refuses a value the evaluator accepts:\n%s", name, out)
+			case tc.want != nil && err == nil:
+				t.Errorf("%s: terraform accepts a value the evaluator refuses", name)
+			case tc.want != nil:
+				for _, w := range tc.want {
+					if !strings.Contains(flat, strings.Join(strings.Fields(w), " ")) {
+						t.Errorf("%s: terraform's message does not say %q:\n%s", name, w, out)
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
