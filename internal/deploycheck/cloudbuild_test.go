@@ -242,7 +242,8 @@ func TestCloudBuildTestStepRunsEverything(t *testing.T) {
 		t.Errorf("step test does not set CI: tests missing a dependency would skip instead of failing")
 	}
 
-	// terraform: copied by an earlier step into a directory on the PATH.
+	// terraform: copied by an earlier step into a volume the test step
+	// mounts at the same path, on its PATH.
 	tfStep := cb.step(t, "terraform-binary")
 	if !strings.HasPrefix(tfStep.Name, "hashicorp/terraform:") || len(tfStep.Args) != 2 {
 		t.Fatalf("step terraform-binary: %s %q", tfStep.Name, tfStep.Args)
@@ -254,9 +255,20 @@ func TestCloudBuildTestStepRunsEverything(t *testing.T) {
 			tfDir = strings.TrimSuffix(c.args[2], "/terraform")
 		}
 	}
-	if tfDir == "" || !strings.HasPrefix(tfDir, "/workspace/") {
-		t.Errorf("step terraform-binary does not copy terraform into /workspace: %v", tfCmds)
-	} else if !contains(strings.Split(envs["PATH"], ":"), tfDir) {
+	volumeAt := func(st buildStep, path string) string {
+		for _, v := range st.Volumes {
+			if v.Path == path {
+				return v.Name
+			}
+		}
+		return ""
+	}
+	switch {
+	case tfDir == "":
+		t.Errorf("step terraform-binary does not copy /bin/terraform: %v", tfCmds)
+	case volumeAt(tfStep, tfDir) == "" || volumeAt(tfStep, tfDir) != volumeAt(st, tfDir):
+		t.Errorf("terraform is copied to %s, which is not a volume both steps mount", tfDir)
+	case !contains(strings.Split(envs["PATH"], ":"), tfDir):
 		t.Errorf("step test's PATH %q lacks %s, where terraform is", envs["PATH"], tfDir)
 	}
 	if !cb.dependsOn("test", "terraform-binary") {
