@@ -19,6 +19,7 @@ require (
 	golang.org/x/sync v0.24.0
 	google.golang.org/api v0.304.0
 	google.golang.org/grpc v1.84.0
+	mvdan.cc/sh/v3 v3.14.1
 )
 
 require (

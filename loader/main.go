@@ -5,7 +5,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -28,33 +27,14 @@ import (
 	"github.com/pgbq/pgbq/internal/logging"
 )
 
-// Config is the loader's configuration.
-type Config struct {
-	Common config.Common
-	// Budget is how long one message works before it hands the rest of
-	// its date to a continuation message; below the 600 s ack deadline.
-	Budget time.Duration `env:"LOADER_BUDGET, default=480s"`
-	// Port is where push requests arrive (Cloud Run sets it).
-	Port string `env:"PORT, default=8080"`
-	// Concurrency is how many messages a pulling loader works at once.
-	Concurrency int `env:"LOADER_CONCURRENCY, default=1"`
-}
+// Config is the loader's configuration: config.Loader, where the deploy
+// checks read its variables, defaults and validation too.
+type Config struct{ config.Loader }
 
-// MaxBudget keeps a request's work, plus loader.FinishTime for the last
-// load and the publish, inside Pub/Sub's 600 s push ack deadline.
-const MaxBudget = 530 * time.Second
+// MaxBudget is config.MaxLoaderBudget.
+const MaxBudget = config.MaxLoaderBudget
 
-func (c *Config) validate(pull bool) error {
-	c.Common.Normalize()
-	errs := []error{c.Common.Validate(true, pull)}
-	if c.Budget < 10*time.Second || c.Budget > MaxBudget {
-		errs = append(errs, fmt.Errorf("LOADER_BUDGET %s is out of range (10s..%s)", c.Budget, MaxBudget))
-	}
-	if c.Concurrency < 1 || c.Concurrency > 64 {
-		errs = append(errs, fmt.Errorf("LOADER_CONCURRENCY %d is out of range (1..64)", c.Concurrency))
-	}
-	return errors.Join(errs...)
-}
+func (c *Config) validate(pull bool) error { return c.Loader.Validate(pull) }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)

@@ -20,7 +20,6 @@ import (
 	"os/signal"
 	"syscall"
 	"text/tabwriter"
-	"time"
 	_ "time/tzdata" // zone names for SYNC_TIME_ZONE, also in images without a zone database
 
 	"cloud.google.com/go/civil"
@@ -33,39 +32,11 @@ import (
 	"github.com/pgbq/pgbq/internal/planner"
 )
 
-// Config is the planner's configuration.
-type Config struct {
-	Common config.Common
-	// InFlight: a date whose sync_control entry is younger than this is
-	// being worked on (or was just planned) and is left alone.
-	InFlight time.Duration `env:"PLANNER_IN_FLIGHT, default=15m"`
-	// Queued: a date whose message was published but that no loader has
-	// started is left alone this long (it may be waiting in the queue).
-	Queued time.Duration `env:"PLANNER_QUEUED, default=24h"`
-	// MaxDates caps the messages of one run.
-	MaxDates int `env:"PLANNER_MAX_DATES, default=500"`
-	// RecheckDays: each run compares the finished dates of this many days
-	// before today again and re-opens those rows reached late.
-	RecheckDays int `env:"PLANNER_RECHECK_DAYS, default=3"`
-}
+// Config is the planner's configuration: config.Planner, where the deploy
+// checks read its variables, defaults and validation too.
+type Config struct{ config.Planner }
 
-func (c *Config) validate(needTopic bool) error {
-	c.Common.Normalize()
-	errs := []error{c.Common.Validate(needTopic, false)}
-	if c.InFlight < 0 {
-		errs = append(errs, fmt.Errorf("PLANNER_IN_FLIGHT %s must not be negative", c.InFlight))
-	}
-	if c.Queued < 0 {
-		errs = append(errs, fmt.Errorf("PLANNER_QUEUED %s must not be negative", c.Queued))
-	}
-	if c.MaxDates < 1 || c.MaxDates > 100000 {
-		errs = append(errs, fmt.Errorf("PLANNER_MAX_DATES %d is out of range (1..100000)", c.MaxDates))
-	}
-	if c.RecheckDays < 0 || c.RecheckDays > 366 {
-		errs = append(errs, fmt.Errorf("PLANNER_RECHECK_DAYS %d is out of range (0..366)", c.RecheckDays))
-	}
-	return errors.Join(errs...)
-}
+func (c *Config) validate(needTopic bool) error { return c.Planner.Validate(needTopic) }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)

@@ -2,20 +2,28 @@ package deploycheck
 
 import (
 	"os"
+	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/pgbq/pgbq/internal/testenv"
+	"github.com/pgbq/pgbq/internal/tfeval"
 )
 
 // buildSubstitutions is what a build of environment e gets: the trigger's
 // substitutions as Terraform creates them, cloudbuild.yaml's defaults for
 // the rest, and the built-ins.
-func buildSubstitutions(t *testing.T, cb cloudBuild, in *instance) map[string]string {
+func buildSubstitutions(t *testing.T, cb cloudBuild, in *tfeval.Instance) map[string]string {
 	t.Helper()
-	build := check(check(in.child("stack")).of(t).child("build")).of(t)
-	fromTF := check(build.variable("substitutions")).of(t)
+	build := check(check(in.Child("stack")).of(t).Child("build")).of(t)
+	fromTF := check(build.Variable("substitutions")).of(t)
 	subst := map[string]string{}
 	for k, v := range cb.Substitutions {
 		subst[k] = v
@@ -25,7 +33,7 @@ func buildSubstitutions(t *testing.T, cb cloudBuild, in *instance) map[string]st
 		k, v := it.Element()
 		if _, declared := cb.Substitutions[k.AsString()]; !declared || !used[k.AsString()] {
 			// Cloud Build rejects a trigger substitution the build does not use.
-			t.Errorf("%s: the trigger passes %s, which cloudbuild.yaml does not declare and use", in.path, k.AsString())
+			t.Errorf("%s: the trigger passes %s, which cloudbuild.yaml does not declare and use", in.Path, k.AsString())
 		}
 		subst[k.AsString()] = v.AsString()
 	}
@@ -50,15 +58,24 @@ func TestCloudBuildDeploysWhatTerraformRuns(t *testing.T) {
 		run := cloudRun(t, in)
 		wantImage, wantName := map[string]string{}, map[string]string{}
 		for _, rr := range run {
-			img, _, err := rr.container.str("image")
+			img, _, err := rr.container.Str("image")
 			if err != nil {
 				t.Fatal(err)
 			}
 			wantImage[rr.binary] = img
-			wantName[rr.binary], _, err = rr.resource.str("name")
+			wantName[rr.binary], _, err = rr.resource.Str("name")
 			if err != nil {
 				t.Fatal(err)
 			}
+		}
+
+		// The back-fill worker pool runs the loader's image.
+		pool := single(t, in, "google_cloud_run_v2_worker_pool")
+		poolTmpl := check(pool.One("template")).of(t)
+		wantImage["loader-pool"], _, _ = check(poolTmpl.One("containers")).of(t).Str("image")
+		wantName["loader-pool"], _, _ = pool.Str("name")
+		if wantImage["loader-pool"] != wantImage["loader"] {
+			t.Errorf("%s: the worker pool starts from %s, the loader service from %s", e, wantImage["loader-pool"], wantImage["loader"])
 		}
 
 		built, pushed := map[string]string{}, map[string]bool{}
@@ -100,25 +117,35 @@ func TestCloudBuildDeploysWhatTerraformRuns(t *testing.T) {
 						t.Errorf("step %s can push before %s passed", st.ID, need)
 					}
 				}
-			case st.Entrypoint == "bash" || st.Entrypoint == "gcloud":
-				script := strings.Join(args, " ")
-				for _, rr := range run {
-					verb := map[string]string{"loader": `gcloud run deploy (\S+)`, "planner": `gcloud run jobs update (\S+)`}[rr.binary]
-					m := regexp.MustCompile(verb).FindStringSubmatch(script)
-					if m == nil {
+			case st.Entrypoint == "bash" && len(args) == 2:
+				cmds, _ := parseShell(t, "step "+st.ID, args[1])
+				for _, c := range cmds {
+					binary := ""
+					switch {
+					case len(c.args) > 4 && strings.Join(c.args[:3], " ") == "gcloud run deploy":
+						binary = "loader"
+					case len(c.args) > 5 && strings.Join(c.args[:4], " ") == "gcloud run jobs update":
+						binary = "planner"
+					case len(c.args) > 6 && strings.Join(c.args[:5], " ") == "gcloud beta run worker-pools deploy":
+						binary = "loader-pool"
+					default:
 						continue
 					}
-					deployed[rr.binary] = true
-					if m[1] != wantName[rr.binary] {
-						t.Errorf("%s: step %s deploys %q, Terraform's %s is %q", e, st.ID, m[1], rr.binary, wantName[rr.binary])
+					if !c.topLevel {
+						t.Errorf("%s: step %s deploys the %s conditionally: %q", e, st.ID, binary, c.args)
 					}
-					if !strings.Contains(script, "--image="+wantImage[rr.binary]+" ") {
-						t.Errorf("%s: step %s does not deploy image %s", e, st.ID, wantImage[rr.binary])
+					deployed[binary] = true
+					name := c.args[map[string]int{"loader": 3, "planner": 4, "loader-pool": 5}[binary]]
+					if name != wantName[binary] {
+						t.Errorf("%s: step %s deploys %q, Terraform's %s is %q", e, st.ID, name, binary, wantName[binary])
 					}
-					if !strings.Contains(script, "--region="+region) {
+					if !contains(c.args, "--image="+wantImage[binary]) {
+						t.Errorf("%s: step %s does not deploy image %s: %q", e, st.ID, wantImage[binary], c.args)
+					}
+					if !contains(c.args, "--region="+region) {
 						t.Errorf("%s: step %s does not deploy in region %s", e, st.ID, region)
 					}
-					if !cb.dependsOn(st.ID, "push-"+rr.binary) {
+					if !cb.dependsOn(st.ID, "push-"+strings.TrimSuffix(binary, "-pool")) {
 						t.Errorf("step %s can deploy before its image is pushed", st.ID)
 					}
 				}
@@ -135,6 +162,9 @@ func TestCloudBuildDeploysWhatTerraformRuns(t *testing.T) {
 				t.Errorf("%s: cloudbuild.yaml never deploys the %s", e, rr.binary)
 			}
 		}
+		if !deployed["loader-pool"] {
+			t.Errorf("%s: cloudbuild.yaml never deploys the back-fill worker pool", e)
+		}
 		for _, im := range cb.Images {
 			if x := check(expand(im, subst)).of(t); x != wantImage["loader"] && x != wantImage["planner"] {
 				t.Errorf("%s: images lists %s, which Terraform does not run", e, x)
@@ -148,14 +178,11 @@ func TestCloudBuildDeploysWhatTerraformRuns(t *testing.T) {
 func TestCloudBuildSteps(t *testing.T) {
 	t.Parallel()
 	cb := loadCloudBuild(t)
-	var vet, test bool
-	for _, st := range cb.Steps {
-		joined := st.Entrypoint + " " + strings.Join(st.Args, " ")
-		vet = vet || (st.ID == "vet" && strings.Contains(joined, "go vet ./..."))
-		test = test || (st.ID == "test" && regexp.MustCompile(`go test .*\./\.\.\.`).MatchString(joined))
+	if vet := cb.step(t, "vet"); vet.Entrypoint != "go" || strings.Join(vet.Args, " ") != "vet ./..." {
+		t.Errorf("step vet runs %s %q, want go vet ./...", vet.Entrypoint, vet.Args)
 	}
-	if !vet || !test {
-		t.Errorf("cloudbuild.yaml lacks the vet (%v) or test (%v) step", vet, test)
+	if d, err := time.ParseDuration(cb.Timeout); err != nil || d < 30*time.Minute {
+		t.Errorf("timeout %q: the integration tests alone may take 20 minutes (dev/test.sh); Cloud Build's default is 10", cb.Timeout)
 	}
 	if cb.Options["logging"] != "CLOUD_LOGGING_ONLY" {
 		t.Errorf("options.logging = %v: a build running as a user-managed service account needs CLOUD_LOGGING_ONLY (or a logs bucket)", cb.Options["logging"])
@@ -178,8 +205,232 @@ func TestCloudBuildSteps(t *testing.T) {
 	})
 	in := env(t, "prod", map[string]cty.Value{"build_trigger": trigger})
 	trig := single(t, in, "google_cloudbuild_trigger")
-	if f, _, err := trig.str("filename"); err != nil || f != "cloudbuild.yaml" {
+	if f, _, err := trig.Str("filename"); err != nil || f != "cloudbuild.yaml" {
 		t.Errorf("the trigger builds %q (%v)", f, err)
+	}
+}
+
+// stepEnv is a step's env list as a map.
+func stepEnv(st buildStep) map[string]string {
+	out := map[string]string{}
+	for _, kv := range st.Env {
+		k, v, _ := strings.Cut(kv, "=")
+		out[k] = v
+	}
+	return out
+}
+
+// The test step is the deploy gate: it runs `make test` (the stack and
+// every test, integration tests included) with CI set, so a test whose
+// PostgreSQL, emulator or terraform is missing fails instead of skipping;
+// terraform is on its PATH. What `make test` runs is read from the
+// Makefile and dev/test.sh: the variables internal/testenv reads, then
+// go test over every package.
+func TestCloudBuildTestStepRunsEverything(t *testing.T) {
+	t.Parallel()
+	cb := loadCloudBuild(t)
+	st := cb.step(t, "test")
+	if st.Entrypoint != "bash" || len(st.Args) != 2 || !strings.HasPrefix(st.Args[0], "-") || !strings.Contains(st.Args[0], "c") || !strings.Contains(st.Args[0], "e") {
+		t.Fatalf("step test: want bash -ce SCRIPT, got %s %q", st.Entrypoint, st.Args)
+	}
+	cmds, _ := parseShell(t, "cloudbuild.yaml step test", st.Args[1])
+	if !runs(cmds, "make", "test") {
+		t.Errorf("step test does not run `make test` as a top-level command: %v", cmds)
+	}
+	envs := stepEnv(st)
+	if envs["CI"] == "" {
+		t.Errorf("step test does not set CI: tests missing a dependency would skip instead of failing")
+	}
+
+	// terraform: copied by an earlier step into a volume the test step
+	// mounts at the same path, on its PATH.
+	tfStep := cb.step(t, "terraform-binary")
+	if !strings.HasPrefix(tfStep.Name, "hashicorp/terraform:") || len(tfStep.Args) != 2 {
+		t.Fatalf("step terraform-binary: %s %q", tfStep.Name, tfStep.Args)
+	}
+	tfCmds, _ := parseShell(t, "step terraform-binary", tfStep.Args[1])
+	var tfDir string
+	for _, c := range tfCmds {
+		if c.topLevel && len(c.args) == 3 && c.args[0] == "cp" && c.args[1] == "/bin/terraform" {
+			tfDir = strings.TrimSuffix(c.args[2], "/terraform")
+		}
+	}
+	volumeAt := func(st buildStep, path string) string {
+		for _, v := range st.Volumes {
+			if v.Path == path {
+				return v.Name
+			}
+		}
+		return ""
+	}
+	switch {
+	case tfDir == "":
+		t.Errorf("step terraform-binary does not copy /bin/terraform: %v", tfCmds)
+	case volumeAt(tfStep, tfDir) == "" || volumeAt(tfStep, tfDir) != volumeAt(st, tfDir):
+		t.Errorf("terraform is copied to %s, which is not a volume both steps mount", tfDir)
+	case !contains(strings.Split(envs["PATH"], ":"), tfDir):
+		t.Errorf("step test's PATH %q lacks %s, where terraform is", envs["PATH"], tfDir)
+	}
+	if !cb.dependsOn("test", "terraform-binary") {
+		t.Error("step test can start before terraform is copied")
+	}
+
+	// make test: the recipe of the Makefile's test target.
+	mk := string(check(os.ReadFile(repo(t, "Makefile"))).of(t))
+	var recipe []string
+	inTest := false
+	for _, line := range strings.Split(mk, "\n") {
+		switch {
+		case strings.HasPrefix(line, "test:"):
+			inTest = true
+		case inTest && strings.HasPrefix(line, "\t"):
+			recipe = append(recipe, strings.TrimPrefix(line, "\t"))
+		case inTest && strings.TrimSpace(line) != "" && !strings.HasPrefix(line, "#"):
+			inTest = false
+		}
+	}
+	mkCmds, _ := parseShell(t, "Makefile test", strings.Join(recipe, "\n"))
+	if !runs(mkCmds, "bash", "dev/test.sh") {
+		t.Fatalf("make test does not run dev/test.sh: %q", recipe)
+	}
+	script := string(check(os.ReadFile(repo(t, "dev", "test.sh"))).of(t))
+	shCmds, exports := parseShell(t, "dev/test.sh", script)
+	for _, name := range []string{testenv.EnvPG, testenv.EnvBQ, testenv.EnvBQProject} {
+		if _, ok := exports[name]; !ok {
+			t.Errorf("dev/test.sh does not export %s, which internal/testenv reads: the integration tests would not find the stack", name)
+		}
+	}
+	if !runs(shCmds, "stack_start") {
+		t.Error("dev/test.sh does not start the stack")
+	}
+	goTest := false
+	for _, c := range shCmds {
+		if c.topLevel && len(c.args) > 2 && c.args[0] == "go" && c.args[1] == "test" && c.args[len(c.args)-1] == "./..." {
+			goTest = true
+		}
+	}
+	if !goTest {
+		t.Error("dev/test.sh does not run go test over ./...")
+	}
+}
+
+// terraformVersion is the version of a hashicorp/terraform step image.
+func terraformVersion(t *testing.T, st buildStep) (major, minor int) {
+	t.Helper()
+	v, ok := strings.CutPrefix(st.Name, "hashicorp/terraform:")
+	m := regexp.MustCompile(`^([0-9]+)\.([0-9]+)\.[0-9]+$`).FindStringSubmatch(v)
+	if !ok || m == nil {
+		t.Fatalf("step %s: image %s is not a pinned hashicorp/terraform:X.Y.Z", st.ID, st.Name)
+	}
+	major, _ = strconv.Atoi(m[1])
+	minor, _ = strconv.Atoi(m[2])
+	return major, minor
+}
+
+// Cloud Build runs Terraform itself on what the offline checks evaluate:
+// fmt over terraform/, and for each environment init without a backend,
+// validate, and `terraform test` (tests/*.tftest.hcl, a mock google
+// provider); nothing is pushed before they pass.
+func TestCloudBuildRunsTerraform(t *testing.T) {
+	t.Parallel()
+	cb := loadCloudBuild(t)
+	fmtStep := cb.step(t, "terraform-fmt")
+	if strings.Join(fmtStep.Args, " ") != "fmt -check -recursive terraform" || fmtStep.Entrypoint != "" {
+		t.Errorf("step terraform-fmt runs %q", fmtStep.Args)
+	}
+	for _, st := range cb.Steps {
+		if strings.HasPrefix(st.Name, "hashicorp/terraform:") {
+			// mock_provider needs 1.7; the modules want ~> 1.9.
+			if major, minor := terraformVersion(t, st); major != 1 || minor < 9 {
+				t.Errorf("step %s runs terraform %d.%d; the modules require ~> 1.9", st.ID, major, minor)
+			}
+		}
+	}
+	for _, e := range environments {
+		chdir := "-chdir=terraform/envs/" + e
+		want := map[string][]string{
+			"terraform-init-" + e:     {chdir, "init", "-backend=false", "-input=false"},
+			"terraform-validate-" + e: {chdir, "validate"},
+			"terraform-test-" + e:     {chdir, "test"},
+		}
+		for id, args := range want {
+			st := cb.step(t, id)
+			if st.Entrypoint != "" || strings.Join(st.Args, " ") != strings.Join(args, " ") {
+				t.Errorf("step %s runs %s %q, want terraform %q", id, st.Entrypoint, st.Args, args)
+			}
+		}
+		if !cb.dependsOn("terraform-validate-"+e, "terraform-init-"+e) || !cb.dependsOn("terraform-test-"+e, "terraform-validate-"+e) {
+			t.Errorf("%s: validate and test must run after init", e)
+		}
+		for _, push := range []string{"push-loader", "push-planner"} {
+			for _, need := range []string{"vet", "test", "terraform-fmt", "terraform-test-" + e} {
+				if !cb.dependsOn(push, need) {
+					t.Errorf("step %s can push before %s passed", push, need)
+				}
+			}
+		}
+		tests, err := filepath.Glob(repo(t, "terraform", "envs", e, "tests", "*.tftest.hcl"))
+		if err != nil || len(tests) == 0 {
+			t.Errorf("%s: no tests/*.tftest.hcl for terraform test (%v)", e, err)
+		}
+		for _, p := range tests {
+			checkTerraformTest(t, e, p)
+		}
+	}
+}
+
+// checkTerraformTest holds a .tftest.hcl file to what `terraform test` in
+// Cloud Build needs: a mock google provider (no credentials there), at
+// least one run that plans, and the environment's example.tfvars values
+// (so it plans what the offline checks evaluate).
+func checkTerraformTest(t *testing.T, e, path string) {
+	t.Helper()
+	src := check(os.ReadFile(path)).of(t)
+	f, diags := hclsyntax.ParseConfig(src, path, hcl.InitialPos)
+	if diags.HasErrors() {
+		t.Fatalf("%s: %s", path, diags.Error())
+	}
+	body := f.Body.(*hclsyntax.Body)
+	var mock, plans bool
+	var vars map[string]cty.Value
+	for _, b := range body.Blocks {
+		switch b.Type {
+		case "mock_provider":
+			mock = mock || (len(b.Labels) == 1 && b.Labels[0] == "google")
+		case "variables":
+			vars = map[string]cty.Value{}
+			for name, a := range b.Body.Attributes {
+				v, diags := a.Expr.Value(nil)
+				if diags.HasErrors() {
+					t.Fatalf("%s: variables.%s: %s", path, name, diags.Error())
+				}
+				vars[name] = v
+			}
+		case "run":
+			if a, ok := b.Body.Attributes["command"]; ok && hcl.ExprAsKeyword(a.Expr) == "plan" {
+				plans = true
+			}
+		}
+	}
+	if !mock {
+		t.Errorf("%s: no mock_provider \"google\": terraform test would need credentials", path)
+	}
+	if !plans {
+		t.Errorf("%s: no run with command = plan", path)
+	}
+	// Same values as example.tfvars: instantiate both and compare the
+	// evaluated variables.
+	dir := repo(t, "terraform", "envs", e)
+	fromTest, err := tfeval.NewRoot(e, dir, "", vars)
+	if err != nil {
+		t.Errorf("%s: its variables do not instantiate %s: %v", path, e, err)
+		return
+	}
+	example := env(t, e, nil)
+	for name, v := range example.Vars {
+		if w := fromTest.Vars[name]; !w.RawEquals(v) {
+			t.Errorf("%s: variable %s = %#v, example.tfvars gives %#v", path, name, w, v)
+		}
 	}
 }
 

@@ -3,23 +3,19 @@ package deploycheck
 import (
 	"context"
 	"fmt"
-	"go/ast"
-	"go/parser"
-	"go/token"
 	"os"
 	"path/filepath"
-	"reflect"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/sethvargo/go-envconfig"
 	"github.com/zclconf/go-cty/cty"
 	"go.yaml.in/yaml/v3"
+	"mvdan.cc/sh/v3/syntax"
 
 	"github.com/pgbq/pgbq/internal/config"
+	"github.com/pgbq/pgbq/internal/tfeval"
 )
 
 // repo is the repository root (this package is internal/deploycheck).
@@ -39,14 +35,14 @@ func repo(t testing.TB, parts ...string) string {
 var environments = []string{"dev", "prod"}
 
 // env instantiates an environment with its example.tfvars (plus overrides).
-func env(t testing.TB, name string, overrides map[string]cty.Value) *instance {
+func env(t testing.TB, name string, overrides map[string]cty.Value) *tfeval.Instance {
 	t.Helper()
 	dir := repo(t, "terraform", "envs", name)
-	in, err := newRoot(name, dir, filepath.Join(dir, "example.tfvars"), overrides)
+	in, err := tfeval.NewRoot(name, dir, filepath.Join(dir, "example.tfvars"), overrides)
 	if err != nil {
 		t.Fatalf("environment %s: %v", name, err)
 	}
-	if err := in.checkInputs(); err != nil {
+	if err := in.CheckInputs(); err != nil {
 		t.Fatalf("environment %s: %v", name, err)
 	}
 	return in
@@ -70,152 +66,73 @@ func (c checked[T]) of(t testing.TB) T {
 }
 
 // varString reads a string variable of a root instance.
-func varString(t testing.TB, in *instance, name string) string {
+func varString(t testing.TB, in *tfeval.Instance, name string) string {
 	t.Helper()
-	v, ok := in.vars[name]
+	v, ok := in.Vars[name]
 	if !ok || v.IsNull() || v.Type() != cty.String {
-		t.Fatalf("%s: var.%s is not a string", in.path, name)
+		t.Fatalf("%s: var.%s is not a string", in.Path, name)
 	}
 	return v.AsString()
 }
 
 // single returns the one resource of type typ under in.
-func single(t testing.TB, in *instance, typ string) resource {
+func single(t testing.TB, in *tfeval.Instance, typ string) tfeval.Resource {
 	t.Helper()
-	rs := check(in.allResources(typ)).of(t)
+	rs := check(in.AllResources(typ)).of(t)
 	if len(rs) != 1 {
-		t.Fatalf("%s: want exactly one %s, found %d", in.path, typ, len(rs))
+		t.Fatalf("%s: want exactly one %s, found %d", in.Path, typ, len(rs))
 	}
 	return rs[0]
 }
 
 // --- the binaries' configuration ---------------------------------------------
 
-// binaryVars is every environment variable a binary reads: the shared
-// config.Common (by reflection on its go-envconfig tags) plus the fields of
-// the binary's own Config struct in package main, read from its source.
+// binaryVars is every environment variable a binary reads, from its
+// configuration struct in internal/config (the one the binary loads).
 func binaryVars(t testing.TB, binary string) []config.Var {
 	t.Helper()
-	own, err := mainConfigVars(repo(t, binary, "main.go"))
-	if err != nil {
-		t.Fatal(err)
+	switch binary {
+	case "loader":
+		return config.Variables(&config.Loader{})
+	case "planner":
+		return config.Variables(&config.Planner{})
 	}
-	return append(config.Variables(&config.Common{}), own...)
+	t.Fatalf("no binary %q", binary)
+	return nil
 }
 
-// mainConfigVars reads the env tags of `type Config struct` in a main
-// package's source file. A field without a tag must be config.Common (read
-// by reflection instead); anything else is an error, so a new nested struct
-// cannot hide variables from these tests.
-func mainConfigVars(file string) ([]config.Var, error) {
-	f, err := parser.ParseFile(token.NewFileSet(), file, nil, parser.SkipObjectResolution)
-	if err != nil {
-		return nil, err
+// validateAs loads env the way binary does and runs its own validation
+// as deployed: the loader serving push requests, the planner publishing.
+func validateAs(binary string, env map[string]string) error {
+	ctx := context.Background()
+	lookup := envconfig.MapLookuper(env)
+	switch binary {
+	case "loader":
+		var c config.Loader
+		if err := config.Load(ctx, &c, lookup); err != nil {
+			return err
+		}
+		return c.Validate(false)
+	case "planner":
+		var c config.Planner
+		if err := config.Load(ctx, &c, lookup); err != nil {
+			return err
+		}
+		return c.Validate(true)
 	}
-	var st *ast.StructType
-	ast.Inspect(f, func(n ast.Node) bool {
-		if ts, ok := n.(*ast.TypeSpec); ok && ts.Name.Name == "Config" {
-			st, _ = ts.Type.(*ast.StructType)
-		}
-		return st == nil
-	})
-	if st == nil {
-		return nil, fmt.Errorf("%s: no `type Config struct`", file)
-	}
-	var out []config.Var
-	for _, field := range st.Fields.List {
-		if field.Tag == nil {
-			if sel, ok := field.Type.(*ast.SelectorExpr); ok && sel.Sel.Name == "Common" {
-				if x, ok := sel.X.(*ast.Ident); ok && x.Name == "config" {
-					continue
-				}
-			}
-			return nil, fmt.Errorf("%s: Config field %v has no env tag and is not config.Common", file, field.Names)
-		}
-		raw, err := strconv.Unquote(field.Tag.Value)
-		if err != nil {
-			return nil, err
-		}
-		tag, ok := reflect.StructTag(raw).Lookup("env")
-		if !ok {
-			continue
-		}
-		name, opts, _ := strings.Cut(tag, ",")
-		name = strings.TrimSpace(name)
-		if name == "" {
-			return nil, fmt.Errorf("%s: Config field %v: nested env structs are not read here", file, field.Names)
-		}
-		v := config.Var{Name: name, Path: fmt.Sprint(field.Names)}
-		for _, o := range strings.Split(opts, ",") {
-			if d, ok := strings.CutPrefix(strings.TrimSpace(o), "default="); ok {
-				v.Default = d
-			}
-		}
-		out = append(out, v)
-	}
-	return out, nil
+	return fmt.Errorf("no binary %q", binary)
 }
 
-// goDurationConst reads `const name = N * time.Unit` from a Go source file.
-func goDurationConst(file, name string) (time.Duration, error) {
-	f, err := parser.ParseFile(token.NewFileSet(), file, nil, parser.SkipObjectResolution)
-	if err != nil {
-		return 0, err
-	}
-	units := map[string]time.Duration{"Millisecond": time.Millisecond, "Second": time.Second, "Minute": time.Minute, "Hour": time.Hour}
-	for _, d := range f.Decls {
-		gd, ok := d.(*ast.GenDecl)
-		if !ok || gd.Tok != token.CONST {
-			continue
-		}
-		for _, s := range gd.Specs {
-			vs := s.(*ast.ValueSpec)
-			for i, n := range vs.Names {
-				if n.Name != name || i >= len(vs.Values) {
-					continue
-				}
-				be, ok := vs.Values[i].(*ast.BinaryExpr)
-				if !ok || be.Op != token.MUL {
-					return 0, fmt.Errorf("%s: %s is not N * time.Unit", file, name)
-				}
-				lit, ok1 := be.X.(*ast.BasicLit)
-				sel, ok2 := be.Y.(*ast.SelectorExpr)
-				if !ok1 || !ok2 || lit.Kind != token.INT || units[sel.Sel.Name] == 0 {
-					return 0, fmt.Errorf("%s: %s is not N * time.Unit", file, name)
-				}
-				n, err := strconv.ParseInt(lit.Value, 10, 64)
-				if err != nil {
-					return 0, err
-				}
-				return time.Duration(n) * units[sel.Sel.Name], nil
-			}
-		}
-	}
-	return 0, fmt.Errorf("%s: no const %s", file, name)
-}
-
-// requiredVars are the variables without a default that a deployed binary
-// cannot start without, found by asking the configuration model itself:
-// validate an empty environment the way the push loader and the publishing
-// planner do, and collect the variables its errors call required.
-func requiredVars(t testing.TB) []string {
+// defaultOf is the default of variable name of a binary ("" when none).
+func defaultOf(t testing.TB, binary, name string) string {
 	t.Helper()
-	var c config.Common
-	if err := config.Load(context.Background(), &c, envconfig.MapLookuper(map[string]string{})); err != nil {
-		t.Fatalf("load an empty configuration: %v", err)
-	}
-	c.Normalize()
-	err := c.Validate(true, false)
-	if err == nil {
-		t.Fatal("an empty configuration validates: no required variables can be derived")
-	}
-	var req []string
-	for _, v := range config.Variables(&config.Common{}) {
-		if v.Default == "" && strings.Contains(err.Error(), v.Name+" is required") {
-			req = append(req, v.Name)
+	for _, v := range binaryVars(t, binary) {
+		if v.Name == name {
+			return v.Default
 		}
 	}
-	return req
+	t.Fatalf("%s reads no %s", binary, name)
+	return ""
 }
 
 // --- cloudbuild.yaml ---------------------------------------------------------
@@ -235,6 +152,7 @@ type buildStep struct {
 }
 
 type cloudBuild struct {
+	Timeout       string            `yaml:"timeout"`
 	Substitutions map[string]string `yaml:"substitutions"`
 	Options       map[string]any    `yaml:"options"`
 	Steps         []buildStep       `yaml:"steps"`
@@ -339,4 +257,98 @@ func (cb cloudBuild) dependsOn(id, dep string) bool {
 	}
 	i, ok := index[id]
 	return ok && visit(i)
+}
+
+// step returns the build step with id.
+func (cb cloudBuild) step(t testing.TB, id string) buildStep {
+	t.Helper()
+	for _, st := range cb.Steps {
+		if st.ID == id {
+			return st
+		}
+	}
+	t.Fatalf("cloudbuild.yaml has no step %s", id)
+	return buildStep{}
+}
+
+// --- shell -----------------------------------------------------------------
+
+// command is one simple command of a shell script: its words (literal
+// only; a word with an expansion is kept as "$?") and whether it runs as a
+// top-level statement that stops the script on failure under `set -e`
+// (not negated, not in the background, not a condition or part of a ||/&&
+// list).
+type command struct {
+	args     []string
+	topLevel bool
+}
+
+// parseShell parses a bash script into its simple commands and the
+// variables it exports (NAME -> literal value, "$?" when not literal).
+func parseShell(t testing.TB, name, script string) ([]command, map[string]string) {
+	t.Helper()
+	f, err := syntax.NewParser(syntax.Variant(syntax.LangBash)).Parse(strings.NewReader(script), name)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	word := func(w *syntax.Word) string {
+		if lit := w.Lit(); lit != "" || len(w.Parts) == 0 {
+			return lit
+		}
+		if len(w.Parts) == 1 {
+			switch p := w.Parts[0].(type) {
+			case *syntax.SglQuoted:
+				return p.Value
+			case *syntax.DblQuoted:
+				if len(p.Parts) == 1 {
+					if l, ok := p.Parts[0].(*syntax.Lit); ok {
+						return l.Value
+					}
+				}
+			}
+		}
+		return "$?"
+	}
+	top := map[*syntax.Stmt]bool{}
+	for _, st := range f.Stmts {
+		if !st.Negated && !st.Background {
+			top[st] = true
+		}
+	}
+	var cmds []command
+	exports := map[string]string{}
+	syntax.Walk(f, func(n syntax.Node) bool {
+		st, ok := n.(*syntax.Stmt)
+		if !ok {
+			return true
+		}
+		switch c := st.Cmd.(type) {
+		case *syntax.CallExpr:
+			cmd := command{topLevel: top[st]}
+			for _, w := range c.Args {
+				cmd.args = append(cmd.args, word(w))
+			}
+			cmds = append(cmds, cmd)
+		case *syntax.DeclClause:
+			if c.Variant.Value == "export" {
+				for _, a := range c.Args {
+					if a.Name != nil && a.Value != nil {
+						exports[a.Name.Value] = word(a.Value)
+					}
+				}
+			}
+		}
+		return true
+	})
+	return cmds, exports
+}
+
+// runs reports whether cmds has args as a top-level command.
+func runs(cmds []command, args ...string) bool {
+	for _, c := range cmds {
+		if c.topLevel && strings.Join(c.args, "\x00") == strings.Join(args, "\x00") {
+			return true
+		}
+	}
+	return false
 }

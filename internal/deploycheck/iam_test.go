@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/pgbq/pgbq/internal/tfeval"
 )
 
 // pubsubAgent names Pub/Sub's service agent among the principals.
@@ -38,6 +40,10 @@ var leastPrivilege = map[string][]allowed{
 		{role: "roles/secretmanager.secretAccessor", target: "google_secret_manager_secret.pg_password"},
 		{role: "roles/cloudsql.client", target: "project", optional: true},
 		{role: "roles/pubsub.publisher", target: "google_pubsub_topic.dates"},
+		// The back-fill worker pool runs as the loader: it pulls, and
+		// would publish a continuation to the back-fill topic.
+		{role: "roles/pubsub.subscriber", target: "google_pubsub_subscription.backfill"},
+		{role: "roles/pubsub.publisher", target: "google_pubsub_topic.backfill"},
 	},
 	"planner": {
 		{role: "roles/bigquery.jobUser", target: "project"},
@@ -47,6 +53,7 @@ var leastPrivilege = map[string][]allowed{
 		{role: "roles/secretmanager.secretAccessor", target: "google_secret_manager_secret.pg_password"},
 		{role: "roles/cloudsql.client", target: "project", optional: true},
 		{role: "roles/pubsub.publisher", target: "google_pubsub_topic.dates"},
+		{role: "roles/pubsub.publisher", target: "google_pubsub_topic.backfill"},
 	},
 	"push": {
 		{role: "roles/run.invoker", target: "google_cloud_run_v2_service.loader"},
@@ -61,10 +68,12 @@ var leastPrivilege = map[string][]allowed{
 		{role: "roles/iam.serviceAccountUser", target: "google_service_account.planner"},
 		{role: "roles/run.developer", target: "google_cloud_run_v2_service.loader"},
 		{role: "roles/run.developer", target: "google_cloud_run_v2_job.planner"},
+		{role: "roles/run.developer", target: "google_cloud_run_v2_worker_pool.loader"},
 	},
 	pubsubAgent: {
 		{role: "roles/pubsub.publisher", target: "google_pubsub_topic.dead_letter"},
 		{role: "roles/pubsub.subscriber", target: "google_pubsub_subscription.push"},
+		{role: "roles/pubsub.subscriber", target: "google_pubsub_subscription.backfill"},
 		{role: "roles/iam.serviceAccountTokenCreator", target: "google_service_account.push", optional: true},
 	},
 }
@@ -81,13 +90,14 @@ var iamTarget = map[string]string{
 	"google_service_account_iam_member":              "service_account_id",
 	"google_cloud_run_v2_service_iam_member":         "name",
 	"google_cloud_run_v2_job_iam_member":             "name",
+	"google_cloud_run_v2_worker_pool_iam_member":     "name",
 }
 
 // grant is one evaluated IAM member resource.
 type grant struct {
 	principal string // a google_service_account's name in the iam module, or pubsubAgent
 	role      string
-	target    string // resource ID (dev.pubsub/google_pubsub_topic.dates) or "project"
+	target    string // tfeval.Resource ID (dev.pubsub/google_pubsub_topic.dates) or "project"
 	where     string
 }
 
@@ -100,9 +110,9 @@ var (
 // bindings and policies, unknown IAM resource types, members that are not
 // pgbq's own identities (allUsers included) and targets that cannot be
 // resolved fail the test.
-func iamGrants(t *testing.T, in *instance) []grant {
+func iamGrants(t *testing.T, in *tfeval.Instance) []grant {
 	t.Helper()
-	all := check(in.allResources("")).of(t)
+	all := check(in.AllResources("")).of(t)
 	// What each resource is called, to resolve targets given by name or id.
 	byName := map[string][]string{}
 	for _, r := range all {
@@ -110,7 +120,7 @@ func iamGrants(t *testing.T, in *instance) []grant {
 			continue
 		}
 		for _, a := range []string{"name", "dataset_id", "secret_id", "repository_id"} {
-			if v, ok, err := r.str(a); err == nil && ok && !strings.Contains(v, "<") {
+			if v, ok, err := r.Str(a); err == nil && ok && !strings.Contains(v, "<") {
 				byName[r.Type+"\x00"+v] = append(byName[r.Type+"\x00"+v], r.ID())
 			}
 		}
@@ -121,50 +131,50 @@ func iamGrants(t *testing.T, in *instance) []grant {
 			continue
 		}
 		if !strings.HasSuffix(r.Type, "_iam_member") {
-			t.Errorf("%s: %s is authoritative: it would remove grants made outside pgbq; use *_iam_member", r.where, r.Type)
+			t.Errorf("%s: %s is authoritative: it would remove grants made outside pgbq; use *_iam_member", r.Where, r.Type)
 			continue
 		}
 		targetArg, known := iamTarget[r.Type]
 		if !known {
-			t.Errorf("%s: IAM resource type %s is not in the least-privilege table", r.where, r.Type)
+			t.Errorf("%s: IAM tfeval.Resource type %s is not in the least-privilege table", r.Where, r.Type)
 			continue
 		}
-		role, _, err := r.str("role")
+		role, _, err := r.Str("role")
 		if err != nil {
 			t.Fatal(err)
 		}
-		member, _, err := r.str("member")
+		member, _, err := r.Str("member")
 		if err != nil {
 			t.Fatal(err)
 		}
-		g := grant{role: role, where: r.where}
+		g := grant{role: role, where: r.Where}
 		switch m := saMemberRE.FindStringSubmatch(member); {
 		case m != nil:
 			g.principal = m[1]
 		case agentRE.MatchString(member):
 			g.principal = pubsubAgent
 		default:
-			t.Errorf("%s: member %q is neither one of pgbq's service accounts nor Pub/Sub's agent", r.where, member)
+			t.Errorf("%s: member %q is neither one of pgbq's service accounts nor Pub/Sub's agent", r.Where, member)
 			continue
 		}
 		if targetArg == "project" {
 			g.target = "project"
 		} else {
-			v, ok, err := r.str(targetArg)
+			v, ok, err := r.Str(targetArg)
 			if err != nil || !ok {
-				t.Fatalf("%s: %s: %v", r.where, targetArg, err)
+				t.Fatalf("%s: %s: %v", r.Where, targetArg, err)
 			}
 			typ := strings.TrimSuffix(r.Type, "_iam_member")
-			if m := symbolRE.FindStringSubmatch(v); m != nil && m[0] == v {
+			if m := tfeval.SymbolRE.FindStringSubmatch(v); m != nil && m[0] == v {
 				if m[2] != typ {
-					t.Errorf("%s: %s refers to a %s, not a %s", r.where, targetArg, m[2], typ)
+					t.Errorf("%s: %s refers to a %s, not a %s", r.Where, targetArg, m[2], typ)
 					continue
 				}
 				g.target = m[1] + "/" + m[2] + "." + m[3]
 			} else if ids := byName[typ+"\x00"+v]; len(ids) == 1 {
 				g.target = ids[0]
 			} else {
-				t.Errorf("%s: %s %q names %d %s resources, want one", r.where, targetArg, v, len(ids), typ)
+				t.Errorf("%s: %s %q names %d %s resources, want one", r.Where, targetArg, v, len(ids), typ)
 				continue
 			}
 		}
@@ -214,13 +224,13 @@ func TestLeastPrivilege(t *testing.T) {
 				}
 			}
 		}
-		cloudSQL := in.vars["database"].GetAttr("cloud_sql_instance").AsString() != ""
+		cloudSQL := in.Vars["database"].GetAttr("cloud_sql_instance").AsString() != ""
 		for _, p := range []string{"loader", "planner"} {
 			if got := have[p+" roles/cloudsql.client project"]; got != cloudSQL {
 				t.Errorf("%s: %s holds roles/cloudsql.client: %v, on Cloud SQL: %v", tc.name, p, got, cloudSQL)
 			}
 		}
-		legacy := in.vars["legacy_pubsub_token_creator"].True()
+		legacy := in.Vars["legacy_pubsub_token_creator"].True()
 		if got := have[pubsubAgent+" roles/iam.serviceAccountTokenCreator google_service_account.push"]; got != legacy {
 			t.Errorf("%s: token creator granted: %v, asked for: %v", tc.name, got, legacy)
 		}
@@ -237,9 +247,9 @@ func TestOneServiceAccountPerComponent(t *testing.T) {
 	for _, e := range environments {
 		in := env(t, e, map[string]cty.Value{"build_trigger": trigger})
 		var accounts []string
-		for _, sa := range check(in.allResources("google_service_account")).of(t) {
+		for _, sa := range check(in.AllResources("google_service_account")).of(t) {
 			accounts = append(accounts, sa.Name)
-			id, _, err := sa.str("account_id")
+			id, _, err := sa.Str("account_id")
 			if err != nil || !regexp.MustCompile(`^[a-z][a-z0-9-]{4,28}[a-z0-9]$`).MatchString(id) {
 				t.Errorf("%s: account_id %q is not a valid service account id (%v)", sa.ID(), id, err)
 			}
@@ -249,15 +259,15 @@ func TestOneServiceAccountPerComponent(t *testing.T) {
 		if strings.Join(accounts, " ") != strings.Join(want, " ") {
 			t.Errorf("%s: service accounts %v, want %v", e, accounts, want)
 		}
-		identity := func(s scope, attr string) string {
+		identity := func(s tfeval.Scope, attr string) string {
 			t.Helper()
-			v, _, err := s.str(attr)
+			v, _, err := s.Str(attr)
 			if err != nil {
 				t.Fatal(err)
 			}
 			m := regexp.MustCompile(`^<[a-z0-9_.]+/google_service_account\.([a-z0-9_]+)\.(?:email|name|id)>$`).FindStringSubmatch(v)
 			if m == nil {
-				t.Errorf("%s.%s = %q is not one of pgbq's service accounts", s.where, attr, v)
+				t.Errorf("%s.%s = %q is not one of pgbq's service accounts", s.Where, attr, v)
 				return ""
 			}
 			return m[1]
@@ -269,9 +279,9 @@ func TestOneServiceAccountPerComponent(t *testing.T) {
 		got := map[string]string{
 			"loader":    identity(run[0].template, "service_account"),
 			"planner":   identity(run[1].template, "service_account"),
-			"push":      identity(check(check(push.one("push_config")).of(t).one("oidc_token")).of(t), "service_account_email"),
-			"scheduler": identity(check(check(sched.one("http_target")).of(t).one("oauth_token")).of(t), "service_account_email"),
-			"deployer":  identity(trig.scope, "service_account"),
+			"push":      identity(check(check(push.One("push_config")).of(t).One("oidc_token")).of(t), "service_account_email"),
+			"scheduler": identity(check(check(sched.One("http_target")).of(t).One("oauth_token")).of(t), "service_account_email"),
+			"deployer":  identity(trig.Scope, "service_account"),
 		}
 		for component, sa := range got {
 			if sa != component {

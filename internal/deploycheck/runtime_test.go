@@ -1,7 +1,6 @@
 package deploycheck
 
 import (
-	"context"
 	"fmt"
 	"regexp"
 	"sort"
@@ -10,59 +9,59 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sethvargo/go-envconfig"
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/pgbq/pgbq/internal/config"
+	"github.com/pgbq/pgbq/internal/tfeval"
 )
 
 // runResource is a Cloud Run resource of a binary and its container.
 type runResource struct {
 	binary    string
-	resource  resource
-	template  scope // the revision (service) or task (job) template
-	container scope
+	resource  tfeval.Resource
+	template  tfeval.Scope // the revision (service) or task (job) template
+	container tfeval.Scope
 }
 
 // cloudRun finds the loader service and the planner job of an environment.
-func cloudRun(t *testing.T, in *instance) []runResource {
+func cloudRun(t *testing.T, in *tfeval.Instance) []runResource {
 	t.Helper()
 	svc := single(t, in, "google_cloud_run_v2_service")
 	job := single(t, in, "google_cloud_run_v2_job")
-	svcTmpl := check(svc.one("template")).of(t)
-	jobTmpl := check(check(job.one("template")).of(t).one("template")).of(t)
+	svcTmpl := check(svc.One("template")).of(t)
+	jobTmpl := check(check(job.One("template")).of(t).One("template")).of(t)
 	return []runResource{
-		{binary: "loader", resource: svc, template: svcTmpl, container: check(svcTmpl.one("containers")).of(t)},
-		{binary: "planner", resource: job, template: jobTmpl, container: check(jobTmpl.one("containers")).of(t)},
+		{binary: "loader", resource: svc, template: svcTmpl, container: check(svcTmpl.One("containers")).of(t)},
+		{binary: "planner", resource: job, template: jobTmpl, container: check(jobTmpl.One("containers")).of(t)},
 	}
 }
 
 // envOf is the environment a container is given: literal values, and the
 // secret references of value_source blocks (as "secret:NAME@VERSION").
-func envOf(t *testing.T, c scope) map[string]string {
+func envOf(t *testing.T, c tfeval.Scope) map[string]string {
 	t.Helper()
 	out := map[string]string{}
-	for _, e := range check(c.blocks("env")).of(t) {
-		name, ok, err := e.str("name")
+	for _, e := range check(c.Blocks("env")).of(t) {
+		name, ok, err := e.Str("name")
 		if err != nil || !ok {
-			t.Fatalf("%s: env without a name (%v)", e.where, err)
+			t.Fatalf("%s: env without a name (%v)", e.Where, err)
 		}
 		if _, dup := out[name]; dup {
-			t.Errorf("%s: %s is set twice", c.where, name)
+			t.Errorf("%s: %s is set twice", c.Where, name)
 		}
-		if val, ok, err := e.str("value"); err != nil {
+		if val, ok, err := e.Str("value"); err != nil {
 			t.Fatal(err)
 		} else if ok {
 			out[name] = val
 			continue
 		}
-		vs := check(e.one("value_source")).of(t)
-		ref := check(vs.one("secret_key_ref")).of(t)
-		secret, _, err := ref.str("secret")
+		vs := check(e.One("value_source")).of(t)
+		ref := check(vs.One("secret_key_ref")).of(t)
+		secret, _, err := ref.Str("secret")
 		if err != nil {
 			t.Fatal(err)
 		}
-		version, _, err := ref.str("version")
+		version, _, err := ref.Str("version")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -71,18 +70,13 @@ func envOf(t *testing.T, c scope) map[string]string {
 	return out
 }
 
-// Every variable the binaries cannot start without is set on both Cloud Run
-// resources, every name set is one the binary reads, and the values make a
-// configuration the binaries' own validation accepts.
+// What Terraform sets on both Cloud Run resources is a configuration the
+// binary's own loading and validation (internal/config) accept as deployed;
+// every name set is one the binary reads; the variables it cannot start
+// without are found by evaluation: leaving one out makes that validation
+// fail.
 func TestCloudRunEnvironmentMatchesConfiguration(t *testing.T) {
 	t.Parallel()
-	required := requiredVars(t)
-	// The derivation must find the obvious ones, or it is broken.
-	for _, name := range []string{"PG_DSN", "BQ_PROJECT", "BQ_DATASET", "PUBSUB_TOPIC", "SYNC_TABLE"} {
-		if !contains(required, name) {
-			t.Fatalf("required variables derived from config.Validate = %v, missing %s", required, name)
-		}
-	}
 	for _, e := range environments {
 		in := env(t, e, nil)
 		for _, rr := range cloudRun(t, in) {
@@ -91,11 +85,6 @@ func TestCloudRunEnvironmentMatchesConfiguration(t *testing.T) {
 			known := map[string]config.Var{}
 			for _, v := range binaryVars(t, rr.binary) {
 				known[v.Name] = v
-			}
-			for _, name := range required {
-				if _, ok := got[name]; !ok {
-					t.Errorf("%s: required %s is not set", where, name)
-				}
 			}
 			for name := range got {
 				if _, ok := known[name]; !ok {
@@ -117,7 +106,6 @@ func TestCloudRunEnvironmentMatchesConfiguration(t *testing.T) {
 			if strings.Contains(strings.ToLower(got["PG_DSN"]), "password") {
 				t.Errorf("%s: PG_DSN carries a password", where)
 			}
-			// What Terraform renders must be a valid configuration.
 			lookup := map[string]string{}
 			for k, v := range got {
 				if strings.Contains(v, "<") {
@@ -126,14 +114,27 @@ func TestCloudRunEnvironmentMatchesConfiguration(t *testing.T) {
 				lookup[k] = v
 			}
 			lookup["PG_PASSWORD"] = "from-secret-manager"
-			var c config.Common
-			if err := config.Load(context.Background(), &c, envconfig.MapLookuper(lookup)); err != nil {
-				t.Errorf("%s: %v", where, err)
+			if err := validateAs(rr.binary, lookup); err != nil {
+				t.Errorf("%s: the rendered environment does not validate:\n%v", where, err)
 				continue
 			}
-			c.Normalize()
-			if err := c.Validate(true, false); err != nil {
-				t.Errorf("%s: the rendered environment does not validate:\n%v", where, err)
+			var required []string
+			for name := range lookup {
+				without := map[string]string{}
+				for k, v := range lookup {
+					if k != name {
+						without[k] = v
+					}
+				}
+				if validateAs(rr.binary, without) != nil {
+					required = append(required, name)
+				}
+			}
+			// The validation is not vacuous: these cannot be left out.
+			for _, name := range []string{"PG_DSN", "BQ_PROJECT", "BQ_DATASET", "PUBSUB_TOPIC"} {
+				if !contains(required, name) {
+					t.Errorf("%s: the configuration validates without %s (required: %v)", where, name, required)
+				}
 			}
 		}
 	}
@@ -163,24 +164,15 @@ func parseSeconds(t *testing.T, where, s string) time.Duration {
 // stays below it (DESIGN.md, "Long dates and Pub/Sub push").
 func TestAckDeadlineCoversTheLoaderBudget(t *testing.T) {
 	t.Parallel()
-	loaderMain := repo(t, "loader", "main.go")
-	maxBudget, err := goDurationConst(loaderMain, "MaxBudget")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var defaultBudget string
-	for _, v := range binaryVars(t, "loader") {
-		if v.Name == "LOADER_BUDGET" {
-			defaultBudget = v.Default
-		}
-	}
+	maxBudget := config.MaxLoaderBudget
+	defaultBudget := defaultOf(t, "loader", "LOADER_BUDGET")
 	if defaultBudget == "" {
-		t.Fatal("loader/main.go: LOADER_BUDGET has no default")
+		t.Fatal("config.Loader: LOADER_BUDGET has no default")
 	}
 	for _, e := range environments {
 		in := env(t, e, nil)
 		push := pushSubscription(t, in)
-		ackN, ok, err := push.num("ack_deadline_seconds")
+		ackN, ok, err := push.Num("ack_deadline_seconds")
 		if err != nil || !ok {
 			t.Fatalf("%s: push subscription without ack_deadline_seconds (%v)", e, err)
 		}
@@ -205,7 +197,7 @@ func TestAckDeadlineCoversTheLoaderBudget(t *testing.T) {
 		if budget > maxBudget {
 			t.Errorf("%s: LOADER_BUDGET %s is above the loader's MaxBudget %s", e, budget, maxBudget)
 		}
-		timeout, ok, err := loader.template.str("timeout")
+		timeout, ok, err := loader.template.Str("timeout")
 		if err != nil || !ok {
 			t.Fatalf("%s: loader has no request timeout (%v)", e, err)
 		}
@@ -217,26 +209,26 @@ func TestAckDeadlineCoversTheLoaderBudget(t *testing.T) {
 
 // pushSubscription is the one push subscription, which must deliver to the
 // loader service with an OIDC token.
-func pushSubscription(t *testing.T, in *instance) resource {
+func pushSubscription(t *testing.T, in *tfeval.Instance) tfeval.Resource {
 	t.Helper()
-	var push []resource
-	for _, s := range check(in.allResources("google_pubsub_subscription")).of(t) {
-		if len(check(s.blocks("push_config")).of(t)) > 0 {
+	var push []tfeval.Resource
+	for _, s := range check(in.AllResources("google_pubsub_subscription")).of(t) {
+		if len(check(s.Blocks("push_config")).of(t)) > 0 {
 			push = append(push, s)
 		}
 	}
 	if len(push) != 1 {
-		t.Fatalf("%s: want one push subscription, found %d", in.path, len(push))
+		t.Fatalf("%s: want one push subscription, found %d", in.Path, len(push))
 	}
 	loader := single(t, in, "google_cloud_run_v2_service")
 	uri := "<" + loader.ID() + ".uri>"
-	pc := check(push[0].one("push_config")).of(t)
-	if ep, _, err := pc.str("push_endpoint"); err != nil || ep != uri {
-		t.Errorf("%s: push endpoint %q, want the loader's URL %s (%v)", in.path, ep, uri, err)
+	pc := check(push[0].One("push_config")).of(t)
+	if ep, _, err := pc.Str("push_endpoint"); err != nil || ep != uri {
+		t.Errorf("%s: push endpoint %q, want the loader's URL %s (%v)", in.Path, ep, uri, err)
 	}
-	oidc := check(pc.one("oidc_token")).of(t)
-	if aud, _, err := oidc.str("audience"); err != nil || aud != uri {
-		t.Errorf("%s: OIDC audience %q, want the loader's URL %s (%v)", in.path, aud, uri, err)
+	oidc := check(pc.One("oidc_token")).of(t)
+	if aud, _, err := oidc.Str("audience"); err != nil || aud != uri {
+		t.Errorf("%s: OIDC audience %q, want the loader's URL %s (%v)", in.Path, aud, uri, err)
 	}
 	return push[0]
 }
@@ -249,32 +241,32 @@ func TestDeadLetteringIsComplete(t *testing.T) {
 	for _, e := range environments {
 		in := env(t, e, nil)
 		push := pushSubscription(t, in)
-		rp := check(push.one("retry_policy")).of(t)
-		minB, _, err1 := rp.str("minimum_backoff")
-		maxB, _, err2 := rp.str("maximum_backoff")
+		rp := check(push.One("retry_policy")).of(t)
+		minB, _, err1 := rp.Str("minimum_backoff")
+		maxB, _, err2 := rp.Str("maximum_backoff")
 		if err1 != nil || err2 != nil || minB == "" || maxB == "" ||
 			parseSeconds(t, e, minB) >= parseSeconds(t, e, maxB) {
 			t.Errorf("%s: retry_policy %q..%q is not an exponential backoff", e, minB, maxB)
 		}
-		dlp := check(push.one("dead_letter_policy")).of(t)
-		attempts, ok, err := dlp.num("max_delivery_attempts")
+		dlp := check(push.One("dead_letter_policy")).of(t)
+		attempts, ok, err := dlp.Num("max_delivery_attempts")
 		if err != nil || !ok {
 			t.Fatalf("%s: no max_delivery_attempts (%v)", e, err)
 		}
 		if n, _ := attempts.Int64(); n < 5 || n > 100 {
 			t.Errorf("%s: max_delivery_attempts %d outside Pub/Sub's 5..100", e, n)
 		}
-		dlTopic, ok, err := dlp.str("dead_letter_topic")
+		dlTopic, ok, err := dlp.Str("dead_letter_topic")
 		if err != nil || !ok {
 			t.Fatalf("%s: no dead_letter_topic (%v)", e, err)
 		}
-		srcTopic, _, _ := push.str("topic")
+		srcTopic, _, _ := push.Str("topic")
 		if dlTopic == srcTopic {
 			t.Errorf("%s: the dead-letter topic is the subscription's own topic", e)
 		}
-		var onDL []resource
-		for _, s := range check(in.allResources("google_pubsub_subscription")).of(t) {
-			topic, _, err := s.str("topic")
+		var onDL []tfeval.Resource
+		for _, s := range check(in.AllResources("google_pubsub_subscription")).of(t) {
+			topic, _, err := s.Str("topic")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -285,13 +277,13 @@ func TestDeadLetteringIsComplete(t *testing.T) {
 		if len(onDL) == 0 {
 			t.Errorf("%s: the dead-letter topic %s has no subscription: dead letters would be dropped", e, dlTopic)
 		}
-		for _, s := range check(in.allResources("google_pubsub_subscription")).of(t) {
-			ep := check(s.blocks("expiration_policy")).of(t)
+		for _, s := range check(in.AllResources("google_pubsub_subscription")).of(t) {
+			ep := check(s.Blocks("expiration_policy")).of(t)
 			if len(ep) != 1 {
 				t.Errorf("%s: no expiration_policy: it expires after 31 idle days", s.ID())
 				continue
 			}
-			if ttl, ok, err := ep[0].str("ttl"); err != nil || !ok || ttl != "" {
+			if ttl, ok, err := ep[0].Str("ttl"); err != nil || !ok || ttl != "" {
 				t.Errorf("%s: expiration_policy.ttl = %q, want \"\" (never)", s.ID(), ttl)
 			}
 		}
@@ -320,7 +312,7 @@ func TestDeadLetteringIsComplete(t *testing.T) {
 // into the resource's ID, dev.pubsub/google_pubsub_topic.dead_letter.
 func symbolID(t *testing.T, s string) string {
 	t.Helper()
-	m := symbolRE.FindStringSubmatch(s)
+	m := tfeval.SymbolRE.FindStringSubmatch(s)
 	if m == nil || m[0] != s {
 		t.Fatalf("%q does not refer to a resource", s)
 	}
@@ -337,16 +329,16 @@ func TestSchedulerRunsThePlannerJob(t *testing.T) {
 		region := varString(t, in, "region")
 		sched := single(t, in, "google_cloud_scheduler_job")
 		job := single(t, in, "google_cloud_run_v2_job")
-		jobName, _, err := job.str("name")
+		jobName, _, err := job.Str("name")
 		if err != nil {
 			t.Fatal(err)
 		}
-		schedule, _, err := sched.str("schedule")
+		schedule, _, err := sched.Str("schedule")
 		if err != nil || schedule != varString(t, in, "planner_schedule") {
 			t.Errorf("%s: schedule %q is not var.planner_schedule (%v)", e, schedule, err)
 		}
-		ht := check(sched.one("http_target")).of(t)
-		uri, _, err := ht.str("uri")
+		ht := check(sched.One("http_target")).of(t)
+		uri, _, err := ht.Str("uri")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -363,10 +355,10 @@ func TestSchedulerRunsThePlannerJob(t *testing.T) {
 		if m[3] != jobName {
 			t.Errorf("%s: scheduler runs job %q, the planner job is %q", e, m[3], jobName)
 		}
-		if method, _, _ := ht.str("http_method"); method != "POST" {
+		if method, _, _ := ht.Str("http_method"); method != "POST" {
 			t.Errorf("%s: http_method %q, want POST", e, method)
 		}
-		if len(check(ht.blocks("oidc_token")).of(t)) != 0 || len(check(ht.blocks("oauth_token")).of(t)) != 1 {
+		if len(check(ht.Blocks("oidc_token")).of(t)) != 0 || len(check(ht.Blocks("oauth_token")).of(t)) != 1 {
 			t.Errorf("%s: a Google API is called with an OAuth token, not OIDC", e)
 		}
 	}
@@ -378,14 +370,14 @@ func TestDatabaseConnectivity(t *testing.T) {
 	t.Parallel()
 	for _, e := range environments {
 		in := env(t, e, nil)
-		db := in.vars["database"]
+		db := in.Vars["database"]
 		cloudSQL := db.GetAttr("cloud_sql_instance").AsString()
 		for _, rr := range cloudRun(t, in) {
 			where := e + " " + rr.binary
 			dsn := envOf(t, rr.container)["PG_DSN"]
-			volumes := check(rr.template.blocks("volumes")).of(t)
-			mounts := check(rr.container.blocks("volume_mounts")).of(t)
-			vpc := check(rr.template.blocks("vpc_access")).of(t)
+			volumes := check(rr.template.Blocks("volumes")).of(t)
+			mounts := check(rr.container.Blocks("volume_mounts")).of(t)
+			vpc := check(rr.template.Blocks("vpc_access")).of(t)
 			if cloudSQL != "" {
 				if !strings.Contains(dsn, "host=/cloudsql/"+cloudSQL+" ") {
 					t.Errorf("%s: PG_DSN %q does not use the Cloud SQL socket of %s", where, dsn, cloudSQL)
@@ -393,12 +385,12 @@ func TestDatabaseConnectivity(t *testing.T) {
 				if len(volumes) != 1 || len(mounts) != 1 {
 					t.Fatalf("%s: want one Cloud SQL volume and mount, found %d and %d", where, len(volumes), len(mounts))
 				}
-				inst := check(volumes[0].one("cloud_sql_instance")).of(t)
-				v, _, err := inst.attr("instances")
+				inst := check(volumes[0].One("cloud_sql_instance")).of(t)
+				v, _, err := inst.Attr("instances")
 				if err != nil || v.LengthInt() != 1 || v.Index(cty.NumberIntVal(0)).AsString() != cloudSQL {
 					t.Errorf("%s: Cloud SQL volume mounts %#v, want %s", where, v, cloudSQL)
 				}
-				if p, _, _ := mounts[0].str("mount_path"); p != "/cloudsql" {
+				if p, _, _ := mounts[0].Str("mount_path"); p != "/cloudsql" {
 					t.Errorf("%s: Cloud SQL mounted at %q", where, p)
 				}
 			} else {
@@ -406,7 +398,7 @@ func TestDatabaseConnectivity(t *testing.T) {
 				if !strings.HasPrefix(dsn, "host="+host+" ") || len(volumes) != 0 {
 					t.Errorf("%s: PG_DSN %q / %d volumes: want host %s and no Cloud SQL volume", where, dsn, len(volumes), host)
 				}
-				if !in.vars["vpc_egress"].IsNull() && len(vpc) != 1 {
+				if !in.Vars["vpc_egress"].IsNull() && len(vpc) != 1 {
 					t.Errorf("%s: vpc_egress is set but the template has no vpc_access", where)
 				}
 			}
@@ -421,8 +413,8 @@ func TestLoaderSizing(t *testing.T) {
 	for _, e := range environments {
 		in := env(t, e, nil)
 		loader := cloudRun(t, in)[0]
-		res := check(loader.container.one("resources")).of(t)
-		limits, _, err := res.attr("limits")
+		res := check(loader.container.One("resources")).of(t)
+		limits, _, err := res.Attr("limits")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -438,12 +430,12 @@ func TestLoaderSizing(t *testing.T) {
 		if mib < 512 {
 			t.Errorf("%s: loader memory %s is too little for 250,000-row chunks", e, mem)
 		}
-		scaling := check(loader.template.one("scaling")).of(t)
-		n, _, err := scaling.num("max_instance_count")
+		scaling := check(loader.template.One("scaling")).of(t)
+		n, _, err := scaling.Num("max_instance_count")
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := in.vars["loader_max_instances"].AsBigFloat()
+		want := in.Vars["loader_max_instances"].AsBigFloat()
 		if n.Cmp(want) != 0 {
 			t.Errorf("%s: max_instance_count %s, want var.loader_max_instances %s", e, n, want)
 		}
@@ -454,9 +446,9 @@ func TestLoaderSizing(t *testing.T) {
 func TestOutputs(t *testing.T) {
 	t.Parallel()
 	for _, e := range environments {
-		m := check(loadModule(repo(t, "terraform", "envs", e))).of(t)
+		m := check(tfeval.LoadModule(repo(t, "terraform", "envs", e))).of(t)
 		var names []string
-		for name := range m.outputs {
+		for name := range m.Outputs {
 			names = append(names, name)
 		}
 		sort.Strings(names)
@@ -467,7 +459,7 @@ func TestOutputs(t *testing.T) {
 		}
 		in := env(t, e, nil)
 		for _, name := range names {
-			v := check(in.output(name)).of(t)
+			v := check(in.Output(name)).of(t)
 			if s := v.GoString(); strings.Contains(s, "secret_data") || strings.Contains(s, "google_secret_manager_secret_version") {
 				t.Errorf("%s: output %s exposes a secret's value: %s", e, name, s)
 			}

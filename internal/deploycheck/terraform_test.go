@@ -2,6 +2,7 @@ package deploycheck
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +16,8 @@ import (
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/hashicorp/hcl/v2/hclwrite"
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/pgbq/pgbq/internal/tfeval"
 )
 
 // tfFiles lists every Terraform source under terraform/.
@@ -69,8 +72,12 @@ func TestTerraformFormatted(t *testing.T) {
 	// And the terraform binary itself, where there is one.
 	bin, err := exec.LookPath("terraform")
 	if err != nil {
-		t.Log("terraform is not on PATH: checked with hclwrite.Format only")
-		return
+		// Cloud Build's test step has it (cloudbuild.yaml, step
+		// terraform-binary) and sets CI: there its absence is a failure.
+		if os.Getenv("CI") != "" {
+			t.Fatal("terraform is not on PATH and CI is set: `terraform fmt -check` cannot run")
+		}
+		t.Skip("terraform is not on PATH: checked with hclwrite.Format only; `terraform fmt -check` needs it")
 	}
 	cmd := exec.Command(bin, "fmt", "-check", "-recursive", "-diff", repo(t, "terraform"))
 	cmd.Env = append(os.Environ(), "TF_IN_AUTOMATION=1", "CHECKPOINT_DISABLE=1")
@@ -84,16 +91,16 @@ func TestTerraformFormatted(t *testing.T) {
 func TestEveryVariableAndOutputIsDescribed(t *testing.T) {
 	t.Parallel()
 	for _, dir := range moduleDirs(t) {
-		m := check(loadModule(dir)).of(t)
-		if len(m.inspect.Variables) == 0 {
+		m := check(tfeval.LoadModule(dir)).of(t)
+		if len(m.Inspect.Variables) == 0 {
 			t.Errorf("%s declares no variables", dir)
 		}
-		for name, v := range m.inspect.Variables {
+		for name, v := range m.Inspect.Variables {
 			if strings.TrimSpace(v.Description) == "" {
 				t.Errorf("%s: variable %q has no description", dir, name)
 			}
 		}
-		for name, o := range m.inspect.Outputs {
+		for name, o := range m.Inspect.Outputs {
 			if strings.TrimSpace(o.Description) == "" {
 				t.Errorf("%s: output %q has no description", dir, name)
 			}
@@ -104,17 +111,17 @@ func TestEveryVariableAndOutputIsDescribed(t *testing.T) {
 func TestVersionsArePinned(t *testing.T) {
 	t.Parallel()
 	for _, dir := range moduleDirs(t) {
-		m := check(loadModule(dir)).of(t)
-		if len(m.inspect.RequiredCore) == 0 {
+		m := check(tfeval.LoadModule(dir)).of(t)
+		if len(m.Inspect.RequiredCore) == 0 {
 			t.Errorf("%s: no required_version", dir)
 		}
-		for _, c := range m.inspect.RequiredCore {
+		for _, c := range m.Inspect.RequiredCore {
 			if !strings.HasPrefix(c, "~> 1.") {
 				t.Errorf("%s: required_version %q: pin Terraform 1.x with ~>", dir, c)
 			}
 		}
-		usesGoogle := len(m.resources) > 0 || len(m.data) > 0 || len(m.calls) > 0
-		req, ok := m.inspect.RequiredProviders["google"]
+		usesGoogle := len(m.Resources) > 0 || len(m.Data) > 0 || len(m.Calls) > 0
+		req, ok := m.Inspect.RequiredProviders["google"]
 		if usesGoogle && !ok {
 			t.Errorf("%s: uses the google provider without required_providers", dir)
 			continue
@@ -136,9 +143,9 @@ func TestEnvironmentsHaveTheirOwnGCSBackend(t *testing.T) {
 	t.Parallel()
 	prefixes := map[string]string{}
 	for _, e := range environments {
-		m := check(loadModule(repo(t, "terraform", "envs", e))).of(t)
+		m := check(tfeval.LoadModule(repo(t, "terraform", "envs", e))).of(t)
 		var backends []*hclsyntax.Block
-		for _, tb := range m.terraform {
+		for _, tb := range m.Terraform {
 			for _, b := range tb.Body.Blocks {
 				if b.Type == "backend" {
 					backends = append(backends, b)
@@ -169,31 +176,121 @@ func TestEnvironmentsHaveTheirOwnGCSBackend(t *testing.T) {
 	}
 }
 
-// dev and prod take the same inputs and compose the same modules/stack;
-// what differs is fixed in main.tf.
+// flatten evaluates every argument of a body and of its nested blocks
+// (dynamic ones expanded) into path -> value.
+func flatten(t *testing.T, sc tfeval.Scope, prefix string, out map[string]string) {
+	t.Helper()
+	for name := range sc.Body.Attributes {
+		if name == "depends_on" {
+			continue
+		}
+		v, _, err := sc.Attr(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[prefix+"."+name] = v.GoString()
+	}
+	types := map[string]bool{}
+	for _, b := range sc.Body.Blocks {
+		switch {
+		case b.Type == "lifecycle":
+		case b.Type == "dynamic":
+			types[b.Labels[0]] = true
+		default:
+			types[b.Type] = true
+		}
+	}
+	for typ := range types {
+		for i, nested := range check(sc.Blocks(typ)).of(t) {
+			flatten(t, nested, fmt.Sprintf("%s.%s[%d]", prefix, typ, i), out)
+		}
+	}
+}
+
+// evaluatedEnvironment is every resource argument and output of
+// environment e, instantiated with the variables vars, with the
+// environment's name replaced by ENV.
+func evaluatedEnvironment(t *testing.T, e string, vars map[string]cty.Value) map[string]string {
+	t.Helper()
+	dir := repo(t, "terraform", "envs", e)
+	in := check(tfeval.NewRoot(e, dir, repo(t, "terraform", "envs", "dev", "example.tfvars"), vars)).of(t)
+	out := map[string]string{}
+	for _, r := range check(in.AllResources("")).of(t) {
+		flatten(t, r.Scope, r.Where, out)
+	}
+	for name := range in.Mod.Outputs {
+		out["output."+name] = check(in.Output(name)).of(t).GoString()
+	}
+	// The name as a word of its own: pgbq-dev-loader, pgbq_dev, <dev.stack…>
+	// (not a host name such as docker.pkg.dev).
+	envRE := regexp.MustCompile(`(^|[^a-z.])` + e + `([^a-z]|$)`)
+	norm := map[string]string{}
+	for k, v := range out {
+		norm[envRE.ReplaceAllString(k, "${1}ENV${2}")] = envRE.ReplaceAllString(v, "${1}ENV${2}")
+	}
+	return norm
+}
+
+// dev and prod declare the same inputs and, given the same values, make
+// the same resources with the same arguments and the same outputs, except
+// for the environment's name and deletion protection (what main.tf fixes).
 func TestEnvironmentsDifferOnlyWhereIntended(t *testing.T) {
 	t.Parallel()
-	read := func(e, f string) string { return string(check(os.ReadFile(repo(t, "terraform", "envs", e, f))).of(t)) }
+	mods := map[string]*tfeval.Module{}
 	for _, e := range environments {
-		m := check(loadModule(repo(t, "terraform", "envs", e))).of(t)
-		if len(m.calls) != 1 || m.calls["stack"] == nil || len(m.resources) > 0 || len(m.data) > 0 {
+		m := check(tfeval.LoadModule(repo(t, "terraform", "envs", e))).of(t)
+		mods[e] = m
+		if len(m.Calls) != 1 || m.Calls["stack"] == nil || len(m.Resources) > 0 || len(m.Data) > 0 {
 			t.Errorf("envs/%s: want exactly one module call, \"stack\", and no resources of its own", e)
 		}
 	}
-	for _, f := range []string{"variables.tf", "outputs.tf"} {
-		if read("dev", f) != read("prod", f) {
-			t.Errorf("envs/dev/%s and envs/prod/%s differ: keep them identical", f, f)
+	for name, dv := range mods["dev"].Inspect.Variables {
+		pv, ok := mods["prod"].Inspect.Variables[name]
+		if !ok {
+			t.Errorf("variable %s: in dev, not in prod", name)
+			continue
+		}
+		if dv.Type != pv.Type || fmt.Sprint(dv.Default) != fmt.Sprint(pv.Default) || dv.Required != pv.Required {
+			t.Errorf("variable %s: dev (%s, %v) and prod (%s, %v) differ", name, dv.Type, dv.Default, pv.Type, pv.Default)
 		}
 	}
-	dev, prod := strings.Split(read("dev", "main.tf"), "\n"), strings.Split(read("prod", "main.tf"), "\n")
-	if len(dev) != len(prod) {
-		t.Fatalf("envs/dev/main.tf and envs/prod/main.tf differ in length (%d, %d lines)", len(dev), len(prod))
-	}
-	allowed := regexp.MustCompile(`^\s*(#|environment\s+=|deletion_protection\s+=)`)
-	for i := range dev {
-		if dev[i] != prod[i] && !(allowed.MatchString(dev[i]) && allowed.MatchString(prod[i])) {
-			t.Errorf("main.tf line %d differs between dev and prod:\n dev:  %s\n prod: %s", i+1, dev[i], prod[i])
+	for name := range mods["prod"].Inspect.Variables {
+		if _, ok := mods["dev"].Inspect.Variables[name]; !ok {
+			t.Errorf("variable %s: in prod, not in dev", name)
 		}
+	}
+	// Neutral values: nothing in them names an environment.
+	vars := map[string]cty.Value{
+		"project_id": str("acme-data"),
+		"database":   database(map[string]string{"cloud_sql_instance": "acme-data:us-central1:app-db"}),
+	}
+	dev, prod := evaluatedEnvironment(t, "dev", vars), evaluatedEnvironment(t, "prod", vars)
+	if len(dev) < 100 {
+		t.Fatalf("only %d evaluated arguments in dev", len(dev))
+	}
+	intended := regexp.MustCompile(`\.(deletion_protection|delete_contents_on_destroy)$`)
+	for k, dv := range dev {
+		pv, ok := prod[k]
+		switch {
+		case !ok:
+			t.Errorf("%s: in dev only", k)
+		case dv != pv && !intended.MatchString(k):
+			t.Errorf("%s differs:\n dev:  %s\n prod: %s", k, dv, pv)
+		}
+	}
+	for k := range prod {
+		if _, ok := dev[k]; !ok {
+			t.Errorf("%s: in prod only", k)
+		}
+	}
+	protected := 0
+	for k := range dev {
+		if intended.MatchString(k) && dev[k] != prod[k] {
+			protected++
+		}
+	}
+	if protected == 0 {
+		t.Error("dev and prod do not differ in deletion protection")
 	}
 }
 
@@ -219,15 +316,15 @@ func TestNoPublicPrincipals(t *testing.T) {
 	}
 	for _, e := range environments {
 		in := env(t, e, nil)
-		for _, r := range check(in.allResources("google_cloud_run_v2_service")).of(t) {
-			ingress, _, err := r.str("ingress")
+		for _, r := range check(in.AllResources("google_cloud_run_v2_service")).of(t) {
+			ingress, _, err := r.Str("ingress")
 			if err != nil {
 				t.Fatal(err)
 			}
 			if ingress == "" || ingress == "INGRESS_TRAFFIC_ALL" {
 				t.Errorf("%s: ingress %q: the loader must not be reachable from the internet", r.ID(), ingress)
 			}
-			if v, set, err := r.attr("invoker_iam_disabled"); err != nil || (set && v.True()) {
+			if v, set, err := r.Attr("invoker_iam_disabled"); err != nil || (set && v.True()) {
 				t.Errorf("%s: invoker IAM check disabled (%v)", r.ID(), err)
 			}
 		}
@@ -238,20 +335,20 @@ func TestDeletionProtectionInProd(t *testing.T) {
 	t.Parallel()
 	in := env(t, "prod", nil)
 	found := map[string]int{}
-	for _, r := range check(in.allResources("")).of(t) {
+	for _, r := range check(in.AllResources("")).of(t) {
 		switch r.Type {
 		case "google_bigquery_dataset":
 			found[r.Type]++
-			v, set, err := r.attr("delete_contents_on_destroy")
+			v, set, err := r.Attr("delete_contents_on_destroy")
 			if err != nil {
 				t.Fatal(err)
 			}
 			if set && v.True() {
 				t.Errorf("%s: delete_contents_on_destroy is true in prod", r.ID())
 			}
-		case "google_cloud_run_v2_service", "google_cloud_run_v2_job", "google_secret_manager_secret":
+		case "google_cloud_run_v2_service", "google_cloud_run_v2_job", "google_cloud_run_v2_worker_pool", "google_secret_manager_secret":
 			found[r.Type]++
-			v, set, err := r.attr("deletion_protection")
+			v, set, err := r.Attr("deletion_protection")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -260,12 +357,12 @@ func TestDeletionProtectionInProd(t *testing.T) {
 			}
 		default:
 			// Any other resource that offers deletion protection must use it.
-			if v, set, err := r.attr("deletion_protection"); err != nil || (set && !v.True()) {
+			if v, set, err := r.Attr("deletion_protection"); err != nil || (set && !v.True()) {
 				t.Errorf("%s: deletion_protection is not true in prod (%v)", r.ID(), err)
 			}
 		}
 	}
-	want := map[string]int{"google_bigquery_dataset": 3, "google_cloud_run_v2_service": 1, "google_cloud_run_v2_job": 1, "google_secret_manager_secret": 1}
+	want := map[string]int{"google_bigquery_dataset": 3, "google_cloud_run_v2_service": 1, "google_cloud_run_v2_job": 1, "google_cloud_run_v2_worker_pool": 1, "google_secret_manager_secret": 1}
 	for typ, n := range want {
 		if found[typ] != n {
 			t.Errorf("prod: %d %s resources, want %d", found[typ], typ, n)
@@ -299,15 +396,16 @@ func traversalString(tr hcl.Traversal) string {
 func TestTerraformLeavesImagesToCloudBuild(t *testing.T) {
 	t.Parallel()
 	want := map[string]string{
-		"google_cloud_run_v2_service": "template[0].containers[0].image",
-		"google_cloud_run_v2_job":     "template[0].template[0].containers[0].image",
+		"google_cloud_run_v2_service":     "template[0].containers[0].image",
+		"google_cloud_run_v2_job":         "template[0].template[0].containers[0].image",
+		"google_cloud_run_v2_worker_pool": "template[0].containers[0].image",
 	}
 	for _, e := range environments {
 		in := env(t, e, nil)
 		for typ, path := range want {
 			r := single(t, in, typ)
 			var ignored []string
-			for _, b := range r.body.Blocks {
+			for _, b := range r.Body.Blocks {
 				if b.Type != "lifecycle" {
 					continue
 				}
@@ -340,8 +438,8 @@ func TestValidationMessagesAreSentences(t *testing.T) {
 	t.Parallel()
 	n := 0
 	for _, dir := range moduleDirs(t) {
-		m := check(loadModule(dir)).of(t)
-		for name, b := range m.variables {
+		m := check(tfeval.LoadModule(dir)).of(t)
+		for name, b := range m.Variables {
 			for _, vb := range b.Body.Blocks {
 				if vb.Type != "validation" {
 					continue

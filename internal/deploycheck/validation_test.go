@@ -1,19 +1,36 @@
 package deploycheck
 
 import (
+	"context"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/sethvargo/go-envconfig"
 	"github.com/zclconf/go-cty/cty"
+	ctyjson "github.com/zclconf/go-cty/cty/json"
 
 	"github.com/pgbq/pgbq/internal/config"
+	"github.com/pgbq/pgbq/internal/tfeval"
 )
 
 func str(s string) cty.Value  { return cty.StringVal(s) }
 func num(n int64) cty.Value   { return cty.NumberIntVal(n) }
 func flt(f float64) cty.Value { return cty.NumberFloatVal(f) }
+
+// table is one entry of the tables variable.
+func table(name string, attrs map[string]cty.Value) cty.Value {
+	obj := map[string]cty.Value{"table": str(name)}
+	for k, v := range attrs {
+		obj[k] = v
+	}
+	return cty.ObjectVal(obj)
+}
 
 func database(attrs map[string]string) cty.Value {
 	obj := map[string]cty.Value{"name": str("app"), "user": str("pgbq")}
@@ -28,20 +45,19 @@ func database(attrs map[string]string) cty.Value {
 // Terraform evaluates them, for values that must fail and values that must
 // pass. Both environments declare the same variables (checked in
 // TestEnvironmentsDifferOnlyWhereIntended); each is checked.
-func TestValidationRejectsWrongValues(t *testing.T) {
-	t.Parallel()
-	maxBudget, err := goDurationConst(repo(t, "loader", "main.go"), "MaxBudget")
-	if err != nil {
-		t.Fatal(err)
-	}
-	budget := int64(maxBudget / time.Second)
-	cases := []struct {
-		variable string
-		value    cty.Value
-		// want is "" for a value that must pass, else words the message
-		// a person sees must contain.
-		want []string
-	}{
+// validationCase is a value for an environment variable and what a plan
+// must say about it.
+type validationCase struct {
+	variable string
+	value    cty.Value
+	// want is nil for a value that must pass, else words the message a
+	// person sees must contain.
+	want []string
+}
+
+func validationCases() []validationCase {
+	budget := int64(config.MaxLoaderBudget / time.Second)
+	return []validationCase{
 		{"region", str("us-central1"), nil},
 		{"region", str("europe-west4"), nil},
 		{"region", str("us_central1"), []string{"region", "us-central1"}},
@@ -132,6 +148,42 @@ func TestValidationRejectsWrongValues(t *testing.T) {
 		{"vpc_egress", cty.NullVal(cty.DynamicPseudoType), nil},
 		{"vpc_egress", cty.ObjectVal(map[string]cty.Value{"network": str("vpc"), "subnetwork": str("")}), []string{"vpc_egress"}},
 
+		{"tables", cty.ListValEmpty(cty.DynamicPseudoType), nil},
+		{"tables", cty.TupleVal([]cty.Value{table("public.a", nil), table("public.b", map[string]cty.Value{"dest_table": str("b2"), "chunk_size": num(1000), "start_date": str("2024-01-31")})}), nil},
+		{"tables", cty.TupleVal([]cty.Value{table("", nil)}), []string{"tables", "1 to 200"}},
+		{"tables", cty.TupleVal([]cty.Value{table("a", map[string]cty.Value{"dest_table": str("a-b")})}), []string{"dest_table", "BigQuery table name"}},
+		{"tables", cty.TupleVal([]cty.Value{table("a", map[string]cty.Value{"start_date": str("2024-1-1")})}), []string{"start_date", "YYYY-MM-DD"}},
+		{"tables", cty.TupleVal([]cty.Value{table("a", map[string]cty.Value{"chunk_size": num(0)})}), []string{"chunk_size", "SYNC_CHUNK_SIZE"}},
+		{"tables", cty.TupleVal([]cty.Value{table("a", map[string]cty.Value{"time_zone": str("Berlin time")})}), []string{"time_zone"}},
+		{"tables", cty.TupleVal([]cty.Value{table("public.a", nil), table("other.a", nil)}), []string{"distinct BigQuery tables"}},
+
+		{"planner_recheck_days", num(0), nil},
+		{"planner_recheck_days", num(366), nil},
+		{"planner_recheck_days", num(367), []string{"planner_recheck_days", "PLANNER_RECHECK_DAYS"}},
+		{"planner_recheck_days", flt(1.5), []string{"planner_recheck_days"}},
+
+		{"planner_in_flight", str("15m"), nil},
+		{"planner_in_flight", str("1h30m"), nil},
+		{"planner_in_flight", str("15 minutes"), []string{"planner_in_flight"}},
+		{"planner_in_flight", str(""), []string{"planner_in_flight"}},
+
+		{"notification_channels", cty.ListVal([]cty.Value{str("projects/my-project-1/notificationChannels/123")}), nil},
+		{"notification_channels", cty.ListVal([]cty.Value{str("123")}), []string{"notification channel", "projects/PROJECT/notificationChannels/NUMBER"}},
+
+		{"runbook_url", str("https://example.com/pgbq/README.md"), nil},
+		{"runbook_url", str("https://example.com/README.md#runbook"), []string{"runbook_url", "fragment"}},
+		{"runbook_url", str("http://example.com/README.md"), []string{"runbook_url"}},
+
+		{"backfill_loaders", num(0), nil},
+		{"backfill_loaders", num(50), nil},
+		{"backfill_loaders", num(101), []string{"backfill_loaders", "0 to 100"}},
+		{"backfill_loaders", flt(2.5), []string{"backfill_loaders"}},
+		{"backfill_max_outstanding", num(1), nil},
+		{"backfill_max_outstanding", num(0), []string{"backfill_max_outstanding", "1 to 64"}},
+
+		{"freshness_lag_hours", num(30), nil},
+		{"freshness_lag_hours", num(0), []string{"freshness_lag_hours"}},
+
 		{"build_trigger", cty.ObjectVal(map[string]cty.Value{
 			"repository": str("projects/p/locations/r/connections/c/repositories/x"), "branch_regex": str("^main$")}), nil},
 		{"build_trigger", cty.ObjectVal(map[string]cty.Value{
@@ -139,11 +191,15 @@ func TestValidationRejectsWrongValues(t *testing.T) {
 		{"build_trigger", cty.ObjectVal(map[string]cty.Value{
 			"repository": str("github.com/me/pgbq"), "branch_regex": str("^main$")}), []string{"repository"}},
 	}
+}
+
+func TestValidationRejectsWrongValues(t *testing.T) {
+	t.Parallel()
 	for _, e := range environments {
-		m := check(loadModule(repo(t, "terraform", "envs", e))).of(t)
-		for _, tc := range cases {
+		m := check(tfeval.LoadModule(repo(t, "terraform", "envs", e))).of(t)
+		for _, tc := range validationCases() {
 			name := fmt.Sprintf("%s/%s=%s", e, tc.variable, tc.value.GoString())
-			fails, err := m.validate(tc.variable, tc.value)
+			fails, err := m.Validate(tc.variable, tc.value)
 			if err != nil {
 				t.Errorf("%s: %v", name, err)
 				continue
@@ -173,8 +229,8 @@ func TestValidationRejectsWrongValues(t *testing.T) {
 func TestLongestNamePrefixFits(t *testing.T) {
 	t.Parallel()
 	in := env(t, "prod", map[string]cty.Value{"name_prefix": str("abcdefghijklmno")})
-	for _, sa := range check(in.allResources("google_service_account")).of(t) {
-		id, _, err := sa.str("account_id")
+	for _, sa := range check(in.AllResources("google_service_account")).of(t) {
+		id, _, err := sa.Str("account_id")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -184,7 +240,7 @@ func TestLongestNamePrefixFits(t *testing.T) {
 	}
 	for _, typ := range []string{"google_cloud_run_v2_service", "google_cloud_run_v2_job"} {
 		r := single(t, in, typ)
-		if name, _, _ := r.str("name"); len(name) > 49 {
+		if name, _, _ := r.Str("name"); len(name) > 49 {
 			t.Errorf("%s: name %q is longer than Cloud Run's 49 characters", r.ID(), name)
 		}
 	}
@@ -201,9 +257,137 @@ func TestPlanFailsOnWrongVariable(t *testing.T) {
 		"planner_schedule": str("hourly"),
 		"chunk_size":       num(0),
 	} {
-		_, err := newRoot("dev", dir, dir+"/example.tfvars", map[string]cty.Value{variable: value})
+		_, err := tfeval.NewRoot("dev", dir, dir+"/example.tfvars", map[string]cty.Value{variable: value})
 		if err == nil || !strings.Contains(err.Error(), "var."+variable+" fails validation") {
 			t.Errorf("dev with %s=%s: %v", variable, value.GoString(), err)
 		}
 	}
+}
+
+// Several tables travel as SYNC_TABLES, which the binaries' own
+// configuration reads back as the same tables; source_table and tables
+// together (or neither) are refused.
+func TestTablesBecomeSyncTables(t *testing.T) {
+	t.Parallel()
+	tables := cty.TupleVal([]cty.Value{
+		table("public.a", nil),
+		table("audit.b", map[string]cty.Value{"dest_table": str("b_log"), "chunk_size": num(1000), "time_zone": str("Europe/Berlin")}),
+	})
+	in := env(t, "dev", map[string]cty.Value{"source_table": str(""), "tables": tables})
+	for _, rr := range cloudRun(t, in) {
+		got := envOf(t, rr.container)
+		if _, set := got["SYNC_TABLE"]; set {
+			t.Errorf("%s: SYNC_TABLE is set beside SYNC_TABLES", rr.binary)
+		}
+		lookup := map[string]string{"PG_PASSWORD": "x"}
+		for k, v := range got {
+			lookup[k] = v
+		}
+		if err := validateAs(rr.binary, lookup); err != nil {
+			t.Errorf("%s: %v", rr.binary, err)
+		}
+		var c config.Common
+		if err := config.Load(context.Background(), &c, envconfig.MapLookuper(lookup)); err != nil {
+			t.Fatal(err)
+		}
+		tcs, err := c.TableConfigs()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(tcs) != 2 || tcs[0].Table != "public.a" || tcs[0].DestTable != "a" || tcs[1].DestTable != "b_log" ||
+			tcs[1].ChunkSize != 1000 || tcs[1].TimeZone != "Europe/Berlin" || tcs[0].ChunkSize != 250000 {
+			t.Errorf("%s: SYNC_TABLES %q reads back as %+v", rr.binary, got["SYNC_TABLES"], tcs)
+		}
+	}
+	dir := repo(t, "terraform", "envs", "dev")
+	for name, vars := range map[string]map[string]cty.Value{
+		"both":    {"tables": tables},
+		"neither": {"source_table": str("")},
+	} {
+		in, err := tfeval.NewRoot("dev", dir, dir+"/example.tfvars", vars)
+		if err == nil {
+			err = in.CheckInputs()
+		}
+		if err == nil || !strings.Contains(err.Error(), "Exactly one of the source table") {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+// Terraform itself agrees with the evaluator on every case above: the
+// environment's variables.tf alone (validation needs no provider, so this
+// runs offline), given example.tfvars and the case's value, plans or
+// fails with the same message.
+func TestValidationAgreesWithTerraform(t *testing.T) {
+	t.Parallel()
+	bin, err := exec.LookPath("terraform")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("terraform is not on PATH and CI is set")
+		}
+		t.Skip("terraform is not on PATH: the comparison with Terraform needs it (Cloud Build provides it)")
+	}
+	dir := t.TempDir()
+	for _, f := range []string{"variables.tf", "example.tfvars"} {
+		src := check(os.ReadFile(repo(t, "terraform", "envs", "dev", f))).of(t)
+		name := f
+		if f == "example.tfvars" {
+			name = "terraform.tfvars"
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), src, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run := func(dir string, args ...string) (string, error) {
+		cmd := exec.Command(bin, args...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "TF_IN_AUTOMATION=1", "CHECKPOINT_DISABLE=1", "TF_CLI_CONFIG_FILE="+os.DevNull, "NO_COLOR=1")
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := run(dir, "init", "-backend=false", "-input=false", "-no-color"); err != nil {
+		t.Fatalf("terraform init: %v\n%s", err, out)
+	}
+	cases := validationCases()
+	sem := make(chan struct{}, 3)
+	var wg sync.WaitGroup
+	for i, tc := range cases {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			name := fmt.Sprintf("%s=%s", tc.variable, tc.value.GoString())
+			caseDir := filepath.Join(t.TempDir(), fmt.Sprint(i))
+			if err := os.CopyFS(caseDir, os.DirFS(dir)); err != nil {
+				t.Error(err)
+				return
+			}
+			js, err := ctyjson.Marshal(tc.value, tc.value.Type())
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			override := fmt.Sprintf(`{%q: %s}`, tc.variable, js)
+			if err := os.WriteFile(filepath.Join(caseDir, "case.auto.tfvars.json"), []byte(override), 0o644); err != nil {
+				t.Error(err)
+				return
+			}
+			out, err := run(caseDir, "plan", "-input=false", "-lock=false", "-no-color")
+			flat := strings.Join(strings.Fields(strings.ReplaceAll(out, "│", "")), " ")
+			switch {
+			case tc.want == nil && err != nil:
+				t.Errorf("%s: terraform refuses a value the evaluator accepts:\n%s", name, out)
+			case tc.want != nil && err == nil:
+				t.Errorf("%s: terraform accepts a value the evaluator refuses", name)
+			case tc.want != nil:
+				for _, w := range tc.want {
+					if !strings.Contains(flat, strings.Join(strings.Fields(w), " ")) {
+						t.Errorf("%s: terraform's message does not say %q:\n%s", name, w, out)
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }

@@ -19,6 +19,7 @@ module "stack" {
 
   sync = {
     table            = var.source_table
+    tables           = var.tables
     id_column        = var.id_column
     timestamp_column = var.timestamp_column
     dest_table       = var.dest_table
@@ -37,12 +38,23 @@ module "stack" {
     memory         = var.loader_memory
   }
   planner = {
-    schedule  = var.planner_schedule
-    time_zone = var.planner_time_zone
-    max_dates = var.planner_max_dates
+    schedule     = var.planner_schedule
+    time_zone    = var.planner_time_zone
+    max_dates    = var.planner_max_dates
+    in_flight    = var.planner_in_flight
+    recheck_days = var.planner_recheck_days
   }
   pubsub = {
     max_delivery_attempts = var.max_delivery_attempts
     legacy_token_creator  = var.legacy_pubsub_token_creator
+  }
+  backfill = {
+    instances       = var.backfill_loaders
+    max_outstanding = var.backfill_max_outstanding
+  }
+  monitoring = {
+    notification_channels = var.notification_channels
+    runbook_url           = var.runbook_url
+    freshness_lag_hours   = var.freshness_lag_hours
   }
 }

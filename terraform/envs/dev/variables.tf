@@ -86,12 +86,57 @@ variable "pg_password_secret_version" {
 }
 
 variable "source_table" {
-  description = "SYNC_TABLE: the source table, optionally schema-qualified (public.activity_logs)."
+  description = "SYNC_TABLE: the source table, optionally schema-qualified (public.activity_logs). Empty when tables lists several."
   type        = string
+  default     = ""
 
   validation {
-    condition     = length(var.source_table) >= 1 && length(var.source_table) <= 200
-    error_message = "The source_table must be a table name of 1 to 200 characters."
+    condition     = length(var.source_table) <= 200
+    error_message = "The source_table must be a table name of at most 200 characters (or empty when tables is set)."
+  }
+}
+
+variable "tables" {
+  description = "SYNC_TABLES: several source tables instead of source_table, each with optional id_column, timestamp_column, time_zone, dest_table, start_date, chunk_size (unset ones take the single-table variables). Exactly one of source_table and tables is set."
+  type = list(object({
+    table            = string
+    id_column        = optional(string)
+    timestamp_column = optional(string)
+    time_zone        = optional(string)
+    dest_table       = optional(string)
+    start_date       = optional(string)
+    chunk_size       = optional(number)
+  }))
+  default = []
+
+  validation {
+    condition     = alltrue([for t in var.tables : length(t.table) >= 1 && length(t.table) <= 200])
+    error_message = "Each of tables needs a table name of 1 to 200 characters."
+  }
+
+  validation {
+    condition     = alltrue([for t in var.tables : t.dest_table == null ? true : can(regex("^[A-Za-z_][A-Za-z0-9_]*$", t.dest_table)) && length(t.dest_table) <= 1024])
+    error_message = "Each dest_table of tables must be a BigQuery table name (letters, digits, underscores)."
+  }
+
+  validation {
+    condition     = alltrue([for t in var.tables : t.start_date == null ? true : can(regex("^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$", t.start_date))])
+    error_message = "Each start_date of tables must be a date, YYYY-MM-DD."
+  }
+
+  validation {
+    condition     = alltrue([for t in var.tables : t.chunk_size == null ? true : t.chunk_size >= 1 && t.chunk_size <= 2000000 && floor(t.chunk_size) == t.chunk_size])
+    error_message = "Each chunk_size of tables must be a whole number of rows from 1 to 2000000 (SYNC_CHUNK_SIZE)."
+  }
+
+  validation {
+    condition     = alltrue([for t in var.tables : t.time_zone == null ? true : can(regex("^[A-Za-z_]+(/[A-Za-z0-9_+-]+)*$", t.time_zone))])
+    error_message = "Each time_zone of tables must be a tz database name such as Europe/Berlin."
+  }
+
+  validation {
+    condition     = length(distinct([for t in var.tables : coalesce(t.dest_table, element(split(".", t.table), length(split(".", t.table)) - 1))])) == length(var.tables)
+    error_message = "The tables must name distinct BigQuery tables (dest_table, or the source table's name without its schema)."
   }
 }
 
@@ -254,6 +299,28 @@ variable "planner_time_zone" {
   }
 }
 
+variable "planner_in_flight" {
+  description = "PLANNER_IN_FLIGHT: a date whose newest sync_control entry is younger than this is being worked on and not planned again, e.g. 15m."
+  type        = string
+  default     = "15m"
+
+  validation {
+    condition     = can(regex("^([0-9]+h)?([0-9]+m)?([0-9]+s)?$", var.planner_in_flight)) && var.planner_in_flight != ""
+    error_message = "The planner_in_flight must be a duration such as 15m or 1h30m."
+  }
+}
+
+variable "planner_recheck_days" {
+  description = "PLANNER_RECHECK_DAYS: each planner run compares the finished dates of this many days before today again and re-opens those with rows that arrived late (0: never)."
+  type        = number
+  default     = 3
+
+  validation {
+    condition     = var.planner_recheck_days >= 0 && var.planner_recheck_days <= 366 && floor(var.planner_recheck_days) == var.planner_recheck_days
+    error_message = "The planner_recheck_days must be a whole number of days from 0 to 366 (PLANNER_RECHECK_DAYS)."
+  }
+}
+
 variable "planner_max_dates" {
   description = "PLANNER_MAX_DATES: most messages one planner run publishes."
   type        = number
@@ -309,4 +376,59 @@ variable "legacy_pubsub_token_creator" {
   description = "Set to true in projects created before 2021-04-08: Pub/Sub's service agent then also needs roles/iam.serviceAccountTokenCreator on the push identity."
   type        = bool
   default     = false
+}
+
+variable "notification_channels" {
+  description = "Notification channel ids (projects/PROJECT/notificationChannels/ID) every alert of this environment notifies; empty: incidents show in the console only."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for c in var.notification_channels : can(regex("^projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/notificationChannels/[0-9]+$", c))])
+    error_message = "Each notification channel must be an id of the form projects/PROJECT/notificationChannels/NUMBER."
+  }
+}
+
+variable "runbook_url" {
+  description = "URL of the README that holds the Runbook section; each alert links to its subsection."
+  type        = string
+  default     = "https://github.com/pgbq/pgbq/blob/main/README.md"
+
+  validation {
+    condition     = can(regex("^https://[^ #]+$", var.runbook_url))
+    error_message = "The runbook_url must be an https URL without a fragment."
+  }
+}
+
+variable "freshness_lag_hours" {
+  description = "Alert when a table's newest finished date ended longer ago than this many hours (e.g. 30: yesterday not finished by 06:00 UTC)."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.freshness_lag_hours >= 1 && var.freshness_lag_hours <= 720
+    error_message = "The freshness_lag_hours must be from 1 to 720."
+  }
+}
+
+variable "backfill_loaders" {
+  description = "Instances of the back-fill worker pool (loader --pull on the back-fill subscription); 0 when no back-fill runs (nothing billed). README, \"Back-fills\"."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.backfill_loaders >= 0 && var.backfill_loaders <= 100 && floor(var.backfill_loaders) == var.backfill_loaders
+    error_message = "The backfill_loaders must be a whole number of instances from 0 to 100."
+  }
+}
+
+variable "backfill_max_outstanding" {
+  description = "Dates one back-fill instance works at once (Pub/Sub flow control); 1 keeps one date's chunks in memory."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.backfill_max_outstanding >= 1 && var.backfill_max_outstanding <= 64 && floor(var.backfill_max_outstanding) == var.backfill_max_outstanding
+    error_message = "The backfill_max_outstanding must be a whole number from 1 to 64."
+  }
 }

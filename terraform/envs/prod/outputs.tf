@@ -57,3 +57,8 @@ output "build_trigger" {
   description = "Cloud Build trigger name, when managed here."
   value       = module.stack.build_trigger
 }
+
+output "backfill" {
+  description = "Back-fill path: topic (plan into it with PUBSUB_TOPIC), pull subscription, worker pool."
+  value       = module.stack.backfill
+}

@@ -21,6 +21,7 @@ locals {
   all = {
     PG_DSN                = local.pg_dsn
     SYNC_TABLE            = var.sync.table
+    SYNC_TABLES           = length(var.sync.tables) == 0 ? "" : jsonencode([for t in var.sync.tables : { for k, v in t : k => v if v != null }])
     SYNC_ID_COLUMN        = var.sync.id_column
     SYNC_TIMESTAMP_COLUMN = var.sync.timestamp_column
     SYNC_DEST_TABLE       = var.sync.dest_table

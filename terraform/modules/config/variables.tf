@@ -35,9 +35,18 @@ variable "database" {
 }
 
 variable "sync" {
-  description = "What is synced and how (SYNC_*); empty strings leave a variable unset so the binary's default applies."
+  description = "What is synced and how (SYNC_*): table, or tables (SYNC_TABLES, a JSON array); empty strings leave a variable unset so the binary's default applies."
   type = object({
-    table            = string
+    table = optional(string, "")
+    tables = optional(list(object({
+      table            = string
+      id_column        = optional(string)
+      timestamp_column = optional(string)
+      time_zone        = optional(string)
+      dest_table       = optional(string)
+      start_date       = optional(string)
+      chunk_size       = optional(number)
+    })), [])
     id_column        = optional(string, "")
     timestamp_column = optional(string, "")
     dest_table       = optional(string, "")
@@ -45,6 +54,11 @@ variable "sync" {
     chunk_size       = optional(number, 250000)
     finish_grace     = optional(string, "")
   })
+
+  validation {
+    condition     = (var.sync.table != "") != (length(var.sync.tables) > 0)
+    error_message = "Exactly one of the source table (SYNC_TABLE) or tables (SYNC_TABLES) must be set."
+  }
 }
 
 variable "log_level" {

@@ -86,6 +86,25 @@ resource "google_pubsub_topic_iam_member" "publishes_dates" {
   member  = each.value
 }
 
+# Back-fills: the planner publishes dates to the back-fill topic when run
+# with PUBSUB_TOPIC set to it, the loader worker pool pulls them (and would
+# publish a continuation there).
+resource "google_pubsub_topic_iam_member" "publishes_backfill" {
+  for_each = local.runtime_members
+
+  project = var.project_id
+  topic   = var.backfill_topic_id
+  role    = "roles/pubsub.publisher"
+  member  = each.value
+}
+
+resource "google_pubsub_subscription_iam_member" "loader_pulls_backfill" {
+  project      = var.project_id
+  subscription = var.backfill_subscription
+  role         = "roles/pubsub.subscriber"
+  member       = google_service_account.loader.member
+}
+
 # Load jobs, staging tables, the publish transaction, checkpoints.
 resource "google_bigquery_dataset_iam_member" "loader_data" {
   for_each = toset(["destination", "staging", "state"])

@@ -30,3 +30,21 @@ output "names" {
     deployer  = google_service_account.deployer.name
   }
 }
+
+output "runtime_emails" {
+  description = "The loader's and planner's emails, known only once their grants exist: a Cloud Run resource created with one can read the secret and reach BigQuery from its first revision. This orders them after the grants without a module-level depends_on (which would defer the data sources of the modules that wait)."
+  value = {
+    loader  = google_service_account.loader.email
+    planner = google_service_account.planner.email
+  }
+  depends_on = [
+    google_project_iam_member.bigquery_jobs,
+    google_secret_manager_secret_iam_member.pg_password,
+    google_project_iam_member.cloud_sql,
+    google_pubsub_topic_iam_member.publishes_dates,
+    google_pubsub_topic_iam_member.publishes_backfill,
+    google_pubsub_subscription_iam_member.loader_pulls_backfill,
+    google_bigquery_dataset_iam_member.loader_data,
+    google_bigquery_dataset_iam_member.planner_data,
+  ]
+}

@@ -41,3 +41,13 @@ variable "cloud_sql" {
   description = "Whether the source is reached through the Cloud SQL connector (grants roles/cloudsql.client to loader and planner)."
   type        = bool
 }
+
+variable "backfill_topic_id" {
+  description = "The back-fill topic (projects/P/topics/T): the loader and the planner publish to it."
+  type        = string
+}
+
+variable "backfill_subscription" {
+  description = "The back-fill pull subscription: the loader pulls from it."
+  type        = string
+}

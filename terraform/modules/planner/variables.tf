@@ -41,6 +41,12 @@ variable "in_flight" {
   default     = "15m"
 }
 
+variable "recheck_days" {
+  description = "PLANNER_RECHECK_DAYS: each run compares this many finished days before today again."
+  type        = number
+  default     = 3
+}
+
 variable "timeout_seconds" {
   description = "Longest a planner run may take, in seconds."
   type        = number

@@ -1,6 +1,7 @@
 # The dates topic (one message per (table, date), from the planner and from
 # loaders handing over the rest of a long date), the push subscription that
-# delivers it to the loader, and dead-lettering.
+# delivers it to the loader, the back-fill topic and its pull subscription
+# for the loader worker pool, and dead-lettering.
 
 data "google_project" "this" {
   project_id = var.project_id
@@ -60,6 +61,56 @@ resource "google_pubsub_subscription" "push" {
   }
 
   depends_on = [google_pubsub_topic_iam_member.agent_publishes_dead_letters]
+}
+
+# Back-fills: the planner run by hand with PUBSUB_TOPIC set to this topic
+# (README, "Deploy") publishes dates here, and the loader worker pool pulls
+# them. A backlog larger than the pool waits here: a pulled message's lease
+# is extended by the client for as long as its date takes, so waiting costs
+# no delivery attempt and only real failures count towards dead-lettering.
+resource "google_pubsub_topic" "backfill" {
+  project = var.project_id
+  name    = "${var.name}-backfill-dates"
+  labels  = var.labels
+}
+
+resource "google_pubsub_subscription" "backfill" {
+  project = var.project_id
+  name    = "${var.name}-loader-pull"
+  topic   = google_pubsub_topic.backfill.id
+  labels  = var.labels
+
+  # What the client's lease extension renews; a crashed worker's date is
+  # redelivered after this.
+  ack_deadline_seconds       = var.pull_ack_deadline_seconds
+  message_retention_duration = "604800s"
+
+  # An acked date is not redelivered: two workers never sync one date
+  # after an ack succeeded.
+  enable_exactly_once_delivery = true
+
+  retry_policy {
+    minimum_backoff = var.minimum_backoff
+    maximum_backoff = "600s"
+  }
+
+  dead_letter_policy {
+    dead_letter_topic     = google_pubsub_topic.dead_letter.id
+    max_delivery_attempts = var.max_delivery_attempts
+  }
+
+  expiration_policy {
+    ttl = ""
+  }
+
+  depends_on = [google_pubsub_topic_iam_member.agent_publishes_dead_letters]
+}
+
+resource "google_pubsub_subscription_iam_member" "agent_forwards_from_backfill" {
+  project      = var.project_id
+  subscription = google_pubsub_subscription.backfill.name
+  role         = "roles/pubsub.subscriber"
+  member       = local.pubsub_agent
 }
 
 # Without a subscription, messages published to the dead-letter topic are

@@ -22,3 +22,18 @@ output "dead_letter_subscription" {
   description = "Pull subscription on the dead-letter topic: inspect and replay from here."
   value       = google_pubsub_subscription.dead_letter.name
 }
+
+output "backfill_topic" {
+  description = "The back-fill topic's short name: run the planner with PUBSUB_TOPIC set to it."
+  value       = google_pubsub_topic.backfill.name
+}
+
+output "backfill_topic_id" {
+  description = "The back-fill topic (projects/P/topics/T)."
+  value       = google_pubsub_topic.backfill.id
+}
+
+output "backfill_subscription" {
+  description = "The pull subscription the loader worker pool consumes."
+  value       = google_pubsub_subscription.backfill.name
+}

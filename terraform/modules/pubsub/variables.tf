@@ -62,3 +62,9 @@ variable "grant_agent_token_creator" {
   type        = bool
   default     = false
 }
+
+variable "pull_ack_deadline_seconds" {
+  description = "Ack deadline of the back-fill pull subscription: how soon a crashed worker's date is redelivered (the client extends it while a date is worked on)."
+  type        = number
+  default     = 60
+}

@@ -54,14 +54,17 @@ module "secret" {
 module "iam" {
   source = "../iam"
 
-  project_id    = var.project_id
-  region        = var.region
-  name          = local.name
-  dataset_ids   = module.bigquery.dataset_ids
-  topic_id      = module.pubsub.topic_id
-  secret_id     = module.secret.secret_id
-  repository_id = module.build.repository_id
-  cloud_sql     = var.database.cloud_sql_instance != ""
+  project_id  = var.project_id
+  region      = var.region
+  name        = local.name
+  dataset_ids = module.bigquery.dataset_ids
+  topic_id    = module.pubsub.topic_id
+
+  backfill_topic_id     = module.pubsub.backfill_topic_id
+  backfill_subscription = module.pubsub.backfill_subscription
+  secret_id             = module.secret.secret_id
+  repository_id         = module.build.repository_id
+  cloud_sql             = var.database.cloud_sql_instance != ""
 }
 
 module "pubsub" {
@@ -93,16 +96,18 @@ module "config" {
 module "loader" {
   source = "../loader"
 
-  project_id                 = var.project_id
-  region                     = var.region
-  name                       = "${local.name}-loader"
-  image                      = "${module.build.repository_url}/loader:${var.image_tag}"
-  env                        = module.config.env
-  budget_seconds             = var.loader.budget_seconds
-  request_timeout_seconds    = local.ack_deadline_seconds
-  max_instances              = var.loader.max_instances
-  memory                     = var.loader.memory
-  service_account_email      = module.iam.emails.loader
+  project_id              = var.project_id
+  region                  = var.region
+  name                    = "${local.name}-loader"
+  image                   = "${module.build.repository_url}/loader:${var.image_tag}"
+  env                     = module.config.env
+  budget_seconds          = var.loader.budget_seconds
+  request_timeout_seconds = local.ack_deadline_seconds
+  max_instances           = var.loader.max_instances
+  memory                  = var.loader.memory
+  # runtime_emails is known only once the loader's and planner's grants
+  # exist: the first revision can read the secret and reach BigQuery.
+  service_account_email      = module.iam.runtime_emails.loader
   pg_password_secret         = module.secret.secret_id
   pg_password_secret_version = var.pg_password_secret_version
   cloud_sql_instance         = var.database.cloud_sql_instance
@@ -110,9 +115,28 @@ module "loader" {
   invoker_member             = module.iam.members.push
   deployer_member            = module.iam.members.deployer
   deletion_protection        = var.deletion_protection
+}
 
-  # The first revision must be able to read the secret and reach BigQuery.
-  depends_on = [module.iam]
+module "loader_pool" {
+  source = "../loader_pool"
+
+  project_id                 = var.project_id
+  region                     = var.region
+  name                       = "${local.name}-backfill"
+  image                      = "${module.build.repository_url}/loader:${var.image_tag}"
+  env                        = module.config.env
+  topic_name                 = module.pubsub.backfill_topic
+  subscription_name          = module.pubsub.backfill_subscription
+  instance_count             = var.backfill.instances
+  max_outstanding            = var.backfill.max_outstanding
+  memory                     = var.loader.memory
+  service_account_email      = module.iam.runtime_emails.loader
+  pg_password_secret         = module.secret.secret_id
+  pg_password_secret_version = var.pg_password_secret_version
+  cloud_sql_instance         = var.database.cloud_sql_instance
+  vpc_egress                 = var.vpc_egress
+  deployer_member            = module.iam.members.deployer
+  deletion_protection        = var.deletion_protection
 }
 
 module "planner" {
@@ -126,7 +150,7 @@ module "planner" {
   max_dates                       = var.planner.max_dates
   schedule                        = var.planner.schedule
   time_zone                       = var.planner.time_zone
-  service_account_email           = module.iam.emails.planner
+  service_account_email           = module.iam.runtime_emails.planner
   scheduler_service_account_email = module.iam.emails.scheduler
   deployer_member                 = module.iam.members.deployer
   pg_password_secret              = module.secret.secret_id
@@ -134,6 +158,20 @@ module "planner" {
   cloud_sql_instance              = var.database.cloud_sql_instance
   vpc_egress                      = var.vpc_egress
   deletion_protection             = var.deletion_protection
+  in_flight                       = var.planner.in_flight
+  recheck_days                    = var.planner.recheck_days
+}
 
-  depends_on = [module.iam]
+module "monitoring" {
+  source = "../monitoring"
+
+  project_id               = var.project_id
+  name                     = local.name
+  loader_service           = module.loader.name
+  planner_job              = module.planner.name
+  push_subscription        = module.pubsub.push_subscription
+  dead_letter_subscription = module.pubsub.dead_letter_subscription
+  notification_channels    = var.monitoring.notification_channels
+  runbook_url              = var.monitoring.runbook_url
+  freshness_lag_hours      = var.monitoring.freshness_lag_hours
 }

@@ -57,3 +57,21 @@ output "build_trigger" {
   description = "Cloud Build trigger name, when managed here."
   value       = module.build.trigger_name
 }
+
+output "monitoring" {
+  description = "Log-based metrics, alert policies and the dashboard of this environment."
+  value = {
+    metrics        = module.monitoring.metrics
+    alert_policies = module.monitoring.alert_policies
+    dashboard_id   = module.monitoring.dashboard_id
+  }
+}
+
+output "backfill" {
+  description = "Back-fill path: the topic to plan into (PUBSUB_TOPIC of a hand-run planner), its pull subscription, the worker pool."
+  value = {
+    topic        = module.pubsub.backfill_topic
+    subscription = module.pubsub.backfill_subscription
+    worker_pool  = module.loader_pool.name
+  }
+}

@@ -77,9 +77,18 @@ variable "log_level" {
 }
 
 variable "sync" {
-  description = "What is synced and how (SYNC_*): table, id_column, timestamp_column, dest_table, start_date, chunk_size, finish_grace."
+  description = "What is synced and how (SYNC_*): table or tables (SYNC_TABLES), id_column, timestamp_column, dest_table, start_date, chunk_size, finish_grace."
   type = object({
-    table            = string
+    table = string
+    tables = list(object({
+      table            = string
+      id_column        = optional(string)
+      timestamp_column = optional(string)
+      time_zone        = optional(string)
+      dest_table       = optional(string)
+      start_date       = optional(string)
+      chunk_size       = optional(number)
+    }))
     id_column        = string
     timestamp_column = string
     dest_table       = string
@@ -112,11 +121,13 @@ variable "loader" {
 }
 
 variable "planner" {
-  description = "The planner job: schedule (cron), time_zone, max_dates (PLANNER_MAX_DATES)."
+  description = "The planner job: schedule (cron), time_zone, max_dates (PLANNER_MAX_DATES), in_flight (PLANNER_IN_FLIGHT), recheck_days (PLANNER_RECHECK_DAYS)."
   type = object({
-    schedule  = string
-    time_zone = string
-    max_dates = number
+    schedule     = string
+    time_zone    = string
+    max_dates    = number
+    in_flight    = string
+    recheck_days = number
   })
 }
 
@@ -125,5 +136,22 @@ variable "pubsub" {
   type = object({
     max_delivery_attempts = number
     legacy_token_creator  = bool
+  })
+}
+
+variable "monitoring" {
+  description = "Monitoring: notification_channels every alert notifies, runbook_url (the README's Runbook section), freshness_lag_hours."
+  type = object({
+    notification_channels = list(string)
+    runbook_url           = string
+    freshness_lag_hours   = number
+  })
+}
+
+variable "backfill" {
+  description = "The back-fill worker pool: instances (0: none running), max_outstanding dates per instance."
+  type = object({
+    instances       = number
+    max_outstanding = number
   })
 }

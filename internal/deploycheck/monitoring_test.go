@@ -1,0 +1,423 @@
+package deploycheck
+
+import (
+	"encoding/json"
+	"math/big"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/pgbq/pgbq/internal/tfeval"
+)
+
+// builtinMetrics are the Google Cloud metrics the alerts and the dashboard
+// may read besides pgbq's own log-based metrics, with the monitored
+// resource type each belongs to.
+var builtinMetrics = map[string]string{
+	"pubsub.googleapis.com/subscription/num_undelivered_messages":   "pubsub_subscription",
+	"pubsub.googleapis.com/subscription/oldest_unacked_message_age": "pubsub_subscription",
+	"run.googleapis.com/job/completed_execution_count":              "cloud_run_job",
+	"run.googleapis.com/request_count":                              "cloud_run_revision",
+}
+
+// monitored is what an environment's monitoring may refer to: its
+// log-based metrics (type -> the metric's resource), and the names of
+// its loader service, planner job and subscriptions.
+type monitored struct {
+	metrics       map[string]tfeval.Resource // logging.googleapis.com/user/NAME -> metric
+	loader        string
+	planner       string
+	push          string
+	deadLetter    string
+	subscriptions map[string]bool
+}
+
+func monitoredOf(t *testing.T, in *tfeval.Instance) monitored {
+	t.Helper()
+	m := monitored{metrics: map[string]tfeval.Resource{}, subscriptions: map[string]bool{}}
+	for _, r := range check(in.AllResources("google_logging_metric")).of(t) {
+		name, _, err := r.Str("name")
+		if err != nil {
+			t.Fatal(err)
+		}
+		typ := "logging.googleapis.com/user/" + name
+		if _, dup := m.metrics[typ]; dup {
+			t.Errorf("two log-based metrics named %s", name)
+		}
+		m.metrics[typ] = r
+	}
+	run := cloudRun(t, in)
+	m.loader, _, _ = run[0].resource.Str("name")
+	m.planner, _, _ = run[1].resource.Str("name")
+	push := pushSubscription(t, in)
+	m.push, _, _ = push.Str("name")
+	dlTopic, _, _ := check(push.One("dead_letter_policy")).of(t).Str("dead_letter_topic")
+	for _, s := range check(in.AllResources("google_pubsub_subscription")).of(t) {
+		name, _, _ := s.Str("name")
+		m.subscriptions[name] = true
+		if topic, _, _ := s.Str("topic"); topic == dlTopic {
+			m.deadLetter = name
+		}
+	}
+	if m.deadLetter == "" {
+		t.Fatalf("%s: no subscription on the dead-letter topic", in.Path)
+	}
+	return m
+}
+
+var filterTermRE = regexp.MustCompile(`([A-Za-z_.]+)\s*=\s*"([^"]*)"`)
+
+// filterTerms reads a monitoring filter's key="value" terms.
+func filterTerms(filter string) map[string]string {
+	out := map[string]string{}
+	for _, m := range filterTermRE.FindAllStringSubmatch(filter, -1) {
+		out[m[1]] = m[2]
+	}
+	return out
+}
+
+// checkFilter holds a monitoring filter to what the environment defines:
+// its metric exists (a log-based metric of the stack, or a built-in one
+// on its own resource type) and the resources it names are the stack's.
+func (m monitored) checkFilter(t *testing.T, where, filter string) map[string]string {
+	t.Helper()
+	terms := filterTerms(filter)
+	typ := terms["metric.type"]
+	switch res, builtin := builtinMetrics[typ]; {
+	case builtin:
+		if terms["resource.type"] != res {
+			t.Errorf("%s: %s is a %s metric, the filter says resource.type %q", where, typ, res, terms["resource.type"])
+		}
+	case strings.HasPrefix(typ, "logging.googleapis.com/user/"):
+		metric, ok := m.metrics[typ]
+		if !ok {
+			t.Errorf("%s: refers to %s, which no google_logging_metric of the environment defines", where, typ)
+			break
+		}
+		// The metric counts lines of one resource type; the filter must
+		// ask for that one.
+		mf, _, _ := metric.Str("filter")
+		if want := filterTerms(mf)["resource.type"]; terms["resource.type"] != want {
+			t.Errorf("%s: %s counts %s logs, the filter says resource.type %q", where, typ, want, terms["resource.type"])
+		}
+	default:
+		t.Errorf("%s: metric.type %q is neither a log-based metric of the stack nor a known built-in metric", where, typ)
+	}
+	if v, ok := terms["resource.labels.subscription_id"]; ok && !m.subscriptions[v] {
+		t.Errorf("%s: subscription %q is not one of the stack's", where, v)
+	}
+	if v, ok := terms["resource.labels.service_name"]; ok && v != m.loader {
+		t.Errorf("%s: service %q is not the loader %q", where, v, m.loader)
+	}
+	if v, ok := terms["resource.labels.job_name"]; ok && v != m.planner {
+		t.Errorf("%s: job %q is not the planner %q", where, v, m.planner)
+	}
+	return terms
+}
+
+// runbookAnchors are the GitHub anchors of the headings in README.md's
+// Runbook section.
+func runbookAnchors(t *testing.T) map[string]bool {
+	t.Helper()
+	readme := string(check(os.ReadFile(repo(t, "README.md"))).of(t))
+	_, section, ok := strings.Cut(readme, "\n## Runbook\n")
+	if !ok {
+		t.Fatal("README.md has no \"## Runbook\" section")
+	}
+	if i := strings.Index(section, "\n## "); i >= 0 {
+		section = section[:i]
+	}
+	anchors := map[string]bool{}
+	for _, line := range strings.Split(section, "\n") {
+		if h, ok := strings.CutPrefix(line, "### "); ok {
+			slug := strings.Map(func(r rune) rune {
+				switch {
+				case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '-', r == '_':
+					return r
+				case r >= 'A' && r <= 'Z':
+					return r + 'a' - 'A'
+				case r == ' ':
+					return '-'
+				}
+				return -1
+			}, h)
+			anchors[slug] = true
+		}
+	}
+	return anchors
+}
+
+// logMetricOn names the log-based metric that extracts field (or counts,
+// when field is "") lines with message.
+func logMetricOn(t *testing.T, m monitored, message, field string) string {
+	t.Helper()
+	for typ, r := range m.metrics {
+		f, _, _ := r.Str("filter")
+		ve, set, _ := r.Str("value_extractor")
+		if filterTerms(f)["jsonPayload.message"] == message && ((field == "" && !set) || ve == "EXTRACT(jsonPayload."+field+")") {
+			return typ
+		}
+	}
+	t.Errorf("no log-based metric of %q lines extracting %q", message, field)
+	return ""
+}
+
+// Every alert of issue 13 exists in both environments, notifies the
+// environment's channels, reads a metric that exists on resources the
+// stack defines, and tells the on-call person where the runbook is.
+func TestAlertPolicies(t *testing.T) {
+	t.Parallel()
+	anchors := runbookAnchors(t)
+	channels := cty.ListVal([]cty.Value{str("projects/acme-data/notificationChannels/123")})
+	for _, e := range environments {
+		in := env(t, e, map[string]cty.Value{"notification_channels": channels})
+		m := monitoredOf(t, in)
+		runbook := varString(t, in, "runbook_url")
+		lag := in.Vars["freshness_lag_hours"].AsBigFloat()
+		want := map[string]struct {
+			metric string
+			terms  map[string]string
+		}{
+			"dead_letter":    {"pubsub.googleapis.com/subscription/num_undelivered_messages", map[string]string{"resource.labels.subscription_id": m.deadLetter}},
+			"oldest_unacked": {"pubsub.googleapis.com/subscription/oldest_unacked_message_age", map[string]string{"resource.labels.subscription_id": m.push}},
+			"planner_failed": {"run.googleapis.com/job/completed_execution_count", map[string]string{"resource.labels.job_name": m.planner, "metric.labels.result": "failed"}},
+			"loader_errors":  {"run.googleapis.com/request_count", map[string]string{"resource.labels.service_name": m.loader, "metric.labels.response_code_class": "5xx"}},
+			"date_failing":   {logMetricOn(t, m, "date failed", ""), nil},
+			"freshness":      {logMetricOn(t, m, "table status", "freshness_lag_s"), nil},
+		}
+		found := map[string]bool{}
+		for _, p := range check(in.AllResources("google_monitoring_alert_policy")).of(t) {
+			where := e + " " + p.ID()
+			w, ok := want[p.Name]
+			if !ok {
+				t.Errorf("%s: an alert policy the checks do not know: add it to TestAlertPolicies", where)
+				continue
+			}
+			found[p.Name] = true
+			nc, _, err := p.Attr("notification_channels")
+			if err != nil || !nc.Equals(channels).True() {
+				t.Errorf("%s: notification_channels %#v, want var.notification_channels (%v)", where, nc, err)
+			}
+			conds := check(p.Blocks("conditions")).of(t)
+			if len(conds) != 1 {
+				t.Fatalf("%s: %d conditions, want 1", where, len(conds))
+			}
+			ct := check(conds[0].One("condition_threshold")).of(t)
+			filter, _, _ := ct.Str("filter")
+			terms := m.checkFilter(t, where, filter)
+			if terms["metric.type"] != w.metric {
+				t.Errorf("%s: reads %s, want %s", where, terms["metric.type"], w.metric)
+			}
+			for k, v := range w.terms {
+				if terms[k] != v {
+					t.Errorf("%s: filter's %s is %q, want %q", where, k, terms[k], v)
+				}
+			}
+			if den, ok, _ := ct.Str("denominator_filter"); ok {
+				dt := m.checkFilter(t, where+" denominator", den)
+				if dt["resource.labels.service_name"] != terms["resource.labels.service_name"] || dt["metric.type"] != terms["metric.type"] {
+					t.Errorf("%s: the ratio's denominator %q is not the same requests", where, den)
+				}
+			} else if p.Name == "loader_errors" {
+				t.Errorf("%s: an error ratio needs a denominator_filter", where)
+			}
+			if p.Name == "freshness" {
+				th, _, _ := ct.Num("threshold_value")
+				if th.Cmp(new(big.Float).Mul(lag, big.NewFloat(3600))) != 0 {
+					t.Errorf("%s: threshold %s s, want freshness_lag_hours × 3600", where, th)
+				}
+			}
+			doc := check(p.One("documentation")).of(t)
+			content, _, _ := doc.Str("content")
+			link := regexp.MustCompile(regexp.QuoteMeta(runbook) + `#([a-z0-9_-]+)`).FindStringSubmatch(content)
+			if link == nil {
+				t.Errorf("%s: the documentation has no link into the runbook (%s#…):\n%s", where, runbook, content)
+			} else if !anchors[link[1]] {
+				t.Errorf("%s: links to #%s, which is no heading of README.md's Runbook section (%v)", where, link[1], anchors)
+			}
+			if len(strings.Fields(content)) < 25 {
+				t.Errorf("%s: the documentation does not say what to do:\n%s", where, content)
+			}
+		}
+		for name := range want {
+			if !found[name] {
+				t.Errorf("%s: no alert policy %s", e, name)
+			}
+		}
+	}
+}
+
+// The log-based metrics count the binaries' lines on the stack's own
+// loader and planner, and are well-formed: every label is extracted, a
+// distribution has a value and buckets.
+func TestLogMetrics(t *testing.T) {
+	t.Parallel()
+	for _, e := range environments {
+		in := env(t, e, nil)
+		m := monitoredOf(t, in)
+		if len(m.metrics) < 10 {
+			t.Errorf("%s: only %d log-based metrics", e, len(m.metrics))
+		}
+		for typ, r := range m.metrics {
+			where := e + " " + typ
+			f, _, _ := r.Str("filter")
+			terms := filterTerms(f)
+			switch terms["resource.type"] {
+			case "cloud_run_revision":
+				if terms["resource.labels.service_name"] != m.loader {
+					t.Errorf("%s: counts service %q, not the loader %q", where, terms["resource.labels.service_name"], m.loader)
+				}
+			case "cloud_run_job":
+				if terms["resource.labels.job_name"] != m.planner {
+					t.Errorf("%s: counts job %q, not the planner %q", where, terms["resource.labels.job_name"], m.planner)
+				}
+			default:
+				t.Errorf("%s: counts logs of resource.type %q", where, terms["resource.type"])
+			}
+			if terms["jsonPayload.message"] == "" {
+				t.Errorf("%s: does not select lines by message", where)
+			}
+			md := check(r.One("metric_descriptor")).of(t)
+			vt, _, _ := md.Str("value_type")
+			_, hasValue, _ := r.Str("value_extractor")
+			buckets := check(r.Blocks("bucket_options")).of(t)
+			if (vt == "DISTRIBUTION") != hasValue || (vt == "DISTRIBUTION") != (len(buckets) == 1) {
+				t.Errorf("%s: value_type %s, value_extractor set %v, %d bucket_options", where, vt, hasValue, len(buckets))
+			}
+			ex, _, _ := r.Attr("label_extractors")
+			var labels []string
+			for _, l := range check(md.Blocks("labels")).of(t) {
+				k, _, _ := l.Str("key")
+				labels = append(labels, k)
+				if !ex.Type().IsObjectType() || !ex.Type().HasAttribute(k) {
+					t.Errorf("%s: label %s has no extractor", where, k)
+				}
+			}
+			if !contains(labels, "table") {
+				t.Errorf("%s: no table label: nothing could be shown per table", where)
+			}
+		}
+	}
+}
+
+// The dashboard's JSON parses, every chart reads a metric that exists on
+// the right resource, per table, and it shows progress, throughput, lag
+// and errors.
+func TestDashboard(t *testing.T) {
+	t.Parallel()
+	for _, e := range environments {
+		in := env(t, e, nil)
+		m := monitoredOf(t, in)
+		d := single(t, in, "google_monitoring_dashboard")
+		src, _, err := d.Str("dashboard_json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var dash struct {
+			DisplayName  string
+			MosaicLayout struct {
+				Columns int
+				Tiles   []struct {
+					XPos, YPos, Width, Height int
+					Widget                    struct {
+						Title   string
+						XyChart struct {
+							DataSets []struct {
+								PlotType        string
+								TimeSeriesQuery struct {
+									TimeSeriesFilter struct {
+										Filter      string
+										Aggregation struct {
+											AlignmentPeriod    string
+											PerSeriesAligner   string
+											CrossSeriesReducer string
+											GroupByFields      []string
+										}
+									}
+								}
+							}
+						}
+					}
+				}
+			}
+		}
+		dec := json.NewDecoder(strings.NewReader(src))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&dash); err != nil {
+			t.Fatalf("%s: dashboard_json: %v", e, err)
+		}
+		if len(dash.MosaicLayout.Tiles) == 0 {
+			t.Fatalf("%s: the dashboard has no tiles", e)
+		}
+		var titles []string
+		for _, tile := range dash.MosaicLayout.Tiles {
+			where := e + " chart " + tile.Widget.Title
+			titles = append(titles, strings.ToLower(tile.Widget.Title))
+			if tile.XPos+tile.Width > dash.MosaicLayout.Columns {
+				t.Errorf("%s: wider than the %d columns", where, dash.MosaicLayout.Columns)
+			}
+			if len(tile.Widget.XyChart.DataSets) == 0 {
+				t.Errorf("%s: no data", where)
+			}
+			for _, ds := range tile.Widget.XyChart.DataSets {
+				f := ds.TimeSeriesQuery.TimeSeriesFilter
+				m.checkFilter(t, where, f.Filter)
+				if !contains(f.Aggregation.GroupByFields, "metric.label.table") {
+					t.Errorf("%s: not per table: group by %v", where, f.Aggregation.GroupByFields)
+				}
+				if f.Aggregation.PerSeriesAligner == "" || f.Aggregation.AlignmentPeriod == "" {
+					t.Errorf("%s: no aligner or alignment period", where)
+				}
+			}
+		}
+		for _, topic := range []string{"progress", "throughput", "lag", "error"} {
+			ok := false
+			for _, title := range titles {
+				ok = ok || strings.Contains(title, topic)
+			}
+			if !ok {
+				t.Errorf("%s: no chart about %s (%v)", e, topic, titles)
+			}
+		}
+	}
+}
+
+// Ordering through values, not module-level depends_on: a module call that
+// waits for a whole module defers every data source inside it to apply
+// time, which made the scheduler's URI "known after apply" on every IAM
+// change (issue 13).
+func TestNoModuleDependsOnOverDataSources(t *testing.T) {
+	t.Parallel()
+	var hasData func(m *tfeval.Module) bool
+	hasData = func(m *tfeval.Module) bool {
+		if len(m.Data) > 0 {
+			return true
+		}
+		for name, call := range m.Calls {
+			src, _ := call.Body.Attributes["source"].Expr.Value(nil)
+			c, err := tfeval.LoadModule(m.Dir + "/" + src.AsString())
+			if err != nil {
+				t.Fatalf("module %s: %v", name, err)
+			}
+			if hasData(c) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, dir := range moduleDirs(t) {
+		m := check(tfeval.LoadModule(dir)).of(t)
+		for name, call := range m.Calls {
+			if _, ok := call.Body.Attributes["depends_on"]; !ok {
+				continue
+			}
+			src, _ := call.Body.Attributes["source"].Expr.Value(nil)
+			if hasData(check(tfeval.LoadModule(dir + "/" + src.AsString())).of(t)) {
+				t.Errorf("%s: module %q has depends_on and holds data sources: pass the values it must wait for instead", dir, name)
+			}
+		}
+	}
+}

@@ -1,0 +1,3 @@
+output "broken" {
+  value = local.missing
+}

@@ -1,0 +1,439 @@
+# What watches pgbq (README, "Runbook"): log-based metrics from the
+# binaries' structured logs, alert policies that each tell the on-call
+# person what to do, and one dashboard. Everything refers to the loader
+# service, the planner job and the subscriptions by the names passed in.
+#
+# The binaries log JSON lines to stdout (internal/logging): Cloud Logging
+# keeps them as jsonPayload, message in jsonPayload.message. The loader's
+# lines carry table and sync_date; the planner logs one "table status" line
+# per table and run.
+
+locals {
+  loader_logs  = "resource.type=\"cloud_run_revision\" AND resource.labels.service_name=\"${var.loader_service}\""
+  planner_logs = "resource.type=\"cloud_run_job\" AND resource.labels.job_name=\"${var.planner_job}\""
+
+  # name => what it counts. field: the jsonPayload field whose value is
+  # recorded (a distribution); null: the matching lines are counted.
+  metrics = {
+    chunks_staged = {
+      description = "Chunks staged by the loader (one load job each), per table."
+      logs        = local.loader_logs
+      match       = "jsonPayload.message=\"chunk staged\""
+      field       = null
+      unit        = "1"
+      labels      = ["table"]
+    }
+    chunk_rows = {
+      description = "Rows per staged chunk, per table."
+      logs        = local.loader_logs
+      match       = "jsonPayload.message=\"chunk staged\""
+      field       = "rows"
+      unit        = "1"
+      labels      = ["table"]
+    }
+    chunk_load_ms = {
+      description = "Duration of a chunk's load job in milliseconds, per table."
+      logs        = local.loader_logs
+      match       = "jsonPayload.message=\"chunk staged\""
+      field       = "load_ms"
+      unit        = "ms"
+      labels      = ["table"]
+    }
+    dates_published = {
+      description = "Dates whose staging was published into the destination, per table."
+      logs        = local.loader_logs
+      match       = "jsonPayload.message=\"date published\""
+      field       = null
+      unit        = "1"
+      labels      = ["table"]
+    }
+    date_duration_ms = {
+      description = "Duration of one message's work on a date (chunks and publish) in milliseconds, per table."
+      logs        = local.loader_logs
+      match       = "jsonPayload.message=\"date processed\""
+      field       = "duration_ms"
+      unit        = "ms"
+      labels      = ["table"]
+    }
+    date_failures = {
+      description = "Dates that failed permanently (recorded failed, re-planned by the next run), per table and date."
+      logs        = local.loader_logs
+      match       = "jsonPayload.message=\"date failed\""
+      field       = null
+      unit        = "1"
+      labels      = ["table", "sync_date"]
+    }
+    status_dates_total = {
+      description = "Planner's table status: dates from the start date to today."
+      logs        = local.planner_logs
+      match       = "jsonPayload.message=\"table status\""
+      field       = "dates_total"
+      unit        = "1"
+      labels      = ["table"]
+    }
+    status_dates_finished = {
+      description = "Planner's table status: finished dates."
+      logs        = local.planner_logs
+      match       = "jsonPayload.message=\"table status\""
+      field       = "dates_finished"
+      unit        = "1"
+      labels      = ["table"]
+    }
+    status_dates_failed = {
+      description = "Planner's table status: dates whose newest state is failed."
+      logs        = local.planner_logs
+      match       = "jsonPayload.message=\"table status\""
+      field       = "dates_failed"
+      unit        = "1"
+      labels      = ["table"]
+    }
+    status_dates_in_flight = {
+      description = "Planner's table status: dates planned or being worked on."
+      logs        = local.planner_logs
+      match       = "jsonPayload.message=\"table status\""
+      field       = "dates_in_flight"
+      unit        = "1"
+      labels      = ["table"]
+    }
+    status_rows_staged_last_hour = {
+      description = "Planner's table status: rows staged in the last hour (throughput)."
+      logs        = local.planner_logs
+      match       = "jsonPayload.message=\"table status\""
+      field       = "rows_staged_last_hour"
+      unit        = "1"
+      labels      = ["table"]
+    }
+    status_freshness_lag_s = {
+      description = "Planner's table status: seconds since the end of the newest finished date (data freshness)."
+      logs        = local.planner_logs
+      match       = "jsonPayload.message=\"table status\""
+      field       = "freshness_lag_s"
+      unit        = "s"
+      labels      = ["table"]
+    }
+  }
+
+  metric_type = { for k, m in google_logging_metric.this : k => "logging.googleapis.com/user/${m.name}" }
+
+  runbook = {
+    dead_letter    = "${var.runbook_url}#alert-dates-dead-lettered"
+    oldest_unacked = "${var.runbook_url}#alert-backlog-not-draining"
+    planner_failed = "${var.runbook_url}#alert-planner-run-failed"
+    loader_errors  = "${var.runbook_url}#alert-loader-error-ratio"
+    date_failing   = "${var.runbook_url}#alert-a-date-fails-repeatedly"
+    freshness      = "${var.runbook_url}#alert-data-not-fresh"
+  }
+}
+
+resource "google_logging_metric" "this" {
+  for_each = local.metrics
+
+  project     = var.project_id
+  name        = "${var.name}/${each.key}"
+  description = each.value.description
+  filter      = "${each.value.logs} AND ${each.value.match}"
+
+  metric_descriptor {
+    metric_kind = "DELTA"
+    value_type  = each.value.field == null ? "INT64" : "DISTRIBUTION"
+    unit        = each.value.unit
+
+    dynamic "labels" {
+      for_each = each.value.labels
+      content {
+        key         = labels.value
+        value_type  = "STRING"
+        description = "jsonPayload.${labels.value} of the log line."
+      }
+    }
+  }
+
+  value_extractor  = each.value.field == null ? null : "EXTRACT(jsonPayload.${each.value.field})"
+  label_extractors = { for l in each.value.labels : l => "EXTRACT(jsonPayload.${l})" }
+
+  dynamic "bucket_options" {
+    for_each = each.value.field == null ? [] : [each.value.field]
+    content {
+      exponential_buckets {
+        num_finite_buckets = 64
+        growth_factor      = 2
+        scale              = 1
+      }
+    }
+  }
+}
+
+# --- alert policies -----------------------------------------------------------
+
+resource "google_monitoring_alert_policy" "dead_letter" {
+  project               = var.project_id
+  display_name          = "${var.name}: dates dead-lettered"
+  combiner              = "OR"
+  severity              = "ERROR"
+  notification_channels = var.notification_channels
+
+  conditions {
+    display_name = "Messages wait in ${var.dead_letter_subscription}"
+    condition_threshold {
+      filter          = "resource.type=\"pubsub_subscription\" AND resource.labels.subscription_id=\"${var.dead_letter_subscription}\" AND metric.type=\"pubsub.googleapis.com/subscription/num_undelivered_messages\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = 0
+      duration        = "300s"
+      aggregations {
+        alignment_period   = "300s"
+        per_series_aligner = "ALIGN_MAX"
+      }
+    }
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    subject   = "${var.name}: dates dead-lettered"
+    content   = <<-EOT
+      A date's message failed every delivery attempt (the push subscription's max_delivery_attempts) and was moved to the dead-letter subscription ${var.dead_letter_subscription}: that date is not being synced.
+      Pull the messages to see which (table, date), read the loader's logs for that date, fix the cause, then replay or let the planner re-plan it.
+      Runbook: ${local.runbook.dead_letter}
+    EOT
+  }
+}
+
+resource "google_monitoring_alert_policy" "oldest_unacked" {
+  project               = var.project_id
+  display_name          = "${var.name}: backlog not draining"
+  combiner              = "OR"
+  severity              = "WARNING"
+  notification_channels = var.notification_channels
+
+  conditions {
+    display_name = "Oldest unacked message in ${var.push_subscription} older than ${var.oldest_unacked_seconds}s"
+    condition_threshold {
+      filter          = "resource.type=\"pubsub_subscription\" AND resource.labels.subscription_id=\"${var.push_subscription}\" AND metric.type=\"pubsub.googleapis.com/subscription/oldest_unacked_message_age\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = var.oldest_unacked_seconds
+      duration        = "600s"
+      aggregations {
+        alignment_period   = "300s"
+        per_series_aligner = "ALIGN_MAX"
+      }
+    }
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    subject   = "${var.name}: backlog not draining"
+    content   = <<-EOT
+      The oldest date waiting in ${var.push_subscription} is older than ${var.oldest_unacked_seconds} seconds: the loaders do not keep up or keep failing the same messages.
+      Check the loader's instance count and errors on the dashboard; during a planned back-fill, raise the loader capacity or wait.
+      Runbook: ${local.runbook.oldest_unacked}
+    EOT
+  }
+}
+
+resource "google_monitoring_alert_policy" "planner_failed" {
+  project               = var.project_id
+  display_name          = "${var.name}: planner run failed"
+  combiner              = "OR"
+  severity              = "ERROR"
+  notification_channels = var.notification_channels
+
+  conditions {
+    display_name = "A ${var.planner_job} execution failed"
+    condition_threshold {
+      filter          = "resource.type=\"cloud_run_job\" AND resource.labels.job_name=\"${var.planner_job}\" AND metric.type=\"run.googleapis.com/job/completed_execution_count\" AND metric.labels.result=\"failed\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = 0
+      duration        = "0s"
+      aggregations {
+        alignment_period   = "300s"
+        per_series_aligner = "ALIGN_SUM"
+      }
+    }
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    subject   = "${var.name}: planner run failed"
+    content   = <<-EOT
+      An execution of the planner job ${var.planner_job} ended in failure: no dates were planned by that run.
+      Read the execution's logs (severity ERROR), fix the cause (source unreachable, BigQuery permission, configuration), then run the job by hand.
+      Runbook: ${local.runbook.planner_failed}
+    EOT
+  }
+}
+
+resource "google_monitoring_alert_policy" "loader_errors" {
+  project               = var.project_id
+  display_name          = "${var.name}: loader error ratio"
+  combiner              = "OR"
+  severity              = "WARNING"
+  notification_channels = var.notification_channels
+
+  conditions {
+    display_name = "More than ${var.loader_error_ratio * 100}% of ${var.loader_service}'s requests answer 5xx"
+    condition_threshold {
+      filter             = "resource.type=\"cloud_run_revision\" AND resource.labels.service_name=\"${var.loader_service}\" AND metric.type=\"run.googleapis.com/request_count\" AND metric.labels.response_code_class=\"5xx\""
+      denominator_filter = "resource.type=\"cloud_run_revision\" AND resource.labels.service_name=\"${var.loader_service}\" AND metric.type=\"run.googleapis.com/request_count\""
+      comparison         = "COMPARISON_GT"
+      threshold_value    = var.loader_error_ratio
+      duration           = "900s"
+      aggregations {
+        alignment_period     = "300s"
+        per_series_aligner   = "ALIGN_RATE"
+        cross_series_reducer = "REDUCE_SUM"
+      }
+      denominator_aggregations {
+        alignment_period     = "300s"
+        per_series_aligner   = "ALIGN_RATE"
+        cross_series_reducer = "REDUCE_SUM"
+      }
+    }
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    subject   = "${var.name}: loader error ratio"
+    content   = <<-EOT
+      Over 15 minutes more than ${var.loader_error_ratio * 100}% of the loader's push requests failed: each is a delivery attempt spent, and dates may be dead-lettered.
+      Read the loader's WARNING/ERROR lines ("date interrupted", "date failed"): BigQuery quotas, the source unreachable, or instances busy (429).
+      Runbook: ${local.runbook.loader_errors}
+    EOT
+  }
+}
+
+resource "google_monitoring_alert_policy" "date_failing" {
+  project               = var.project_id
+  display_name          = "${var.name}: a date fails repeatedly"
+  combiner              = "OR"
+  severity              = "ERROR"
+  notification_channels = var.notification_channels
+
+  conditions {
+    display_name = "One (table, date) failed more than ${var.date_failures} times in 6 h"
+    condition_threshold {
+      filter          = "resource.type=\"cloud_run_revision\" AND metric.type=\"${local.metric_type.date_failures}\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = var.date_failures
+      duration        = "0s"
+      aggregations {
+        alignment_period     = "21600s"
+        per_series_aligner   = "ALIGN_SUM"
+        cross_series_reducer = "REDUCE_SUM"
+        group_by_fields      = ["metric.label.table", "metric.label.sync_date"]
+      }
+    }
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    subject   = "${var.name}: a date fails repeatedly"
+    content   = <<-EOT
+      The same (table, date) failed permanently more than ${var.date_failures} times in 6 hours; every planner run re-plans it and it fails again.
+      The incident's labels name the table and date; the loader's "date failed" line says why (a column that cannot travel, a mismatch after three re-syncs).
+      Runbook: ${local.runbook.date_failing}
+    EOT
+  }
+}
+
+resource "google_monitoring_alert_policy" "freshness" {
+  project               = var.project_id
+  display_name          = "${var.name}: data not fresh"
+  combiner              = "OR"
+  severity              = "WARNING"
+  notification_channels = var.notification_channels
+
+  conditions {
+    display_name = "A table's newest finished date ended more than ${var.freshness_lag_hours} h ago"
+    condition_threshold {
+      filter          = "resource.type=\"cloud_run_job\" AND metric.type=\"${local.metric_type.status_freshness_lag_s}\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = var.freshness_lag_hours * 3600
+      duration        = "0s"
+      aggregations {
+        alignment_period     = "3600s"
+        per_series_aligner   = "ALIGN_MEAN"
+        cross_series_reducer = "REDUCE_MAX"
+        group_by_fields      = ["metric.label.table"]
+      }
+    }
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    subject   = "${var.name}: data not fresh"
+    content   = <<-EOT
+      A table's newest finished date ended more than ${var.freshness_lag_hours} hours ago: readers of the destination do not see recent days.
+      Check the planner's "table status" line for that table (oldest_unfinished, dates_failed, dates_in_flight) and the other alerts.
+      Runbook: ${local.runbook.freshness}
+    EOT
+  }
+}
+
+# --- dashboard ----------------------------------------------------------------
+
+locals {
+  # One chart: title, and data sets of [metric type, resource type, aligner,
+  # reducer, alignment period].
+  charts = [
+    { title = "Back-fill progress: dates finished / total", sets = [
+      [local.metric_type.status_dates_finished, "cloud_run_job", "ALIGN_MEAN", "REDUCE_SUM", "3600s"],
+      [local.metric_type.status_dates_total, "cloud_run_job", "ALIGN_MEAN", "REDUCE_SUM", "3600s"],
+    ] },
+    { title = "Dates failed and in flight", sets = [
+      [local.metric_type.status_dates_failed, "cloud_run_job", "ALIGN_MEAN", "REDUCE_SUM", "3600s"],
+      [local.metric_type.status_dates_in_flight, "cloud_run_job", "ALIGN_MEAN", "REDUCE_SUM", "3600s"],
+    ] },
+    { title = "Throughput: rows staged in the last hour", sets = [
+      [local.metric_type.status_rows_staged_last_hour, "cloud_run_job", "ALIGN_MEAN", "REDUCE_SUM", "3600s"],
+    ] },
+    { title = "Chunks staged per second", sets = [
+      [local.metric_type.chunks_staged, "cloud_run_revision", "ALIGN_RATE", "REDUCE_SUM", "300s"],
+    ] },
+    { title = "Lag: seconds since the newest finished date ended", sets = [
+      [local.metric_type.status_freshness_lag_s, "cloud_run_job", "ALIGN_MEAN", "REDUCE_MAX", "3600s"],
+    ] },
+    { title = "Errors: dates failed per hour", sets = [
+      [local.metric_type.date_failures, "cloud_run_revision", "ALIGN_SUM", "REDUCE_SUM", "3600s"],
+    ] },
+    { title = "Load job duration (p99, ms)", sets = [
+      [local.metric_type.chunk_load_ms, "cloud_run_revision", "ALIGN_PERCENTILE_99", "REDUCE_MAX", "300s"],
+    ] },
+    { title = "Date work per message (p99, ms)", sets = [
+      [local.metric_type.date_duration_ms, "cloud_run_revision", "ALIGN_PERCENTILE_99", "REDUCE_MAX", "300s"],
+    ] },
+  ]
+}
+
+resource "google_monitoring_dashboard" "sync" {
+  project = var.project_id
+  dashboard_json = jsonencode({
+    displayName = "pgbq ${var.name}"
+    mosaicLayout = {
+      columns = 48
+      tiles = [for i, c in local.charts : {
+        xPos   = (i % 2) * 24
+        yPos   = floor(i / 2) * 16
+        width  = 24
+        height = 16
+        widget = {
+          title = c.title
+          xyChart = {
+            dataSets = [for s in c.sets : {
+              plotType = "LINE"
+              timeSeriesQuery = {
+                timeSeriesFilter = {
+                  filter = "metric.type=\"${s[0]}\" resource.type=\"${s[1]}\""
+                  aggregation = {
+                    alignmentPeriod    = s[4]
+                    perSeriesAligner   = s[2]
+                    crossSeriesReducer = s[3]
+                    groupByFields      = ["metric.label.table"]
+                  }
+                }
+              }
+            }]
+          }
+        }
+      }]
+    }
+  })
+}
