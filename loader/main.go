@@ -146,8 +146,6 @@ func serve(ctx context.Context, logger *slog.Logger, svc *loader.Service, port s
 	return srv.Shutdown(shutdownCtx)
 }
 
-// receive pulls messages until ctx ends or, with idle > 0, until nothing
-// has arrived for idle.
 // PullBudget is how long a pulled message may work on its date before a
 // continuation takes over. The client extends the message's lease for as
 // long as it works (StreamingPull), so unlike a push request nothing ends
@@ -159,7 +157,8 @@ const PullBudget = 2 * time.Hour
 // does not fail), leases extended automatically while a date is worked,
 // acks confirmed (with exactly-once delivery on the subscription an ack can
 // fail, e.g. after the lease was lost; the date is then delivered again,
-// which the loader absorbs).
+// which the loader absorbs). It returns when ctx ends or, with idle > 0,
+// once nothing has arrived for idle.
 func receive(ctx context.Context, logger *slog.Logger, svc *loader.Service, deps *app.Deps, cfg Config, idle time.Duration) error {
 	sub := deps.PubSub.Subscriber(cfg.Common.PubSub.Subscription)
 	sub.ReceiveSettings.MaxOutstandingMessages = cfg.Concurrency

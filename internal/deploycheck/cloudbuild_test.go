@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -467,6 +468,27 @@ func TestDockerfile(t *testing.T) {
 	for _, want := range []string{"ARG BINARY", "CGO_ENABLED=0", `"./${BINARY}"`} {
 		if !strings.Contains(df, want) {
 			t.Errorf("Dockerfile lacks %s", want)
+		}
+	}
+}
+
+// Loaders only read BigQuery metadata at start (fifty instances creating
+// tables would meet BigQuery's metadata rate limits): Cloud Build runs
+// `planner migrate` with the new planner image before any loader deploys.
+func TestCloudBuildMigratesBeforeLoadersDeploy(t *testing.T) {
+	t.Parallel()
+	cb := loadCloudBuild(t)
+	m := cb.step(t, "migrate")
+	script := strings.Join(m.Args, " ")
+	if !strings.Contains(script, "gcloud run jobs execute") || !strings.Contains(script, "--args=migrate") || !strings.Contains(script, "--wait") {
+		t.Errorf("step migrate does not execute the planner job with --args=migrate --wait: %s", script)
+	}
+	if !slices.Contains(m.WaitFor, "deploy-planner") {
+		t.Errorf("step migrate waits for %v, want deploy-planner (the new image's migrate)", m.WaitFor)
+	}
+	for _, id := range []string{"deploy-loader", "deploy-loader-pool"} {
+		if st := cb.step(t, id); !slices.Contains(st.WaitFor, "migrate") {
+			t.Errorf("step %s waits for %v, want migrate", id, st.WaitFor)
 		}
 	}
 }
