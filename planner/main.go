@@ -151,6 +151,12 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 				continue
 			}
 			logger.Info("plan published", "table", p.Table, "dates", len(plan))
+			// The state after the run, for the dashboard and the alerts.
+			if sum, err := p.Summarize(ctx); err != nil {
+				logger.Warn("table status not read", "table", p.Table, "error", err.Error())
+			} else {
+				sum.Log(logger, p.Table)
+			}
 			n += len(plan)
 		}
 		fmt.Fprintf(stdout, "plan: %d dates published\n", n)
