@@ -281,7 +281,9 @@ func (c *check) conflict(ctx context.Context) (int, error) {
 			// transaction on the table, which is what conflicts.
 			sql := fmt.Sprintf("BEGIN TRANSACTION;\nUPDATE %s SET kind = kind WHERE created_at >= TIMESTAMP '%s' AND created_at < TIMESTAMP '%s';\nCOMMIT TRANSACTION;",
 				wh.DestRef(), lo, hi)
-			_, err := wh.Query(ctx, sql)
+			// Straight through the client: pgbq's own job runner would
+			// retry the aborted transaction, as it should in production.
+			err := runOnce(ctx, c.client, sql)
 			if err != nil && strings.Contains(strings.ToLower(err.Error()), "concurrent update") {
 				mu.Lock()
 				conflicts++
@@ -293,4 +295,20 @@ func (c *check) conflict(ctx context.Context) (int, error) {
 	}
 	wg.Wait()
 	return conflicts, errors.Join(errs...)
+}
+
+// runOnce runs sql as one query job, without retries, and returns its error.
+func runOnce(ctx context.Context, client *bigquery.Client, sql string) error {
+	job, err := client.Query(sql).Run(ctx)
+	if err != nil {
+		return err
+	}
+	st, err := job.Wait(ctx)
+	if err != nil {
+		if st2, err2 := job.Status(ctx); err2 == nil && st2.Err() != nil {
+			return st2.Err()
+		}
+		return err
+	}
+	return st.Err()
 }
