@@ -8,10 +8,10 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"cloud.google.com/go/bigquery"
-	"github.com/googleapis/gax-go/v2"
 	"google.golang.org/api/googleapi"
 )
 
@@ -28,29 +28,25 @@ func JobID(kind, label string, parts ...any) string {
 	return fmt.Sprintf("pgbq_%s_%s_%s", kind, label, hex.EncodeToString(h.Sum(nil))[:32])
 }
 
-// maxJobFailures bounds how many jobs of one id family may fail with a
-// transient error before runJob gives up (the caller's retry, or Pub/Sub's
-// redelivery, then decides). Rate limits do not count: they say "later",
-// not "broken", and runJob waits them out until ctx ends.
-const maxJobFailures = 8
-
 // runJob runs the job that start inserts under id and waits for it.
 //
 // On 409 the job already exists — the Go client re-sends jobs.insert with
 // the same id after a 5xx or a lost answer, and a retry after a crash
 // names the same id — so runJob adopts it and waits for it instead of
-// doing the work twice. A job that ended with a transient error changed
-// nothing (a job is atomic), so its id is spent: the next attempt uses the
-// next id of the family, id_r1, id_r2, …, which every process walks in the
-// same order, skipping spent ids through 409 without waiting (an adopted
-// job that ended in any failure, a cancellation included, is spent). Between its
-// own failed attempts runJob backs off with jitter (gax's backoff pauses a
-// random time up to the current step). When ctx ends, the job in flight is
+// doing the work twice. A job that ended in failure changed nothing (a job
+// is atomic), so its id is spent: an adopted job that failed, cancelled
+// with its request or otherwise, is stepped over with the next id of the
+// family, id_r1, id_r2, …, which every process walks in the same order.
+// A job runJob itself started that fails returns its error; whether to
+// try again is the caller's retry policy (retry.Do), whose next call walks
+// past the spent id through 409. When ctx ends, the job in flight is
 // cancelled: BigQuery would otherwise go on running work nobody waits for.
 func runJob(ctx context.Context, client *bigquery.Client, id string, start func(ctx context.Context, id string) (*bigquery.Job, error)) (*bigquery.Job, error) {
-	bo := gax.Backoff{Initial: 500 * time.Millisecond, Max: 10 * time.Second, Multiplier: 2}
-	failures := 0
-	for attempt := 0; ; attempt++ {
+	first := 0
+	if n, ok := spent.Load(id); ok {
+		first = n.(int) // this process already walked past these
+	}
+	for attempt := first; attempt < maxJobIDs; attempt++ {
 		jid := id
 		if attempt > 0 {
 			jid = fmt.Sprintf("%s_r%d", id, attempt)
@@ -68,28 +64,26 @@ func runJob(ctx context.Context, client *bigquery.Client, id string, start func(
 		if err == nil {
 			return job, nil
 		}
-		if ctx.Err() != nil {
-			return job, fmt.Errorf("job %s: %w", jid, err)
-		}
 		var jobErr *bigquery.Error
-		if adopted && errors.As(err, &jobErr) {
-			// An earlier attempt that ended in failure — cancelled with
-			// its request, or failed — changed nothing: its id is spent.
-			continue
-		}
-		if !JobErrorTransient(err) {
-			return job, fmt.Errorf("job %s: %w", jid, err)
-		}
-		if JobReason(err) != "rateLimitExceeded" {
-			if failures++; failures >= maxJobFailures {
-				return job, fmt.Errorf("job %s: %d attempts failed, the last: %w", jid, failures, err)
+		if ctx.Err() == nil && errors.As(err, &jobErr) {
+			spent.Store(id, attempt+1)
+			if adopted {
+				continue // an earlier attempt's failure: its id is spent
 			}
 		}
-		if serr := gax.Sleep(ctx, bo.Pause()); serr != nil {
-			return job, fmt.Errorf("job %s: %w", jid, err)
-		}
+		return job, fmt.Errorf("job %s: %w", jid, err)
 	}
+	return nil, fmt.Errorf("job %s: %d ids of its family spent", id, maxJobIDs)
 }
+
+// spent remembers, per id family, the first id this process has not seen
+// fail, so that a retry does not walk the spent ones again (each step is
+// an insert and a read).
+var spent sync.Map
+
+// maxJobIDs bounds the id family; far above what retry.Do's attempts and
+// Pub/Sub's redeliveries of one date spend.
+const maxJobIDs = 1000
 
 // wait waits for job and returns its error. A failed job's error is read
 // from its status (errorResult; a job that fails is still an HTTP 200 on

@@ -242,11 +242,11 @@ func (s *Syncer) horizon(day time.Time) time.Time {
 
 // LoadsInFlight is how many load jobs of one date run at once. A real load
 // job takes seconds whatever its size (queued, then run), so one at a time
-// would move a day at one chunk per job latency. Four keeps a 250K-row
-// chunk size well ahead of BigQuery's 5 writes per 10 s per table on the
-// staging table and bounds what a crash can make redo: the chunks loaded
-// but not yet committed, at most four (their loads are adopted by job id,
-// not run again).
+// would move a day at one chunk per job latency. BigQuery allows 5 jobs
+// writing one table per 10 s (bq.Pacer keeps the staging table under it),
+// so with loads of a few seconds four in flight reach that ceiling; four
+// also bound what a crash can make redo: the chunks loaded but not yet
+// committed (their loads are adopted by job id, not run again).
 const LoadsInFlight = 4
 
 // stage runs the chunk loop: chunks are loaded up to LoadsInFlight at a
@@ -258,6 +258,10 @@ func (s *Syncer) stage(ctx context.Context, log *slog.Logger, day time.Time, st 
 	staged := st.Rows
 	var mu sync.Mutex
 	loadTimes := map[int]time.Duration{}
+	// Loads into one staging table are spaced to BigQuery's 5 table writes
+	// per 10 s; with LoadsInFlight side by side a day moves at up to five
+	// chunks per 10 s instead of one per job latency.
+	var pace bq.Pacer
 	load := func(ctx context.Context, c Chunk) error {
 		if err := s.at("read"); err != nil {
 			return err
@@ -268,6 +272,9 @@ func (s *Syncer) stage(ctx context.Context, log *slog.Logger, day time.Time, st 
 		// loader's after a crash — finds a load that landed after all
 		// instead of staging its rows twice.
 		err := retry.Do(ctx, func(ctx context.Context, _ int) error {
+			if err := pace.Wait(ctx); err != nil {
+				return err
+			}
 			return s.Warehouse.Load(ctx, day, st.Gen, c.First, c.Last, c.Rows, c.Data.Bytes())
 		})
 		if err != nil {

@@ -121,9 +121,10 @@ func transientMessage(msg string) bool {
 // and a Pub/Sub redelivery).
 const Attempts = 8
 
-// RateLimited reports whether err is BigQuery's (or any Google API's) "not
-// now": HTTP 429 or the reason rateLimitExceeded, on the request or on a
-// job's errorResult.
+// RateLimited reports whether err is BigQuery's "not now": the reason
+// rateLimitExceeded, on the request (403 or 429) or on a job's errorResult
+// (BigQuery's troubleshooting page). A bare 429 without that reason is a
+// plain transient failure.
 func RateLimited(err error) bool {
 	var jobErr *bigquery.Error
 	if errors.As(err, &jobErr) {
@@ -131,9 +132,6 @@ func RateLimited(err error) bool {
 	}
 	var gErr *googleapi.Error
 	if errors.As(err, &gErr) {
-		if gErr.Code == http.StatusTooManyRequests {
-			return true
-		}
 		for _, e := range gErr.Errors {
 			if e.Reason == "rateLimitExceeded" {
 				return true
@@ -143,20 +141,36 @@ func RateLimited(err error) bool {
 	return false
 }
 
+// RateLimitPatience is how long Do waits out rate limits before they
+// count as failures. BigQuery's per-table rate limits (5 writes per 10 s
+// per table, 25 DML statements per 10 s) say "your turn will come": fifty
+// loaders publishing into one table take turns for a minute or two rather
+// than failing their messages. A limit that lasts longer is treated like
+// any other transient failure.
+const RateLimitPatience = time.Minute
+
 // Do calls f until it succeeds, fails with an error that is not transient,
 // has failed Attempts times, or ctx ends. It returns f's last error. Rate
-// limits do not count as failures: they are waited out, with the same
-// jittered backoff, until ctx ends. f receives the attempt number,
-// starting at 0.
+// limits do not count as failures for the first RateLimitPatience of
+// rate limiting: they are waited out with the same jittered backoff. f
+// receives the attempt number, starting at 0.
 func Do(ctx context.Context, f func(ctx context.Context, attempt int) error) error {
 	bo := gax.Backoff{Initial: 200 * time.Millisecond, Max: 10 * time.Second, Multiplier: 2}
 	failures := 0
+	var limitedSince time.Time
 	for attempt := 0; ; attempt++ {
 		err := f(ctx, attempt)
 		if err == nil || !Transient(err) {
 			return err
 		}
-		if !RateLimited(err) {
+		patient := false
+		if RateLimited(err) {
+			if limitedSince.IsZero() {
+				limitedSince = time.Now()
+			}
+			patient = time.Since(limitedSince) < RateLimitPatience
+		}
+		if !patient {
 			if failures++; failures >= Attempts {
 				return err
 			}

@@ -1,0 +1,50 @@
+package bq
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// TableWritesPer10s is BigQuery's limit on jobs that write one table:
+// "Maximum rate of table metadata update operations per table", 5 per
+// 10 s, which counts load, copy and query jobs appending to or overwriting
+// the table (https://cloud.google.com/bigquery/quotas#standard_tables).
+const TableWritesPer10s = 5
+
+// Pacer spaces the jobs one process starts against one table so that
+// they stay under TableWritesPer10s: at most that many starts in any 10 s
+// window (plus a margin for the jobs' own spread). Other processes writing
+// the same table are not seen; their excess meets rateLimitExceeded, which
+// retries wait out.
+type Pacer struct {
+	mu     sync.Mutex
+	starts []time.Time
+}
+
+const paceWindow = 10*time.Second + 500*time.Millisecond
+
+// Wait blocks until one more job may start, or ctx ends.
+func (p *Pacer) Wait(ctx context.Context) error {
+	for {
+		p.mu.Lock()
+		now := time.Now()
+		for len(p.starts) > 0 && now.Sub(p.starts[0]) >= paceWindow {
+			p.starts = p.starts[1:]
+		}
+		if len(p.starts) < TableWritesPer10s {
+			p.starts = append(p.starts, now)
+			p.mu.Unlock()
+			return nil
+		}
+		wait := paceWindow - now.Sub(p.starts[0])
+		p.mu.Unlock()
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
+	}
+}
