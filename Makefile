@@ -1,5 +1,5 @@
 # pgbq — the two commands a newcomer runs: `make demo` and `make test`.
-.PHONY: demo test bench chaos lint build stack-up stack-down
+.PHONY: demo test test-clocks bench chaos lint build stack-up stack-down
 
 ## demo: the whole pipeline on a local stack (PostgreSQL, BigQuery emulator, Pub/Sub fake)
 demo:
@@ -8,6 +8,10 @@ demo:
 ## test: start PostgreSQL and the BigQuery emulator, then go vet and go test ./...
 test:
 	bash dev/test.sh
+
+## test-clocks: the date-sensitive packages with the clock pinned at 00:30 and 23:59 UTC, and at a year's end
+test-clocks:
+	bash dev/test-clocks.sh
 
 ## bench: 5M-row activity_logs: COPY throughput, extract+encode, end-to-end sync, peak RSS
 bench:

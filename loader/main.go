@@ -65,7 +65,9 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout io.Writer) error {
+// run is the loader; opts (tests pin the clock with app.WithClock) go to
+// app.Open.
+func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout io.Writer, opts ...app.Option) error {
 	fs := flag.NewFlagSet("loader", flag.ContinueOnError)
 	pull := fs.Bool("pull", false, "pull messages from PUBSUB_SUBSCRIPTION instead of serving push requests")
 	idle := fs.Duration("exit-when-idle", 0, "with --pull: exit once no message has arrived for this long (0: never)")
@@ -84,7 +86,7 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 	logger := logging.New(stdout, cfg.Common.LogLevel).With("component", "loader")
 	ctx = logging.With(ctx, logger)
 
-	deps, err := app.Open(ctx, &cfg.Common, true, false)
+	deps, err := app.Open(ctx, &cfg.Common, true, false, opts...)
 	if err != nil {
 		return err
 	}

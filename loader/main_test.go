@@ -23,6 +23,7 @@ import (
 
 	"github.com/sethvargo/go-envconfig"
 
+	"github.com/pgbq/pgbq/internal/app"
 	"github.com/pgbq/pgbq/internal/bq"
 	"github.com/pgbq/pgbq/internal/config"
 	"github.com/pgbq/pgbq/internal/testenv"
@@ -123,6 +124,7 @@ func TestReadmeListsEveryVariable(t *testing.T) {
 // resumes and finishes with every row once.
 func TestShutdownLeavesDateResumable(t *testing.T) {
 	t.Parallel()
+	clock := testenv.Clock(t)
 	dsn, pool := testenv.PG(t)
 	testenv.Exec(t, pool, `CREATE TABLE activity_logs (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, v text)`,
 		`CREATE INDEX ON activity_logs (created_at, id)`,
@@ -140,7 +142,7 @@ func TestShutdownLeavesDateResumable(t *testing.T) {
 	var logs syncBuffer
 	ctx, sigterm := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, nil, envconfig.MapLookuper(env), &logs) }()
+	go func() { done <- run(ctx, nil, envconfig.MapLookuper(env), &logs, app.WithClock(clock)) }()
 
 	body, _ := json.Marshal(map[string]any{"message": map[string]any{"data": []byte(`{"table":"activity_logs","date":"2024-05-01"}`), "messageId": "7"}})
 	status := make(chan int, 1)
@@ -177,7 +179,7 @@ func TestShutdownLeavesDateResumable(t *testing.T) {
 		t.Fatalf("in-flight request answered %d, want 503 (redeliver)", code)
 	}
 	// Redelivery, to a new loader process.
-	if err := run(context.Background(), []string{"--date", "2024-05-01"}, envconfig.MapLookuper(env), io.Discard); err != nil {
+	if err := run(context.Background(), []string{"--date", "2024-05-01"}, envconfig.MapLookuper(env), io.Discard, app.WithClock(clock)); err != nil {
 		t.Fatal(err)
 	}
 	it, err := bq.RunQuery(context.Background(), b.Client, fmt.Sprintf("SELECT COUNT(*), COUNT(DISTINCT id) FROM `%s.%s.activity_logs`", b.Project, b.Dataset))
@@ -264,7 +266,9 @@ func TestPoisonMessageIsDeadLettered(t *testing.T) {
 	var logs syncBuffer
 	loaderCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { done <- run(loaderCtx, []string{"--pull"}, envconfig.MapLookuper(env), &logs) }()
+	go func() {
+		done <- run(loaderCtx, []string{"--pull"}, envconfig.MapLookuper(env), &logs, app.WithClock(testenv.Clock(t)))
+	}()
 	for !strings.Contains(logs.String(), `"pulling"`) {
 		select {
 		case err := <-done:

@@ -72,7 +72,7 @@ func TestTransientBigQueryErrors(t *testing.T) {
 	if s.Warehouse, err = bq.NewWarehouse(client, cfg, "activity_logs", s.Source.Table()); err != nil {
 		t.Fatal(err)
 	}
-	s.State = syncstate.New(client, cfg.Project, cfg.Dataset)
+	s.State = syncstate.New(client, cfg.Project, cfg.Dataset).WithClock(s.Now)
 	for d := 0; d < 2; d++ {
 		day := first.AddDate(0, 0, d)
 		if got := r.syncUntilDone(s, day); got != Finished {
