@@ -25,16 +25,22 @@ const (
 	EnvPG        = "PGBQ_TEST_PG_DSN"
 	EnvBQ        = "PGBQ_TEST_BQ_ENDPOINT"
 	EnvBQProject = "PGBQ_TEST_BQ_PROJECT"
+	// EnvCI, set to anything (CI systems set it; make test and .ci/run
+	// do), turns a missing dependency from a skip into a failure.
+	EnvCI = "CI"
 )
 
-func need(t testing.TB, name string) string {
+// need returns the variable name, which points the test at what (the
+// service it needs). Without it the test fails when CI is set, and
+// otherwise skips saying what is missing: under CI nothing skips.
+func need(t testing.TB, name, what string) string {
 	t.Helper()
 	v := os.Getenv(name)
 	if v == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is not set: run the tests with `make test`", name)
+		if os.Getenv(EnvCI) != "" {
+			t.Fatalf("%s is not set, so this test has no %s; %s is set, so that fails instead of skipping: run the tests with `make test`, which starts it", name, what, EnvCI)
 		}
-		t.Skipf("%s is not set: `make test` starts PostgreSQL and the BigQuery emulator and sets it", name)
+		t.Skipf("SKIP: %s is not set, so this test has no %s: `make test` starts it and sets %s (with %s set, this skip is a failure)", name, what, name, EnvCI)
 	}
 	return v
 }
@@ -49,7 +55,7 @@ func Name(prefix string) string {
 // PG creates a fresh database and returns its DSN and a pool on it.
 func PG(t testing.TB) (string, *pgxpool.Pool) {
 	t.Helper()
-	admin := need(t, EnvPG)
+	admin := need(t, EnvPG, "PostgreSQL server")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, admin)
@@ -96,7 +102,7 @@ func (b BQ) Config() bq.Config {
 // BigQuery creates a dataset on the emulator for this test.
 func BigQuery(t testing.TB) BQ {
 	t.Helper()
-	b := BQ{Endpoint: need(t, EnvBQ), Project: os.Getenv(EnvBQProject), Dataset: Name("ds")}
+	b := BQ{Endpoint: need(t, EnvBQ, "BigQuery emulator"), Project: os.Getenv(EnvBQProject), Dataset: Name("ds")}
 	if b.Project == "" {
 		b.Project = "pgbq-test"
 	}
