@@ -109,11 +109,14 @@ func transientMessage(msg string) bool {
 // and a Pub/Sub redelivery).
 const Attempts = 8
 
+// backoff paces the attempts of Do; tests shorten it (export_test.go).
+var backoff = gax.Backoff{Initial: 200 * time.Millisecond, Max: 10 * time.Second, Multiplier: 2}
+
 // Do calls f until it succeeds, fails with an error that is not transient,
 // has been called Attempts times, or ctx ends. It returns f's last error.
 // f receives the attempt number, starting at 0.
 func Do(ctx context.Context, f func(ctx context.Context, attempt int) error) error {
-	bo := gax.Backoff{Initial: 200 * time.Millisecond, Max: 10 * time.Second, Multiplier: 2}
+	bo := backoff // a copy: its state is this call's
 	for attempt := 0; ; attempt++ {
 		err := f(ctx, attempt)
 		if err == nil || !Transient(err) || attempt+1 >= Attempts {
