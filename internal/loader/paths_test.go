@@ -3,12 +3,16 @@ package loader
 import (
 	"context"
 	"errors"
+	"io"
+	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"cloud.google.com/go/civil"
 
+	"github.com/pgbq/pgbq/internal/logging"
 	"github.com/pgbq/pgbq/internal/pgsource"
 	"github.com/pgbq/pgbq/internal/retry"
 	"github.com/pgbq/pgbq/internal/syncstate"
@@ -123,5 +127,85 @@ INSERT INTO dup_events SELECT g, TIMESTAMPTZ '2024-09-12 12:00:00+00' + g * inte
 	}
 	if n, err := r.state.CountState(ctx, "dup_events", civil.DateOf(day), syncstate.StateMismatch); err != nil || n != 3 {
 		t.Fatalf("mismatch entries = %d, %v; want 3", n, err)
+	}
+}
+
+// onMessage is a slog handler that calls f (once) when a record with
+// message msg and chunk number chunk is logged, before passing it on.
+type onMessage struct {
+	slog.Handler
+	msg   string
+	chunk int64
+	once  *sync.Once
+	f     func()
+}
+
+func (h onMessage) Handle(ctx context.Context, rec slog.Record) error {
+	if rec.Message == h.msg {
+		rec.Attrs(func(a slog.Attr) bool {
+			if a.Key == "chunk" && a.Value.Int64() == h.chunk {
+				h.once.Do(h.f)
+			}
+			return true
+		})
+	}
+	return h.Handler.Handle(ctx, rec)
+}
+
+func (h onMessage) WithAttrs(as []slog.Attr) slog.Handler {
+	h.Handler = h.Handler.WithAttrs(as)
+	return h
+}
+
+func (h onMessage) WithGroup(name string) slog.Handler {
+	h.Handler = h.Handler.WithGroup(name)
+	return h
+}
+
+// A column dropped while a request is between two chunks of a date stops
+// that request with a permanent error, before any row read after the drop
+// (whose values would shift by one column in a file BigQuery matches by
+// position) is loaded or published; the next request names the dropped
+// column and says what to do.
+func TestColumnDroppedBetweenChunks(t *testing.T) {
+	t.Parallel()
+	const chunk, rows = 50, 2000
+	r := newRig(t, chunk)
+	day := time.Date(2024, 9, 13, 0, 0, 0, 0, time.UTC)
+	seedDays(t, r.pool, day, 1, rows, false)
+	s := r.open(chunk)
+	var dropErr error
+	logger := slog.New(onMessage{Handler: slog.NewJSONHandler(io.Discard, nil), msg: "chunk staged", chunk: 1, once: new(sync.Once),
+		f: func() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			_, dropErr = r.pool.Exec(ctx, `ALTER TABLE activity_logs DROP COLUMN doc`)
+		}})
+	ctx, cancel := context.WithTimeout(logging.With(t.Context(), logger), 5*time.Minute)
+	defer cancel()
+	out, err := s.Sync(ctx, day, time.Now().Add(time.Hour))
+	if dropErr != nil {
+		t.Fatalf("drop column after chunk 1: %v", dropErr)
+	}
+	if err == nil || retry.Transient(err) {
+		t.Fatalf("sync across the drop = %v, %v; want a permanent error", out, err)
+	}
+	t.Logf("sync across the drop: %v", err)
+	staged, _, err := r.wh.StagedStats(ctx, day)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if staged < chunk || staged >= rows || staged%chunk != 0 {
+		t.Fatalf("staging holds %d rows, want whole chunks of %d read before the drop", staged, chunk)
+	}
+	if got, err := r.wh.CountDay(ctx, day); err != nil || got.Rows != 0 {
+		t.Fatalf("destination holds %d rows for the day (%v), want none published", got.Rows, err)
+	}
+	if e := r.entry(day); e.IsFinished {
+		t.Fatalf("sync_control = %+v, want unfinished", e)
+	}
+	_, err = s.Sync(ctx, day, time.Now().Add(time.Hour))
+	if !errors.Is(err, pgsource.ErrSchemaChanged) || !strings.Contains(err.Error(), `column "doc" was dropped or renamed`) {
+		t.Fatalf("next request = %v, want ErrSchemaChanged naming column doc", err)
 	}
 }
