@@ -154,7 +154,8 @@ func serve(ctx context.Context, logger *slog.Logger, svc *loader.Service, port s
 	if err != nil {
 		return fmt.Errorf("listen on PORT %s: %w", port, err)
 	}
-	logger.Info("serving push requests", "port", port)
+	// PORT=0 (tests, local runs) takes any free port: the log says which.
+	logger.Info("serving push requests", "port", fmt.Sprint(ln.Addr().(*net.TCPAddr).Port))
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
