@@ -21,11 +21,12 @@ bench:
 chaos:
 	bash dev/chaos.sh
 
-## lint: gofmt, go vet, go mod tidy check, terraform fmt
+## lint: gofmt, go vet, go mod tidy check, golangci-lint (.golangci.yml; pinned in go.mod), terraform fmt
 lint:
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
 	go vet ./...
 	go mod tidy -diff
+	go tool golangci-lint run ./...
 	@if command -v terraform >/dev/null; then terraform fmt -check -recursive terraform; fi
 
 build:

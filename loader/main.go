@@ -150,7 +150,7 @@ func serve(ctx context.Context, logger *slog.Logger, svc *loader.Service, port s
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
-	ln, err := net.Listen("tcp", ":"+port)
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", ":"+port)
 	if err != nil {
 		return fmt.Errorf("listen on PORT %s: %w", port, err)
 	}
@@ -163,10 +163,11 @@ func serve(ctx context.Context, logger *slog.Logger, svc *loader.Service, port s
 		return err
 	case <-ctx.Done():
 	}
+	// ctx has ended: the shutdown gets a deadline of its own.
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
 	defer cancel()
 	logger.Info("shutting down")
-	return srv.Shutdown(shutdownCtx)
+	return srv.Shutdown(shutdownCtx) //nolint:contextcheck // see above
 }
 
 // receive pulls messages until ctx ends or, with idle > 0, until nothing

@@ -156,7 +156,13 @@ func TestShutdownLeavesDateResumable(t *testing.T) {
 	body, _ := json.Marshal(map[string]any{"message": map[string]any{"data": []byte(`{"table":"activity_logs","date":"2024-05-01"}`), "messageId": "7"}})
 	status := make(chan int, 1)
 	go func() {
-		resp, err := http.Post("http://127.0.0.1:"+port+"/", "application/json", bytes.NewReader(body))
+		req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, "http://127.0.0.1:"+port+"/", bytes.NewReader(body))
+		if err != nil {
+			status <- 0
+			return
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			status <- 0
 			return

@@ -60,7 +60,7 @@ FROM generate_series(0, %d) g`, tc.first.Format(time.RFC3339), n))
 			ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 			defer cancel()
 			for d := tc.first; !d.After(tc.now); d = d.AddDate(0, 0, 1) {
-				if err := runLoaderOnce(ctx, env, clock, d, io.Discard); err != nil {
+				if err := runLoaderOnce(ctx, env, clock, d); err != nil {
 					t.Fatalf("sync %s: %v", d.Format(time.DateOnly), err)
 				}
 			}

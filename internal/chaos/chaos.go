@@ -155,20 +155,20 @@ func (h *harness) transientFault() (string, bool) {
 }
 
 // restartPG restarts the cluster (fast: sessions are cut mid-query).
-func (h *harness) restartPG() {
+func (h *harness) restartPG(ctx context.Context) {
 	if !h.pgBusy.TryLock() {
 		return
 	}
 	defer h.pgBusy.Unlock()
-	if err := exec.Command(filepath.Join(h.opt.Root, "dev/pg.sh"), "restart", h.pgDir).Run(); err != nil {
+	if err := exec.CommandContext(ctx, filepath.Join(h.opt.Root, "dev/pg.sh"), "restart", h.pgDir).Run(); err != nil {
 		h.logf("PostgreSQL restart failed: %v", err)
 		return
 	}
 	h.count(PGRestart)
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+func freePort(ctx context.Context) (int, error) {
+	l, err := (&net.ListenConfig{}).Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
 	}
@@ -179,16 +179,16 @@ func freePort() (int, error) {
 // startPG starts the cluster on a free port. PostgreSQL must bind the
 // port itself, so it cannot be handed a held listener: a port taken by
 // someone else between the choice and the start is met by choosing again.
-func (h *harness) startPG() (port int, err error) {
+func (h *harness) startPG(ctx context.Context) (port int, err error) {
 	var out []byte
 	for range 3 {
-		if port, err = freePort(); err != nil {
+		if port, err = freePort(ctx); err != nil {
 			return 0, err
 		}
-		if out, err = exec.Command(filepath.Join(h.opt.Root, "dev/pg.sh"), "start", h.pgDir, fmt.Sprint(port)).CombinedOutput(); err == nil {
+		if out, err = exec.CommandContext(ctx, filepath.Join(h.opt.Root, "dev/pg.sh"), "start", h.pgDir, fmt.Sprint(port)).CombinedOutput(); err == nil {
 			return port, nil
 		}
-		exec.Command(filepath.Join(h.opt.Root, "dev/pg.sh"), "stop", h.pgDir).Run()
+		exec.CommandContext(context.WithoutCancel(ctx), filepath.Join(h.opt.Root, "dev/pg.sh"), "stop", h.pgDir).Run()
 	}
 	return 0, fmt.Errorf("start PostgreSQL: %v: %s", err, out)
 }
@@ -200,11 +200,11 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 	ctx, cancel := context.WithTimeout(ctx, opt.Timeout)
 	defer cancel()
 	h := &harness{opt: opt, faults: map[string]int{}, seen: map[string]int{}, pgDir: filepath.Join(opt.WorkDir, "pg")}
-	port, err := h.startPG()
+	port, err := h.startPG(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer exec.Command(filepath.Join(opt.Root, "dev/pg.sh"), "stop", h.pgDir).Run()
+	defer exec.CommandContext(context.WithoutCancel(ctx), filepath.Join(opt.Root, "dev/pg.sh"), "stop", h.pgDir).Run()
 	h.dsn = fmt.Sprintf("host=127.0.0.1 port=%d user=postgres dbname=postgres sslmode=disable", port)
 	first, err := h.seed(ctx)
 	if err != nil {
@@ -309,7 +309,9 @@ func (h *harness) superviseLoader(ctx context.Context, i int, p *proxy) {
 	}
 	defer logf.Close()
 	for ctx.Err() == nil {
-		cmd := exec.Command(h.opt.LoaderBin, "--pull")
+		// Not CommandContext: the harness ends loaders with its own
+		// signals (kill -9, SIGTERM), not when ctx ends.
+		cmd := exec.Command(h.opt.LoaderBin, "--pull") //nolint:noctx // see above
 		cmd.Env = append(append([]string{}, h.env...), "BQ_ENDPOINT="+p.Endpoint())
 		cmd.Stdout, cmd.Stderr = logf, logf
 		if err := cmd.Start(); err != nil {

@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"log"
@@ -102,7 +103,7 @@ func (p *proxy) serve(w http.ResponseWriter, r *http.Request) {
 			p.killAfter(KillExtract, 50*time.Millisecond) // dies while this load is in flight
 		}
 		if p.h.pgRestartWanted() {
-			go p.h.restartPG()
+			go p.h.restartPG(context.WithoutCancel(r.Context())) // outlives this request
 		}
 	case "checkpoint":
 		if d, ok := checkpointDate(body); ok && p.h.injected(LateBelowCkpt) < 2 && p.h.lateDue() {

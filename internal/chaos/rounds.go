@@ -303,7 +303,7 @@ func (h *harness) drainDLQ(ctx context.Context) (int, error) {
 
 // BuildBinaries builds the planner and the loader into dir.
 func BuildBinaries(root, dir string) (loader, planner string, err error) {
-	cmd := exec.Command("go", "build", "-o", dir+string(os.PathSeparator), "./loader", "./planner")
+	cmd := exec.CommandContext(context.Background(), "go", "build", "-o", dir+string(os.PathSeparator), "./loader", "./planner")
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", "", fmt.Errorf("go build: %v: %s", err, out)

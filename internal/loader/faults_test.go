@@ -54,7 +54,7 @@ func faultProxy(t *testing.T, target string, nth int64) (*httptest.Server, *atom
 // work — slows the sync down but loses and duplicates nothing.
 func TestTransientBigQueryErrors(t *testing.T) {
 	t.Parallel()
-	r := newRig(t, 40)
+	r := newRig(t)
 	first := time.Date(2024, 10, 1, 0, 0, 0, 0, time.UTC)
 	seedDays(t, r.pool, first, 2, 200, true)
 	s := r.open(40) // set up through the direct client

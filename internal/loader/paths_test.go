@@ -32,7 +32,7 @@ func (r *rig) syncOnce(s *Syncer, day time.Time) (Outcome, error) {
 // being re-synced or finished.
 func TestMoreRowsInBigQueryFails(t *testing.T) {
 	t.Parallel()
-	r := newRig(t, 40)
+	r := newRig(t)
 	day := time.Date(2024, 9, 10, 0, 0, 0, 0, time.UTC)
 	seedDays(t, r.pool, day, 1, 100, false)
 	s := r.open(40)
@@ -73,7 +73,7 @@ func steppingClock(start time.Time, step time.Duration) func() time.Time {
 // rest and finishes it.
 func TestRowsAfterLastChunkContinue(t *testing.T) {
 	t.Parallel()
-	r := newRig(t, 40)
+	r := newRig(t)
 	day := time.Date(2024, 9, 11, 0, 0, 0, 0, time.UTC)
 	seedDays(t, r.pool, day, 1, 100, false) // the last two rows after 23:30
 	s := r.open(40)
@@ -100,7 +100,7 @@ func TestRowsAfterLastChunkContinue(t *testing.T) {
 // start three times, then fails for good, saying why.
 func TestThreeResyncsThenFail(t *testing.T) {
 	t.Parallel()
-	r := newRig(t, 25)
+	r := newRig(t)
 	r.exec(`CREATE TABLE dup_events (id bigint NOT NULL, created_at timestamptz NOT NULL);
 CREATE INDEX ON dup_events (created_at, id);
 INSERT INTO dup_events SELECT g, TIMESTAMPTZ '2024-09-12 01:00:00+00' + g * interval '1 minute' FROM generate_series(1, 60) g;
@@ -170,7 +170,7 @@ func (h onMessage) WithGroup(name string) slog.Handler {
 func TestColumnDroppedBetweenChunks(t *testing.T) {
 	t.Parallel()
 	const chunk, rows = 50, 2000
-	r := newRig(t, chunk)
+	r := newRig(t)
 	day := time.Date(2024, 9, 13, 0, 0, 0, 0, time.UTC)
 	seedDays(t, r.pool, day, 1, rows, false)
 	s := r.open(chunk)

@@ -28,12 +28,12 @@ func dateBody(table string, day time.Time) []byte {
 // sync_control saying what went wrong.
 func TestPushPermanentErrorIsAckedAndRecorded(t *testing.T) {
 	t.Parallel()
-	r := newRig(t, 10)
+	r := newRig(t)
 	r.exec(`CREATE TABLE rt (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, n integer);
 INSERT INTO rt SELECT g, TIMESTAMPTZ '2024-04-03 01:00:00+00' + g * interval '1 minute', g FROM generate_series(1, 30) g`)
 	s := r.openSpec(pgsource.TableSpec{Table: "rt", IDColumn: "id", TimestampColumn: "created_at"}, "rt", 10)
 	r.exec(`ALTER TABLE rt ALTER COLUMN n TYPE text`)
-	svc, ps, logs := newService(t, r, s)
+	svc, ps, logs := newService(t, s)
 	h := svc.PushHandler(t.Context(), slog.New(slog.NewJSONHandler(logs, nil)))
 	day := time.Date(2024, 4, 3, 0, 0, 0, 0, time.UTC)
 	if code := post(t, h, dateBody("rt", day)); code < 200 || code > 299 {
@@ -61,11 +61,11 @@ INSERT INTO rt SELECT g, TIMESTAMPTZ '2024-04-03 01:00:00+00' + g * interval '1 
 // redelivery carries the date on from what is staged.
 func TestPushContinuationPublishFails(t *testing.T) {
 	t.Parallel()
-	r := newRig(t, 50)
+	r := newRig(t)
 	day := time.Date(2024, 4, 4, 0, 0, 0, 0, time.UTC)
 	seedDays(t, r.pool, day, 1, 120, false)
 	s := r.open(50)
-	svc, _, logs := newService(t, r, s)
+	svc, _, logs := newService(t, s)
 	broken := testenv.NewPubSub(t, pstest.WithErrorInjection("Publish", codes.NotFound, "injected: topic not found"))
 	pub := pubsubx.NewPublisher(broken.Client, broken.Topic)
 	t.Cleanup(pub.Stop)
@@ -96,11 +96,11 @@ func TestPushContinuationPublishFails(t *testing.T) {
 // sync_control rows, no continuation.
 func TestPushRedeliveryOfFinishedDate(t *testing.T) {
 	t.Parallel()
-	r := newRig(t, 50)
+	r := newRig(t)
 	day := time.Date(2024, 4, 5, 0, 0, 0, 0, time.UTC)
 	seedDays(t, r.pool, day, 1, 120, false)
 	s := r.open(50)
-	svc, ps, logs := newService(t, r, s)
+	svc, ps, logs := newService(t, s)
 	h := svc.PushHandler(t.Context(), slog.New(slog.NewJSONHandler(logs, nil)))
 	body := dateBody("activity_logs", day)
 	if code := post(t, h, body); code != http.StatusNoContent {

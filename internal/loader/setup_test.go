@@ -70,7 +70,7 @@ type rig struct {
 	syncer *Syncer
 }
 
-func newRig(t testing.TB, chunk int) *rig {
+func newRig(t testing.TB) *rig {
 	t.Helper()
 	dsn, pool := testenv.PG(t)
 	testenv.Exec(t, pool, activityLogsDDL)

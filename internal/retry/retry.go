@@ -58,10 +58,7 @@ func Transient(err error) bool {
 				return true
 			}
 		}
-		if transientMessage(gErr.Message) {
-			return true
-		}
-		return false
+		return transientMessage(gErr.Message)
 	}
 	var aErr *apierror.APIError
 	if errors.As(err, &aErr) {
@@ -122,7 +119,9 @@ func Do(ctx context.Context, f func(ctx context.Context, attempt int) error) err
 		if err == nil || !Transient(err) || attempt+1 >= Attempts {
 			return err
 		}
-		if serr := gax.Sleep(ctx, bo.Pause()); serr != nil {
+		// An ended context stops the retries even when the pause's timer
+		// fired at the same moment.
+		if serr := gax.Sleep(ctx, bo.Pause()); serr != nil || ctx.Err() != nil {
 			return err
 		}
 	}
