@@ -1,5 +1,5 @@
 # pgbq — the two commands a newcomer runs: `make demo` and `make test`.
-.PHONY: demo test bench chaos lint build stack-up stack-down cloud-check
+.PHONY: demo test test-clocks bench chaos lint build stack-up stack-down cloud-check
 
 ## demo: the whole pipeline on a local stack (PostgreSQL, BigQuery emulator, Pub/Sub fake)
 demo:
@@ -9,6 +9,10 @@ demo:
 test:
 	bash dev/test.sh
 
+## test-clocks: the date-sensitive packages with the clock pinned at 00:30 and 23:59 UTC, and at a year's end
+test-clocks:
+	bash dev/test-clocks.sh
+
 ## bench: 5M-row activity_logs: COPY throughput, extract+encode, end-to-end sync, peak RSS
 bench:
 	bash dev/bench.sh
@@ -17,11 +21,12 @@ bench:
 chaos:
 	bash dev/chaos.sh
 
-## lint: gofmt, go vet, go mod tidy check, terraform fmt
+## lint: gofmt, go vet, go mod tidy check, golangci-lint (.golangci.yml; pinned in go.mod), terraform fmt
 lint:
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
 	go vet ./...
 	go mod tidy -diff
+	go tool golangci-lint run ./...
 	@if command -v terraform >/dev/null; then terraform fmt -check -recursive terraform; fi
 
 build:

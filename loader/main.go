@@ -45,7 +45,9 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout io.Writer) error {
+// run is the loader; opts (tests pin the clock with app.WithClock) go to
+// app.Open.
+func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout io.Writer, opts ...app.Option) error {
 	fs := flag.NewFlagSet("loader", flag.ContinueOnError)
 	pull := fs.Bool("pull", false, "pull messages from PUBSUB_SUBSCRIPTION instead of serving push requests")
 	idle := fs.Duration("exit-when-idle", 0, "with --pull: exit once no message has arrived for this long (0: never)")
@@ -64,7 +66,7 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 	logger := logging.New(stdout, cfg.Common.LogLevel).With("component", "loader")
 	ctx = logging.With(ctx, logger)
 
-	deps, err := app.Open(ctx, &cfg.Common, true, false)
+	deps, err := app.Open(ctx, &cfg.Common, true, false, opts...)
 	if err != nil {
 		return err
 	}
@@ -128,11 +130,12 @@ func serve(ctx context.Context, logger *slog.Logger, svc *loader.Service, port s
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
-	ln, err := net.Listen("tcp", ":"+port)
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", ":"+port)
 	if err != nil {
 		return fmt.Errorf("listen on PORT %s: %w", port, err)
 	}
-	logger.Info("serving push requests", "port", port)
+	// PORT=0 (tests, local runs) takes any free port: the log says which.
+	logger.Info("serving push requests", "port", fmt.Sprint(ln.Addr().(*net.TCPAddr).Port))
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -140,10 +143,11 @@ func serve(ctx context.Context, logger *slog.Logger, svc *loader.Service, port s
 		return err
 	case <-ctx.Done():
 	}
+	// ctx has ended: the shutdown gets a deadline of its own.
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
 	defer cancel()
 	logger.Info("shutting down")
-	return srv.Shutdown(shutdownCtx)
+	return srv.Shutdown(shutdownCtx) //nolint:contextcheck // see above
 }
 
 // PullBudget is how long a pulled message may work on its date before a

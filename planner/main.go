@@ -47,7 +47,9 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout, logOut io.Writer) error {
+// run is the planner; opts (tests pin the clock with app.WithClock) go to
+// app.Open.
+func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout, logOut io.Writer, opts ...app.Option) error {
 	fs := flag.NewFlagSet("planner", flag.ContinueOnError)
 	dryRun := fs.Bool("dry-run", false, "print the plan instead of publishing it")
 	if err := fs.Parse(args); err != nil {
@@ -83,7 +85,7 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 		return migrate(ctx, stdout, &cfg.Common)
 	}
 	// A table that cannot be opened does not stop the others.
-	deps, err := app.Open(ctx, &cfg.Common, publish, true)
+	deps, err := app.Open(ctx, &cfg.Common, publish, true, opts...)
 	if err != nil {
 		return err
 	}
@@ -91,7 +93,7 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 	var planners []*planner.Planner
 	for _, t := range deps.Tables {
 		p := &planner.Planner{Source: t.Source, Dest: t.Warehouse, State: deps.State, Table: t.Config.DestTable,
-			InFlight: cfg.InFlight, Queued: cfg.Queued, MaxDates: cfg.MaxDates, RecheckDays: cfg.RecheckDays}
+			InFlight: cfg.InFlight, Queued: cfg.Queued, MaxDates: cfg.MaxDates, RecheckDays: cfg.RecheckDays, Now: deps.Now}
 		if deps.Publisher != nil {
 			p.Pub = deps.Publisher
 		}

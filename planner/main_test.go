@@ -36,24 +36,65 @@ func TestConfigErrors(t *testing.T) {
 	}
 }
 
+// awkwardClocks are the times the date-sensitive tests run at, besides
+// the wall clock (or PGBQ_TEST_NOW): just after UTC midnight, while
+// yesterday is still within its finish grace; a minute before midnight;
+// the last day of a month and of a year, and the first hour after each.
+var awkwardClocks = []struct {
+	name string
+	at   time.Time
+}{
+	{"0030", time.Date(2026, 6, 10, 0, 30, 0, 0, time.UTC)},
+	{"2359", time.Date(2026, 6, 10, 23, 59, 0, 0, time.UTC)},
+	{"month-end", time.Date(2026, 2, 28, 23, 59, 0, 0, time.UTC)},
+	{"month-start", time.Date(2026, 3, 1, 0, 30, 0, 0, time.UTC)},
+	{"year-end", time.Date(2026, 12, 31, 23, 59, 0, 0, time.UTC)},
+	{"year-start", time.Date(2027, 1, 1, 0, 30, 0, 0, time.UTC)},
+}
+
+// eachClock runs f once at the test clock and once at each awkward time,
+// as parallel subtests.
+func eachClock(t *testing.T, f func(t *testing.T, now func() time.Time)) {
+	t.Helper()
+	t.Run("now", func(t *testing.T) {
+		t.Parallel()
+		f(t, testenv.Clock(t))
+	})
+	for _, c := range awkwardClocks {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			f(t, testenv.ClockAt(c.at))
+		})
+	}
+}
+
 // --dry-run prints the plan and needs no topic.
 func TestDryRun(t *testing.T) {
 	t.Parallel()
+	eachClock(t, testDryRun)
+}
+
+func testDryRun(t *testing.T, clock func() time.Time) { //nolint:thelper // a test body, run once per clock
+	now := clock()
 	dsn, pool := testenv.PG(t)
 	testenv.Exec(t, pool, `CREATE TABLE activity_logs (id bigint PRIMARY KEY, created_at timestamptz NOT NULL)`,
-		`INSERT INTO activity_logs SELECT g, now() - g * interval '1 hour' FROM generate_series(1, 50) g`)
+		fmt.Sprintf(`INSERT INTO activity_logs SELECT g, TIMESTAMPTZ '%s' - g * interval '1 hour' FROM generate_series(1, 50) g`, now.Format(time.RFC3339Nano)))
 	b := testenv.BigQuery(t)
 	env := map[string]string{"PG_DSN": dsn, "BQ_PROJECT": b.Project, "BQ_DATASET": b.Dataset, "BQ_ENDPOINT": b.Endpoint,
 		"SYNC_TABLE": "activity_logs"}
 	var out bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := run(ctx, []string{"--dry-run"}, envconfig.MapLookuper(env), &out, io.Discard); err != nil {
+	if err := run(ctx, []string{"--dry-run"}, envconfig.MapLookuper(env), &out, io.Discard, app.WithClock(clock)); err != nil {
 		t.Fatal(err)
 	}
-	today := time.Now().UTC().Format(time.DateOnly)
-	if !strings.Contains(out.String(), today+"  today") || !strings.Contains(out.String(), "(dry run, nothing published)") {
-		t.Fatalf("dry run output:\n%s", out.String())
+	// 50 hours of rows: the plan runs from the first row's day through today.
+	first, today := civil.DateOf(now.Add(-50*time.Hour)), civil.DateOf(now)
+	want := []string{first.String() + "  new", today.String() + "  today", fmt.Sprintf("plan: %d dates (dry run, nothing published)", today.DaysSince(first)+1)}
+	for _, w := range want {
+		if !strings.Contains(out.String(), w) {
+			t.Fatalf("dry run output lacks %q:\n%s", w, out.String())
+		}
 	}
 }
 
@@ -68,9 +109,15 @@ func TestReadmeListsEveryVariable(t *testing.T) {
 // the planner's recheck re-opens a recent finished date that got a row late.
 func TestVerifyAndRepair(t *testing.T) {
 	t.Parallel()
+	eachClock(t, testVerifyAndRepair)
+}
+
+func testVerifyAndRepair(t *testing.T, clock func() time.Time) { //nolint:thelper // a test body, run once per clock
 	dsn, pool := testenv.PG(t)
-	today := time.Now().UTC().Truncate(24 * time.Hour)
-	d1, d2, d3 := today.AddDate(0, 0, -3), today.AddDate(0, 0, -2), today.AddDate(0, 0, -1)
+	// The last three days closed (ended more than the 1 h finish grace
+	// ago): the day before the one an hour ago.
+	d3 := civil.DateOf(clock().Add(-time.Hour)).AddDays(-1).In(time.UTC)
+	d1, d2 := d3.AddDate(0, 0, -2), d3.AddDate(0, 0, -1)
 	testenv.Exec(t, pool, `CREATE TABLE activity_logs (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, v text)`,
 		fmt.Sprintf(`INSERT INTO activity_logs SELECT g, TIMESTAMPTZ '%s' + g * interval '10 minutes', 'v' || g FROM generate_series(1, 400) g`, d1.Add(-time.Hour).Format(time.RFC3339)))
 	b := testenv.BigQuery(t)
@@ -85,7 +132,7 @@ func TestVerifyAndRepair(t *testing.T) {
 	if err := cfg.validate(false); err != nil {
 		t.Fatal(err)
 	}
-	deps, err := app.Open(ctx, &cfg.Common, false, false)
+	deps, err := app.Open(ctx, &cfg.Common, false, false, app.WithClock(clock))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +148,7 @@ func TestVerifyAndRepair(t *testing.T) {
 	}
 	verify := func(args ...string) (string, error) {
 		var out bytes.Buffer
-		err := run(ctx, append([]string{"verify"}, args...), envconfig.MapLookuper(env), &out, io.Discard)
+		err := run(ctx, append([]string{"verify"}, args...), envconfig.MapLookuper(env), &out, io.Discard, app.WithClock(clock))
 		return out.String(), err
 	}
 	if out, err := verify(); err != nil || strings.Contains(out, "MISMATCH") {
@@ -136,7 +183,7 @@ func TestVerifyAndRepair(t *testing.T) {
 
 	// A row reaches a finished recent date late: the recheck re-opens it.
 	testenv.Exec(t, pool, fmt.Sprintf(`INSERT INTO activity_logs VALUES (5001, TIMESTAMPTZ '%s', 'later')`, d2.Add(time.Hour).Format(time.RFC3339)))
-	p := &planner.Planner{Source: deps.Tables[0].Source, Dest: deps.Tables[0].Warehouse, State: deps.State, Table: "activity_logs", InFlight: time.Hour, MaxDates: 10, Start: d1}
+	p := &planner.Planner{Source: deps.Tables[0].Source, Dest: deps.Tables[0].Warehouse, State: deps.State, Table: "activity_logs", InFlight: time.Hour, MaxDates: 10, Start: d1, Now: clock}
 	reopened, err := p.Recheck(ctx, 3)
 	if err != nil || len(reopened) != 1 || reopened[0] != civil.DateOf(d2) {
 		t.Fatalf("recheck reopened %v, %v; want [%s]", reopened, err, d2.Format(time.DateOnly))
@@ -184,8 +231,9 @@ func TestCheck(t *testing.T) {
 // one loader; a table that breaks does not stop the others.
 func TestManyTables(t *testing.T) {
 	t.Parallel()
+	clock := testenv.Clock(t)
 	dsn, pool := testenv.PG(t)
-	day := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -2)
+	day := civil.DateOf(clock()).AddDays(-2).In(time.UTC)
 	testenv.Exec(t, pool,
 		`CREATE SCHEMA shop`,
 		`CREATE TABLE shop.orders (id integer PRIMARY KEY, placed_at timestamp NOT NULL, total numeric(10,2))`,
@@ -201,7 +249,7 @@ func TestManyTables(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	var out bytes.Buffer
-	if err := run(ctx, []string{"--dry-run"}, envconfig.MapLookuper(env), &out, io.Discard); err != nil {
+	if err := run(ctx, []string{"--dry-run"}, envconfig.MapLookuper(env), &out, io.Discard, app.WithClock(clock)); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"orders        " + day.Format(time.DateOnly), "click_events  " + day.Format(time.DateOnly)} {
@@ -211,13 +259,12 @@ func TestManyTables(t *testing.T) {
 	}
 	// Sync both tables' dates with the loader's own entry point.
 	for d := day; !d.After(day.AddDate(0, 0, 1)); d = d.AddDate(0, 0, 1) {
-		var cfgOut bytes.Buffer
-		if err := runLoaderOnce(ctx, env, d, &cfgOut); err != nil {
-			t.Fatalf("loader --date %s: %v\n%s", d.Format(time.DateOnly), err, cfgOut.String())
+		if err := runLoaderOnce(ctx, env, clock, d); err != nil {
+			t.Fatalf("loader --date %s: %v", d.Format(time.DateOnly), err)
 		}
 	}
 	out.Reset()
-	if err := run(ctx, []string{"status"}, envconfig.MapLookuper(env), &out, io.Discard); err != nil {
+	if err := run(ctx, []string{"status"}, envconfig.MapLookuper(env), &out, io.Discard, app.WithClock(clock)); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), "source_rows=450 bigquery_rows=450 duplicates=0 mismatched=0 tables=2") {
@@ -226,7 +273,7 @@ func TestManyTables(t *testing.T) {
 	// One table breaks: the other is still planned, and the run fails.
 	testenv.Exec(t, pool, `DROP TABLE clicks`)
 	before := len(ps.Published())
-	err := run(ctx, nil, envconfig.MapLookuper(env), io.Discard, io.Discard)
+	err := run(ctx, nil, envconfig.MapLookuper(env), io.Discard, io.Discard, app.WithClock(clock))
 	if err == nil || !strings.Contains(err.Error(), `SYNC_TABLES[1].table: table "clicks" not found`) {
 		t.Fatalf("planner with a dropped table: %v", err)
 	}
@@ -243,13 +290,13 @@ func TestManyTables(t *testing.T) {
 
 // runLoaderOnce syncs one date of every configured table the way
 // `loader --date` does, through the shared wiring.
-func runLoaderOnce(ctx context.Context, env map[string]string, day time.Time, logs io.Writer) error {
+func runLoaderOnce(ctx context.Context, env map[string]string, clock func() time.Time, day time.Time) error {
 	var cfg Config
 	if err := config.Load(ctx, &cfg, envconfig.MapLookuper(env)); err != nil {
 		return err
 	}
 	cfg.Common.Normalize()
-	deps, err := app.Open(ctx, &cfg.Common, false, false)
+	deps, err := app.Open(ctx, &cfg.Common, false, false, app.WithClock(clock))
 	if err != nil {
 		return err
 	}

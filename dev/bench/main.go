@@ -88,7 +88,7 @@ func run(ctx context.Context, rows, bigRows, days int64, chunk int, loader, work
 		return err
 	}
 	_, err = conn.Exec(ctx, "CREATE DATABASE pgbq_bench")
-	conn.Close(context.Background())
+	conn.Close(context.WithoutCancel(ctx))
 	if err != nil {
 		return err
 	}

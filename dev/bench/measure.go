@@ -31,7 +31,7 @@ func copyThroughput(ctx context.Context, dsn string, runs int) (rowsPerS float64
 	if err != nil {
 		return 0, err
 	}
-	defer conn.Close(context.Background())
+	defer conn.Close(context.WithoutCancel(ctx))
 	sql := `COPY (SELECT id, user_id, action, path, payload, ip, amount, created_at FROM ` + mainTable + `) TO STDOUT (FORMAT binary)`
 	for i := 1; i <= runs; i++ {
 		var w countingWriter

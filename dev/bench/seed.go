@@ -113,7 +113,7 @@ func execParallel(ctx context.Context, dsn string, stmts ...[]string) error {
 			if err != nil {
 				return err
 			}
-			defer conn.Close(context.Background())
+			defer conn.Close(context.WithoutCancel(gctx))
 			for _, s := range append([]string{"SET synchronous_commit = off", "SET maintenance_work_mem = '512MB'"}, seq...) {
 				if _, err := conn.Exec(gctx, s); err != nil {
 					return fmt.Errorf("%w\nin: %.300s", err, s)
@@ -173,7 +173,7 @@ func seed(ctx context.Context, dsn string, l layout) error {
 	if err != nil {
 		return err
 	}
-	defer conn.Close(context.Background())
+	defer conn.Close(context.WithoutCancel(ctx))
 	var n, big, minID, maxID int64
 	var size string
 	if err := conn.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE created_at >= $1 AND created_at < $2),

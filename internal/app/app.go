@@ -37,6 +37,18 @@ type Deps struct {
 	State     *syncstate.Store
 	PubSub    *pubsub.Client
 	Publisher *pubsubx.Publisher
+	// Now is the clock everything built from Deps asks what day it is:
+	// the syncers, the planners and sync_control's time stamps.
+	Now func() time.Time
+}
+
+// Option changes how Open wires the services.
+type Option func(*Deps)
+
+// WithClock makes now the clock of Deps (time.Now by default); tests pin
+// the day with it.
+func WithClock(now func() time.Time) Option {
+	return func(d *Deps) { d.Now = now }
 }
 
 // Open connects everything c names, creates what is missing in BigQuery
@@ -44,14 +56,17 @@ type Deps struct {
 // table. Problems with a table name the variable to fix; a table that
 // cannot be synced stops the start, or with skipBroken is set aside in
 // Deps.Broken so the others can go on.
-func Open(ctx context.Context, c *config.Common, needTopic, skipBroken bool) (*Deps, error) {
+func Open(ctx context.Context, c *config.Common, needTopic, skipBroken bool, opts ...Option) (*Deps, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	tables, err := c.TableConfigs()
 	if err != nil {
 		return nil, err
 	}
-	d := &Deps{}
+	d := &Deps{Now: time.Now}
+	for _, o := range opts {
+		o(d)
+	}
 	ok := false
 	defer func() {
 		if !ok {
@@ -89,7 +104,7 @@ func Open(ctx context.Context, c *config.Common, needTopic, skipBroken bool) (*D
 			return nil, err
 		}
 	}
-	d.State = syncstate.New(d.BQ, c.BQ.Project, c.BQ.StateDataset)
+	d.State = syncstate.New(d.BQ, c.BQ.Project, c.BQ.StateDataset).WithClock(d.Now)
 	if err := d.State.Check(ctx); err != nil {
 		return nil, err
 	}
@@ -159,5 +174,5 @@ func (d *Deps) NewSyncer(c *config.Common, t *Table, writer string) (*loader.Syn
 		return nil, err
 	}
 	return &loader.Syncer{Source: t.Source, Warehouse: t.Warehouse, State: d.State, Encoder: enc,
-		Table: t.Config.DestTable, ChunkSize: t.Config.ChunkSize, Grace: c.Sync.Grace, Writer: writer}, nil
+		Table: t.Config.DestTable, ChunkSize: t.Config.ChunkSize, Grace: c.Sync.Grace, Writer: writer, Now: d.Now}, nil
 }

@@ -11,7 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
+	"math"
 	"net"
 	"os"
 	"os/exec"
@@ -73,6 +73,7 @@ type harness struct {
 	opt     Options
 	mu      sync.Mutex
 	faults  map[string]int
+	seen    map[string]int // occurrences of each fault's moment, for the schedule
 	pgDir   string
 	pgBusy  sync.Mutex
 	dsn     string
@@ -100,43 +101,96 @@ func (h *harness) injected(kind string) int {
 	return h.faults[kind]
 }
 
-// want says whether to inject kind now: while its quota lasts, with a
-// probability that spreads the faults over the run.
+// due counts one occurrence of the moment of kind and says whether this
+// one gets the fault: every nth, so that each kind happens on a schedule
+// spread over the run, never by chance. It returns which due occurrence
+// this is (1, 2, ...).
+func (h *harness) due(kind string, n int) (int, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.seen[kind]++
+	if h.seen[kind]%n != 0 {
+		return 0, false
+	}
+	return h.seen[kind] / n, true
+}
+
+// want says whether to inject kind now: while its quota lasts, at every
+// third occurrence of its moment (every one for the rarer moments).
 func (h *harness) want(kind string) bool {
 	if h.injected(kind) >= h.opt.KillsPerKind {
 		return false
 	}
-	p := 0.35
+	n := 3
 	if kind == KillPublish || kind == KillFinish {
-		p = 0.8 // rarer moments: take most of them
+		n = 1
 	}
-	return rand.Float64() < p
+	_, ok := h.due(kind, n)
+	return ok
 }
 
 func (h *harness) pgRestartWanted() bool {
-	return h.injected(PGRestart) < h.opt.PGRestarts && rand.Float64() < 0.1
+	if h.injected(PGRestart) >= h.opt.PGRestarts {
+		return false
+	}
+	_, ok := h.due(PGRestart, 10)
+	return ok
+}
+
+// transientKinds are the BigQuery failures given in turn.
+var transientKinds = []string{BQ503, BQ429, BQ500, BQTimeout}
+
+// transientFault says which transient failure, if any, this request gets:
+// one request in 1/FaultRate, the kinds in turn, so every kind has
+// happened once 4/FaultRate requests have gone by.
+func (h *harness) transientFault() (string, bool) {
+	if h.opt.FaultRate <= 0 {
+		return "", false
+	}
+	k, ok := h.due("transient", max(1, int(math.Round(1/h.opt.FaultRate))))
+	if !ok {
+		return "", false
+	}
+	return transientKinds[(k-1)%len(transientKinds)], true
 }
 
 // restartPG restarts the cluster (fast: sessions are cut mid-query).
-func (h *harness) restartPG() {
+func (h *harness) restartPG(ctx context.Context) {
 	if !h.pgBusy.TryLock() {
 		return
 	}
 	defer h.pgBusy.Unlock()
-	if err := exec.Command(filepath.Join(h.opt.Root, "dev/pg.sh"), "restart", h.pgDir).Run(); err != nil {
+	if err := exec.CommandContext(ctx, filepath.Join(h.opt.Root, "dev/pg.sh"), "restart", h.pgDir).Run(); err != nil {
 		h.logf("PostgreSQL restart failed: %v", err)
 		return
 	}
 	h.count(PGRestart)
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+func freePort(ctx context.Context) (int, error) {
+	l, err := (&net.ListenConfig{}).Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// startPG starts the cluster on a free port. PostgreSQL must bind the
+// port itself, so it cannot be handed a held listener: a port taken by
+// someone else between the choice and the start is met by choosing again.
+func (h *harness) startPG(ctx context.Context) (port int, err error) {
+	var out []byte
+	for range 3 {
+		if port, err = freePort(ctx); err != nil {
+			return 0, err
+		}
+		if out, err = exec.CommandContext(ctx, filepath.Join(h.opt.Root, "dev/pg.sh"), "start", h.pgDir, fmt.Sprint(port)).CombinedOutput(); err == nil {
+			return port, nil
+		}
+		exec.CommandContext(context.WithoutCancel(ctx), filepath.Join(h.opt.Root, "dev/pg.sh"), "stop", h.pgDir).Run()
+	}
+	return 0, fmt.Errorf("start PostgreSQL: %v: %s", err, out)
 }
 
 // Run performs one chaos run and reports what it found. An error means
@@ -145,15 +199,12 @@ func freePort() (int, error) {
 func Run(ctx context.Context, opt Options) (*Report, error) {
 	ctx, cancel := context.WithTimeout(ctx, opt.Timeout)
 	defer cancel()
-	h := &harness{opt: opt, faults: map[string]int{}, pgDir: filepath.Join(opt.WorkDir, "pg")}
-	port, err := freePort()
+	h := &harness{opt: opt, faults: map[string]int{}, seen: map[string]int{}, pgDir: filepath.Join(opt.WorkDir, "pg")}
+	port, err := h.startPG(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if out, err := exec.Command(filepath.Join(opt.Root, "dev/pg.sh"), "start", h.pgDir, fmt.Sprint(port)).CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("start PostgreSQL: %v: %s", err, out)
-	}
-	defer exec.Command(filepath.Join(opt.Root, "dev/pg.sh"), "stop", h.pgDir).Run()
+	defer exec.CommandContext(context.WithoutCancel(ctx), filepath.Join(opt.Root, "dev/pg.sh"), "stop", h.pgDir).Run()
 	h.dsn = fmt.Sprintf("host=127.0.0.1 port=%d user=postgres dbname=postgres sslmode=disable", port)
 	first, err := h.seed(ctx)
 	if err != nil {
@@ -265,7 +316,9 @@ func (h *harness) superviseLoader(ctx context.Context, i int, p *proxy) {
 	}
 	defer logf.Close()
 	for ctx.Err() == nil {
-		cmd := exec.Command(h.opt.LoaderBin, "--pull")
+		// Not CommandContext: the harness ends loaders with its own
+		// signals (kill -9, SIGTERM), not when ctx ends.
+		cmd := exec.Command(h.opt.LoaderBin, "--pull") //nolint:noctx // see above
 		cmd.Env = append(append([]string{}, h.env...), "BQ_ENDPOINT="+p.Endpoint())
 		cmd.Stdout, cmd.Stderr = logf, logf
 		if err := cmd.Start(); err != nil {
@@ -291,12 +344,22 @@ func (h *harness) superviseLoader(ctx context.Context, i int, p *proxy) {
 	}
 }
 
-// sigtermOne sends SIGTERM to one running loader, as a Cloud Run
+// sigtermOne sends SIGTERM to the first running loader, as a Cloud Run
 // scale-in does; its supervisor starts it again.
 func (h *harness) sigtermOne() {
-	if h.proxies[rand.IntN(len(h.proxies))].signal(syscall.SIGTERM) {
-		h.count(SigtermLoader)
+	for _, p := range h.proxies {
+		if p.signal(syscall.SIGTERM) {
+			h.count(SigtermLoader)
+			return
+		}
 	}
 }
 
 var errNotDone = errors.New("not every date finished")
+
+// lateDue says whether this checkpoint gets a row committed late below
+// it: every fifth.
+func (h *harness) lateDue() bool {
+	_, ok := h.due(LateBelowCkpt, 5)
+	return ok
+}

@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"log"
@@ -102,10 +103,10 @@ func (p *proxy) serve(w http.ResponseWriter, r *http.Request) {
 			p.killAfter(KillExtract, 50*time.Millisecond) // dies while this load is in flight
 		}
 		if p.h.pgRestartWanted() {
-			go p.h.restartPG()
+			go p.h.restartPG(context.WithoutCancel(r.Context())) // outlives this request
 		}
 	case "checkpoint":
-		if d, ok := checkpointDate(body); ok && p.h.injected(LateBelowCkpt) < 2 && rand.Float64() < 0.2 {
+		if d, ok := checkpointDate(body); ok && p.h.injected(LateBelowCkpt) < 2 && p.h.lateDue() {
 			if err := p.h.lateBelowCheckpoint(r.Context(), d); err != nil {
 				p.h.logf("late row: %v", err)
 			}
@@ -132,9 +133,9 @@ func (p *proxy) serve(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
-	// Transient failures, on a small share of requests.
-	if rand.Float64() < p.h.opt.FaultRate {
-		switch f := []string{BQ500, BQ503, BQ429, BQTimeout}[rand.IntN(4)]; f {
+	// Transient failures, on a small share of requests, by schedule.
+	if f, ok := p.h.transientFault(); ok {
+		switch f {
 		case BQ500:
 			p.h.count(f)
 			// The work is done, the answer lost: the nastiest kind.

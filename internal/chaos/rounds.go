@@ -61,8 +61,8 @@ func (h *harness) rounds(ctx context.Context, first civil.Date) error {
 		for _, m := range h.ps.Messages() {
 			seen[m.ID] = true // the copies are not copied again
 		}
-		if round == 2 {
-			h.sigtermOne()
+		if round >= 2 && h.injected(SigtermLoader) == 0 {
+			h.sigtermOne() // until one was running to receive it
 		}
 		latest, err := h.waitDrained(ctx, state, 120*time.Second)
 		if err != nil {
@@ -111,7 +111,14 @@ func (h *harness) quotasMet() bool {
 			return false
 		}
 	}
-	return h.injected(LateBelowCkpt) > 0 && h.injected(PGRestart) >= h.opt.PGRestarts
+	if h.opt.FaultRate > 0 {
+		for _, k := range transientKinds {
+			if h.injected(k) == 0 {
+				return false
+			}
+		}
+	}
+	return h.injected(LateBelowCkpt) > 0 && h.injected(PGRestart) >= h.opt.PGRestarts && h.injected(SigtermLoader) > 0
 }
 
 // twoPlanners runs two planner processes at once.
@@ -296,7 +303,7 @@ func (h *harness) drainDLQ(ctx context.Context) (int, error) {
 
 // BuildBinaries builds the planner and the loader into dir.
 func BuildBinaries(root, dir string) (loader, planner string, err error) {
-	cmd := exec.Command("go", "build", "-o", dir+string(os.PathSeparator), "./loader", "./planner")
+	cmd := exec.CommandContext(context.Background(), "go", "build", "-o", dir+string(os.PathSeparator), "./loader", "./planner")
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", "", fmt.Errorf("go build: %v: %s", err, out)

@@ -19,7 +19,7 @@ import (
 // order; a NULL array arrives as an empty one.
 func TestArraysRoundTrip(t *testing.T) {
 	t.Parallel()
-	r := newRig(t, 2)
+	r := newRig(t)
 	r.exec(`CREATE TYPE colour AS ENUM ('red', 'green');
 CREATE TABLE arr (id bigint PRIMARY KEY, created_at timestamptz NOT NULL,
   ints bigint[], small smallint[], texts text[], amounts numeric(10,2)[], ids uuid[], times timestamptz[], docs jsonb[], colours colour[], flags boolean[]);
@@ -81,7 +81,7 @@ func TestArraysBigQueryCannotHold(t *testing.T) {
 		{"'{1,NULL,3}'", "a NULL array element"},
 		{"'{{1,2},{3,4}}'", "a 2-dimensional array"},
 	} {
-		r := newRig(t, 5)
+		r := newRig(t)
 		r.exec(`CREATE TABLE bad (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, xs int[]);
 INSERT INTO bad VALUES (4, '2024-06-06 01:00:00+00', ` + tc.value + `)`)
 		s := r.openSpec(pgsource.TableSpec{Table: "bad", IDColumn: "id", TimestampColumn: "created_at"}, "bad", 5)

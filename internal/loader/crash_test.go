@@ -53,7 +53,7 @@ func TestCrashAnywhereThenResume(t *testing.T) {
 			name := fmt.Sprintf("%s/shuffled=%v", point, shuffled)
 			t.Run(name, func(t *testing.T) {
 				t.Parallel()
-				r := newRig(t, chunk)
+				r := newRig(t)
 				day := time.Date(2024, 2, 29, 0, 0, 0, 0, time.UTC)
 				seedDays(t, r.pool, day, 1, perDay, shuffled)
 				s := r.open(chunk)
@@ -84,7 +84,7 @@ func TestDuplicateDelivery(t *testing.T) {
 	for _, lease := range []bool{true, false} {
 		t.Run(fmt.Sprintf("lease=%v", lease), func(t *testing.T) {
 			t.Parallel()
-			r := newRig(t, 50)
+			r := newRig(t)
 			day := time.Date(2024, 1, 15, 0, 0, 0, 0, time.UTC)
 			seedDays(t, r.pool, day, 1, 400, false)
 			a := r.open(50)
@@ -140,7 +140,7 @@ func (r *rig) syncUntilDone(s *Syncer, day time.Time) Outcome {
 // is finished.
 func TestTodayStaysUnfinished(t *testing.T) {
 	t.Parallel()
-	r := newRig(t, 40)
+	r := newRig(t)
 	day := time.Date(2024, 7, 4, 0, 0, 0, 0, time.UTC)
 	seedDays(t, r.pool, day, 1, 100, false)
 	s := r.open(40)
@@ -189,7 +189,7 @@ SELECT 1000 + g, 1, 'late', TIMESTAMPTZ '2024-07-04 20:00:00+00' + g * interval 
 // A day with no rows is finished with 0 rows.
 func TestEmptyDayFinishes(t *testing.T) {
 	t.Parallel()
-	r := newRig(t, 40)
+	r := newRig(t)
 	seedDays(t, r.pool, time.Date(2024, 7, 1, 0, 0, 0, 0, time.UTC), 1, 10, false)
 	s := r.open(40)
 	day := time.Date(2024, 7, 2, 0, 0, 0, 0, time.UTC)
@@ -208,7 +208,7 @@ func TestEmptyDayFinishes(t *testing.T) {
 // unfinished date, is found before publish and the date is rebuilt.
 func TestLateRowBelowPosition(t *testing.T) {
 	t.Parallel()
-	r := newRig(t, 30)
+	r := newRig(t)
 	day := time.Date(2024, 8, 8, 0, 0, 0, 0, time.UTC)
 	seedDays(t, r.pool, day, 1, 200, false)
 	s := r.open(30)

@@ -43,7 +43,7 @@ func (r *rig) bqRows(sql string) [][]bigquery.Value {
 // the sync and says what changed.
 func TestSchemaEvolution(t *testing.T) {
 	t.Parallel()
-	r := newRig(t, 4)
+	r := newRig(t)
 	r.exec(`CREATE TABLE ev (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, a text);
 INSERT INTO ev SELECT g, TIMESTAMPTZ '2024-04-01' + g * interval '1 hour', 'a' || g FROM generate_series(1, 20) g`)
 	s := r.openSpec(pgsource.TableSpec{Table: "ev", IDColumn: "id", TimestampColumn: "created_at"}, "ev", 4)
@@ -112,7 +112,7 @@ INSERT INTO ev SELECT g, TIMESTAMPTZ '2024-04-02' + (g - 100) * interval '1 hour
 
 func TestRetypedColumnStops(t *testing.T) {
 	t.Parallel()
-	r := newRig(t, 10)
+	r := newRig(t)
 	r.exec(`CREATE TABLE rt (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, n integer);
 INSERT INTO rt VALUES (1, '2024-04-01 01:00:00+00', 5)`)
 	s := r.openSpec(pgsource.TableSpec{Table: "rt", IDColumn: "id", TimestampColumn: "created_at"}, "rt", 10)

@@ -146,9 +146,11 @@ func (s *Service) PushHandler(base context.Context, logger *slog.Logger) http.Ha
 			w.WriteHeader(http.StatusNoContent)
 			return
 		}
+		// Work hangs off base, not the request, so that a SIGTERM reaches
+		// it; the request's end cancels it too.
 		ctx, cancel := context.WithCancel(base)
 		defer cancel()
-		stop := context.AfterFunc(r.Context(), cancel)
+		stop := context.AfterFunc(r.Context(), cancel) //nolint:contextcheck // see above
 		defer stop()
 		log := logger.With("message_id", env.Message.MessageID, "delivery_attempt", env.DeliveryAttempt)
 		if err := s.Handle(logging.With(ctx, log), env.Message.Data); err != nil {

@@ -24,7 +24,7 @@ func envelope(data string) []byte {
 	return b
 }
 
-func newService(t *testing.T, r *rig, s *Syncer) (*Service, *testenv.PubSub, *bytes.Buffer) {
+func newService(t *testing.T, s *Syncer) (*Service, *testenv.PubSub, *bytes.Buffer) {
 	t.Helper()
 	ps := testenv.NewPubSub(t)
 	pub := pubsubx.NewPublisher(ps.Client, ps.Topic)
@@ -35,16 +35,16 @@ func newService(t *testing.T, r *rig, s *Syncer) (*Service, *testenv.PubSub, *by
 func post(t *testing.T, h http.Handler, body []byte) int {
 	t.Helper()
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body)))
+	h.ServeHTTP(rec, httptest.NewRequestWithContext(t.Context(), http.MethodPost, "/", bytes.NewReader(body)))
 	return rec.Code
 }
 
 // Bad messages are logged with the reason and acked; nothing reaches SQL.
 func TestPushRejectsBadMessages(t *testing.T) {
 	t.Parallel()
-	r := newRig(t, 50)
+	r := newRig(t)
 	seedDays(t, r.pool, time.Date(2024, 4, 1, 0, 0, 0, 0, time.UTC), 1, 20, false)
-	svc, ps, logs := newService(t, r, r.open(50))
+	svc, ps, logs := newService(t, r.open(50))
 	h := svc.PushHandler(context.Background(), slog.New(slog.NewJSONHandler(logs, nil)))
 	cases := []struct{ name, body, reason string }{
 		{"not json", string(envelope(`not json`)), "not a JSON object"},
@@ -74,10 +74,10 @@ func TestPushRejectsBadMessages(t *testing.T) {
 // acks and publishes a continuation for itself.
 func TestPushSyncsAndContinues(t *testing.T) {
 	t.Parallel()
-	r := newRig(t, 50)
+	r := newRig(t)
 	day := time.Date(2024, 4, 2, 0, 0, 0, 0, time.UTC)
 	seedDays(t, r.pool, day, 1, 120, false)
-	svc, ps, logs := newService(t, r, r.open(50))
+	svc, ps, logs := newService(t, r.open(50))
 	h := svc.PushHandler(context.Background(), slog.New(slog.NewJSONHandler(logs, nil)))
 	body := envelope(fmt.Sprintf(`{"table":"activity_logs","date":"%s"}`, day.Format(time.DateOnly)))
 

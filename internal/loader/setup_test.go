@@ -70,7 +70,7 @@ type rig struct {
 	syncer *Syncer
 }
 
-func newRig(t testing.TB, chunk int) *rig {
+func newRig(t testing.TB) *rig {
 	t.Helper()
 	dsn, pool := testenv.PG(t)
 	testenv.Exec(t, pool, activityLogsDDL)
@@ -100,7 +100,8 @@ func (r *rig) openSpec(spec pgsource.TableSpec, dest string, chunk int) *Syncer 
 	if err := wh.EnsureDestination(ctx); err != nil {
 		t.Fatal(err)
 	}
-	st := syncstate.New(r.bq.Client, r.bq.Project, r.bq.Dataset)
+	clock := testenv.Clock(t)
+	st := syncstate.New(r.bq.Client, r.bq.Project, r.bq.Dataset).WithClock(clock)
 	if err := st.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +111,7 @@ func (r *rig) openSpec(spec pgsource.TableSpec, dest string, chunk int) *Syncer 
 	}
 	r.src, r.wh, r.state = src, wh, st
 	r.syncer = &Syncer{Source: src, Warehouse: wh, State: st, Encoder: enc, Table: dest,
-		ChunkSize: chunk, Grace: time.Hour, Writer: "test"}
+		ChunkSize: chunk, Grace: time.Hour, Writer: "test", Now: clock}
 	return r.syncer
 }
 

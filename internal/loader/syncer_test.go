@@ -10,7 +10,7 @@ import (
 
 func TestSyncDaysExactlyOnce(t *testing.T) {
 	t.Parallel()
-	r := newRig(t, 70)
+	r := newRig(t)
 	first := time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
 	seedDays(t, r.pool, first, 3, 250, false)
 	s := r.open(70)
@@ -32,7 +32,7 @@ func TestSyncDaysExactlyOnce(t *testing.T) {
 // DATETIME-partitioned table; ids here are integer, not bigint.
 func TestTimestampWithoutTimeZoneKey(t *testing.T) {
 	t.Parallel()
-	r := newRig(t, 25)
+	r := newRig(t)
 	r.exec(`CREATE TABLE "Events" (event_id integer PRIMARY KEY, happened timestamp NOT NULL, what text);
 CREATE INDEX ON "Events" (happened, event_id);
 INSERT INTO "Events" SELECT g, TIMESTAMP '2024-09-01 00:00:00' + g * interval '20 minutes', 'e' || g FROM generate_series(1, 200) g`)
@@ -62,7 +62,7 @@ INSERT INTO "Events" SELECT g, TIMESTAMP '2024-09-01 00:00:00' + g * interval '2
 // for the end of the day.
 func TestByteCappedChunks(t *testing.T) {
 	t.Parallel()
-	r := newRig(t, 100)
+	r := newRig(t)
 	day := time.Date(2024, 3, 3, 0, 0, 0, 0, time.UTC)
 	seedDays(t, r.pool, day, 1, 300, true)
 	s := r.open(100)
@@ -83,7 +83,7 @@ func TestByteCappedChunks(t *testing.T) {
 // once, as the right instant, in the UTC day of that instant.
 func TestStatedTimeZone(t *testing.T) {
 	t.Parallel()
-	r := newRig(t, 9)
+	r := newRig(t)
 	r.exec(`CREATE TABLE local_events (id integer PRIMARY KEY, at_local timestamp NOT NULL);
 CREATE INDEX ON local_events (at_local, id);
 INSERT INTO local_events SELECT g, TIMESTAMP '2024-07-01 00:00' + g * interval '10 minutes' FROM generate_series(1, 200) g;

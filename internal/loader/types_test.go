@@ -39,7 +39,7 @@ INSERT INTO typed VALUES
 // rendering of each value.
 func TestTypeContractRoundTrip(t *testing.T) {
 	t.Parallel()
-	r := newRig(t, 3)
+	r := newRig(t)
 	r.exec(typesDDL)
 	s := r.openSpec(pgsource.TableSpec{Table: "typed", IDColumn: "id", TimestampColumn: "created_at"}, "typed", 3)
 	day := time.Date(2024, 6, 1, 0, 0, 0, 0, time.UTC)
@@ -125,7 +125,7 @@ func TestUnrepresentableValuesFailLoudly(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.value, func(t *testing.T) {
 			t.Parallel()
-			r := newRig(t, 10)
+			r := newRig(t)
 			col := strings.Fields(tc.ddl)[0]
 			r.exec(`CREATE TABLE edge (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, ` + tc.ddl + `);
 INSERT INTO edge VALUES (1, '2024-06-02 10:00:00+00', NULL), (7, '2024-06-02 11:00:00+00', ` + tc.value + `)`)

@@ -17,7 +17,7 @@ import (
 // compares every column of every row with PostgreSQL.
 func TestValuesArriveUnchanged(t *testing.T) {
 	t.Parallel()
-	r := newRig(t, 40)
+	r := newRig(t)
 	first := time.Date(2024, 5, 10, 0, 0, 0, 0, time.UTC)
 	seedDays(t, r.pool, first, 1, 120, true)
 	// Edge values on top of the generated ones.
@@ -124,6 +124,7 @@ func asStr(v bigquery.Value) *string {
 }
 
 func jsonValue(t testing.TB, s *string) any {
+	t.Helper()
 	if s == nil {
 		return nil
 	}

@@ -2,7 +2,9 @@ package parquetenc
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"testing"
 
 	"github.com/parquet-go/parquet-go"
@@ -77,22 +79,63 @@ func TestEncodeRoundTrip(t *testing.T) {
 			t.Fatalf("column %d is %q, want %q", i, field.Name(), tbl.Columns[i].Name)
 		}
 	}
-	rows := make([]parquet.Row, 20)
+	// Read every row back and compare every cell with the batch.
 	r := parquet.NewReader(bytes.NewReader(buf.Bytes()))
-	n, _ := r.ReadRows(rows)
-	if n == 0 {
-		t.Fatal("no rows read back")
+	var got []parquet.Row
+	for {
+		rows := make([]parquet.Row, 512)
+		n, err := r.ReadRows(rows)
+		got = append(got, rows[:n]...)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("read back after %d rows: %v", len(got), err)
+		}
 	}
-	row := rows[14] // not null (14 % 13 != 0)
-	if got := row[0].Int64(); got != 14 {
-		t.Fatalf("id = %d", got)
+	if len(got) != b.Rows {
+		t.Fatalf("read back %d rows, want %d", len(got), b.Rows)
 	}
-	if got := string(row[3].ByteArray()); got != `{"n":14}` {
-		t.Fatalf("payload = %q", got)
+	for i, row := range got {
+		if len(row) != len(tbl.Columns) {
+			t.Fatalf("row %d has %d values, want %d", i, len(row), len(tbl.Columns))
+		}
+		for c, col := range tbl.Columns {
+			if msg := cellDiff(col.Type, &b.Vectors[c], i, row[c]); msg != "" {
+				t.Fatalf("row %d column %s: %s", i, col.Name, msg)
+			}
+		}
 	}
-	if !rows[13][2].IsNull() || rows[13][0].IsNull() {
-		t.Fatalf("row 13 nulls wrong: %v", rows[13])
+}
+
+// cellDiff says how the value read back differs from row i of v.
+func cellDiff(typ schema.Type, v *schema.Vector, i int, got parquet.Value) string {
+	if !v.Valid[i] {
+		if !got.IsNull() {
+			return fmt.Sprintf("got %v, want NULL", got)
+		}
+		return ""
 	}
+	if got.IsNull() {
+		return "got NULL"
+	}
+	var same bool
+	switch typ {
+	case schema.Int64, schema.Timestamp:
+		same = got.Int64() == v.Ints[i]
+	case schema.Date:
+		same = int64(got.Int32()) == v.Ints[i]
+	case schema.Float64:
+		same = got.Double() == v.Floats[i]
+	case schema.Bool:
+		same = got.Boolean() == v.Bools[i]
+	default: // numeric (16-byte decimal), strings, JSON
+		same = bytes.Equal(got.ByteArray(), v.BytesAt(i))
+	}
+	if !same {
+		return fmt.Sprintf("got %v", got)
+	}
+	return ""
 }
 
 func BenchmarkEncode250K(b *testing.B) {

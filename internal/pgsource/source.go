@@ -276,7 +276,8 @@ func (s *Source) Lease(ctx context.Context, key string) (release func(), err err
 		conn.Release()
 		return nil, ErrLocked
 	}
-	return func() {
+	// The release runs after the request's context may have ended.
+	return func() { //nolint:contextcheck // see above
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, lockID); err != nil {

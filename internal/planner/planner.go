@@ -59,7 +59,8 @@ type Planner struct {
 	// RecheckDays is how many days before today Run compares again, to
 	// re-open finished dates that rows reached late.
 	RecheckDays int
-	Now         func() time.Time
+	// Now is the clock that says what day it is; time.Now when nil.
+	Now func() time.Time
 }
 
 // Planned is one date the planner would publish, and why.

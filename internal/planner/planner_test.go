@@ -38,17 +38,17 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(src.Close)
-	st := syncstate.New(b.Client, b.Project, b.Dataset)
+	now := testenv.ClockAt(time.Date(2024, 6, 6, 12, 0, 0, 0, time.UTC))
+	st := syncstate.New(b.Client, b.Project, b.Dataset).WithClock(now)
 	if err := st.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
 	ps := testenv.NewPubSub(t)
 	pub := pubsubx.NewPublisher(ps.Client, ps.Topic)
 	t.Cleanup(pub.Stop)
-	now := time.Date(2024, 6, 6, 12, 0, 0, 0, time.UTC)
 	return &fixture{
 		planner: &Planner{Source: src, State: st, Pub: pub, Table: "events", InFlight: 15 * time.Minute, MaxDates: 100,
-			Now: func() time.Time { return now }},
+			Now: now},
 		state: st, ps: ps,
 	}
 }

@@ -69,10 +69,7 @@ func Transient(err error) bool {
 				return true
 			}
 		}
-		if transientMessage(gErr.Message) {
-			return true
-		}
-		return false
+		return transientMessage(gErr.Message)
 	}
 	var aErr *apierror.APIError
 	if errors.As(err, &aErr) {
@@ -149,13 +146,16 @@ func RateLimited(err error) bool {
 // any other transient failure.
 const RateLimitPatience = time.Minute
 
+// backoff paces the attempts of Do; tests shorten it (export_test.go).
+var backoff = gax.Backoff{Initial: 200 * time.Millisecond, Max: 10 * time.Second, Multiplier: 2}
+
 // Do calls f until it succeeds, fails with an error that is not transient,
 // has failed Attempts times, or ctx ends. It returns f's last error. Rate
 // limits do not count as failures for the first RateLimitPatience of
 // rate limiting: they are waited out with the same jittered backoff. f
 // receives the attempt number, starting at 0.
 func Do(ctx context.Context, f func(ctx context.Context, attempt int) error) error {
-	bo := gax.Backoff{Initial: 200 * time.Millisecond, Max: 10 * time.Second, Multiplier: 2}
+	bo := backoff // a copy: its state is this call's
 	failures := 0
 	var limitedSince time.Time
 	for attempt := 0; ; attempt++ {
@@ -175,7 +175,9 @@ func Do(ctx context.Context, f func(ctx context.Context, attempt int) error) err
 				return err
 			}
 		}
-		if serr := gax.Sleep(ctx, bo.Pause()); serr != nil {
+		// An ended context stops the retries even when the pause's timer
+		// fired at the same moment.
+		if serr := gax.Sleep(ctx, bo.Pause()); serr != nil || ctx.Err() != nil {
 			return err
 		}
 	}

@@ -78,11 +78,20 @@ type Store struct {
 	client  *bigquery.Client
 	project string
 	dataset string
+	// now stamps appended entries; time.Now when nil.
+	now func() time.Time
 }
 
 // New returns a store in project.dataset.
 func New(client *bigquery.Client, project, dataset string) *Store {
 	return &Store{client: client, project: project, dataset: dataset}
+}
+
+// WithClock returns a copy of s that stamps entries with now's time.
+func (s *Store) WithClock(now func() time.Time) *Store {
+	c := *s
+	c.now = now
+	return &c
 }
 
 // Migrate creates the log table and the view when missing and keeps the
@@ -200,7 +209,11 @@ func (e Entry) Save() (map[string]bigquery.Value, string, error) {
 // Append writes entries. Streaming inserts have no DML queue, so any
 // number of loaders can append at once.
 func (s *Store) Append(ctx context.Context, entries ...Entry) error {
-	now := time.Now().UTC()
+	clock := s.now
+	if clock == nil {
+		clock = time.Now
+	}
+	now := clock().UTC()
 	for i := range entries {
 		if entries[i].SyncedAt.IsZero() {
 			entries[i].SyncedAt = now

@@ -23,10 +23,11 @@ type PubSub struct {
 	Topic  string
 }
 
-// NewPubSub starts pstest and creates the topic "dates".
-func NewPubSub(t testing.TB) *PubSub {
+// NewPubSub starts pstest and creates the topic "dates"; opts go to
+// pstest (pstest.WithErrorInjection makes a call fail).
+func NewPubSub(t testing.TB, opts ...pstest.ServerReactorOption) *PubSub {
 	t.Helper()
-	srv := pstest.NewServer()
+	srv := pstest.NewServer(opts...)
 	t.Cleanup(func() { srv.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -27,16 +27,22 @@ const (
 	EnvPG        = "PGBQ_TEST_PG_DSN"
 	EnvBQ        = "PGBQ_TEST_BQ_ENDPOINT"
 	EnvBQProject = "PGBQ_TEST_BQ_PROJECT"
+	// EnvCI, set to anything (CI systems set it; make test and .ci/run
+	// do), turns a missing dependency from a skip into a failure.
+	EnvCI = "CI"
 )
 
-func need(t testing.TB, name string) string {
+// need returns the variable name, which points the test at what (the
+// service it needs). Without it the test fails when CI is set, and
+// otherwise skips saying what is missing: under CI nothing skips.
+func need(t testing.TB, name, what string) string {
 	t.Helper()
 	v := os.Getenv(name)
 	if v == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is not set: run the tests with `make test`", name)
+		if os.Getenv(EnvCI) != "" {
+			t.Fatalf("%s is not set, so this test has no %s; %s is set, so that fails instead of skipping: run the tests with `make test`, which starts it", name, what, EnvCI)
 		}
-		t.Skipf("%s is not set: `make test` starts PostgreSQL and the BigQuery emulator and sets it", name)
+		t.Skipf("SKIP: %s is not set, so this test has no %s: `make test` starts it and sets %s (with %s set, this skip is a failure)", name, what, name, EnvCI)
 	}
 	return v
 }
@@ -51,7 +57,7 @@ func Name(prefix string) string {
 // PG creates a fresh database and returns its DSN and a pool on it.
 func PG(t testing.TB) (string, *pgxpool.Pool) {
 	t.Helper()
-	admin := need(t, EnvPG)
+	admin := need(t, EnvPG, "PostgreSQL server")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, admin)
@@ -98,7 +104,7 @@ func (b BQ) Config() bq.Config {
 // BigQuery creates a dataset on the emulator for this test.
 func BigQuery(t testing.TB) BQ {
 	t.Helper()
-	return bigQueryAt(t, need(t, EnvBQ))
+	return bigQueryAt(t, need(t, EnvBQ, "BigQuery fidelity layer in front of the emulator"))
 }
 
 func bigQueryAt(t testing.TB, endpoint string) BQ {
@@ -151,7 +157,7 @@ const EnvBQEmulator = "PGBQ_TEST_BQ_EMULATOR_ENDPOINT"
 // latency or inject faults without touching other tests.
 func Fidelity(t testing.TB, opt bqfidelity.Options) (BQ, *bqfidelity.Proxy) {
 	t.Helper()
-	p, err := bqfidelity.Start(need(t, EnvBQEmulator), opt)
+	p, err := bqfidelity.Start(need(t, EnvBQEmulator, "BigQuery emulator"), opt)
 	if err != nil {
 		t.Fatalf("start the BigQuery fidelity layer: %v", err)
 	}
