@@ -34,7 +34,7 @@ type Config struct{ config.Loader }
 // MaxBudget is config.MaxLoaderBudget.
 const MaxBudget = config.MaxLoaderBudget
 
-func (c *Config) validate(pull bool) error { return c.Loader.Validate(pull) }
+func (c *Config) validate(pull bool) error { return c.Validate(pull) }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)

@@ -36,7 +36,7 @@ import (
 // checks read its variables, defaults and validation too.
 type Config struct{ config.Planner }
 
-func (c *Config) validate(needTopic bool) error { return c.Planner.Validate(needTopic) }
+func (c *Config) validate(needTopic bool) error { return c.Validate(needTopic) }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)

@@ -192,9 +192,9 @@ func flatten(t *testing.T, sc tfeval.Scope, prefix string, out map[string]string
 	}
 	types := map[string]bool{}
 	for _, b := range sc.Body.Blocks {
-		switch {
-		case b.Type == "lifecycle":
-		case b.Type == "dynamic":
+		switch b.Type {
+		case "lifecycle":
+		case "dynamic":
 			types[b.Labels[0]] = true
 		default:
 			types[b.Type] = true

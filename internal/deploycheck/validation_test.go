@@ -339,7 +339,7 @@ func TestValidationAgreesWithTerraform(t *testing.T) {
 		}
 	}
 	run := func(dir string, args ...string) (string, error) {
-		cmd := exec.Command(bin, args...)
+		cmd := exec.CommandContext(t.Context(), bin, args...)
 		cmd.Dir = dir
 		cmd.Env = append(os.Environ(), "TF_IN_AUTOMATION=1", "CHECKPOINT_DISABLE=1", "TF_CLI_CONFIG_FILE="+os.DevNull, "NO_COLOR=1")
 		out, err := cmd.CombinedOutput()

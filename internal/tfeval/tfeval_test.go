@@ -149,7 +149,7 @@ func terraformPlan(t *testing.T, dir string) (map[string]map[string]any, error) 
 		t.Fatal(err)
 	}
 	run := func(args ...string) ([]byte, error) {
-		cmd := exec.Command(bin, args...)
+		cmd := exec.CommandContext(t.Context(), bin, args...)
 		cmd.Dir = work
 		cmd.Env = append(os.Environ(), "TF_IN_AUTOMATION=1", "CHECKPOINT_DISABLE=1", "TF_CLI_CONFIG_FILE="+os.DevNull)
 		var stderr bytes.Buffer
