@@ -47,6 +47,7 @@ func (f *fixture) copyJob(t *testing.T, src, dst string, wd bigquery.TableWriteD
 }
 
 func TestCopyWithDecoratorsReplacesExactlyThatDay(t *testing.T) {
+	t.Parallel()
 	f := start(t, Options{JobLatency: 100 * time.Millisecond})
 	f.table(t, "dest", true)
 	f.table(t, "staging", true)
@@ -75,6 +76,7 @@ func TestCopyWithDecoratorsReplacesExactlyThatDay(t *testing.T) {
 }
 
 func TestDecoratorRejectsRowsOutsideTheDayAndNonPartitionedTables(t *testing.T) {
+	t.Parallel()
 	f := start(t, Options{})
 	f.table(t, "dest", true)
 	f.table(t, "src", true)
@@ -95,6 +97,7 @@ func TestDecoratorRejectsRowsOutsideTheDayAndNonPartitionedTables(t *testing.T) 
 }
 
 func TestCopyWithoutDecoratorsStillWorks(t *testing.T) {
+	t.Parallel()
 	f := start(t, Options{})
 	f.table(t, "src", true)
 	f.seed(t, "src", map[int]string{1: "2024-01-02 10:00:00", 2: "2024-01-03 10:00:00"})
@@ -107,6 +110,7 @@ func TestCopyWithoutDecoratorsStillWorks(t *testing.T) {
 }
 
 func TestLoadIntoADecoratorReplacesTheDay(t *testing.T) {
+	t.Parallel()
 	f := start(t, Options{})
 	f.table(t, "dest", true)
 	f.seed(t, "dest", map[int]string{1: "2024-01-02 10:00:00", 2: "2024-01-03 10:00:00"})
@@ -126,6 +130,7 @@ func TestLoadIntoADecoratorReplacesTheDay(t *testing.T) {
 }
 
 func TestQueryDestinationDecoratorWritesTheDeduplicatedDay(t *testing.T) {
+	t.Parallel()
 	f := start(t, Options{})
 	f.table(t, "dest", true)
 	f.table(t, "staging", true)

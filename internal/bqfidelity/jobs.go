@@ -325,6 +325,9 @@ func (p *Proxy) handleJobsQuery(w http.ResponseWriter, r *http.Request, project 
 	lost := false // an AfterWork fault: answer 500 once the job is done
 	p.jobs.mu.Lock()
 	j := p.jobs.requests[reqID]
+	if j != nil && j.errResult != nil && retryable(j.errResult["reason"]) {
+		j = nil // refused, not run: the client's retry is a new attempt
+	}
 	p.jobs.mu.Unlock()
 	if j == nil || reqID == "" {
 		q := map[string]any{}
@@ -381,4 +384,13 @@ func (p *Proxy) handleJobsQuery(w http.ResponseWriter, r *http.Request, project 
 	out["kind"] = "bigquery#queryResponse"
 	out["jobReference"] = ref
 	writeJSON(w, http.StatusOK, out)
+}
+
+// retryable reasons are the ones the Go client re-sends jobs.query for.
+func retryable(reason any) bool {
+	switch reason {
+	case "rateLimitExceeded", "backendError", "internalError", "jobRateLimitExceeded":
+		return true
+	}
+	return false
 }

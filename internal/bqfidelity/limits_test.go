@@ -202,6 +202,7 @@ func patch(t *testing.T, f *fixture, table, desc string) (int, string) {
 }
 
 func TestTableMetadataUpdatesAreFivePer10sAndAMultiColumnAlterIsOne(t *testing.T) {
+	t.Parallel()
 	f := start(t, Options{})
 	f.table(t, "ev", false)
 	ctx := ctxT(t, time.Minute)
@@ -249,6 +250,7 @@ func TestJobsWritingATableCountAsMetadataUpdates(t *testing.T) {
 }
 
 func TestTablesInsertIsTenPerSecondPerUser(t *testing.T) {
+	t.Parallel()
 	f := start(t, Options{})
 	codes := make([]int, 11)
 	var wg sync.WaitGroup

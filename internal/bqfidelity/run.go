@@ -245,17 +245,26 @@ func (p *Proxy) emuJob(ctx context.Context, project, kind string, config map[str
 		res, err = p.emuDo(ctx, http.MethodPost, "projects/"+project+"/jobs", body)
 	}
 	if err != nil {
-		return nil, translate(kind, asAPIError(err))
+		return nil, withTable(translate(kind, asAPIError(err)), config[kind], project)
 	}
 	if st, ok := res["status"].(map[string]any); ok {
 		if er, ok := st["errorResult"].(map[string]any); ok {
 			e := &apiError{Code: 400}
 			e.Reason, _ = er["reason"].(string)
 			e.Message, _ = er["message"].(string)
-			return nil, translate(kind, e)
+			return nil, withTable(translate(kind, e), config[kind], project)
 		}
 	}
 	return res, nil
+}
+
+// withTable names the job's destination in a notFound that names no project.
+func withTable(e *apiError, c any, project string) *apiError {
+	m, _ := c.(map[string]any)
+	if dest, ok := refFromJSON(m["destinationTable"], project); ok && e.Reason == "notFound" && !strings.Contains(e.Message, ":") {
+		e.Message = "Not found: Table " + dest.String()
+	}
+	return e
 }
 
 // emuQuery runs one SQL statement as a query job on the emulator.
@@ -282,6 +291,8 @@ func (p *Proxy) emuUpload(ctx context.Context, project string, meta map[string]a
 	return p.emuSend(req)
 }
 
+var duckMissing = regexp.MustCompile(`Catalog Error: Table with name (\S+) does not exist`)
+
 var emuNotFound = regexp.MustCompile(`Not found: (?i:table):?\s*([^.\s:]+)[.:]([^.\s]+)\.([^\s.]+)`)
 
 // translate gives an emulator failure the reason and message real BigQuery
@@ -291,6 +302,11 @@ var emuNotFound = regexp.MustCompile(`Not found: (?i:table):?\s*([^.\s:]+)[.:]([
 // invalid, a permanent error, never as a retryable one.
 func translate(kind string, e *apiError) *apiError {
 	out := &apiError{Code: e.Code, Reason: e.Reason, Message: e.Message}
+	if m := duckMissing.FindStringSubmatch(e.Message); m != nil {
+		// DuckDB's words for a table dropped under a running job.
+		out.Reason, out.Message, out.Code = "notFound", "Not found: Table "+m[1], 404
+		return out
+	}
 	if m := emuNotFound.FindStringSubmatch(e.Message); m != nil && (e.Code == 404 || e.Reason == "notFound") {
 		out.Reason = "notFound"
 		out.Message = "Not found: Table " + m[1] + ":" + m[2] + "." + strings.TrimSuffix(m[3], ",")

@@ -6,6 +6,7 @@ import (
 )
 
 func TestScanSQLFindsTheTablesAStatementChanges(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		sql  string
 		want []string // verb table
@@ -34,6 +35,7 @@ func TestScanSQLFindsTheTablesAStatementChanges(t *testing.T) {
 }
 
 func TestSplitAlterMakesOneStatementPerAction(t *testing.T) {
+	t.Parallel()
 	got := splitAlter("ALTER TABLE `p.d.t` ADD COLUMN IF NOT EXISTS a STRUCT<x INT64, y STRING>, ADD COLUMN b NUMERIC(10, 2);")
 	want := []string{
 		"ALTER TABLE `p.d.t` ADD COLUMN IF NOT EXISTS a STRUCT<x INT64, y STRING>",

@@ -22,6 +22,7 @@ func savers(insertID func(i int) string) []*bigquery.StructSaver {
 }
 
 func TestStreamedRowsWithAnInsertIDAreStoredOnce(t *testing.T) {
+	t.Parallel()
 	f := start(t, Options{})
 	f.table(t, "ev", false)
 	ins := f.c.Dataset(f.dataset).Table("ev").Inserter()
@@ -40,6 +41,7 @@ func TestStreamedRowsWithAnInsertIDAreStoredOnce(t *testing.T) {
 }
 
 func TestALostAnswerDuplicatesStreamedRowsWithoutInsertID(t *testing.T) {
+	t.Parallel()
 	f := start(t, Options{})
 	f.table(t, "ev", false)
 	f.p.Inject(Fault{Kind: "insertAll", Table: "ev", Count: 1, AfterWork: true})
@@ -58,6 +60,7 @@ func TestALostAnswerDuplicatesStreamedRowsWithoutInsertID(t *testing.T) {
 }
 
 func TestALostAnswerDoesNotDuplicateStreamedRowsWithInsertID(t *testing.T) {
+	t.Parallel()
 	f := start(t, Options{})
 	f.table(t, "ev", false)
 	f.p.Inject(Fault{Kind: "insertAll", Table: "ev", Count: 1, AfterWork: true})
