@@ -48,6 +48,11 @@ type Options struct {
 	// InsertIDWindow is how long insertAll remembers an insertId (about a
 	// minute, per the streaming documentation). 0 = 1 minute.
 	InsertIDWindow time.Duration
+
+	// StreamingBufferWindow: rows streamed with insertAll stay this long in
+	// the streaming buffer, where UPDATE, DELETE, MERGE and TRUNCATE cannot
+	// touch them (30 minutes per the DML page). 0 = 30 minutes.
+	StreamingBufferWindow time.Duration
 }
 
 // Proxy is a running fidelity layer.
@@ -99,7 +104,7 @@ func Start(emulatorEndpoint string, opt Options) (*Proxy, error) {
 	}
 	p.jobs = newJobTable()
 	p.lim = newLimits(opt, p.stats)
-	p.stream = newStreaming(opt.InsertIDWindow)
+	p.stream = newStreaming(opt.InsertIDWindow, opt.StreamingBufferWindow)
 	p.srv = &http.Server{Handler: http.HandlerFunc(p.serve), ReadHeaderTimeout: 30 * time.Second}
 	go func() { _ = p.srv.Serve(ln) }()
 	return p, nil
@@ -143,6 +148,9 @@ func (o Options) withDefaults() Options {
 	def(&o.TablesInsertPerSecond, 10)
 	if o.InsertIDWindow <= 0 {
 		o.InsertIDWindow = time.Minute
+	}
+	if o.StreamingBufferWindow <= 0 {
+		o.StreamingBufferWindow = 30 * time.Minute
 	}
 	return o
 }

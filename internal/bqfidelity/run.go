@@ -136,6 +136,7 @@ func (p *Proxy) sleep(j *job, d time.Duration) bool {
 func (p *Proxy) run(j *job) {
 	defer p.wg.Done()
 	defer close(j.done)
+	defer func() { j.media = nil }() // a finished job keeps no upload in memory
 	ctx := p.closeCtx
 	half := p.opt.JobLatency / 2
 	if !p.sleep(j, half) {
@@ -146,6 +147,13 @@ func (p *Proxy) run(j *job) {
 	if aerr != nil {
 		p.finish(j, aerr)
 		return
+	}
+	for _, st := range pl.stmts {
+		if st.mutating() && p.stream.inBuffer(st.table) {
+			p.finish(j, &apiError{Code: 400, Reason: "invalidQuery", Message: st.verb + " statement over table " + st.table.key() +
+				" would affect rows in the streaming buffer, which is not supported"})
+			return
+		}
 	}
 	if j.forcedErr != "" {
 		p.lim.countJobQuota(pl)

@@ -72,3 +72,21 @@ func TestALostAnswerDoesNotDuplicateStreamedRowsWithInsertID(t *testing.T) {
 		t.Fatalf("rows = %d, want 3", n)
 	}
 }
+
+func TestMutatingDMLOnATableWithStreamedRowsFails(t *testing.T) {
+	t.Parallel()
+	f := start(t, Options{})
+	f.table(t, "ev", false)
+	if err := f.c.Dataset(f.dataset).Table("ev").Inserter().Put(ctxT(t, time.Minute), savers(func(int) string { return "" })); err != nil {
+		t.Fatal(err)
+	}
+	r, m := f.runJob(t, func() (*bigquery.Job, error) {
+		return f.c.Query("DELETE FROM " + f.ref("ev") + " WHERE id = 1").Run(ctxT(t, time.Minute))
+	})
+	if r != "invalidQuery" || !containsAll(m, "would affect rows in the streaming buffer") {
+		t.Fatalf("DELETE over streamed rows: %q %q", r, m)
+	}
+	if n := f.count(t, "SELECT COUNT(*) FROM "+f.ref("ev")); n != 3 {
+		t.Fatalf("rows = %d, want 3", n)
+	}
+}
