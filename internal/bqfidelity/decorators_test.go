@@ -150,3 +150,34 @@ func TestQueryDestinationDecoratorWritesTheDeduplicatedDay(t *testing.T) {
 		t.Fatalf("the day was not replaced by the de-duplicated rows")
 	}
 }
+
+func TestDecoratorOnADatePartitionedTable(t *testing.T) {
+	t.Parallel()
+	f := start(t, Options{})
+	md := &bigquery.TableMetadata{
+		Schema:           bigquery.Schema{{Name: "id", Type: bigquery.IntegerFieldType}, {Name: "d", Type: bigquery.DateFieldType}},
+		TimePartitioning: &bigquery.TimePartitioning{Type: bigquery.DayPartitioningType, Field: "d"},
+	}
+	if err := f.raw.Dataset(f.dataset).Table("dates").Create(ctxT(t, time.Minute), md); err != nil {
+		t.Fatal(err)
+	}
+	f.rawExec(t, "INSERT INTO "+f.ref("dates")+" (id, d) VALUES (1, DATE '2024-01-02'), (2, DATE '2024-01-03')")
+	load := func(rows string) (string, string) {
+		return f.runJob(t, func() (*bigquery.Job, error) {
+			src := bigquery.NewReaderSource(strings.NewReader(rows))
+			src.SourceFormat = bigquery.JSON
+			l := f.c.Dataset(f.dataset).Table("dates$20240102").LoaderFrom(src)
+			l.WriteDisposition = bigquery.WriteTruncate
+			return l.Run(ctxT(t, time.Minute))
+		})
+	}
+	if r, m := load(`{"id":3,"d":"2024-01-03"}` + "\n"); r != "invalid" {
+		t.Fatalf("a row of another day: %q %q, want invalid", r, m)
+	}
+	if r, m := load(`{"id":4,"d":"2024-01-02"}` + "\n"); r != "" {
+		t.Fatalf("load: %s %s", r, m)
+	}
+	if n := f.count(t, "SELECT SUM(id) FROM "+f.ref("dates")); n != 6 {
+		t.Fatalf("sum of ids = %d, want 6 (rows 2 and 4)", n)
+	}
+}

@@ -162,6 +162,16 @@ func (p *Proxy) insertJob(w http.ResponseWriter, r *http.Request, project string
 		writeError(w, &apiError{Code: 400, Reason: "invalid", Message: "Job configuration must contain one of: query, load, copy, extract"})
 		return
 	}
+	if dry, _ := config["dryRun"].(bool); dry && media == nil {
+		// A dry run runs nothing and counts toward no limit: the emulator answers it.
+		res, err := p.emuDo(r.Context(), http.MethodPost, "projects/"+project+"/jobs", body)
+		if err != nil {
+			writeError(w, asAPIError(err))
+			return
+		}
+		writeJSON(w, http.StatusOK, res)
+		return
+	}
 	ref, _ := body["jobReference"].(map[string]any)
 	id, _ := ref["jobId"].(string)
 	loc, _ := ref["location"].(string)
