@@ -268,7 +268,21 @@ func (l *limits) admit(j *job, pl *plan, cancelled func() bool) *apiError {
 // queueDML waits for a running slot for each DML statement outside a
 // transaction: behind running transactions on the table, 2 mutating (10
 // INSERT after the first 1,500 a day) at a time, with a bounded queue.
-func (l *limits) queueDML(j *job, pl *plan, cancelled func() bool) *apiError {
+func (l *limits) queueDML(j *job, pl *plan, cancelled func() bool) (err *apiError) {
+	var held []stmt // slots taken so far, given back if a later statement fails
+	defer func() {
+		if err == nil {
+			return
+		}
+		for _, st := range held {
+			if st.mutating() {
+				l.table(st.table).runMut--
+			} else {
+				l.table(st.table).runIns--
+			}
+		}
+		l.cond.Broadcast()
+	}()
 	for _, st := range pl.stmts {
 		if !st.dml() {
 			continue
@@ -298,12 +312,14 @@ func (l *limits) queueDML(j *job, pl *plan, cancelled func() bool) *apiError {
 				s.queuedMut--
 			}
 			s.runMut++
+			held = append(held, st)
 			continue
 		}
 		limited := s.insertDay.count(now, oneDay) >= l.opt.InsertDMLFreePerDay
 		s.insertDay = append(s.insertDay, now)
 		if !limited && len(s.txns) == 0 {
 			s.runIns++
+			held = append(held, st)
 			continue
 		}
 		if s.queuedIns >= l.opt.InsertDMLQueued {
@@ -322,6 +338,7 @@ func (l *limits) queueDML(j *job, pl *plan, cancelled func() bool) *apiError {
 		}
 		s.queuedIns--
 		s.runIns++
+		held = append(held, st)
 	}
 	return nil
 }
