@@ -157,7 +157,7 @@ func (p *Proxy) run(j *job) {
 	}
 	if j.forcedErr != "" {
 		p.lim.countJobQuota(pl)
-		p.finish(j, &apiError{Code: statusFor(j.forcedErr), Reason: j.forcedErr, Message: "fidelity fault: injected " + j.forcedErr})
+		p.finish(j, injected(j, pl))
 		return
 	}
 	if aerr := p.lim.admit(j, pl, j.isCancelled); aerr != nil {
@@ -337,4 +337,23 @@ func translate(kind string, e *apiError) *apiError {
 	}
 	out.Code = statusFor(out.Reason)
 	return out
+}
+
+// injected is the failure an injected JobErrorReason gives, worded as
+// BigQuery words it (https://cloud.google.com/bigquery/docs/error-messages).
+func injected(j *job, pl *plan) *apiError {
+	e := &apiError{Code: statusFor(j.forcedErr), Reason: j.forcedErr, Message: "fidelity fault: injected " + j.forcedErr}
+	switch j.forcedErr {
+	case "notFound":
+		if w := pl.writeTables(); len(w) > 0 {
+			e.Message = "Not found: Table " + w[0].String()
+		}
+	case "internalError":
+		e.Message = "An internal error occurred and the request could not be completed. This is usually caused by a transient issue. Retrying the job with back-off as described in the BigQuery SLA should solve the problem: https://cloud.google.com/bigquery/sla."
+	case "backendError":
+		e.Message = "Backend error. Job aborted."
+	case "rateLimitExceeded":
+		e.Message = "Exceeded rate limits: too many table update operations for this table." + quotaHelp
+	}
+	return e
 }
