@@ -8,6 +8,10 @@
 // ways the stricter reading is modelled.
 //
 // Everything it does not model passes through to the emulator unchanged.
+//
+// For multi-process runs (dev/bqfidelity) two more paths exist on the
+// proxy's address: GET /fidelity/stats answers Stats as JSON, and POST
+// /fidelity/inject takes a Fault as JSON ({"Kind":"copy","Count":1,…}).
 package bqfidelity
 
 import (
@@ -158,6 +162,20 @@ func (o Options) withDefaults() Options {
 // serve routes a request: the methods the proxy models, else pass-through.
 func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 	path := r.URL.Path
+	switch {
+	case path == "/fidelity/stats" && r.Method == http.MethodGet:
+		writeJSON(w, http.StatusOK, p.Stats())
+		return
+	case path == "/fidelity/inject" && r.Method == http.MethodPost:
+		var f Fault
+		if err := readJSON(r, &f); err != nil {
+			writeError(w, &apiError{Code: 400, Reason: "invalid", Message: err.Error()})
+			return
+		}
+		p.Inject(f)
+		writeJSON(w, http.StatusOK, f)
+		return
+	}
 	if rest, ok := strings.CutPrefix(path, "/upload/bigquery/v2/projects/"); ok {
 		project, tail, _ := strings.Cut(rest, "/")
 		if tail == "jobs" {
