@@ -13,7 +13,7 @@ import (
 )
 
 func TestJobIsPendingThenRunningThenDoneAndTakesEffectOnlyThen(t *testing.T) {
-	f := start(t, Options{JobLatency: 800 * time.Millisecond})
+	f := start(t, Options{JobLatency: 2 * time.Second})
 	f.table(t, "ev", false)
 	ctx := ctxT(t, time.Minute)
 	q := f.c.Query("INSERT INTO " + f.ref("ev") + " (id, ts) VALUES (1, TIMESTAMP('2024-01-02'))")

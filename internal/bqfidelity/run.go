@@ -131,6 +131,7 @@ func (p *Proxy) sleep(j *job, d time.Duration) bool {
 }
 
 // run is a job's life: PENDING for half the latency, admitted by the limits,
+// (perhaps after waiting in a DML queue),
 // RUNNING for the other half, then the work on the emulator, then DONE. It
 // does not depend on the request that created the job.
 func (p *Proxy) run(j *job) {
@@ -139,11 +140,15 @@ func (p *Proxy) run(j *job) {
 	defer func() { j.media = nil }() // a finished job keeps no upload in memory
 	ctx := p.closeCtx
 	half := p.opt.JobLatency / 2
-	if !p.sleep(j, half) {
+	// Reading what the job changes takes emulator calls; it happens while
+	// the job is PENDING, which ends half the latency after its creation
+	// however long the reading took, so that jobs created together reach
+	// the limits together.
+	pl, aerr := p.planJob(ctx, j)
+	if !p.sleep(j, time.Until(j.created.Add(half))) {
 		p.finish(j, errStopped)
 		return
 	}
-	pl, aerr := p.planJob(ctx, j)
 	if aerr != nil {
 		p.finish(j, aerr)
 		return
