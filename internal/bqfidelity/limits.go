@@ -171,7 +171,7 @@ func (l *limits) partitionLocked(s *tableState, now time.Time) *apiError {
 	return nil
 }
 
-// countFailedLoad counts a load job that failed before it could be admitted
+// countJobQuota counts a load or copy job that failed before it was admitted
 // (failed load jobs count toward the daily per-table quota).
 func (l *limits) countJobQuota(pl *plan) {
 	l.mu.Lock()

@@ -2,7 +2,6 @@ package bqfidelity
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -325,5 +324,4 @@ func TestPartitionModificationsAndDailyLoadQuota(t *testing.T) {
 	if got[0] != "backendError" || got[1] != "backendError" || got[2] != "" || got[3] != "" || got[4] != "quotaExceeded" {
 		t.Fatalf("loads against a daily quota of 4: %q", got)
 	}
-	_ = context.Background
 }
