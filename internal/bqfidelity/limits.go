@@ -128,8 +128,8 @@ func (l *limits) refuse(limit, reason, msg string) *apiError {
 
 const oneDay = 24 * time.Hour
 
-// tablesInsert applies the tables.insert rate and counts a metadata update.
-func (l *limits) tablesInsert(t tableRef) *apiError {
+// tablesInsert applies the tables.insert request rate (every request counts).
+func (l *limits) tablesInsert() *apiError {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := time.Now()
@@ -137,10 +137,19 @@ func (l *limits) tablesInsert(t tableRef) *apiError {
 		return l.refuse(LimitTablesInsert, "rateLimitExceeded", "Exceeded rate limits: too many api requests per user per method for this user_method.")
 	}
 	l.tblIns = append(l.tblIns, now)
+	return nil
+}
+
+// created counts a table's creation as a metadata update of it. Only a
+// tables.insert that created the table counts: one answered "already
+// exists" changed no metadata.
+func (l *limits) created(t tableRef) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
 	s := l.table(t)
 	s.meta.count(now, 10*time.Second)
 	s.meta = append(s.meta, now)
-	return nil
 }
 
 // metadataUpdate applies the per-table metadata update rate (tables.patch,

@@ -325,3 +325,28 @@ func TestPartitionModificationsAndDailyLoadQuota(t *testing.T) {
 		t.Fatalf("loads against a daily quota of 4: %q", got)
 	}
 }
+
+// A tables.insert answered "already exists" changed no metadata: it does not
+// use up the table's metadata updates (every instance may try to create).
+func TestTablesInsertOfAnExistingTableIsNoMetadataUpdate(t *testing.T) {
+	t.Parallel()
+	f := start(t, Options{TableMetadataUpdatesPer10s: 1})
+	f.table(t, "ev", false)
+	b, _ := json.Marshal(map[string]any{
+		"tableReference": map[string]any{"projectId": f.project, "datasetId": f.dataset, "tableId": "ev"},
+		"schema":         map[string]any{"fields": []any{map[string]any{"name": "id", "type": "INT64"}}},
+	})
+	for range 3 {
+		resp, err := http.Post(fmt.Sprintf("%sprojects/%s/datasets/%s/tables", f.p.Endpoint(), f.project, f.dataset), "application/json", bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 409 {
+			t.Fatalf("tables.insert of an existing table: %d, want 409", resp.StatusCode)
+		}
+	}
+	if code, reason := patch(t, f, "ev", "first real update"); code != 200 {
+		t.Fatalf("patch after three refused creations: %d %s", code, reason)
+	}
+}

@@ -274,7 +274,8 @@ func (p *Proxy) emuJob(ctx context.Context, project, kind string, config map[str
 // withTable names the job's destination in a notFound that names no project.
 func withTable(e *apiError, c any, project string) *apiError {
 	m, _ := c.(map[string]any)
-	if dest, ok := refFromJSON(m["destinationTable"], project); ok && e.Reason == "notFound" && !strings.Contains(e.Message, ":") {
+	named, ok := strings.CutPrefix(e.Message, "Not found: Table ")
+	if dest, isRef := refFromJSON(m["destinationTable"], project); isRef && ok && e.Reason == "notFound" && !strings.Contains(named, ":") {
 		e.Message = "Not found: Table " + dest.String()
 	}
 	return e
