@@ -72,8 +72,29 @@ func (w *window) count(now time.Time, span time.Duration) int {
 	return len(*w)
 }
 
+// metaWindow is the metadata update window, with what made each update (for
+// the log of a refusal).
+type metaWindow struct {
+	at   window
+	what []string
+}
+
+func (m *metaWindow) count(now time.Time) int {
+	n := len(m.at)
+	left := m.at.count(now, 10*time.Second)
+	m.what = m.what[n-left:]
+	return left
+}
+
+func (m *metaWindow) add(now time.Time, what string) {
+	m.count(now)
+	m.at = append(m.at, now)
+	m.what = append(m.what, what)
+}
+
 type tableState struct {
-	meta, dml, parts           window
+	meta                       metaWindow
+	dml, parts                 window
 	partsDay, loadDay, copyDay window
 	insertDay                  window
 	runMut, runIns             int
@@ -147,9 +168,7 @@ func (l *limits) created(t tableRef) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := time.Now()
-	s := l.table(t)
-	s.meta.count(now, 10*time.Second)
-	s.meta = append(s.meta, now)
+	l.table(t).meta.add(now, "tables.insert")
 }
 
 // metadataUpdate applies the per-table metadata update rate (tables.patch,
@@ -157,14 +176,18 @@ func (l *limits) created(t tableRef) {
 func (l *limits) metadataUpdate(t tableRef) *apiError {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.metaLocked(l.table(t), time.Now())
+	return l.metaLocked(t, "tables.patch", time.Now())
 }
 
-func (l *limits) metaLocked(s *tableState, now time.Time) *apiError {
-	if s.meta.count(now, 10*time.Second) >= l.opt.TableMetadataUpdatesPer10s {
+func (l *limits) metaLocked(t tableRef, what string, now time.Time) *apiError {
+	s := l.table(t)
+	if s.meta.count(now) >= l.opt.TableMetadataUpdatesPer10s {
+		if l.opt.Logf != nil {
+			l.opt.Logf("bqfidelity: %s on %s refused: the last 10 s already hold %v", what, t, s.meta.what)
+		}
 		return l.refuse(LimitTableMetadata, "rateLimitExceeded", "Exceeded rate limits: too many table update operations for this table.")
 	}
-	s.meta = append(s.meta, now)
+	s.meta.add(now, what)
 	return nil
 }
 
@@ -222,7 +245,7 @@ func (l *limits) admit(j *job, pl *plan, cancelled func() bool) *apiError {
 	}
 	for _, w := range pl.writes {
 		s := l.table(w.ref)
-		if err := l.metaLocked(s, now); err != nil {
+		if err := l.metaLocked(w.ref, pl.kind+" job "+j.id, now); err != nil {
 			return err
 		}
 		if w.partitioned {
@@ -235,7 +258,7 @@ func (l *limits) admit(j *job, pl *plan, cancelled func() bool) *apiError {
 		s := l.table(st.table)
 		switch {
 		case st.ddl():
-			if err := l.metaLocked(s, now); err != nil {
+			if err := l.metaLocked(st.table, st.verb+" job "+j.id, now); err != nil {
 				return err
 			}
 		case st.dml():
@@ -243,8 +266,7 @@ func (l *limits) admit(j *job, pl *plan, cancelled func() bool) *apiError {
 				return l.refuse(LimitDMLRate, "rateLimitExceeded", "Exceeded rate limits: too many DML statements against table "+st.table.String()+".")
 			}
 			s.dml = append(s.dml, now)
-			s.meta.count(now, 10*time.Second)
-			s.meta = append(s.meta, now) // counts, never refused
+			s.meta.add(now, st.verb+" job "+j.id) // counts, never refused
 			if pl.partitioned[st.table.key()] {
 				if err := l.partitionLocked(s, now); err != nil {
 					return err

@@ -186,8 +186,8 @@ func TestDefaultsAreTheDocumentedValues(t *testing.T) {
 		InsertDMLFreePerDay: 1500, InsertDMLRunning: 10, InsertDMLQueued: 100, PartitionModsPer10s: 50,
 		PartitionModsPerDay: 30000, LoadJobsPerTablePerDay: 1500, CopyJobsPerTablePerDay: 1000, TablesInsertPerSecond: 10,
 		InsertIDWindow: time.Minute, StreamingBufferWindow: 30 * time.Minute}
-	if got != want {
-		t.Fatalf("defaults %+v\nwant %+v", got, want)
+	if g, w := fmt.Sprintf("%+v", got), fmt.Sprintf("%+v", want); g != w {
+		t.Fatalf("defaults %s\nwant %s", g, w)
 	}
 }
 

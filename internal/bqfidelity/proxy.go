@@ -57,6 +57,9 @@ type Options struct {
 	// the streaming buffer, where UPDATE, DELETE, MERGE and TRUNCATE cannot
 	// touch them (30 minutes per the DML page). 0 = 30 minutes.
 	StreamingBufferWindow time.Duration
+
+	// Logf, if set, is told why a limit refused something.
+	Logf func(format string, args ...any)
 }
 
 // Proxy is a running fidelity layer.
