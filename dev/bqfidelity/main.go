@@ -32,7 +32,8 @@ func run() error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	p, err := bqfidelity.Start(*emulator, bqfidelity.Options{JobLatency: *latency})
+	logf := func(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) }
+	p, err := bqfidelity.Start(*emulator, bqfidelity.Options{JobLatency: *latency, Logf: logf})
 	if err != nil {
 		return err
 	}

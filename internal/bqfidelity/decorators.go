@@ -17,6 +17,9 @@ import (
 // partition, atomically; WRITE_APPEND appends to it; every row must belong
 // to the decorator's partition, else the job fails; a decorator on a table
 // that is not partitioned fails.
+// https://cloud.google.com/bigquery/docs/load-data-partitioned-tables —
+// loads and query results written "into a specific partition … without
+// affecting other partitions".
 // https://cloud.google.com/bigquery/docs/creating-partitioned-tables (DAY
 // partitioning of a TIMESTAMP, DATETIME or DATE column).
 //

@@ -47,6 +47,7 @@ func (f *fixture) copyJob(t *testing.T, src, dst string, wd bigquery.TableWriteD
 }
 
 func TestCopyWithDecoratorsReplacesExactlyThatDay(t *testing.T) {
+	t.Parallel()
 	f := start(t, Options{JobLatency: 100 * time.Millisecond})
 	f.table(t, "dest", true)
 	f.table(t, "staging", true)
@@ -75,6 +76,7 @@ func TestCopyWithDecoratorsReplacesExactlyThatDay(t *testing.T) {
 }
 
 func TestDecoratorRejectsRowsOutsideTheDayAndNonPartitionedTables(t *testing.T) {
+	t.Parallel()
 	f := start(t, Options{})
 	f.table(t, "dest", true)
 	f.table(t, "src", true)
@@ -95,6 +97,7 @@ func TestDecoratorRejectsRowsOutsideTheDayAndNonPartitionedTables(t *testing.T) 
 }
 
 func TestCopyWithoutDecoratorsStillWorks(t *testing.T) {
+	t.Parallel()
 	f := start(t, Options{})
 	f.table(t, "src", true)
 	f.seed(t, "src", map[int]string{1: "2024-01-02 10:00:00", 2: "2024-01-03 10:00:00"})
@@ -107,6 +110,7 @@ func TestCopyWithoutDecoratorsStillWorks(t *testing.T) {
 }
 
 func TestLoadIntoADecoratorReplacesTheDay(t *testing.T) {
+	t.Parallel()
 	f := start(t, Options{})
 	f.table(t, "dest", true)
 	f.seed(t, "dest", map[int]string{1: "2024-01-02 10:00:00", 2: "2024-01-03 10:00:00"})
@@ -126,6 +130,7 @@ func TestLoadIntoADecoratorReplacesTheDay(t *testing.T) {
 }
 
 func TestQueryDestinationDecoratorWritesTheDeduplicatedDay(t *testing.T) {
+	t.Parallel()
 	f := start(t, Options{})
 	f.table(t, "dest", true)
 	f.table(t, "staging", true)
@@ -143,5 +148,36 @@ func TestQueryDestinationDecoratorWritesTheDeduplicatedDay(t *testing.T) {
 	}
 	if f.dayCount(t, "dest", "2024-01-02") != 2 || f.dayCount(t, "dest", "2024-01-03") != 1 || f.count(t, "SELECT COUNT(*) FROM "+f.ref("dest")+" WHERE id = 1") != 0 {
 		t.Fatalf("the day was not replaced by the de-duplicated rows")
+	}
+}
+
+func TestDecoratorOnADatePartitionedTable(t *testing.T) {
+	t.Parallel()
+	f := start(t, Options{})
+	md := &bigquery.TableMetadata{
+		Schema:           bigquery.Schema{{Name: "id", Type: bigquery.IntegerFieldType}, {Name: "d", Type: bigquery.DateFieldType}},
+		TimePartitioning: &bigquery.TimePartitioning{Type: bigquery.DayPartitioningType, Field: "d"},
+	}
+	if err := f.raw.Dataset(f.dataset).Table("dates").Create(ctxT(t, time.Minute), md); err != nil {
+		t.Fatal(err)
+	}
+	f.rawExec(t, "INSERT INTO "+f.ref("dates")+" (id, d) VALUES (1, DATE '2024-01-02'), (2, DATE '2024-01-03')")
+	load := func(rows string) (string, string) {
+		return f.runJob(t, func() (*bigquery.Job, error) {
+			src := bigquery.NewReaderSource(strings.NewReader(rows))
+			src.SourceFormat = bigquery.JSON
+			l := f.c.Dataset(f.dataset).Table("dates$20240102").LoaderFrom(src)
+			l.WriteDisposition = bigquery.WriteTruncate
+			return l.Run(ctxT(t, time.Minute))
+		})
+	}
+	if r, m := load(`{"id":3,"d":"2024-01-03"}` + "\n"); r != "invalid" {
+		t.Fatalf("a row of another day: %q %q, want invalid", r, m)
+	}
+	if r, m := load(`{"id":4,"d":"2024-01-02"}` + "\n"); r != "" {
+		t.Fatalf("load: %s %s", r, m)
+	}
+	if n := f.count(t, "SELECT SUM(id) FROM "+f.ref("dates")); n != 6 {
+		t.Fatalf("sum of ids = %d, want 6 (rows 2 and 4)", n)
 	}
 }

@@ -14,6 +14,7 @@ import (
 // Job failures arrive as DONE + status.errorResult on HTTP 200, with the
 // reason real BigQuery gives.
 func TestJobFailuresAreDoneWithErrorResultAndBigQuerysReason(t *testing.T) {
+	t.Parallel()
 	f := start(t, Options{JobLatency: 100 * time.Millisecond})
 	f.table(t, "ev", false)
 	ds := f.c.Dataset(f.dataset)
@@ -60,6 +61,7 @@ func TestJobFailuresAreDoneWithErrorResultAndBigQuerysReason(t *testing.T) {
 }
 
 func TestInjectedJobErrorReasonsArriveAsErrorResult(t *testing.T) {
+	t.Parallel()
 	f := start(t, Options{})
 	f.table(t, "ev", false)
 	for _, reason := range []string{"internalError", "backendError", "rateLimitExceeded", "notFound"} {
@@ -85,6 +87,7 @@ func TestInjectedJobErrorReasonsArriveAsErrorResult(t *testing.T) {
 }
 
 func TestResumableUploadIsBufferedAndLoaded(t *testing.T) {
+	t.Parallel()
 	f := start(t, Options{})
 	f.table(t, "ev", false)
 	var buf bytes.Buffer

@@ -162,6 +162,16 @@ func (p *Proxy) insertJob(w http.ResponseWriter, r *http.Request, project string
 		writeError(w, &apiError{Code: 400, Reason: "invalid", Message: "Job configuration must contain one of: query, load, copy, extract"})
 		return
 	}
+	if dry, _ := config["dryRun"].(bool); dry && media == nil {
+		// A dry run runs nothing and counts toward no limit: the emulator answers it.
+		res, err := p.emuDo(r.Context(), http.MethodPost, "projects/"+project+"/jobs", body)
+		if err != nil {
+			writeError(w, asAPIError(err))
+			return
+		}
+		writeJSON(w, http.StatusOK, res)
+		return
+	}
 	ref, _ := body["jobReference"].(map[string]any)
 	id, _ := ref["jobId"].(string)
 	loc, _ := ref["location"].(string)
@@ -325,6 +335,9 @@ func (p *Proxy) handleJobsQuery(w http.ResponseWriter, r *http.Request, project 
 	lost := false // an AfterWork fault: answer 500 once the job is done
 	p.jobs.mu.Lock()
 	j := p.jobs.requests[reqID]
+	if j != nil && j.errResult != nil && retryable(j.errResult["reason"]) {
+		j = nil // refused, not run: the client's retry is a new attempt
+	}
 	p.jobs.mu.Unlock()
 	if j == nil || reqID == "" {
 		q := map[string]any{}
@@ -381,4 +394,13 @@ func (p *Proxy) handleJobsQuery(w http.ResponseWriter, r *http.Request, project 
 	out["kind"] = "bigquery#queryResponse"
 	out["jobReference"] = ref
 	writeJSON(w, http.StatusOK, out)
+}
+
+// retryable reasons are the ones the Go client re-sends jobs.query for.
+func retryable(reason any) bool {
+	switch reason {
+	case "rateLimitExceeded", "backendError", "internalError", "jobRateLimitExceeded":
+		return true
+	}
+	return false
 }

@@ -13,7 +13,7 @@ import (
 )
 
 func TestJobIsPendingThenRunningThenDoneAndTakesEffectOnlyThen(t *testing.T) {
-	f := start(t, Options{JobLatency: 800 * time.Millisecond})
+	f := start(t, Options{JobLatency: 2 * time.Second})
 	f.table(t, "ev", false)
 	ctx := ctxT(t, time.Minute)
 	q := f.c.Query("INSERT INTO " + f.ref("ev") + " (id, ts) VALUES (1, TIMESTAMP('2024-01-02'))")
@@ -52,6 +52,7 @@ func TestJobIsPendingThenRunningThenDoneAndTakesEffectOnlyThen(t *testing.T) {
 }
 
 func TestJobKeepsRunningWhenTheClientGoesAway(t *testing.T) {
+	t.Parallel()
 	f := start(t, Options{JobLatency: 500 * time.Millisecond})
 	f.table(t, "ev", false)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -75,6 +76,7 @@ func TestJobKeepsRunningWhenTheClientGoesAway(t *testing.T) {
 }
 
 func TestCancelStopsAJobThatHasNotTakenEffect(t *testing.T) {
+	t.Parallel()
 	f := start(t, Options{JobLatency: 3 * time.Second})
 	f.table(t, "ev", false)
 	ctx := ctxT(t, time.Minute)
@@ -101,6 +103,7 @@ func TestCancelStopsAJobThatHasNotTakenEffect(t *testing.T) {
 }
 
 func TestGetQueryResultsIsIncompleteUntilTheJobIsDone(t *testing.T) {
+	t.Parallel()
 	f := start(t, Options{JobLatency: 2 * time.Second})
 	ctx := ctxT(t, time.Minute)
 	q := f.c.Query("SELECT 41 + 1 AS n")
@@ -129,6 +132,7 @@ func TestGetQueryResultsIsIncompleteUntilTheJobIsDone(t *testing.T) {
 }
 
 func TestReusedJobIDIsRejectedWith409Duplicate(t *testing.T) {
+	t.Parallel()
 	f := start(t, Options{})
 	ctx := ctxT(t, time.Minute)
 	q := f.c.Query("SELECT 1")
@@ -146,6 +150,7 @@ func TestReusedJobIDIsRejectedWith409Duplicate(t *testing.T) {
 }
 
 func TestLostAnswerMakesTheClientsOwnRetryGet409AndTheWorkIsDoneOnce(t *testing.T) {
+	t.Parallel()
 	f := start(t, Options{JobLatency: 200 * time.Millisecond})
 	f.table(t, "ev", false)
 	f.p.Inject(Fault{Kind: "query", Count: 1, AfterWork: true})
@@ -169,6 +174,7 @@ func TestLostAnswerMakesTheClientsOwnRetryGet409AndTheWorkIsDoneOnce(t *testing.
 }
 
 func TestLostAnswerToALoadUploadThen409OnTheSameID(t *testing.T) {
+	t.Parallel()
 	f := start(t, Options{JobLatency: 200 * time.Millisecond})
 	f.table(t, "ev", false)
 	f.p.Inject(Fault{Kind: "load", Table: "ev", Count: 1, AfterWork: true})

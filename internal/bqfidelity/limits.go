@@ -72,8 +72,29 @@ func (w *window) count(now time.Time, span time.Duration) int {
 	return len(*w)
 }
 
+// metaWindow is the metadata update window, with what made each update (for
+// the log of a refusal).
+type metaWindow struct {
+	at   window
+	what []string
+}
+
+func (m *metaWindow) count(now time.Time) int {
+	n := len(m.at)
+	left := m.at.count(now, 10*time.Second)
+	m.what = m.what[n-left:]
+	return left
+}
+
+func (m *metaWindow) add(now time.Time, what string) {
+	m.count(now)
+	m.at = append(m.at, now)
+	m.what = append(m.what, what)
+}
+
 type tableState struct {
-	meta, dml, parts           window
+	meta                       metaWindow
+	dml, parts                 window
 	partsDay, loadDay, copyDay window
 	insertDay                  window
 	runMut, runIns             int
@@ -128,8 +149,8 @@ func (l *limits) refuse(limit, reason, msg string) *apiError {
 
 const oneDay = 24 * time.Hour
 
-// tablesInsert applies the tables.insert rate and counts a metadata update.
-func (l *limits) tablesInsert(t tableRef) *apiError {
+// tablesInsert applies the tables.insert request rate (every request counts).
+func (l *limits) tablesInsert() *apiError {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := time.Now()
@@ -137,10 +158,17 @@ func (l *limits) tablesInsert(t tableRef) *apiError {
 		return l.refuse(LimitTablesInsert, "rateLimitExceeded", "Exceeded rate limits: too many api requests per user per method for this user_method.")
 	}
 	l.tblIns = append(l.tblIns, now)
-	s := l.table(t)
-	s.meta.count(now, 10*time.Second)
-	s.meta = append(s.meta, now)
 	return nil
+}
+
+// created counts a table's creation as a metadata update of it. Only a
+// tables.insert that created the table counts: one answered "already
+// exists" changed no metadata.
+func (l *limits) created(t tableRef) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
+	l.table(t).meta.add(now, "tables.insert")
 }
 
 // metadataUpdate applies the per-table metadata update rate (tables.patch,
@@ -148,14 +176,18 @@ func (l *limits) tablesInsert(t tableRef) *apiError {
 func (l *limits) metadataUpdate(t tableRef) *apiError {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.metaLocked(l.table(t), time.Now())
+	return l.metaLocked(t, "tables.patch", time.Now())
 }
 
-func (l *limits) metaLocked(s *tableState, now time.Time) *apiError {
-	if s.meta.count(now, 10*time.Second) >= l.opt.TableMetadataUpdatesPer10s {
+func (l *limits) metaLocked(t tableRef, what string, now time.Time) *apiError {
+	s := l.table(t)
+	if s.meta.count(now) >= l.opt.TableMetadataUpdatesPer10s {
+		if l.opt.Logf != nil {
+			l.opt.Logf("bqfidelity: %s on %s refused: the last 10 s already hold %v", what, t, s.meta.what)
+		}
 		return l.refuse(LimitTableMetadata, "rateLimitExceeded", "Exceeded rate limits: too many table update operations for this table.")
 	}
-	s.meta = append(s.meta, now)
+	s.meta.add(now, what)
 	return nil
 }
 
@@ -171,7 +203,7 @@ func (l *limits) partitionLocked(s *tableState, now time.Time) *apiError {
 	return nil
 }
 
-// countFailedLoad counts a load job that failed before it could be admitted
+// countJobQuota counts a load or copy job that failed before it was admitted
 // (failed load jobs count toward the daily per-table quota).
 func (l *limits) countJobQuota(pl *plan) {
 	l.mu.Lock()
@@ -213,7 +245,7 @@ func (l *limits) admit(j *job, pl *plan, cancelled func() bool) *apiError {
 	}
 	for _, w := range pl.writes {
 		s := l.table(w.ref)
-		if err := l.metaLocked(s, now); err != nil {
+		if err := l.metaLocked(w.ref, pl.kind+" job "+j.id, now); err != nil {
 			return err
 		}
 		if w.partitioned {
@@ -226,7 +258,7 @@ func (l *limits) admit(j *job, pl *plan, cancelled func() bool) *apiError {
 		s := l.table(st.table)
 		switch {
 		case st.ddl():
-			if err := l.metaLocked(s, now); err != nil {
+			if err := l.metaLocked(st.table, st.verb+" job "+j.id, now); err != nil {
 				return err
 			}
 		case st.dml():
@@ -234,8 +266,7 @@ func (l *limits) admit(j *job, pl *plan, cancelled func() bool) *apiError {
 				return l.refuse(LimitDMLRate, "rateLimitExceeded", "Exceeded rate limits: too many DML statements against table "+st.table.String()+".")
 			}
 			s.dml = append(s.dml, now)
-			s.meta.count(now, 10*time.Second)
-			s.meta = append(s.meta, now) // counts, never refused
+			s.meta.add(now, st.verb+" job "+j.id) // counts, never refused
 			if pl.partitioned[st.table.key()] {
 				if err := l.partitionLocked(s, now); err != nil {
 					return err
@@ -268,7 +299,21 @@ func (l *limits) admit(j *job, pl *plan, cancelled func() bool) *apiError {
 // queueDML waits for a running slot for each DML statement outside a
 // transaction: behind running transactions on the table, 2 mutating (10
 // INSERT after the first 1,500 a day) at a time, with a bounded queue.
-func (l *limits) queueDML(j *job, pl *plan, cancelled func() bool) *apiError {
+func (l *limits) queueDML(j *job, pl *plan, cancelled func() bool) (err *apiError) {
+	var held []stmt // slots taken so far, given back if a later statement fails
+	defer func() {
+		if err == nil {
+			return
+		}
+		for _, st := range held {
+			if st.mutating() {
+				l.table(st.table).runMut--
+			} else {
+				l.table(st.table).runIns--
+			}
+		}
+		l.cond.Broadcast()
+	}()
 	for _, st := range pl.stmts {
 		if !st.dml() {
 			continue
@@ -298,12 +343,14 @@ func (l *limits) queueDML(j *job, pl *plan, cancelled func() bool) *apiError {
 				s.queuedMut--
 			}
 			s.runMut++
+			held = append(held, st)
 			continue
 		}
 		limited := s.insertDay.count(now, oneDay) >= l.opt.InsertDMLFreePerDay
 		s.insertDay = append(s.insertDay, now)
 		if !limited && len(s.txns) == 0 {
 			s.runIns++
+			held = append(held, st)
 			continue
 		}
 		if s.queuedIns >= l.opt.InsertDMLQueued {
@@ -322,6 +369,7 @@ func (l *limits) queueDML(j *job, pl *plan, cancelled func() bool) *apiError {
 		}
 		s.queuedIns--
 		s.runIns++
+		held = append(held, st)
 	}
 	return nil
 }

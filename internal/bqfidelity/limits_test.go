@@ -2,7 +2,6 @@ package bqfidelity
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -48,7 +47,7 @@ func publishTxn(f *fixture, dest, staging, d string) string {
 }
 
 func TestOverlappingTransactionsOnOneTableConflictEvenOnDifferentPartitions(t *testing.T) {
-	f := start(t, Options{JobLatency: 2 * time.Second})
+	f := start(t, Options{JobLatency: 4 * time.Second})
 	f.table(t, "dest", true)
 	f.table(t, "staging", true)
 	f.rawExec(t, "INSERT INTO "+f.ref("staging")+" (id, ts) VALUES (1, TIMESTAMP('2024-01-01 05:00:00')), (2, TIMESTAMP('2024-01-02 05:00:00'))")
@@ -79,7 +78,7 @@ func TestOverlappingTransactionsOnOneTableConflictEvenOnDifferentPartitions(t *t
 }
 
 func TestDMLOutsideATransactionWaitsForTheRunningTransaction(t *testing.T) {
-	f := start(t, Options{JobLatency: 2 * time.Second})
+	f := start(t, Options{JobLatency: 4 * time.Second})
 	f.table(t, "dest", true)
 	f.table(t, "staging", true)
 	f.rawExec(t, "INSERT INTO "+f.ref("staging")+" (id, ts) VALUES (1, TIMESTAMP('2024-01-01 05:00:00'))")
@@ -89,8 +88,8 @@ func TestDMLOutsideATransactionWaitsForTheRunningTransaction(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The UPDATE is submitted just after the transaction, so it reaches the
-	// table while the transaction runs (each is PENDING 1 s, RUNNING 1 s).
-	time.Sleep(200 * time.Millisecond)
+	// table while the transaction runs (each is PENDING 2 s, RUNNING 2 s).
+	time.Sleep(300 * time.Millisecond)
 	reasons, msgs := runAll(t, f, []string{"UPDATE " + f.ref("dest") + " SET id = id + 100 WHERE TRUE"})
 	if reasons[0] != "" {
 		t.Fatalf("the DML failed: %s %s; it should have waited", reasons[0], msgs[0])
@@ -108,7 +107,7 @@ func TestDMLOutsideATransactionWaitsForTheRunningTransaction(t *testing.T) {
 }
 
 func TestMutatingDMLRunsTwoAtATimeWithTwentyQueuedThenFails(t *testing.T) {
-	f := start(t, Options{JobLatency: time.Second})
+	f := start(t, Options{JobLatency: 2 * time.Second})
 	f.table(t, "ev", false)
 	f.rawExec(t, "INSERT INTO "+f.ref("ev")+" (id, ts) VALUES (1, TIMESTAMP('2024-01-02'))")
 	sqls := make([]string, 23)
@@ -159,14 +158,16 @@ func TestInsertDMLIsLimitedAfterTheDailyFreeOnes(t *testing.T) {
 	}
 }
 
-func TestDMLRateIs25Per10sPerTable(t *testing.T) {
-	f := start(t, Options{})
+func TestDMLRatePerTableIsLimited(t *testing.T) {
+	// The documented 25 per 10 s is the default (TestDefaultsAreTheDocumentedValues);
+	// 3 keeps the test well inside one window on a loaded machine.
+	f := start(t, Options{DMLPer10s: 3})
 	f.table(t, "ev", false)
 	ins := "INSERT INTO " + f.ref("ev") + " (id, ts) VALUES (1, TIMESTAMP('2024-01-02'))"
-	for i := range 26 {
+	for i := range 4 {
 		r, m := runAll(t, f, []string{ins})
 		want := ""
-		if i == 25 {
+		if i == 3 {
 			want = "rateLimitExceeded"
 		}
 		if r[0] != want {
@@ -175,6 +176,18 @@ func TestDMLRateIs25Per10sPerTable(t *testing.T) {
 	}
 	if got := f.p.Stats().RateLimited[LimitDMLRate]; got != 1 {
 		t.Fatalf("RateLimited[%s] = %d, want 1", LimitDMLRate, got)
+	}
+}
+
+func TestDefaultsAreTheDocumentedValues(t *testing.T) {
+	t.Parallel()
+	got := Options{}.withDefaults()
+	want := Options{TableMetadataUpdatesPer10s: 5, DMLPer10s: 25, MutatingDMLRunning: 2, MutatingDMLQueued: 20,
+		InsertDMLFreePerDay: 1500, InsertDMLRunning: 10, InsertDMLQueued: 100, PartitionModsPer10s: 50,
+		PartitionModsPerDay: 30000, LoadJobsPerTablePerDay: 1500, CopyJobsPerTablePerDay: 1000, TablesInsertPerSecond: 10,
+		InsertIDWindow: time.Minute, StreamingBufferWindow: 30 * time.Minute}
+	if g, w := fmt.Sprintf("%+v", got), fmt.Sprintf("%+v", want); g != w {
+		t.Fatalf("defaults %s\nwant %s", g, w)
 	}
 }
 
@@ -201,8 +214,9 @@ func patch(t *testing.T, f *fixture, table, desc string) (int, string) {
 	return resp.StatusCode, reason
 }
 
-func TestTableMetadataUpdatesAreFivePer10sAndAMultiColumnAlterIsOne(t *testing.T) {
-	f := start(t, Options{})
+func TestTableMetadataUpdatesArePer10sAndAMultiColumnAlterIsOne(t *testing.T) {
+	t.Parallel()
+	f := start(t, Options{TableMetadataUpdatesPer10s: 3}) // 5 by default; 3 keeps it inside one window
 	f.table(t, "ev", false)
 	ctx := ctxT(t, time.Minute)
 	j, err := f.c.Query("ALTER TABLE " + f.ref("ev") + " ADD COLUMN a STRING, ADD COLUMN b INT64").Run(ctx)
@@ -216,20 +230,20 @@ func TestTableMetadataUpdatesAreFivePer10sAndAMultiColumnAlterIsOne(t *testing.T
 	if n := f.count(t, "SELECT COUNT(*) FROM (SELECT a, b FROM "+f.ref("ev")+")"); n != 0 {
 		t.Fatalf("rows = %d", n)
 	}
-	for i := range 4 { // the ALTER was one update: four more fit in the window
+	for i := range 2 { // the ALTER was one update: two more fit in the window
 		if code, reason := patch(t, f, "ev", fmt.Sprint(i)); code != 200 {
 			t.Fatalf("patch %d: %d %s", i+1, code, reason)
 		}
 	}
-	if code, reason := patch(t, f, "ev", "sixth"); code != 403 || reason != "rateLimitExceeded" {
-		t.Fatalf("sixth metadata update: %d %s, want 403 rateLimitExceeded", code, reason)
+	if code, reason := patch(t, f, "ev", "fourth"); code != 403 || reason != "rateLimitExceeded" {
+		t.Fatalf("fourth metadata update: %d %s, want 403 rateLimitExceeded", code, reason)
 	}
 }
 
 func TestJobsWritingATableCountAsMetadataUpdates(t *testing.T) {
-	f := start(t, Options{})
+	f := start(t, Options{TableMetadataUpdatesPer10s: 2})
 	f.table(t, "ev", false)
-	for i := range 6 {
+	for i := range 3 {
 		src := bigquery.NewReaderSource(strings.NewReader(fmt.Sprintf(`{"id":%d,"ts":"2024-01-02 00:00:00"}`+"\n", i)))
 		src.SourceFormat = bigquery.JSON
 		ctx := ctxT(t, time.Minute)
@@ -242,13 +256,14 @@ func TestJobsWritingATableCountAsMetadataUpdates(t *testing.T) {
 			t.Fatal(err)
 		}
 		reason, msg := jobErr(t, st)
-		if i < 5 && reason != "" || i == 5 && (reason != "rateLimitExceeded" || !strings.Contains(msg, "too many table update operations for this table")) {
+		if i < 2 && reason != "" || i == 2 && (reason != "rateLimitExceeded" || !strings.Contains(msg, "too many table update operations for this table")) {
 			t.Fatalf("load %d: %q %q", i+1, reason, msg)
 		}
 	}
 }
 
 func TestTablesInsertIsTenPerSecondPerUser(t *testing.T) {
+	t.Parallel()
 	f := start(t, Options{})
 	codes := make([]int, 11)
 	var wg sync.WaitGroup
@@ -309,5 +324,29 @@ func TestPartitionModificationsAndDailyLoadQuota(t *testing.T) {
 	if got[0] != "backendError" || got[1] != "backendError" || got[2] != "" || got[3] != "" || got[4] != "quotaExceeded" {
 		t.Fatalf("loads against a daily quota of 4: %q", got)
 	}
-	_ = context.Background
+}
+
+// A tables.insert answered "already exists" changed no metadata: it does not
+// use up the table's metadata updates (every instance may try to create).
+func TestTablesInsertOfAnExistingTableIsNoMetadataUpdate(t *testing.T) {
+	t.Parallel()
+	f := start(t, Options{TableMetadataUpdatesPer10s: 1})
+	f.table(t, "ev", false)
+	b, _ := json.Marshal(map[string]any{
+		"tableReference": map[string]any{"projectId": f.project, "datasetId": f.dataset, "tableId": "ev"},
+		"schema":         map[string]any{"fields": []any{map[string]any{"name": "id", "type": "INT64"}}},
+	})
+	for range 3 {
+		resp, err := http.Post(fmt.Sprintf("%sprojects/%s/datasets/%s/tables", f.p.Endpoint(), f.project, f.dataset), "application/json", bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 409 {
+			t.Fatalf("tables.insert of an existing table: %d, want 409", resp.StatusCode)
+		}
+	}
+	if code, reason := patch(t, f, "ev", "first real update"); code != 200 {
+		t.Fatalf("patch after three refused creations: %d %s", code, reason)
+	}
 }

@@ -17,6 +17,7 @@ import (
 // decorators never conflict and land exactly once (a copy refused by the
 // table's metadata rate is retried with back-off, as the loader must).
 func TestOldTransactionalPublishConflictsAndDecoratorCopiesDoNot(t *testing.T) {
+	t.Parallel()
 	f := start(t, Options{JobLatency: time.Second})
 	f.table(t, "dest", true)
 	f.table(t, "staging", true)

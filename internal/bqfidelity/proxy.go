@@ -8,6 +8,10 @@
 // ways the stricter reading is modelled.
 //
 // Everything it does not model passes through to the emulator unchanged.
+//
+// For multi-process runs (dev/bqfidelity) two more paths exist on the
+// proxy's address: GET /fidelity/stats answers Stats as JSON, and POST
+// /fidelity/inject takes a Fault as JSON ({"Kind":"copy","Count":1,…}).
 package bqfidelity
 
 import (
@@ -48,6 +52,14 @@ type Options struct {
 	// InsertIDWindow is how long insertAll remembers an insertId (about a
 	// minute, per the streaming documentation). 0 = 1 minute.
 	InsertIDWindow time.Duration
+
+	// StreamingBufferWindow: rows streamed with insertAll stay this long in
+	// the streaming buffer, where UPDATE, DELETE, MERGE and TRUNCATE cannot
+	// touch them (30 minutes per the DML page). 0 = 30 minutes.
+	StreamingBufferWindow time.Duration
+
+	// Logf, if set, is told why a limit refused something.
+	Logf func(format string, args ...any)
 }
 
 // Proxy is a running fidelity layer.
@@ -99,7 +111,7 @@ func Start(emulatorEndpoint string, opt Options) (*Proxy, error) {
 	}
 	p.jobs = newJobTable()
 	p.lim = newLimits(opt, p.stats)
-	p.stream = newStreaming(opt.InsertIDWindow)
+	p.stream = newStreaming(opt.InsertIDWindow, opt.StreamingBufferWindow)
 	p.srv = &http.Server{Handler: http.HandlerFunc(p.serve), ReadHeaderTimeout: 30 * time.Second}
 	go func() { _ = p.srv.Serve(ln) }()
 	return p, nil
@@ -144,12 +156,29 @@ func (o Options) withDefaults() Options {
 	if o.InsertIDWindow <= 0 {
 		o.InsertIDWindow = time.Minute
 	}
+	if o.StreamingBufferWindow <= 0 {
+		o.StreamingBufferWindow = 30 * time.Minute
+	}
 	return o
 }
 
 // serve routes a request: the methods the proxy models, else pass-through.
 func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 	path := r.URL.Path
+	switch {
+	case path == "/fidelity/stats" && r.Method == http.MethodGet:
+		writeJSON(w, http.StatusOK, p.Stats())
+		return
+	case path == "/fidelity/inject" && r.Method == http.MethodPost:
+		var f Fault
+		if err := readJSON(r, &f); err != nil {
+			writeError(w, &apiError{Code: 400, Reason: "invalid", Message: err.Error()})
+			return
+		}
+		p.Inject(f)
+		writeJSON(w, http.StatusOK, f)
+		return
+	}
 	if rest, ok := strings.CutPrefix(path, "/upload/bigquery/v2/projects/"); ok {
 		project, tail, _ := strings.Cut(rest, "/")
 		if tail == "jobs" {

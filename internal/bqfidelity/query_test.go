@@ -11,6 +11,7 @@ import (
 )
 
 func TestJobsQueryReturnsRowsAfterTheJobRuns(t *testing.T) {
+	t.Parallel()
 	f := start(t, Options{JobLatency: 300 * time.Millisecond})
 	it, err := f.c.Query("SELECT x FROM UNNEST([1, 2, 3]) AS x ORDER BY x").Read(ctxT(t, time.Minute))
 	if err != nil {
@@ -70,6 +71,7 @@ func TestDMLThroughJobsQueryObeysTheDMLQueue(t *testing.T) {
 // jobs.query is de-duplicated by requestId: the Go client's own retry after
 // a lost answer finds the same job instead of running the DML again.
 func TestJobsQueryRetryAfterALostAnswerRunsTheDMLOnce(t *testing.T) {
+	t.Parallel()
 	f := start(t, Options{JobLatency: 200 * time.Millisecond})
 	f.table(t, "ev", false)
 	f.p.Inject(Fault{Kind: "query", Count: 1, AfterWork: true})
@@ -81,5 +83,23 @@ func TestJobsQueryRetryAfterALostAnswerRunsTheDMLOnce(t *testing.T) {
 	}
 	if s := f.p.Stats(); s.FaultsFired != 1 || s.JobsRun["query"] != 1 {
 		t.Fatalf("stats %+v", s)
+	}
+}
+
+// A jobs.query refused by a rate limit did not run: the Go client's retry
+// with the same requestId is a new attempt and succeeds once the window
+// has room.
+func TestJobsQueryRefusedByARateLimitSucceedsOnTheClientsRetry(t *testing.T) {
+	t.Parallel()
+	f := start(t, Options{TableMetadataUpdatesPer10s: 1})
+	f.table(t, "ev", false)
+	if code, reason := patch(t, f, "ev", "fills the window"); code != 200 {
+		t.Fatalf("patch: %d %s", code, reason)
+	}
+	if _, err := f.c.Query("ALTER TABLE " + f.ref("ev") + " ADD COLUMN c STRING").Read(ctxT(t, time.Minute)); err != nil {
+		t.Fatalf("ALTER through jobs.query: %v", err)
+	}
+	if got := f.p.Stats().RateLimited[LimitTableMetadata]; got < 1 {
+		t.Fatalf("RateLimited[%s] = %d, want the first attempt refused", LimitTableMetadata, got)
 	}
 }

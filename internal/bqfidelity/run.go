@@ -131,25 +131,38 @@ func (p *Proxy) sleep(j *job, d time.Duration) bool {
 }
 
 // run is a job's life: PENDING for half the latency, admitted by the limits,
+// (perhaps after waiting in a DML queue),
 // RUNNING for the other half, then the work on the emulator, then DONE. It
 // does not depend on the request that created the job.
 func (p *Proxy) run(j *job) {
 	defer p.wg.Done()
 	defer close(j.done)
+	defer func() { j.media = nil }() // a finished job keeps no upload in memory
 	ctx := p.closeCtx
 	half := p.opt.JobLatency / 2
-	if !p.sleep(j, half) {
+	// Reading what the job changes takes emulator calls; it happens while
+	// the job is PENDING, which ends half the latency after its creation
+	// however long the reading took, so that jobs created together reach
+	// the limits together.
+	pl, aerr := p.planJob(ctx, j)
+	if !p.sleep(j, time.Until(j.created.Add(half))) {
 		p.finish(j, errStopped)
 		return
 	}
-	pl, aerr := p.planJob(ctx, j)
 	if aerr != nil {
 		p.finish(j, aerr)
 		return
 	}
+	for _, st := range pl.stmts {
+		if st.mutating() && p.stream.inBuffer(st.table) {
+			p.finish(j, &apiError{Code: 400, Reason: "invalidQuery", Message: st.verb + " statement over table " + st.table.key() +
+				" would affect rows in the streaming buffer, which is not supported"})
+			return
+		}
+	}
 	if j.forcedErr != "" {
 		p.lim.countJobQuota(pl)
-		p.finish(j, &apiError{Code: statusFor(j.forcedErr), Reason: j.forcedErr, Message: "fidelity fault: injected " + j.forcedErr})
+		p.finish(j, injected(j, pl))
 		return
 	}
 	if aerr := p.lim.admit(j, pl, j.isCancelled); aerr != nil {
@@ -245,17 +258,27 @@ func (p *Proxy) emuJob(ctx context.Context, project, kind string, config map[str
 		res, err = p.emuDo(ctx, http.MethodPost, "projects/"+project+"/jobs", body)
 	}
 	if err != nil {
-		return nil, translate(kind, asAPIError(err))
+		return nil, withTable(translate(kind, asAPIError(err)), config[kind], project)
 	}
 	if st, ok := res["status"].(map[string]any); ok {
 		if er, ok := st["errorResult"].(map[string]any); ok {
 			e := &apiError{Code: 400}
 			e.Reason, _ = er["reason"].(string)
 			e.Message, _ = er["message"].(string)
-			return nil, translate(kind, e)
+			return nil, withTable(translate(kind, e), config[kind], project)
 		}
 	}
 	return res, nil
+}
+
+// withTable names the job's destination in a notFound that names no project.
+func withTable(e *apiError, c any, project string) *apiError {
+	m, _ := c.(map[string]any)
+	named, ok := strings.CutPrefix(e.Message, "Not found: Table ")
+	if dest, isRef := refFromJSON(m["destinationTable"], project); isRef && ok && e.Reason == "notFound" && !strings.Contains(named, ":") {
+		e.Message = "Not found: Table " + dest.String()
+	}
+	return e
 }
 
 // emuQuery runs one SQL statement as a query job on the emulator.
@@ -282,6 +305,8 @@ func (p *Proxy) emuUpload(ctx context.Context, project string, meta map[string]a
 	return p.emuSend(req)
 }
 
+var duckMissing = regexp.MustCompile(`Catalog Error: Table with name (\S+) does not exist`)
+
 var emuNotFound = regexp.MustCompile(`Not found: (?i:table):?\s*([^.\s:]+)[.:]([^.\s]+)\.([^\s.]+)`)
 
 // translate gives an emulator failure the reason and message real BigQuery
@@ -291,6 +316,11 @@ var emuNotFound = regexp.MustCompile(`Not found: (?i:table):?\s*([^.\s:]+)[.:]([
 // invalid, a permanent error, never as a retryable one.
 func translate(kind string, e *apiError) *apiError {
 	out := &apiError{Code: e.Code, Reason: e.Reason, Message: e.Message}
+	if m := duckMissing.FindStringSubmatch(e.Message); m != nil {
+		// DuckDB's words for a table dropped under a running job.
+		out.Reason, out.Message, out.Code = "notFound", "Not found: Table "+m[1], 404
+		return out
+	}
 	if m := emuNotFound.FindStringSubmatch(e.Message); m != nil && (e.Code == 404 || e.Reason == "notFound") {
 		out.Reason = "notFound"
 		out.Message = "Not found: Table " + m[1] + ":" + m[2] + "." + strings.TrimSuffix(m[3], ",")
@@ -313,4 +343,23 @@ func translate(kind string, e *apiError) *apiError {
 	}
 	out.Code = statusFor(out.Reason)
 	return out
+}
+
+// injected is the failure an injected JobErrorReason gives, worded as
+// BigQuery words it (https://cloud.google.com/bigquery/docs/error-messages).
+func injected(j *job, pl *plan) *apiError {
+	e := &apiError{Code: statusFor(j.forcedErr), Reason: j.forcedErr, Message: "fidelity fault: injected " + j.forcedErr}
+	switch j.forcedErr {
+	case "notFound":
+		if w := pl.writeTables(); len(w) > 0 {
+			e.Message = "Not found: Table " + w[0].String()
+		}
+	case "internalError":
+		e.Message = "An internal error occurred and the request could not be completed. This is usually caused by a transient issue. Retrying the job with back-off as described in the BigQuery SLA should solve the problem: https://cloud.google.com/bigquery/sla."
+	case "backendError":
+		e.Message = "Backend error. Job aborted."
+	case "rateLimitExceeded":
+		e.Message = "Exceeded rate limits: too many table update operations for this table." + quotaHelp
+	}
+	return e
 }

@@ -6,6 +6,7 @@ import (
 )
 
 func TestScanSQLFindsTheTablesAStatementChanges(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		sql  string
 		want []string // verb table
@@ -34,6 +35,7 @@ func TestScanSQLFindsTheTablesAStatementChanges(t *testing.T) {
 }
 
 func TestSplitAlterMakesOneStatementPerAction(t *testing.T) {
+	t.Parallel()
 	got := splitAlter("ALTER TABLE `p.d.t` ADD COLUMN IF NOT EXISTS a STRUCT<x INT64, y STRING>, ADD COLUMN b NUMERIC(10, 2);")
 	want := []string{
 		"ALTER TABLE `p.d.t` ADD COLUMN IF NOT EXISTS a STRUCT<x INT64, y STRING>",
@@ -44,5 +46,26 @@ func TestSplitAlterMakesOneStatementPerAction(t *testing.T) {
 	}
 	if got := splitAlter("ALTER TABLE t ADD COLUMN a STRING"); got != nil {
 		t.Fatalf("a one-action ALTER was split: %q", got)
+	}
+}
+
+func TestTranslateGivesBigQuerysReasonAndTableName(t *testing.T) {
+	t.Parallel()
+	dest := map[string]any{"destinationTable": map[string]any{"projectId": "p", "datasetId": "d", "tableId": "stage$20240102"}}
+	cases := []struct {
+		kind string
+		in   *apiError
+		want string // reason: message
+	}{
+		{"copy", &apiError{Code: 404, Reason: "notFound", Message: "Not found: table:p.d.missing"}, "notFound: Not found: Table p:d.missing"},
+		{"load", &apiError{Code: 400, Reason: "invalid", Message: "Error while reading data, error message: Catalog Error: Table with name stage does not exist!"}, "notFound: Not found: Table p:d.stage"},
+		{"query", &apiError{Code: 400, Reason: "invalid", Message: "bad"}, "invalidQuery: bad"},
+		{"load", &apiError{Code: 500, Reason: "internalError", Message: "boom"}, "invalid: the emulator could not run this job: boom"},
+	}
+	for _, tc := range cases {
+		e := withTable(translate(tc.kind, tc.in), dest, "p")
+		if got := e.Reason + ": " + e.Message; got != tc.want {
+			t.Errorf("%s %v: got %q, want %q", tc.kind, tc.in, got, tc.want)
+		}
 	}
 }

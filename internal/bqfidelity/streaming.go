@@ -17,16 +17,33 @@ import (
 // without insertId are never de-duplicated, so a retry after a lost answer
 // stores them twice. Modelled: insertIds are remembered for
 // Options.InsertIDWindow (1 minute), never longer (stricter than "at least").
+//
+// https://cloud.google.com/bigquery/docs/data-manipulation-language#limitations
+// — rows written by insertAll in the last 30 minutes cannot be modified by
+// UPDATE, DELETE, MERGE or TRUNCATE. Modelled strictly: such a statement
+// fails on any table that received streamed rows in the window, whichever
+// rows it would touch.
 
 type streaming struct {
-	mu      sync.Mutex
-	window  time.Duration
-	ids     map[string]time.Time // table + insertId -> first seen
-	content map[string]time.Time // table + row content (rows without insertId) -> last stored
+	mu       sync.Mutex
+	window   time.Duration
+	buffer   time.Duration
+	streamed map[string]time.Time // table key -> last rows streamed
+	ids      map[string]time.Time // table + insertId -> first seen
+	content  map[string]time.Time // table + row content (rows without insertId) -> last stored
 }
 
-func newStreaming(window time.Duration) *streaming {
-	return &streaming{window: window, ids: map[string]time.Time{}, content: map[string]time.Time{}}
+func newStreaming(window, buffer time.Duration) *streaming {
+	return &streaming{window: window, buffer: buffer, streamed: map[string]time.Time{},
+		ids: map[string]time.Time{}, content: map[string]time.Time{}}
+}
+
+// inBuffer reports whether t received streamed rows within the buffer window.
+func (s *streaming) inBuffer(t tableRef) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	last, ok := s.streamed[t.key()]
+	return ok && time.Since(last) < s.buffer
 }
 
 func (s *streaming) prune(now time.Time) {
@@ -108,6 +125,9 @@ func (p *Proxy) handleInsertAll(w http.ResponseWriter, r *http.Request, project,
 			writeError(w, asAPIError(err))
 			return
 		}
+		s.mu.Lock()
+		s.streamed[tkey] = time.Now()
+		s.mu.Unlock()
 		if ie, ok := res["insertErrors"].([]any); ok {
 			for _, e := range ie { // indexes back to the caller's positions
 				m, _ := e.(map[string]any)

@@ -22,6 +22,7 @@ func savers(insertID func(i int) string) []*bigquery.StructSaver {
 }
 
 func TestStreamedRowsWithAnInsertIDAreStoredOnce(t *testing.T) {
+	t.Parallel()
 	f := start(t, Options{})
 	f.table(t, "ev", false)
 	ins := f.c.Dataset(f.dataset).Table("ev").Inserter()
@@ -40,6 +41,7 @@ func TestStreamedRowsWithAnInsertIDAreStoredOnce(t *testing.T) {
 }
 
 func TestALostAnswerDuplicatesStreamedRowsWithoutInsertID(t *testing.T) {
+	t.Parallel()
 	f := start(t, Options{})
 	f.table(t, "ev", false)
 	f.p.Inject(Fault{Kind: "insertAll", Table: "ev", Count: 1, AfterWork: true})
@@ -58,12 +60,31 @@ func TestALostAnswerDuplicatesStreamedRowsWithoutInsertID(t *testing.T) {
 }
 
 func TestALostAnswerDoesNotDuplicateStreamedRowsWithInsertID(t *testing.T) {
+	t.Parallel()
 	f := start(t, Options{})
 	f.table(t, "ev", false)
 	f.p.Inject(Fault{Kind: "insertAll", Table: "ev", Count: 1, AfterWork: true})
 	ins := f.c.Dataset(f.dataset).Table("ev").Inserter()
 	if err := ins.Put(ctxT(t, time.Minute), savers(func(int) string { return "" })); err != nil { // the client makes insertIds
 		t.Fatal(err)
+	}
+	if n := f.count(t, "SELECT COUNT(*) FROM "+f.ref("ev")); n != 3 {
+		t.Fatalf("rows = %d, want 3", n)
+	}
+}
+
+func TestMutatingDMLOnATableWithStreamedRowsFails(t *testing.T) {
+	t.Parallel()
+	f := start(t, Options{})
+	f.table(t, "ev", false)
+	if err := f.c.Dataset(f.dataset).Table("ev").Inserter().Put(ctxT(t, time.Minute), savers(func(int) string { return "" })); err != nil {
+		t.Fatal(err)
+	}
+	r, m := f.runJob(t, func() (*bigquery.Job, error) {
+		return f.c.Query("DELETE FROM " + f.ref("ev") + " WHERE id = 1").Run(ctxT(t, time.Minute))
+	})
+	if r != "invalidQuery" || !containsAll(m, "would affect rows in the streaming buffer") {
+		t.Fatalf("DELETE over streamed rows: %q %q", r, m)
 	}
 	if n := f.count(t, "SELECT COUNT(*) FROM "+f.ref("ev")); n != 3 {
 		t.Fatalf("rows = %d, want 3", n)

@@ -25,7 +25,7 @@ func (p *Proxy) handleTablesInsert(w http.ResponseWriter, r *http.Request, proje
 	if ref.Dataset == "" {
 		ref.Dataset = dataset
 	}
-	p.passWithLimits(w, r, raw, "tables.insert", ref, func() *apiError { return p.lim.tablesInsert(ref) })
+	p.passWithLimits(w, r, raw, "tables.insert", ref, p.lim.tablesInsert, func() { p.lim.created(ref) })
 }
 
 func (p *Proxy) handleTablesUpdate(w http.ResponseWriter, r *http.Request, project, dataset, table string) {
@@ -35,11 +35,12 @@ func (p *Proxy) handleTablesUpdate(w http.ResponseWriter, r *http.Request, proje
 		return
 	}
 	ref := tableRef{Project: project, Dataset: dataset, Table: table}
-	p.passWithLimits(w, r, raw, "tables.patch", ref, func() *apiError { return p.lim.metadataUpdate(ref) })
+	p.passWithLimits(w, r, raw, "tables.patch", ref, func() *apiError { return p.lim.metadataUpdate(ref) }, nil)
 }
 
-// passWithLimits applies limit, then any armed fault, then forwards.
-func (p *Proxy) passWithLimits(w http.ResponseWriter, r *http.Request, raw []byte, kind string, ref tableRef, limit func() *apiError) {
+// passWithLimits applies limit, then any armed fault, then forwards;
+// done runs when the emulator answered 2xx.
+func (p *Proxy) passWithLimits(w http.ResponseWriter, r *http.Request, raw []byte, kind string, ref tableRef, limit func() *apiError, done func()) {
 	f, faulted := p.faults.take(kind, ref.Table)
 	if faulted {
 		p.stats.add(func(s *Stats) { s.FaultsFired++ })
@@ -54,17 +55,44 @@ func (p *Proxy) passWithLimits(w http.ResponseWriter, r *http.Request, raw []byt
 	}
 	r.Body = io.NopCloser(bytes.NewReader(raw))
 	r.ContentLength = int64(len(raw))
-	if faulted && f.AfterWork {
-		rec := &discard{header: http.Header{}}
-		p.rp.ServeHTTP(rec, r)
-		writeError(w, &apiError{Code: 500, Reason: "backendError", Message: "fidelity fault: the answer was lost after the work"})
-		return
+	rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK, discard: faulted && f.AfterWork}
+	p.rp.ServeHTTP(rec, r)
+	if done != nil && rec.code/100 == 2 {
+		done()
 	}
-	p.rp.ServeHTTP(w, r)
+	if rec.discard {
+		writeError(w, &apiError{Code: 500, Reason: "backendError", Message: "fidelity fault: the answer was lost after the work"})
+	}
 }
 
-type discard struct{ header http.Header }
+// statusRecorder notes the status; with discard it swallows the answer.
+type statusRecorder struct {
+	http.ResponseWriter
+	code    int
+	discard bool
+	header  http.Header
+}
 
-func (d *discard) Header() http.Header         { return d.header }
-func (d *discard) Write(b []byte) (int, error) { return len(b), nil }
-func (d *discard) WriteHeader(int)             {}
+func (s *statusRecorder) Header() http.Header {
+	if s.discard {
+		if s.header == nil {
+			s.header = http.Header{}
+		}
+		return s.header
+	}
+	return s.ResponseWriter.Header()
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.code = code
+	if !s.discard {
+		s.ResponseWriter.WriteHeader(code)
+	}
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if s.discard {
+		return len(b), nil
+	}
+	return s.ResponseWriter.Write(b)
+}
