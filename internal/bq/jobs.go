@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"cloud.google.com/go/bigquery"
+	"github.com/googleapis/gax-go/v2"
 	"google.golang.org/api/googleapi"
 )
 
@@ -85,26 +86,30 @@ var spent sync.Map
 // Pub/Sub's redeliveries of one date spend.
 const maxJobIDs = 1000
 
-// wait waits for job and returns its error. A failed job's error is read
-// from its status (errorResult; a job that fails is still an HTTP 200 on
-// jobs.get). If ctx ends first the job is cancelled.
+// wait polls job until it is done and returns its error: the
+// errorResult of a failed job (a job that fails is still an HTTP 200 on
+// jobs.get). It does not use job.Wait: for a query job that waits through
+// getQueryResults, which answers a failed job with an HTTP error that the
+// Go client retries until the context ends when its reason is retryable
+// (backendError, rateLimitExceeded). If ctx ends first the job is
+// cancelled: BigQuery would otherwise go on running work nobody waits for.
 func wait(ctx context.Context, job *bigquery.Job) error {
-	st, err := job.Wait(ctx)
-	if ctx.Err() != nil {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		_ = job.Cancel(cctx) // best effort: the job may have finished
-		return fmt.Errorf("waiting for job %s: %w", job.ID(), ctx.Err())
-	}
-	if err != nil {
-		// For a failed query job, waiting answers the job's error as an
-		// HTTP error; the status holds the errorResult and its reason.
-		if st2, err2 := job.Status(ctx); err2 == nil && st2.Done() && st2.Err() != nil {
-			return st2.Err()
+	bo := gax.Backoff{Initial: 100 * time.Millisecond, Max: 5 * time.Second, Multiplier: 1.5}
+	for {
+		st, err := job.Status(ctx)
+		if err == nil && st.Done() {
+			return st.Err()
 		}
-		return err
+		if err != nil && ctx.Err() == nil {
+			return err
+		}
+		if ctx.Err() != nil || gax.Sleep(ctx, bo.Pause()) != nil {
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			_ = job.Cancel(cctx) // best effort: the job may have finished
+			return fmt.Errorf("waiting for job %s: %w", job.ID(), ctx.Err())
+		}
 	}
-	return st.Err()
 }
 
 // JobReason is the reason of a job's errorResult ("notFound",

@@ -109,7 +109,7 @@ func dayFilter(field, ftype string, d time.Time) string {
 }
 
 // planDecorators returns nil when the job names no decorator.
-func (p *Proxy) planDecorators(ctx context.Context, j *job, pl *plan) (*decorPlan, *apiError) {
+func (p *Proxy) planDecorators(ctx context.Context, j *job) (*decorPlan, *apiError) {
 	c, _ := j.config[j.kind].(map[string]any)
 	dest, hasDest := refFromJSON(c["destinationTable"], j.project)
 	var srcs []tableRef

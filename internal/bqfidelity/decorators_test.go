@@ -19,9 +19,11 @@ func (f *fixture) seed(t *testing.T, table string, rows map[int]string) {
 	f.rawExec(t, "INSERT INTO "+f.ref(table)+" (id, ts) VALUES "+strings.Join(vals, ", "))
 }
 
-func (f *fixture) dayCount(t *testing.T, table, d string) int64 {
+// dayCount counts the rows of table dest on day d.
+func (f *fixture) dayCount(t *testing.T, d string) int64 {
+	t.Helper()
 	next := day(d).AddDate(0, 0, 1).Format("2006-01-02")
-	return f.count(t, fmt.Sprintf("SELECT COUNT(*) FROM %s WHERE ts >= TIMESTAMP('%s') AND ts < TIMESTAMP('%s')", f.ref(table), d, next))
+	return f.count(t, fmt.Sprintf("SELECT COUNT(*) FROM %s WHERE ts >= TIMESTAMP('%s') AND ts < TIMESTAMP('%s')", f.ref("dest"), d, next))
 }
 
 func (f *fixture) runJob(t *testing.T, run func() (*bigquery.Job, error)) (string, string) {
@@ -38,6 +40,7 @@ func (f *fixture) runJob(t *testing.T, run func() (*bigquery.Job, error)) (strin
 }
 
 func (f *fixture) copyJob(t *testing.T, src, dst string, wd bigquery.TableWriteDisposition) (string, string) {
+	t.Helper()
 	ds := f.c.Dataset(f.dataset)
 	return f.runJob(t, func() (*bigquery.Job, error) {
 		c := ds.Table(dst).CopierFrom(ds.Table(src))
@@ -57,7 +60,7 @@ func TestCopyWithDecoratorsReplacesExactlyThatDay(t *testing.T) {
 		if r, m := f.copyJob(t, "staging$20240102", "dest$20240102", bigquery.WriteTruncate); r != "" {
 			t.Fatalf("copy: %s %s", r, m)
 		}
-		if got := [3]int64{f.dayCount(t, "dest", "2024-01-01"), f.dayCount(t, "dest", "2024-01-02"), f.dayCount(t, "dest", "2024-01-03")}; got != [3]int64{1, 2, 1} {
+		if got := [3]int64{f.dayCount(t, "2024-01-01"), f.dayCount(t, "2024-01-02"), f.dayCount(t, "2024-01-03")}; got != [3]int64{1, 2, 1} {
 			t.Fatalf("rows per day after WRITE_TRUNCATE of 2024-01-02: %v, want [1 2 1]", got)
 		}
 		if n := f.count(t, "SELECT COUNT(*) FROM "+f.ref("dest")+" WHERE id IN (10, 11)"); n != 2 {
@@ -67,7 +70,7 @@ func TestCopyWithDecoratorsReplacesExactlyThatDay(t *testing.T) {
 	if r, m := f.copyJob(t, "staging$20240102", "dest$20240102", bigquery.WriteAppend); r != "" {
 		t.Fatalf("copy append: %s %s", r, m)
 	}
-	if n := f.dayCount(t, "dest", "2024-01-02"); n != 4 {
+	if n := f.dayCount(t, "2024-01-02"); n != 4 {
 		t.Fatalf("rows of 2024-01-02 after WRITE_APPEND: %d, want 4", n)
 	}
 	if s := f.p.Stats(); s.DecoratorJobs != 3 || s.JobsRun["copy"] != 3 {
@@ -124,7 +127,7 @@ func TestLoadIntoADecoratorReplacesTheDay(t *testing.T) {
 	if r != "" {
 		t.Fatalf("load: %s %s", r, m)
 	}
-	if n := f.count(t, "SELECT COUNT(*) FROM "+f.ref("dest")+" WHERE id IN (5, 6)"); n != 2 || f.dayCount(t, "dest", "2024-01-02") != 2 || f.dayCount(t, "dest", "2024-01-03") != 1 {
+	if n := f.count(t, "SELECT COUNT(*) FROM "+f.ref("dest")+" WHERE id IN (5, 6)"); n != 2 || f.dayCount(t, "2024-01-02") != 2 || f.dayCount(t, "2024-01-03") != 1 {
 		t.Fatalf("after load into dest$20240102 the days are wrong")
 	}
 }
@@ -146,7 +149,7 @@ func TestQueryDestinationDecoratorWritesTheDeduplicatedDay(t *testing.T) {
 	if r != "" {
 		t.Fatalf("query: %s %s", r, m)
 	}
-	if f.dayCount(t, "dest", "2024-01-02") != 2 || f.dayCount(t, "dest", "2024-01-03") != 1 || f.count(t, "SELECT COUNT(*) FROM "+f.ref("dest")+" WHERE id = 1") != 0 {
+	if f.dayCount(t, "2024-01-02") != 2 || f.dayCount(t, "2024-01-03") != 1 || f.count(t, "SELECT COUNT(*) FROM "+f.ref("dest")+" WHERE id = 1") != 0 {
 		t.Fatalf("the day was not replaced by the de-duplicated rows")
 	}
 }

@@ -14,7 +14,7 @@ func TestFaultsAndStatsOverHTTP(t *testing.T) {
 	t.Parallel()
 	f := start(t, Options{})
 	base := strings.TrimSuffix(f.p.Endpoint(), "bigquery/v2/")
-	resp, err := http.Post(base+"fidelity/inject", "application/json", strings.NewReader(`{"Kind":"query","Count":1,"JobErrorReason":"backendError"}`))
+	resp, err := send(t, http.MethodPost, base+"fidelity/inject", strings.NewReader(`{"Kind":"query","Count":1,"JobErrorReason":"backendError"}`))
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("inject: %v %v", err, resp)
 	}
@@ -23,7 +23,7 @@ func TestFaultsAndStatsOverHTTP(t *testing.T) {
 	if r != "backendError" {
 		t.Fatalf("reason %q, want the injected backendError", r)
 	}
-	resp, err = http.Get(base + "fidelity/stats")
+	resp, err = send(t, http.MethodGet, base+"fidelity/stats", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

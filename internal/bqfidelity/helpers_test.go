@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"strings"
 	"testing"
@@ -79,6 +81,7 @@ func name(prefix string) string {
 }
 
 func ctxT(t *testing.T, d time.Duration) context.Context {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
@@ -201,4 +204,18 @@ func containsAll(s string, parts ...string) bool {
 		}
 	}
 	return true
+}
+
+// send makes one HTTP request to the proxy with a JSON body (nil: none),
+// bound to the test's context.
+func send(t *testing.T, method, url string, body io.Reader) (*http.Response, error) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, url, body)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	return http.DefaultClient.Do(req)
 }

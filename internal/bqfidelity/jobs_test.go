@@ -111,7 +111,7 @@ func TestGetQueryResultsIsIncompleteUntilTheJobIsDone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.Get(fmt.Sprintf("%sprojects/%s/queries/%s?timeoutMs=0&location=US", f.p.Endpoint(), f.project, j.ID()))
+	resp, err := send(t, http.MethodGet, fmt.Sprintf("%sprojects/%s/queries/%s?timeoutMs=0&location=US", f.p.Endpoint(), f.project, j.ID()), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

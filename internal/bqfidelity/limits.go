@@ -287,7 +287,7 @@ func (l *limits) admit(j *job, pl *plan, cancelled func() bool) *apiError {
 		}
 		return nil
 	}
-	if err := l.queueDML(j, pl, cancelled); err != nil {
+	if err := l.queueDML(pl, cancelled); err != nil {
 		return err
 	}
 	for _, t := range pl.writeTables() {
@@ -299,7 +299,7 @@ func (l *limits) admit(j *job, pl *plan, cancelled func() bool) *apiError {
 // queueDML waits for a running slot for each DML statement outside a
 // transaction: behind running transactions on the table, 2 mutating (10
 // INSERT after the first 1,500 a day) at a time, with a bounded queue.
-func (l *limits) queueDML(j *job, pl *plan, cancelled func() bool) (err *apiError) {
+func (l *limits) queueDML(pl *plan, cancelled func() bool) (err *apiError) {
 	var held []stmt // slots taken so far, given back if a later statement fails
 	defer func() {
 		if err == nil {

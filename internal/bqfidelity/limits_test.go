@@ -39,7 +39,10 @@ func runAll(t *testing.T, f *fixture, sqls []string) (reasons, msgs []string) {
 	return reasons, msgs
 }
 
-func publishTxn(f *fixture, dest, staging, d string) string {
+// publishTxn is the old publish of day d: staging's rows replace the day
+// of dest in one DELETE+INSERT transaction.
+func publishTxn(f *fixture, d string) string {
+	const dest, staging = "dest", "staging"
 	next := day(d).AddDate(0, 0, 1).Format("2006-01-02")
 	cond := fmt.Sprintf("ts >= TIMESTAMP('%s') AND ts < TIMESTAMP('%s')", d, next)
 	return fmt.Sprintf("BEGIN TRANSACTION;\nDELETE FROM %s WHERE %s;\nINSERT INTO %s (id, ts) SELECT id, ts FROM %s WHERE %s;\nCOMMIT TRANSACTION;",
@@ -52,8 +55,8 @@ func TestOverlappingTransactionsOnOneTableConflictEvenOnDifferentPartitions(t *t
 	f.table(t, "staging", true)
 	f.rawExec(t, "INSERT INTO "+f.ref("staging")+" (id, ts) VALUES (1, TIMESTAMP('2024-01-01 05:00:00')), (2, TIMESTAMP('2024-01-02 05:00:00'))")
 	reasons, msgs := runAll(t, f, []string{
-		publishTxn(f, "dest", "staging", "2024-01-01"),
-		publishTxn(f, "dest", "staging", "2024-01-02"),
+		publishTxn(f, "2024-01-01"),
+		publishTxn(f, "2024-01-02"),
 	})
 	aborted := 0
 	for i, r := range reasons {
@@ -83,7 +86,7 @@ func TestDMLOutsideATransactionWaitsForTheRunningTransaction(t *testing.T) {
 	f.table(t, "staging", true)
 	f.rawExec(t, "INSERT INTO "+f.ref("staging")+" (id, ts) VALUES (1, TIMESTAMP('2024-01-01 05:00:00'))")
 	ctx := ctxT(t, 2*time.Minute)
-	tx, err := f.c.Query(publishTxn(f, "dest", "staging", "2024-01-01")).Run(ctx)
+	tx, err := f.c.Query(publishTxn(f, "2024-01-01")).Run(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,11 +194,11 @@ func TestDefaultsAreTheDocumentedValues(t *testing.T) {
 	}
 }
 
-// patch sends tables.patch through the proxy without the client's retries.
-func patch(t *testing.T, f *fixture, table, desc string) (int, string) {
+// patch sends tables.patch of table ev through the proxy without the client's retries.
+func patch(t *testing.T, f *fixture, desc string) (int, string) {
 	t.Helper()
 	b, _ := json.Marshal(map[string]any{"description": desc})
-	req, _ := http.NewRequest(http.MethodPatch, fmt.Sprintf("%sprojects/%s/datasets/%s/tables/%s", f.p.Endpoint(), f.project, f.dataset, table), bytes.NewReader(b))
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPatch, fmt.Sprintf("%sprojects/%s/datasets/%s/tables/%s", f.p.Endpoint(), f.project, f.dataset, "ev"), bytes.NewReader(b))
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -231,11 +234,11 @@ func TestTableMetadataUpdatesArePer10sAndAMultiColumnAlterIsOne(t *testing.T) {
 		t.Fatalf("rows = %d", n)
 	}
 	for i := range 2 { // the ALTER was one update: two more fit in the window
-		if code, reason := patch(t, f, "ev", fmt.Sprint(i)); code != 200 {
+		if code, reason := patch(t, f, fmt.Sprint(i)); code != 200 {
 			t.Fatalf("patch %d: %d %s", i+1, code, reason)
 		}
 	}
-	if code, reason := patch(t, f, "ev", "fourth"); code != 403 || reason != "rateLimitExceeded" {
+	if code, reason := patch(t, f, "fourth"); code != 403 || reason != "rateLimitExceeded" {
 		t.Fatalf("fourth metadata update: %d %s, want 403 rateLimitExceeded", code, reason)
 	}
 }
@@ -273,7 +276,7 @@ func TestTablesInsertIsTenPerSecondPerUser(t *testing.T) {
 				"tableReference": map[string]any{"projectId": f.project, "datasetId": f.dataset, "tableId": fmt.Sprintf("t%d", i)},
 				"schema":         map[string]any{"fields": []any{map[string]any{"name": "id", "type": "INT64"}}},
 			})
-			resp, err := http.Post(fmt.Sprintf("%sprojects/%s/datasets/%s/tables", f.p.Endpoint(), f.project, f.dataset), "application/json", bytes.NewReader(b))
+			resp, err := send(t, http.MethodPost, fmt.Sprintf("%sprojects/%s/datasets/%s/tables", f.p.Endpoint(), f.project, f.dataset), bytes.NewReader(b))
 			if err != nil {
 				return
 			}
@@ -337,7 +340,7 @@ func TestTablesInsertOfAnExistingTableIsNoMetadataUpdate(t *testing.T) {
 		"schema":         map[string]any{"fields": []any{map[string]any{"name": "id", "type": "INT64"}}},
 	})
 	for range 3 {
-		resp, err := http.Post(fmt.Sprintf("%sprojects/%s/datasets/%s/tables", f.p.Endpoint(), f.project, f.dataset), "application/json", bytes.NewReader(b))
+		resp, err := send(t, http.MethodPost, fmt.Sprintf("%sprojects/%s/datasets/%s/tables", f.p.Endpoint(), f.project, f.dataset), bytes.NewReader(b))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -346,7 +349,7 @@ func TestTablesInsertOfAnExistingTableIsNoMetadataUpdate(t *testing.T) {
 			t.Fatalf("tables.insert of an existing table: %d, want 409", resp.StatusCode)
 		}
 	}
-	if code, reason := patch(t, f, "ev", "first real update"); code != 200 {
+	if code, reason := patch(t, f, "first real update"); code != 200 {
 		t.Fatalf("patch after three refused creations: %d %s", code, reason)
 	}
 }

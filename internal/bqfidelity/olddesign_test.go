@@ -34,7 +34,7 @@ func TestOldTransactionalPublishConflictsAndDecoratorCopiesDoNot(t *testing.T) {
 
 	var sqls []string
 	for _, d := range dates {
-		sqls = append(sqls, publishTxn(f, "dest", "staging", d))
+		sqls = append(sqls, publishTxn(f, d))
 	}
 	reasons, _ := runAll(t, f, sqls)
 	failed := 0
@@ -96,7 +96,7 @@ func TestOldTransactionalPublishConflictsAndDecoratorCopiesDoNot(t *testing.T) {
 		t.Fatalf("copy publishes conflicted: %d", after.TransactionConflicts-before.TransactionConflicts)
 	}
 	for _, d := range dates {
-		if n := f.dayCount(t, "dest", d); n != 3 {
+		if n := f.dayCount(t, d); n != 3 {
 			t.Fatalf("%s has %d rows, want 3", d, n)
 		}
 	}

@@ -90,7 +90,7 @@ func Start(emulatorEndpoint string, opt Options) (*Proxy, error) {
 		return nil, fmt.Errorf("bqfidelity: bad emulator endpoint %q", emulatorEndpoint)
 	}
 	base := &url.URL{Scheme: u.Scheme, Host: u.Host}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("bqfidelity: listen: %w", err)
 	}

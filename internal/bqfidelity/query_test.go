@@ -93,7 +93,7 @@ func TestJobsQueryRefusedByARateLimitSucceedsOnTheClientsRetry(t *testing.T) {
 	t.Parallel()
 	f := start(t, Options{TableMetadataUpdatesPer10s: 1})
 	f.table(t, "ev", false)
-	if code, reason := patch(t, f, "ev", "fills the window"); code != 200 {
+	if code, reason := patch(t, f, "fills the window"); code != 200 {
 		t.Fatalf("patch: %d %s", code, reason)
 	}
 	if _, err := f.c.Query("ALTER TABLE " + f.ref("ev") + " ADD COLUMN c STRING").Read(ctxT(t, time.Minute)); err != nil {

@@ -99,7 +99,7 @@ func (p *Proxy) planJob(ctx context.Context, j *job) (*plan, *apiError) {
 			pl.stmts = pl.stmts[:1] // one metadata update for the whole ALTER
 		}
 	}
-	d, err := p.planDecorators(ctx, j, pl)
+	d, err := p.planDecorators(ctx, j)
 	if err != nil {
 		return nil, err
 	}
@@ -208,10 +208,10 @@ func (p *Proxy) finish(j *job, e *apiError) {
 	}
 	p.jobs.mu.Unlock()
 	p.stats.add(func(s *Stats) {
-		switch {
-		case e == nil:
+		switch e {
+		case nil:
 			s.JobsRun[j.kind]++
-		case e == errStopped:
+		case errStopped:
 			s.JobsCancelled++
 			s.JobsFailed[e.Reason]++
 		default:
