@@ -59,7 +59,7 @@ func (p *Planner) Summarize(ctx context.Context) (Summary, error) {
 	}
 	if !s.NewestFinished.IsZero() {
 		end := s.NewestFinished.AddDays(1).In(time.UTC)
-		s.FreshnessLag = max(now.Sub(end), 0)
+		s.FreshnessLag = max(now.Sub(end), 0).Truncate(time.Second)
 	}
 	return s, nil
 }
