@@ -43,7 +43,7 @@ func TestExtractCommitsOnlyAFullyLoadedPrefix(t *testing.T) {
 	var mu sync.Mutex
 	var committed []int
 	concurrent, maxConcurrent := 0, 0
-	secondLanded := make(chan struct{})
+	firstStarted, secondLanded := make(chan struct{}), make(chan struct{})
 	errCrash := errors.New("crash")
 	load := func(ctx context.Context, c Chunk) error {
 		mu.Lock()
@@ -53,6 +53,7 @@ func TestExtractCommitsOnlyAFullyLoadedPrefix(t *testing.T) {
 		defer func() { mu.Lock(); concurrent--; mu.Unlock() }()
 		switch c.N {
 		case 1:
+			close(firstStarted)
 			select { // chunk 1 outlives chunk 2, then fails
 			case <-secondLanded:
 			case <-ctx.Done():
@@ -60,6 +61,11 @@ func TestExtractCommitsOnlyAFullyLoadedPrefix(t *testing.T) {
 			}
 			return errCrash
 		case 2:
+			select { // both in flight at once
+			case <-firstStarted:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
 			close(secondLanded)
 			return nil
 		}
