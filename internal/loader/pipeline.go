@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -33,6 +34,11 @@ type Chunk struct {
 	Encode time.Duration
 }
 
+var (
+	batchPool = sync.Pool{New: func() any { return new(schema.Batch) }}
+	bufPool   = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+)
+
 // Extract reads and encodes the chunks of [from, to) after pos and hands
 // each to load, in order. Three stages run at once — reading chunk n+2, encoding
 // n+1, loading n — joined by channels of one, so at most two batches and
@@ -49,11 +55,21 @@ func Extract(ctx context.Context, src ChunkReader, enc *parquetenc.Encoder, from
 	freeBatches := make(chan *schema.Batch, 2)
 	freeBufs := make(chan *bytes.Buffer, 3)
 	for range 2 {
-		freeBatches <- new(schema.Batch)
+		freeBatches <- batchPool.Get().(*schema.Batch)
 	}
 	for range 3 {
-		freeBufs <- new(bytes.Buffer)
+		freeBufs <- bufPool.Get().(*bytes.Buffer)
 	}
+	defer func() {
+		// Grown batches and buffers serve the next call (the next date)
+		// instead of growing again from nothing.
+		for range len(freeBatches) {
+			batchPool.Put(<-freeBatches)
+		}
+		for range len(freeBufs) {
+			bufPool.Put(<-freeBufs)
+		}
+	}()
 	reads := make(chan read, 1)
 	encoded := make(chan Chunk, 1)
 	g, gctx := errgroup.WithContext(ctx)
