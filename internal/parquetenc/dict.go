@@ -84,9 +84,10 @@ func (d *dictionary) build(l *leaf, vals *schema.Vector, n int, idx *[]uint32) b
 }
 
 // tooBig says whether the dictionary passed its limits after seen values:
-// too many entries or bytes, or every value so far distinct after a probe.
+// too many entries or bytes, or, past a probe, too few repeats to be
+// kept in the end (building it costs a hash lookup a value).
 func (d *dictionary) tooBig(seen int) bool {
-	return d.n > dictMaxEntries || len(d.data) > dictMaxBytes || (seen >= dictProbe && d.n == seen)
+	return d.n > dictMaxEntries || len(d.data) > dictMaxBytes || (seen >= dictProbe && d.n > seen/2)
 }
 
 // appendPlain appends the dictionary's values in PLAIN encoding: the

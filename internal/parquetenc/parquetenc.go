@@ -13,6 +13,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/klauspost/compress/snappy"
 	"github.com/klauspost/compress/zstd"
@@ -95,7 +96,7 @@ type chunkMeta struct {
 // New prepares the encoder for t.
 func New(t schema.Table) (*Encoder, error) {
 	z, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1),
-		zstd.WithLowerEncoderMem(true))
+		zstd.WithLowerEncoderMem(true), zstd.WithEncoderCRC(false))
 	if err != nil {
 		return nil, err
 	}
@@ -269,6 +270,7 @@ func (e *Encoder) pageRange(l *leaf, v, vals *schema.Vector, r, vi, rows int) (r
 func (e *Encoder) levels(l *leaf, v *schema.Vector, r, r1, vi, v1 int) {
 	e.def, e.rep = e.def[:0], e.rep[:0]
 	if !l.col.Repeated {
+		e.def = slices.Grow(e.def, r1-r)
 		for _, ok := range v.Valid[r:r1] {
 			if ok {
 				e.def = append(e.def, 1)

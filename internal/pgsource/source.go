@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"strings"
 	"time"
 
@@ -189,18 +190,6 @@ func (s *Source) ReadChunk(ctx context.Context, from, to time.Time, after *schem
 					s.cols[idIdx].Name, idText(raw[idIdx]), err)
 			}
 		}
-		k := schema.Key{
-			Time: time.UnixMicro(b.Vectors[tsIdx].Ints[b.Rows]).UTC(),
-			ID:   b.Vectors[idIdx].Ints[b.Rows],
-		}
-		if b.Rows == 0 {
-			b.First = k
-			b.MaxID = k.ID
-		}
-		b.Last = k
-		if k.ID > b.MaxID {
-			b.MaxID = k.ID
-		}
 		b.Rows++
 		if b.Rows < limit && b.DataBytes() >= s.MaxBytes {
 			b.Truncated = true
@@ -209,6 +198,12 @@ func (s *Source) ReadChunk(ctx context.Context, from, to time.Time, after *schem
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("read %s: %w", s.Name(), err)
+	}
+	if b.Rows > 0 {
+		ts, ids := b.Vectors[tsIdx].Ints, b.Vectors[idIdx].Ints
+		b.First = schema.Key{Time: time.UnixMicro(ts[0]).UTC(), ID: ids[0]}
+		b.Last = schema.Key{Time: time.UnixMicro(ts[b.Rows-1]).UTC(), ID: ids[b.Rows-1]}
+		b.MaxID = slices.Max(ids[:b.Rows])
 	}
 	return nil
 }
