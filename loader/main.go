@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -56,7 +57,16 @@ func (c *Config) validate(pull bool) error {
 	return errors.Join(errs...)
 }
 
+// memoryLimit is the Go heap's soft limit unless GOMEMLIMIT says
+// otherwise. The loader holds about 5 × pgsource.MaxBatchBytes of live
+// data at its peak; without a limit the collector lets the heap grow to
+// twice that before collecting.
+const memoryLimit = 224 << 20
+
 func main() {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(memoryLimit)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], nil, os.Stdout); err != nil {

@@ -196,6 +196,9 @@ func chunkTimings(ctx context.Context, src *pgsource.Source, l layout, chunk int
 			return err
 		}
 		times = append(times, ms(time.Since(t0)))
+		if b.Truncated {
+			return fmt.Errorf("%s: a %d-row chunk ended early on its byte cap after %d rows", name, chunk, b.Rows)
+		}
 		if b.Rows < chunk {
 			if b.Rows != 0 {
 				times[len(times)-1] += fmt.Sprintf(" (%d rows)", b.Rows)

@@ -42,7 +42,8 @@ var (
 // Extract reads and encodes the chunks of [from, to) after pos and hands
 // each to load, in order. Three stages run at once — reading chunk n+2, encoding
 // n+1, loading n — joined by channels of one, so at most two batches and
-// three encoded chunks are in memory. It stops after a short chunk (done:
+// two encoded chunks are in memory (encoding n+2 waits for n's load: loads
+// take longer than encoding, and wide rows make every file count). It stops after a short chunk (done:
 // every row of the day so far has been handed over) or when no new read
 // may start because deadline has passed.
 func Extract(ctx context.Context, src ChunkReader, enc *parquetenc.Encoder, from, to time.Time, pos *schema.Key,
@@ -53,11 +54,11 @@ func Extract(ctx context.Context, src ChunkReader, enc *parquetenc.Encoder, from
 		took  time.Duration
 	}
 	freeBatches := make(chan *schema.Batch, 2)
-	freeBufs := make(chan *bytes.Buffer, 3)
+	freeBufs := make(chan *bytes.Buffer, 2)
 	for range 2 {
 		freeBatches <- batchPool.Get().(*schema.Batch)
 	}
-	for range 3 {
+	for range 2 {
 		freeBufs <- bufPool.Get().(*bytes.Buffer)
 	}
 	defer func() {

@@ -35,6 +35,9 @@ func (d *dictionary) build(l *leaf, vals *schema.Vector, n int, idx *[]uint32) b
 				continue
 			}
 			p := vals.BytesAt(k)
+			if len(p) > dictMaxBytes/16 {
+				return false // values this long do not repeat enough to pay
+			}
 			id, ok := d.bytes[string(p)]
 			if !ok {
 				id = uint32(d.n)
