@@ -64,7 +64,7 @@ type Encoder struct {
 	table  schema.Table
 	leaves []leaf
 	zstd   *zstd.Encoder
-	codec  int32
+	codec  int32 // zstd; snappy and none serve the tests and measurements
 
 	page    []byte // uncompressed page body
 	comp    []byte // compressed page body
