@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -36,7 +37,17 @@ const MaxBudget = config.MaxLoaderBudget
 
 func (c *Config) validate(pull bool) error { return c.Validate(pull) }
 
+// memoryLimit is the Go heap's soft limit unless GOMEMLIMIT says
+// otherwise. The loader holds about 4 × pgsource.MaxBatchBytes of live
+// data at its peak, plus encoder and connection buffers a few times the
+// widest row; without a limit the collector lets the heap grow to twice
+// that before collecting (measured: 591 MB RSS for 5 MB rows, 251 MB with it).
+const memoryLimit = 224 << 20
+
 func main() {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(memoryLimit)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], nil, os.Stdout); err != nil {

@@ -4,7 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"slices"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -24,40 +29,95 @@ func (w *countingWriter) Write(p []byte) (int, error) {
 
 var _ io.Writer = (*countingWriter)(nil)
 
-// copyThroughput reads the whole table with binary COPY and discards it,
-// best of runs.
-func copyThroughput(ctx context.Context, dsn string, runs int) (rowsPerS float64, err error) {
+// copyThroughput reads the whole table once with binary COPY and discards it.
+func copyThroughput(ctx context.Context, dsn string, round int) (rowsPerS float64, err error) {
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
 		return 0, err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	sql := `COPY (SELECT id, user_id, action, path, payload, ip, amount, created_at FROM ` + mainTable + `) TO STDOUT (FORMAT binary)`
-	for i := 1; i <= runs; i++ {
-		var w countingWriter
-		t0 := time.Now()
-		tag, err := conn.PgConn().CopyTo(ctx, &w, sql)
-		if err != nil {
-			return 0, fmt.Errorf("copy: %w", err)
-		}
-		d := time.Since(t0)
-		r := float64(tag.RowsAffected()) / d.Seconds()
-		logf("copy: run %d: %d rows, %.0f MB binary COPY in %.2f s = %.0f rows/s", i, tag.RowsAffected(), float64(w.n)/1e6, d.Seconds(), r)
-		rowsPerS = max(rowsPerS, r)
+	var w countingWriter
+	t0 := time.Now()
+	tag, err := conn.PgConn().CopyTo(ctx, &w, sql)
+	if err != nil {
+		return 0, fmt.Errorf("copy: %w", err)
 	}
+	d := time.Since(t0)
+	rowsPerS = float64(tag.RowsAffected()) / d.Seconds()
+	logf("copy: round %d: %d rows, %.0f MB binary COPY in %.2f s = %.0f rows/s", round, tag.RowsAffected(), float64(w.n)/1e6, d.Seconds(), rowsPerS)
 	return rowsPerS, nil
+}
+
+type extractResult struct {
+	rowsPerS    float64
+	dayRows     []int64
+	bytesPerRow float64
+	cpuPerMRows float64 // CPU seconds of this process per million rows
+}
+
+// cpuTime is this process's user + system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// startProfiles starts a CPU profile in dir and returns the function that
+// stops it and writes the allocation profile next to it.
+func startProfiles(dir string) (stop func() error, err error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.Create(filepath.Join(dir, "cpu.pprof"))
+	if err != nil {
+		return nil, err
+	}
+	runtime.MemProfileRate = 64 << 10
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			return err
+		}
+		m, err := os.Create(filepath.Join(dir, "allocs.pprof"))
+		if err != nil {
+			return err
+		}
+		defer m.Close()
+		return pprof.Lookup("allocs").WriteTo(m, 0)
+	}, nil
 }
 
 // extractEncode runs the loader's own read and encode stages
 // (loader.Extract) over every day, discarding the Parquet instead of
 // loading it.
-func extractEncode(ctx context.Context, src *pgsource.Source, l layout, chunk int) (rowsPerS float64, dayRows []int64, err error) {
+func extractEncode(ctx context.Context, src *pgsource.Source, l layout, chunk, round int, profile string) (res extractResult, err error) {
 	enc, err := parquetenc.New(src.Table())
 	if err != nil {
-		return 0, nil, err
+		return res, err
+	}
+	if profile != "" {
+		stop, err := startProfiles(profile)
+		if err != nil {
+			return res, err
+		}
+		defer func() {
+			if perr := stop(); perr != nil && err == nil {
+				err = perr
+			}
+		}()
 	}
 	var total, chunks, outBytes int64
 	var readD, encD time.Duration
+	var dayRows []int64
+	runtime.GC()
+	cpu0 := cpuTime()
 	t0 := time.Now()
 	for d := int64(0); d < l.days; d++ {
 		var n int64
@@ -70,23 +130,31 @@ func extractEncode(ctx context.Context, src *pgsource.Source, l layout, chunk in
 			return nil
 		}, Load: func(context.Context, loader.Chunk) error { return nil }})
 		if err != nil {
-			return 0, nil, err
+			return res, err
 		}
 		if !done {
-			return 0, nil, fmt.Errorf("extract of day %d did not finish", d)
+			return res, fmt.Errorf("extract of day %d did not finish", d)
 		}
 		dayRows = append(dayRows, n)
 		total += n
 	}
 	d := time.Since(t0)
+	cpu := cpuTime() - cpu0
 	if total != l.rows {
-		return 0, nil, fmt.Errorf("extract read %d rows, want %d", total, l.rows)
+		return res, fmt.Errorf("extract read %d rows, want %d", total, l.rows)
 	}
-	rowsPerS = float64(total) / d.Seconds()
-	logf("extract+encode: %d rows, %d non-empty chunks (chunk %d), %d days in %.2f s = %.0f rows/s (loader.Extract: reading and encoding overlap)", total, chunks, chunk, l.days, d.Seconds(), rowsPerS)
-	logf("extract+encode: time in ReadChunk %.2f s (%.0f rows/s), in Encode %.2f s (%.0f rows/s), Parquet out %.0f MB",
-		readD.Seconds(), float64(total)/readD.Seconds(), encD.Seconds(), float64(total)/encD.Seconds(), float64(outBytes)/1e6)
-	return rowsPerS, dayRows, nil
+	res = extractResult{
+		rowsPerS:    float64(total) / d.Seconds(),
+		dayRows:     dayRows,
+		bytesPerRow: float64(outBytes) / float64(total),
+		cpuPerMRows: cpu.Seconds() / (float64(total) / 1e6),
+	}
+	logf("extract+encode: round %d: %d rows, %d non-empty chunks (chunk %d), %d days in %.2f s = %.0f rows/s (loader.Extract: reading and encoding overlap)",
+		round, total, chunks, chunk, l.days, d.Seconds(), res.rowsPerS)
+	logf("extract+encode: round %d: time in ReadChunk %.2f s (%.0f rows/s), in Encode %.2f s (%.0f rows/s), out %.1f MB = %.2f bytes/row, CPU %.2f s = %.2f s per million rows",
+		round, readD.Seconds(), float64(total)/readD.Seconds(), encD.Seconds(), float64(total)/encD.Seconds(),
+		float64(outBytes)/1e6, res.bytesPerRow, cpu.Seconds(), res.cpuPerMRows)
+	return res, nil
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
@@ -128,6 +196,9 @@ func chunkTimings(ctx context.Context, src *pgsource.Source, l layout, chunk int
 			return err
 		}
 		times = append(times, ms(time.Since(t0)))
+		if b.Truncated {
+			return fmt.Errorf("%s: a %d-row chunk ended early on its byte cap after %d rows", name, chunk, b.Rows)
+		}
 		if b.Rows < chunk {
 			if b.Rows != 0 {
 				times[len(times)-1] += fmt.Sprintf(" (%d rows)", b.Rows)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -39,6 +40,11 @@ type Chunk struct {
 	Encode time.Duration
 }
 
+var (
+	batchPool = sync.Pool{New: func() any { return new(schema.Batch) }}
+	bufPool   = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+)
+
 // Stages are what Extract hands each chunk to.
 type Stages struct {
 	// Load stages one chunk. Up to InFlight loads run at once and may end
@@ -57,7 +63,9 @@ type Stages struct {
 // each to st.Load, then in order to st.Commit. The stages run at once —
 // reading chunk n+2, encoding n+1, loading n and up to InFlight-1 chunks
 // before it — joined by channels of one, so at most two batches and
-// InFlight+2 encoded chunks are in memory. On real BigQuery a load job
+// InFlight+1 encoded chunks are in memory (encoding waits for a load to
+// end: loads take longer than encoding, and wide rows make every file
+// count). On real BigQuery a load job
 // takes seconds whatever its size; loads in flight side by side keep a
 // day from moving at one chunk per job latency. Extract stops after a
 // short chunk (done: every row of the day so far has been committed) or
@@ -71,13 +79,23 @@ func Extract(ctx context.Context, src ChunkReader, enc Encoder, from, to time.Ti
 	}
 	inFlight := max(1, st.InFlight)
 	freeBatches := make(chan *schema.Batch, 2)
-	freeBufs := make(chan *bytes.Buffer, inFlight+2)
+	freeBufs := make(chan *bytes.Buffer, inFlight+1)
 	for range 2 {
-		freeBatches <- new(schema.Batch)
+		freeBatches <- batchPool.Get().(*schema.Batch)
 	}
-	for range inFlight + 2 {
-		freeBufs <- new(bytes.Buffer)
+	for range inFlight + 1 {
+		freeBufs <- bufPool.Get().(*bytes.Buffer)
 	}
+	defer func() {
+		// Grown batches and buffers serve the next call (the next date)
+		// instead of growing again from nothing.
+		for range len(freeBatches) {
+			batchPool.Put(<-freeBatches)
+		}
+		for range len(freeBufs) {
+			bufPool.Put(<-freeBufs)
+		}
+	}()
 	reads := make(chan read, 1)
 	encoded := make(chan Chunk, 1)
 	g, gctx := errgroup.WithContext(ctx)

@@ -3,10 +3,13 @@
 package pgsource
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -49,5 +52,14 @@ func (c Config) PoolConfig() (*pgxpool.Config, error) {
 	pc.ConnConfig.RuntimeParams["timezone"] = "UTC"
 	// Intervals travel as text; ISO 8601 is the form BigQuery reads back.
 	pc.ConnConfig.RuntimeParams["intervalstyle"] = "iso_8601"
+	// pgx reads the socket 8 KB at a time; a chunk is hundreds of MB of
+	// DataRows, and a larger buffer turns most of those reads (a system
+	// call each) into copies.
+	pc.ConnConfig.BuildFrontend = func(r io.Reader, w io.Writer) *pgproto3.Frontend {
+		return pgproto3.NewFrontend(bufio.NewReaderSize(r, readBuffer), w)
+	}
 	return pc, nil
 }
+
+// readBuffer is the receive buffer of a connection.
+const readBuffer = 256 << 10

@@ -162,6 +162,7 @@ func scaledDecimal(text []byte) ([16]byte, error) {
 		s = s[1:]
 	}
 	var hi, lo uint64
+	over := false // the value passed 128 bits
 	frac := -1
 	digits := 0
 	for _, ch := range s {
@@ -175,7 +176,7 @@ func scaledDecimal(text []byte) ([16]byte, error) {
 		if frac >= 0 {
 			frac++
 		}
-		hi, lo = mul10add(hi, lo, uint64(ch-'0'))
+		hi, lo, over = mul10add(hi, lo, uint64(ch-'0'), over)
 		digits++
 	}
 	if digits == 0 || frac > schema.NumericScale {
@@ -185,9 +186,9 @@ func scaledDecimal(text []byte) ([16]byte, error) {
 		frac = 0
 	}
 	for ; frac < schema.NumericScale; frac++ {
-		hi, lo = mul10add(hi, lo, 0)
+		hi, lo, over = mul10add(hi, lo, 0, over)
 	}
-	if hi>>63 != 0 {
+	if over || hi>>63 != 0 {
 		return out, fmt.Errorf("%w: numeric %q exceeds NUMERIC", errValue, text)
 	}
 	if neg {
@@ -202,10 +203,15 @@ func scaledDecimal(text []byte) ([16]byte, error) {
 	return out, nil
 }
 
-func mul10add(hi, lo, d uint64) (uint64, uint64) {
+// mul10add is (hi, lo)*10 + d; over becomes true once the result passes
+// 128 bits.
+func mul10add(hi, lo, d uint64, over bool) (uint64, uint64, bool) {
 	carryHi, l := bits.Mul64(lo, 10)
 	l, c := bits.Add64(l, d, 0)
-	return hi*10 + carryHi + c, l
+	top, h := bits.Mul64(hi, 10)
+	h, c1 := bits.Add64(h, carryHi, 0)
+	h, c2 := bits.Add64(h, c, 0)
+	return h, l, over || top != 0 || c1 != 0 || c2 != 0
 }
 
 // appendArray decodes a binary array into the vector's elements. BigQuery

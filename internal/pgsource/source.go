@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"strings"
 	"time"
 
@@ -28,8 +29,11 @@ type Source struct {
 	firstSQL, nextSQL, countSQL, countUpToSQL, minSQL string
 	instant                                           string
 
-	// MaxBytes caps a chunk's variable-length bytes; MaxBatchBytes by default.
+	// MaxBytes caps a chunk's bytes; MaxBatchBytes by default.
 	MaxBytes int
+	// rowBytes is what a row costs the batch besides its values' bytes:
+	// validity, offsets, fixed-width slots.
+	rowBytes int
 	// zone is where a timestamp-without-time-zone key column's wall-clock
 	// values are (UTC unless stated): instants become wall-clock
 	// parameters through it, so the column's index still serves.
@@ -71,6 +75,8 @@ func newSource(ctx context.Context, pool *pgxpool.Pool, spec TableSpec) (*Source
 		return nil, err
 	}
 	s := &Source{pool: pool, spec: spec, ident: ident, cols: cols, table: table, MaxBytes: MaxBatchBytes}
+	s.rowBytes = len(cols) * (1 + 4) // validity, and an offset (a fixed-width slot is the value's own bytes)
+
 	ts := pgx.Identifier{cols[table.TimestampIndex].Name}.Sanitize()
 	// instant is the timestamp column as an instant (timestamptz).
 	instant := ts
@@ -158,10 +164,13 @@ func (s *Source) Table() schema.Table { return s.table }
 // Name is the quoted, schema-qualified table name, for messages.
 func (s *Source) Name() string { return s.ident.Sanitize() }
 
-// MaxBatchBytes caps the variable-length bytes of one chunk, so that rows
-// with large values cannot make a chunk outgrow memory (and the uint32
-// offsets of a vector). A chunk that reaches it ends early, Truncated.
-const MaxBatchBytes = 128 << 20
+// MaxBatchBytes caps the bytes of one chunk (its values as sent plus the
+// vectors' fixed bytes a row), so that memory is bounded by bytes whatever
+// the row width: the loader holds at most two batches and two encoded
+// files, about 4 × MaxBatchBytes plus a few times the widest single row.
+// A chunk that reaches it ends early, Truncated. The bench table's
+// 250,000-row chunks hold about 30 MB.
+const MaxBatchBytes = 32 << 20
 
 // ReadChunk fills b with up to limit rows whose timestamp is in
 // [from, to), in (timestamp, id) order, after position after (nil: from
@@ -180,35 +189,32 @@ func (s *Source) ReadChunk(ctx context.Context, from, to time.Time, after *schem
 	}
 	defer rows.Close()
 	tsIdx, idIdx := s.table.TimestampIndex, s.table.IDIndex
+	size := 0 // what the batch holds, about: see rowBytes
 	for rows.Next() {
 		raw := rows.RawValues()
+		size += s.rowBytes
 		for i := range s.cols {
+			size += len(raw[i])
 			if err := appendValue(&b.Vectors[i], &s.cols[i], raw[i]); err != nil {
 				return fmt.Errorf("%w: table %s column %q (%s), row with %s %s: %v",
 					ErrUnsupported, s.Name(), s.cols[i].Name, s.cols[i].SourceType,
 					s.cols[idIdx].Name, idText(raw[idIdx]), err)
 			}
 		}
-		k := schema.Key{
-			Time: time.UnixMicro(b.Vectors[tsIdx].Ints[b.Rows]).UTC(),
-			ID:   b.Vectors[idIdx].Ints[b.Rows],
-		}
-		if b.Rows == 0 {
-			b.First = k
-			b.MaxID = k.ID
-		}
-		b.Last = k
-		if k.ID > b.MaxID {
-			b.MaxID = k.ID
-		}
 		b.Rows++
-		if b.Rows < limit && b.DataBytes() >= s.MaxBytes {
+		if b.Rows < limit && size >= s.MaxBytes {
 			b.Truncated = true
 			break
 		}
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("read %s: %w", s.Name(), err)
+	}
+	if b.Rows > 0 {
+		ts, ids := b.Vectors[tsIdx].Ints, b.Vectors[idIdx].Ints
+		b.First = schema.Key{Time: time.UnixMicro(ts[0]).UTC(), ID: ids[0]}
+		b.Last = schema.Key{Time: time.UnixMicro(ts[b.Rows-1]).UTC(), ID: ids[b.Rows-1]}
+		b.MaxID = slices.Max(ids[:b.Rows])
 	}
 	return nil
 }

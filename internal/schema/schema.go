@@ -144,18 +144,6 @@ type Batch struct {
 	Truncated bool
 }
 
-// DataBytes is the size of the batch's variable-length values.
-func (b *Batch) DataBytes() int {
-	n := 0
-	for i := range b.Vectors {
-		n += len(b.Vectors[i].Data)
-		if e := b.Vectors[i].Elem; e != nil {
-			n += len(e.Data) + 8*len(e.Ints)
-		}
-	}
-	return n
-}
-
 // Reset empties the batch for reuse, keeping its capacity.
 func (b *Batch) Reset(ncols int) {
 	b.Rows = 0
