@@ -52,10 +52,12 @@ func TestPullBackfillWaitsInTheQueue(t *testing.T) {
 // The old design: push to Cloud Run with one request per instance, the
 // planner publishing up to 500 dates at once to fewer instances than
 // dates. Requests that find every instance busy wait, get 429 and burn
-// delivery attempts until healthy dates are dead-lettered.
+// delivery attempts until healthy dates are dead-lettered. Times are
+// scaled by 0.01 (10 s -> 100 ms, a 25 s retry window for 10 attempts);
+// twelve waves of dates on two instances outlast it.
 func TestPushBackfillDeadLettersHealthyDates(t *testing.T) {
 	t.Parallel()
-	rep := short(t, Push, 12, 4, 0.001)
+	rep := short(t, Push, 24, 2, 0.01)
 	if rep.DeadLettered == 0 {
 		t.Fatalf("no date was dead-lettered (%s): the old push design should dead-letter a backlog larger than its instances", rep.Line())
 	}
