@@ -14,6 +14,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"os/signal"
 	"syscall"
@@ -67,7 +68,15 @@ func run(ctx context.Context, opt scale.Options) (*scale.Report, error) {
 	if emu == "" || dsn == "" {
 		return nil, fmt.Errorf("BQ_EMULATOR_ENDPOINT and PG_ADMIN_DSN are not set: run it with `make scale`")
 	}
-	proxy, err := bqfidelity.Start(emu, bqfidelity.Options{JobLatency: opt.JobLatency})
+	fopt := bqfidelity.Options{JobLatency: opt.JobLatency}
+	if opt.Mode == scale.Push {
+		// BigQuery's rates on the same scaled clock as the push times: 5
+		// table writes per 10 s become 5 per 10 s × scale, and so on.
+		per := func(n int) int { return int(math.Ceil(float64(n) / opt.TimeScale)) }
+		fopt.TableMetadataUpdatesPer10s, fopt.PartitionModsPer10s = per(5), per(50)
+		fopt.TablesInsertPerSecond, fopt.DMLPer10s = per(10), per(25)
+	}
+	proxy, err := bqfidelity.Start(emu, fopt)
 	if err != nil {
 		return nil, err
 	}
