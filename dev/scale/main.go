@@ -80,7 +80,7 @@ func run(ctx context.Context, opt scale.Options) (*scale.Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer proxy.Close()
+	defer proxy.Close() //nolint:contextcheck // Close ends the proxy's own work
 	project := os.Getenv("BQ_EMU_PROJECT")
 	if project == "" {
 		project = "pgbq-local"

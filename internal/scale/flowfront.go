@@ -20,7 +20,8 @@ import (
 // many of its messages are unacked, so a backlog waits in the subscription
 // instead of in a busy worker's stream buffer (where pstest would let its
 // lease lapse, deliver it again and count the attempts toward the
-// dead-letter policy). Messages are taken from pstest with unary Pull, so
+// dead-letter policy). Messages are taken from pstest with unary Pull
+// (which waits up to 500 ms for one when there is none), so
 // pstest still counts delivery attempts, tracks ack deadlines and
 // dead-letters; acks and lease extensions are passed through.
 type flowFront struct {
@@ -41,12 +42,13 @@ type flowStream struct {
 	front *flowFront
 }
 
-func startFlowFront(pstestAddr string) (*flowFront, error) {
+func startFlowFront(ctx context.Context, pstestAddr string) (*flowFront, error) {
 	conn, err := grpc.NewClient(pstestAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
 		conn.Close()
 		return nil, err
@@ -192,7 +194,7 @@ func (f *flowFront) StreamingPull(stream pb.Subscriber_StreamingPullServer) erro
 		default:
 		}
 		if n := f.free(s); n > 0 {
-			res, err := f.up.Pull(ctx, &pb.PullRequest{Subscription: first.Subscription, MaxMessages: int32(n), ReturnImmediately: true})
+			res, err := f.up.Pull(ctx, &pb.PullRequest{Subscription: first.Subscription, MaxMessages: int32(n)})
 			if err != nil {
 				if ctx.Err() != nil {
 					return nil

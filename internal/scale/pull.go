@@ -64,7 +64,7 @@ func (r *run) pull(ctx context.Context, rep *Report) error {
 	}); err != nil {
 		return err
 	}
-	front, err := startFlowFront(ps.Addr)
+	front, err := startFlowFront(ctx, ps.Addr)
 	if err != nil {
 		return err
 	}

@@ -53,21 +53,22 @@ func (p *pushSim) scaled(d time.Duration) time.Duration {
 	return time.Duration(float64(d) * p.scale)
 }
 
-// Publish stores a message; it is pushed at once.
-func (p *pushSim) Publish(ctx context.Context, data []byte) error {
+// Publish stores a message; it is pushed at once, for as long as the run
+// lasts (not the publisher's ctx).
+func (p *pushSim) Publish(_ context.Context, data []byte) error {
 	p.wg.Add(1)
-	go p.deliver(append([]byte(nil), data...))
+	go p.deliver(p.ctx, append([]byte(nil), data...)) //nolint:contextcheck // a stored message outlives its publisher
 	return nil
 }
 
-func (p *pushSim) deliver(data []byte) {
+func (p *pushSim) deliver(ctx context.Context, data []byte) {
 	defer p.wg.Done()
 	backoff := MinBackoff
 	for attempt := 1; ; attempt++ {
 		p.mu.Lock()
 		p.deliveries++
 		p.mu.Unlock()
-		if p.attempt(data, attempt) {
+		if p.attempt(ctx, data, attempt) {
 			return
 		}
 		if attempt >= MaxDeliveryAttempts {
@@ -77,7 +78,7 @@ func (p *pushSim) deliver(data []byte) {
 			return
 		}
 		select {
-		case <-p.ctx.Done():
+		case <-ctx.Done():
 			return
 		case <-time.After(p.scaled(backoff)):
 		}
@@ -88,7 +89,7 @@ func (p *pushSim) deliver(data []byte) {
 // attempt is one push request: it waits for a free instance for at most
 // CloudRunQueueWait (then 429), and succeeds when the loader answers 2xx
 // within the ack deadline.
-func (p *pushSim) attempt(data []byte, n int) bool {
+func (p *pushSim) attempt(ctx context.Context, data []byte, n int) bool {
 	var svc *loader.Service
 	select {
 	case svc = <-p.instances:
@@ -97,15 +98,15 @@ func (p *pushSim) attempt(data []byte, n int) bool {
 		p.tooMany++
 		p.mu.Unlock()
 		return false
-	case <-p.ctx.Done():
+	case <-ctx.Done():
 		return false
 	}
 	done := make(chan error, 1)
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
-		log := logging.From(p.ctx).With("delivery_attempt", n)
-		err := svc.Handle(logging.With(p.ctx, log), data)
+		log := logging.From(ctx).With("delivery_attempt", n)
+		err := svc.Handle(logging.With(ctx, log), data)
 		p.instances <- svc
 		done <- err
 	}()
@@ -117,7 +118,7 @@ func (p *pushSim) attempt(data []byte, n int) bool {
 		p.lateAnswers++
 		p.mu.Unlock()
 		return false
-	case <-p.ctx.Done():
+	case <-ctx.Done():
 		return false
 	}
 }
