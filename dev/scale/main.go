@@ -76,7 +76,7 @@ func run(ctx context.Context, opt scale.Options) (*scale.Report, error) {
 		fopt.TableMetadataUpdatesPer10s, fopt.PartitionModsPer10s = per(5), per(50)
 		fopt.TablesInsertPerSecond, fopt.DMLPer10s = per(10), per(25)
 	}
-	proxy, err := bqfidelity.Start(emu, fopt)
+	proxy, err := bqfidelity.Start(emu, fopt) //nolint:contextcheck // the proxy lives until Close
 	if err != nil {
 		return nil, err
 	}
