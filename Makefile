@@ -1,5 +1,5 @@
 # pgbq — the two commands a newcomer runs: `make demo` and `make test`.
-.PHONY: demo test test-clocks bench chaos lint build stack-up stack-down cloud-check
+.PHONY: demo test test-clocks bench chaos scale lint build stack-up stack-down cloud-check
 
 ## demo: the whole pipeline on a local stack (PostgreSQL, BigQuery emulator, Pub/Sub fake)
 demo:
@@ -20,6 +20,11 @@ bench:
 ## chaos: the full fault-injection run (1M rows, 10 dates, >= 52 kill -9s, every fault kind)
 chaos:
 	bash dev/chaos.sh
+
+## scale: a back-fill of 200 small dates by 20 pull loaders through the fidelity layer (3 s jobs);
+## prints efficiency, dead letters, lost/duplicated rows. `make scale ARGS="--mode push"` shows the old design.
+scale:
+	bash dev/scale.sh $(ARGS)
 
 ## lint: gofmt, go vet, go mod tidy check, golangci-lint (.golangci.yml; pinned in go.mod), terraform fmt
 lint:

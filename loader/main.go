@@ -14,12 +14,10 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
-	"sync/atomic"
 	"syscall"
 	"time"
 	_ "time/tzdata" // zone names for SYNC_TIME_ZONE, also in images without a zone database
 
-	"cloud.google.com/go/pubsub/v2"
 	"github.com/sethvargo/go-envconfig"
 
 	"github.com/pgbq/pgbq/internal/app"
@@ -95,7 +93,7 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 	case *date != "":
 		return once(ctx, svc, *date, *table)
 	case *pull:
-		return receive(ctx, logger, svc, deps, cfg, *idle)
+		return receive(ctx, svc, deps, cfg, *idle)
 	default:
 		return serve(ctx, logger, svc, cfg.Port)
 	}
@@ -161,75 +159,7 @@ func serve(ctx context.Context, logger *slog.Logger, svc *loader.Service, port s
 	return srv.Shutdown(shutdownCtx) //nolint:contextcheck // see above
 }
 
-// PullBudget is how long a pulled message may work on its date before a
-// continuation takes over. The client extends the message's lease for as
-// long as it works (StreamingPull), so unlike a push request nothing ends
-// it at 600 s: a date is normally worked to its end in one delivery.
-const PullBudget = 2 * time.Hour
-
-// receive pulls messages from the subscription: at most LOADER_CONCURRENCY
-// outstanding at a time (flow control: the backlog waits in Pub/Sub, it
-// does not fail), leases extended automatically while a date is worked,
-// acks confirmed (with exactly-once delivery on the subscription an ack can
-// fail, e.g. after the lease was lost; the date is then delivered again,
-// which the loader absorbs). It returns when ctx ends or, with idle > 0,
-// once nothing has arrived for idle.
-func receive(ctx context.Context, logger *slog.Logger, svc *loader.Service, deps *app.Deps, cfg Config, idle time.Duration) error {
-	sub := deps.PubSub.Subscriber(cfg.Common.PubSub.Subscription)
-	sub.ReceiveSettings.MaxOutstandingMessages = cfg.Concurrency
-	sub.ReceiveSettings.MaxExtension = PullBudget + loader.FinishTime + 10*time.Minute
-	pullSvc := *svc
-	pullSvc.Budget = PullBudget
-	svc = &pullSvc
-	rctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var active atomic.Int64
-	var last atomic.Int64
-	last.Store(time.Now().UnixNano())
-	if idle > 0 {
-		go func() {
-			t := time.NewTicker(200 * time.Millisecond)
-			defer t.Stop()
-			for {
-				select {
-				case <-rctx.Done():
-					return
-				case <-t.C:
-					if active.Load() == 0 && time.Since(time.Unix(0, last.Load())) > idle {
-						logger.Info("no messages; exiting", "idle_ms", idle.Milliseconds())
-						cancel()
-						return
-					}
-				}
-			}
-		}()
-	}
-	logger.Info("pulling", "subscription", cfg.Common.PubSub.Subscription)
-	err := sub.Receive(rctx, func(mctx context.Context, m *pubsub.Message) {
-		active.Add(1)
-		defer func() {
-			last.Store(time.Now().UnixNano())
-			active.Add(-1)
-		}()
-		log := logger.With("message_id", m.ID)
-		if m.DeliveryAttempt != nil { // set when the subscription dead-letters
-			log = log.With("delivery_attempt", *m.DeliveryAttempt)
-		}
-		if err := svc.Handle(logging.With(ctx, log), m.Data); err != nil {
-			// Pub/Sub's retry backoff applies to push; pulling, we pause.
-			select {
-			case <-time.After(time.Second):
-			case <-ctx.Done():
-			}
-			m.Nack()
-			return
-		}
-		if _, err := m.AckWithResult().Get(ctx); err != nil {
-			log.Warn("ack not confirmed; the message will be delivered again", "error", err.Error())
-		}
-	})
-	if err != nil && ctx.Err() == nil && rctx.Err() == nil {
-		return fmt.Errorf("receive from %s: %w", cfg.Common.PubSub.Subscription, err)
-	}
-	return nil
+// receive pulls messages from PUBSUB_SUBSCRIPTION (see loader.Receive).
+func receive(ctx context.Context, svc *loader.Service, deps *app.Deps, cfg Config, idle time.Duration) error {
+	return loader.Receive(ctx, deps.PubSub.Subscriber(cfg.Common.PubSub.Subscription), svc, cfg.Concurrency, idle)
 }
