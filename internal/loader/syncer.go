@@ -463,7 +463,7 @@ func (s *Syncer) resync(ctx context.Context, log *slog.Logger, day time.Time, e 
 func (s *Syncer) appendState(ctx context.Context, e syncstate.Entry) error {
 	// One synced_at for every attempt: the row's insertId derives from
 	// its content, so a retried insert is recognised as the same row.
-	e.SyncedAt = s.now().UTC()
+	e = s.State.Stamp(e)
 	return retry.Do(ctx, func(ctx context.Context, _ int) error { return s.State.Append(ctx, e) })
 }
 

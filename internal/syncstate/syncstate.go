@@ -87,6 +87,20 @@ func New(client *bigquery.Client, project, dataset string) *Store {
 	return &Store{client: client, project: project, dataset: dataset}
 }
 
+// Stamp gives e its synced_at from the store's clock unless it has one.
+// Stamping once before retrying an Append keeps the row's content, and so
+// its insertId, the same on every attempt.
+func (s *Store) Stamp(e Entry) Entry {
+	if e.SyncedAt.IsZero() {
+		clock := s.now
+		if clock == nil {
+			clock = time.Now
+		}
+		e.SyncedAt = clock().UTC()
+	}
+	return e
+}
+
 // WithClock returns a copy of s that stamps entries with now's time.
 func (s *Store) WithClock(now func() time.Time) *Store {
 	c := *s
@@ -209,15 +223,8 @@ func (e Entry) Save() (map[string]bigquery.Value, string, error) {
 // Append writes entries. Streaming inserts have no DML queue, so any
 // number of loaders can append at once.
 func (s *Store) Append(ctx context.Context, entries ...Entry) error {
-	clock := s.now
-	if clock == nil {
-		clock = time.Now
-	}
-	now := clock().UTC()
 	for i := range entries {
-		if entries[i].SyncedAt.IsZero() {
-			entries[i].SyncedAt = now
-		}
+		entries[i] = s.Stamp(entries[i])
 	}
 	if err := s.client.Dataset(s.dataset).Table(LogTable).Inserter().Put(ctx, entries); err != nil {
 		return fmt.Errorf("append to %s: %w", LogTable, err)
