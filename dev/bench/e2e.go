@@ -16,6 +16,7 @@ import (
 	"google.golang.org/api/iterator"
 
 	"github.com/pgbq/pgbq/internal/bq"
+	"github.com/pgbq/pgbq/internal/syncstate"
 )
 
 const benchDataset = "pgbq_bench"
@@ -33,9 +34,27 @@ type e2eResult struct {
 	peakRSSKB int64
 }
 
+// migrate does what `planner migrate` does once per deploy: the bench's
+// dataset and sync_control (the loader creates its destination itself).
+func migrate(ctx context.Context, c e2eConfig) error {
+	cfg := bq.Config{Project: c.bqProject, Dataset: benchDataset, Location: "US", Endpoint: c.bqEndpoint}
+	client, err := bq.NewClient(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	if err := bq.EnsureDatasets(ctx, client, cfg); err != nil {
+		return err
+	}
+	return syncstate.New(client, c.bqProject, benchDataset).Migrate(ctx)
+}
+
 // endToEnd runs `loader --date D` for each date in order, one process at a
 // time, while the next date is expected to fit in the budget.
 func endToEnd(ctx context.Context, c e2eConfig, l layout, dayRows []int64) (e2eResult, error) {
+	if err := migrate(ctx, c); err != nil {
+		return e2eResult{}, err
+	}
 	env := append(os.Environ(),
 		"PG_DSN="+c.pgDSN, "BQ_PROJECT="+c.bqProject, "BQ_DATASET="+benchDataset, "BQ_ENDPOINT="+c.bqEndpoint,
 		"SYNC_TABLE="+mainTable, fmt.Sprintf("SYNC_CHUNK_SIZE=%d", c.chunk), "PUBSUB_TOPIC=dates",

@@ -33,6 +33,9 @@ INSERT INTO %[1]s SELECT g, (SELECT string_agg(md5(g::text || '/' || k::text), '
 		wideTable, md5PerRow, day.Format("2006-01-02 15:04:05+00"), wideCount)); err != nil {
 		return 0, fmt.Errorf("seed %s: %w", wideTable, err)
 	}
+	if err := migrate(ctx, c); err != nil {
+		return 0, err
+	}
 	env := append(os.Environ(),
 		"PG_DSN="+c.pgDSN, "BQ_PROJECT="+c.bqProject, "BQ_DATASET="+benchDataset, "BQ_ENDPOINT="+c.bqEndpoint,
 		"SYNC_TABLE="+wideTable, fmt.Sprintf("SYNC_CHUNK_SIZE=%d", c.chunk), "PUBSUB_TOPIC=dates",
