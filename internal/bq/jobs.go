@@ -13,7 +13,6 @@ import (
 
 	"cloud.google.com/go/bigquery"
 	"github.com/googleapis/gax-go/v2"
-	"google.golang.org/api/googleapi"
 )
 
 // JobID is a deterministic job id: kind and label (a date) for people
@@ -110,37 +109,6 @@ func wait(ctx context.Context, job *bigquery.Job) error {
 			return fmt.Errorf("waiting for job %s: %w", job.ID(), ctx.Err())
 		}
 	}
-}
-
-// JobReason is the reason of a job's errorResult ("notFound",
-// "internalError", …), or "" when err is no job error.
-func JobReason(err error) string {
-	var e *bigquery.Error
-	if errors.As(err, &e) {
-		return e.Reason
-	}
-	var g *googleapi.Error
-	if errors.As(err, &g) && len(g.Errors) > 0 {
-		return g.Errors[0].Reason
-	}
-	return ""
-}
-
-// JobErrorTransient reports whether a job ended with an error that a new
-// attempt may not meet. Reasons follow BigQuery's error-messages page:
-// backendError, internalError and rateLimitExceeded are retryable, and so
-// is a job cancelled by a conflicting transaction ("concurrent update").
-func JobErrorTransient(err error) bool {
-	var e *bigquery.Error
-	if !errors.As(err, &e) {
-		return false
-	}
-	switch e.Reason {
-	case "backendError", "internalError", "rateLimitExceeded", "jobRateLimitExceeded", "jobBackendError", "jobInternalError":
-		return true
-	}
-	return strings.Contains(strings.ToLower(e.Message), "concurrent update") ||
-		strings.Contains(strings.ToLower(e.Message), "too many dml statements outstanding")
 }
 
 // notFound reports whether err says that table does not exist: a job's
