@@ -80,7 +80,7 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 	logger := logging.New(stdout, cfg.Common.LogLevel).With("component", "loader")
 	ctx = logging.With(ctx, logger)
 
-	deps, err := app.Open(ctx, &cfg.Common, true, false, opts...)
+	deps, err := app.Open(ctx, &cfg.Common, mode.PubSub() != 0, false, opts...)
 	if err != nil {
 		return err
 	}
