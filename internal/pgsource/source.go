@@ -27,7 +27,7 @@ type Source struct {
 	formats pgx.QueryResultFormats
 
 	firstSQL, nextSQL, countSQL, countUpToSQL, minSQL string
-	instant                                           string
+	undatedSQL, instant                               string
 
 	// MaxBytes caps a chunk's bytes; MaxBatchBytes by default.
 	MaxBytes int
@@ -112,7 +112,10 @@ func newSource(ctx context.Context, pool *pgxpool.Pool, spec TableSpec) (*Source
 		list, tbl, ts, id, ts, ts, id)
 	s.countSQL = fmt.Sprintf(`SELECT count(*) FROM %s WHERE %s >= $1 AND %s < $2`, tbl, ts, ts)
 	s.countUpToSQL = fmt.Sprintf(`SELECT count(*) FROM %s WHERE %s >= $1 AND (%s, %s) <= ($2, $3)`, tbl, ts, ts, id)
-	s.minSQL = fmt.Sprintf(`SELECT min(%s) FROM %s`, instant, tbl)
+	// Only rows BigQuery can date: min() of a column holding -infinity
+	// is -infinity, which no time.Time holds.
+	s.minSQL = fmt.Sprintf(`SELECT min(%s) FROM %s WHERE %s >= $1 AND %s < $2`, instant, tbl, ts, ts)
+	s.undatedSQL = undatedSQL(tbl, ts)
 	return s, nil
 }
 
@@ -250,7 +253,7 @@ func (s *Source) CountUpTo(ctx context.Context, day time.Time, pos schema.Key) (
 // empty table.
 func (s *Source) FirstDay(ctx context.Context) (day time.Time, ok bool, err error) {
 	var t *time.Time
-	if err := s.pool.QueryRow(ctx, s.minSQL).Scan(&t); err != nil {
+	if err := s.pool.QueryRow(ctx, s.minSQL, s.param(DatedFrom), s.param(DatedUntil)).Scan(&t); err != nil {
 		return time.Time{}, false, fmt.Errorf("first day of %s: %w", s.Name(), err)
 	}
 	if t == nil {

@@ -119,5 +119,8 @@ func (p *Planner) Status(ctx context.Context, w io.Writer) (Totals, error) {
 		tot.BigQueryRows += r.Dest.Rows
 		tot.Duplicates += dup
 	}
-	return tot, tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return tot, err
+	}
+	return tot, p.printUndated(ctx, w)
 }

@@ -111,6 +111,14 @@ locals {
       unit        = "s"
       labels      = ["table"]
     }
+    status_rows_undated = {
+      description = "Planner's table status: source rows that belong to no date (timestamp NULL, infinite or outside BigQuery's range), never synced."
+      logs        = local.planner_logs
+      match       = "jsonPayload.message=\"table status\""
+      field       = "rows_undated"
+      unit        = "1"
+      labels      = ["table"]
+    }
   }
 
   metric_type = { for k, m in google_logging_metric.this : k => "logging.googleapis.com/user/${m.name}" }
@@ -390,6 +398,9 @@ locals {
     ] },
     { title = "Lag: seconds since the newest finished date ended", sets = [
       [local.metric_type.status_freshness_lag_s, "cloud_run_job", "ALIGN_MEAN", "REDUCE_MAX", "3600s"],
+    ] },
+    { title = "Rows without a date (never synced)", sets = [
+      [local.metric_type.status_rows_undated, "cloud_run_job", "ALIGN_MEAN", "REDUCE_SUM", "3600s"],
     ] },
     { title = "Errors: dates failed per hour", sets = [
       [local.metric_type.date_failures, "cloud_run_revision", "ALIGN_SUM", "REDUCE_SUM", "3600s"],
