@@ -69,13 +69,18 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 	if err := config.Load(ctx, &cfg, lookuper); err != nil {
 		return err
 	}
-	if err := cfg.validate(*pull); err != nil {
+	once := *date != "" // syncs in-process: no Pub/Sub
+	validate := func() error { return cfg.validate(*pull) }
+	if once {
+		validate = cfg.ValidateOnce
+	}
+	if err := validate(); err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
 	}
 	logger := logging.New(stdout, cfg.Common.LogLevel).With("component", "loader")
 	ctx = logging.With(ctx, logger)
 
-	deps, err := app.Open(ctx, &cfg.Common, true, false, opts...)
+	deps, err := app.Open(ctx, &cfg.Common, !once, false, opts...)
 	if err != nil {
 		return err
 	}
@@ -90,8 +95,8 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 		svc.Syncers[t.Config.DestTable] = syncer
 	}
 	switch {
-	case *date != "":
-		return once(ctx, svc, *date, *table)
+	case once:
+		return syncDate(ctx, svc, *date, *table)
 	case *pull:
 		return receive(ctx, svc, deps, cfg, *idle)
 	default:
@@ -99,9 +104,9 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 	}
 }
 
-// once syncs one date of each table in this process until it is
+// syncDate syncs one date of each table in this process until it is
 // published or finished.
-func once(ctx context.Context, svc *loader.Service, date, table string) error {
+func syncDate(ctx context.Context, svc *loader.Service, date, table string) error {
 	day, err := time.Parse(time.DateOnly, date)
 	if err != nil {
 		return fmt.Errorf("--date %q is not a date (YYYY-MM-DD)", date)

@@ -26,9 +26,15 @@ const MaxLoaderBudget = 530 * time.Second
 
 // Validate checks the loader's configuration; pull says it pulls from a
 // subscription instead of serving push requests.
-func (c *Loader) Validate(pull bool) error {
+func (c *Loader) Validate(pull bool) error { return c.validate(true, pull) }
+
+// ValidateOnce checks the configuration of `loader --date`, which syncs
+// in-process and publishes nothing: no Pub/Sub setting is needed.
+func (c *Loader) ValidateOnce() error { return c.validate(false, false) }
+
+func (c *Loader) validate(needTopic, pull bool) error {
 	c.Common.Normalize()
-	errs := []error{c.Common.Validate(true, pull)}
+	errs := []error{c.Common.Validate(needTopic, pull)}
 	if c.Budget < 10*time.Second || c.Budget > MaxLoaderBudget {
 		errs = append(errs, fmt.Errorf("LOADER_BUDGET %s is out of range (10s..%s)", c.Budget, MaxLoaderBudget))
 	}
