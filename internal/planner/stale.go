@@ -2,6 +2,7 @@ package planner
 
 import (
 	"context"
+	"time"
 
 	"cloud.google.com/go/civil"
 
@@ -9,7 +10,7 @@ import (
 )
 
 // AuditDays is how many finished dates older than the recheck window each
-// run compares again, a block at a time in rotation by the hour, so that
+// run compares again, one block chosen by the hour, so that
 // rows reaching an old date late (or a column back-filled in PostgreSQL)
 // are found without fingerprinting the whole history on every run.
 const AuditDays = 31
@@ -38,8 +39,8 @@ func (p *Planner) Audit(ctx context.Context) ([]civil.Date, error) {
 	}
 	from, to := first, last
 	if n := last.DaysSince(first) + 1; n > AuditDays {
-		blocks := (n + AuditDays - 1) / AuditDays
-		from = first.AddDays(int(now.Unix()/3600%int64(blocks)) * AuditDays)
+		blocks := uint64((n + AuditDays - 1) / AuditDays)
+		from = first.AddDays(int(auditSlot(now)%blocks) * AuditDays)
 		if to = from.AddDays(AuditDays - 1); to.After(last) {
 			to = last
 		}
@@ -56,6 +57,17 @@ func (p *Planner) Audit(ctx context.Context) ([]civil.Date, error) {
 		}
 	}
 	return stale, nil
+}
+
+// auditSlot picks the hour's block: a hash of the hour, so that runs on
+// any schedule (every 2 h, every 6 h) still reach every block, where a
+// plain hour counter would skip those its period shares a factor with.
+func auditSlot(now time.Time) uint64 {
+	// splitmix64's finalizer: every output bit depends on every input bit.
+	x := uint64(now.Unix()/3600) + 0x9e3779b97f4a7c15
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
+	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
+	return x ^ (x >> 31)
 }
 
 // logStale logs r, a finished date that differs, at ERROR.
