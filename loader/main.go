@@ -95,8 +95,8 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 		svc.Syncers[t.Config.DestTable] = syncer
 	}
 	switch {
-	case *date != "":
-		return once(ctx, svc, *date, *table)
+	case mode == config.Once:
+		return syncDate(ctx, svc, *date, *table)
 	case *pull:
 		return receive(ctx, svc, deps, cfg, *idle)
 	default:
@@ -104,9 +104,9 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 	}
 }
 
-// once syncs one date of each table in this process until it is
+// syncDate syncs one date of each table in this process until it is
 // published or finished.
-func once(ctx context.Context, svc *loader.Service, date, table string) error {
+func syncDate(ctx context.Context, svc *loader.Service, date, table string) error {
 	day, err := time.Parse(time.DateOnly, date)
 	if err != nil {
 		return fmt.Errorf("--date %q is not a date (YYYY-MM-DD)", date)

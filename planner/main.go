@@ -265,6 +265,9 @@ func check(ctx context.Context, stdout io.Writer, lookuper envconfig.Lookuper) e
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", col.Name, col.SourceType, bqType, note)
 		}
 		tw.Flush()
+		if n, err := pgsource.CountUndatedOf(ctx, c.PG, t.Spec()); err == nil {
+			fmt.Fprintf(stdout, "rows without a date: %d (never synced: README, \"Rows without a date\")\n", n)
+		}
 		if keyErr != nil {
 			fmt.Fprintln(stdout, app.NameSpecErrors(keyErr, app.Variables(&c, i)))
 			bad++

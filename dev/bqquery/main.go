@@ -57,16 +57,21 @@ func main() {
 		}
 		cells := make([]string, len(row))
 		for i, v := range row {
-			switch t := v.(type) {
-			case nil:
-				cells[i] = "NULL"
-			case time.Time:
-				cells[i] = t.UTC().Format(time.RFC3339)
-			default:
-				cells[i] = fmt.Sprint(t)
-			}
+			cells[i] = cell(v)
 		}
 		fmt.Println(strings.Join(cells, "\t"))
+	}
+}
+
+// cell prints one value; timestamps to the microsecond, as BigQuery keeps them.
+func cell(v bigquery.Value) string {
+	switch t := v.(type) {
+	case nil:
+		return "NULL"
+	case time.Time:
+		return t.UTC().Format("2006-01-02T15:04:05.000000Z07:00")
+	default:
+		return fmt.Sprint(t)
 	}
 }
 

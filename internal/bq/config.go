@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"time"
 
 	"cloud.google.com/go/bigquery"
 	"google.golang.org/api/googleapi"
@@ -109,5 +110,35 @@ func NewClient(ctx context.Context, c Config) (*bigquery.Client, error) {
 		return nil, fmt.Errorf("connect to BigQuery: %w", err)
 	}
 	client.Location = c.Location
+	if err := probe(ctx, client, c); err != nil {
+		client.Close()
+		return nil, err
+	}
 	return client, nil
+}
+
+// ProbeTimeout bounds the first request: the client retries a connection
+// that fails or hangs until its context ends, which at start would be
+// minutes of silence for a mistyped endpoint.
+const ProbeTimeout = 15 * time.Second
+
+// probe asks for the destination dataset once, within ProbeTimeout. Any
+// answer from BigQuery, an error status included (not found, permission
+// denied), shows the endpoint is there; the callers deal with the status.
+func probe(ctx context.Context, client *bigquery.Client, c Config) error {
+	if c.Dataset == "" {
+		return nil
+	}
+	pctx, cancel := context.WithTimeout(ctx, ProbeTimeout)
+	defer cancel()
+	_, err := client.Dataset(c.Dataset).Metadata(pctx)
+	var apiErr *googleapi.Error
+	if err == nil || errors.As(err, &apiErr) || ctx.Err() != nil {
+		return nil
+	}
+	where := "BigQuery (BQ_ENDPOINT is empty)"
+	if c.Endpoint != "" {
+		where = fmt.Sprintf("BQ_ENDPOINT %s", c.Endpoint)
+	}
+	return fmt.Errorf("%s did not answer within %s: %w", where, ProbeTimeout, err)
 }

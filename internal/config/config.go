@@ -56,6 +56,17 @@ func Load(ctx context.Context, c any, lookuper envconfig.Lookuper) error {
 	if lookuper == nil {
 		lookuper = envconfig.OsLookuper()
 	}
+	// A variable with a default that is set to "" would read as the
+	// type's zero (SYNC_CHUNK_SIZE= as 0): say so instead of guessing.
+	var empty []error
+	for _, v := range Variables(c) {
+		if val, set := lookuper.Lookup(v.Name); set && val == "" && v.Default != "" {
+			empty = append(empty, fmt.Errorf("%s is set but empty: unset it for the default (%s) or give a value", v.Name, v.Default))
+		}
+	}
+	if len(empty) > 0 {
+		return fmt.Errorf("configuration:\n%w", errors.Join(empty...))
+	}
 	if err := envconfig.ProcessWith(ctx, &envconfig.Config{Target: c, Lookuper: lookuper}); err != nil {
 		// go-envconfig names the Go field; name the variable instead.
 		msg := err.Error()

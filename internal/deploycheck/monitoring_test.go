@@ -187,6 +187,7 @@ func TestAlertPolicies(t *testing.T) {
 			"loader_errors":  {"run.googleapis.com/request_count", map[string]string{"resource.labels.service_name": m.loader, "metric.labels.response_code_class": "5xx"}},
 			"date_failing":   {logMetricOn(t, m, "date failed", ""), nil},
 			"freshness":      {logMetricOn(t, m, "table status", "freshness_lag_s"), nil},
+			"stale_dates":    {logMetricOn(t, m, "finished date differs", ""), nil},
 		}
 		found := map[string]bool{}
 		for _, p := range check(in.AllResources("google_monitoring_alert_policy")).of(t) {

@@ -56,7 +56,17 @@ func (s *Service) Handle(ctx context.Context, data []byte) error {
 	}
 	syncer, ok := s.Syncers[m.Table]
 	if !ok {
+		// Not recorded in sync_control: its rows are the configured
+		// tables', and a message must not make the loader write under a
+		// name the configuration does not know.
 		log.Warn("message rejected", "reason", fmt.Sprintf("table %q is not configured (this loader syncs %s)", m.Table, s.tableNames()))
+		return nil
+	}
+	if last := LastDate(syncer.now()); day.After(last) {
+		// No row can be dated there yet; syncing it would record a date
+		// "published" that the planner never looks at again.
+		log.Warn("message rejected", "table", m.Table, "reason",
+			fmt.Sprintf("date %s is after %s (today plus a day): no row can have it yet", m.Date, last.Format(time.DateOnly)))
 		return nil
 	}
 	log = log.With("table", m.Table, "sync_date", m.Date)
@@ -87,6 +97,12 @@ func (s *Service) Handle(ctx context.Context, data []byte) error {
 		}
 	}
 	return nil
+}
+
+// LastDate is the latest date a message may ask for at now: tomorrow (UTC),
+// a margin for clocks that run ahead.
+func LastDate(now time.Time) time.Time {
+	return now.UTC().Truncate(24*time.Hour).AddDate(0, 0, 1)
 }
 
 func (s *Service) tableNames() string {

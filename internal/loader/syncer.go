@@ -170,6 +170,7 @@ func (s *Syncer) Sync(ctx context.Context, day time.Time, deadline time.Time) (O
 			return err
 		}
 		st, err = s.Warehouse.StagedState(ctx, day, gen)
+		st.Pos = s.Source.FromStaging(st.Pos)
 		return err
 	})
 	if errors.Is(err, bq.ErrStagingGone) {
@@ -215,15 +216,16 @@ func (s *Syncer) resume(ctx context.Context, day time.Time, st bq.Staged, prev s
 	if err != nil || n == st.DistinctIDs {
 		return st.Pos, err
 	}
+	// The checkpoint is in the source's terms, as every position.
 	ck := schema.Key{Time: prev.LastCreatedAt.UTC(), ID: prev.LastID}
-	if prev.LastCreatedAt.IsZero() || ck.Time.Before(day) || !ck.Time.Before(day.AddDate(0, 0, 1)) {
+	if prev.LastCreatedAt.IsZero() || !s.Source.InDay(day, ck) {
 		return nil, nil
 	}
 	src, err := s.Source.CountUpTo(ctx, day, ck)
 	if err != nil {
 		return nil, err
 	}
-	staged, err := s.Warehouse.StagedCountUpTo(ctx, day, ck)
+	staged, err := s.Warehouse.StagedCountUpTo(ctx, day, s.Source.ToStaging(ck))
 	if err != nil || staged != src {
 		return nil, err
 	}
@@ -333,6 +335,7 @@ func (s *Syncer) publish(ctx context.Context, log *slog.Logger, day time.Time, g
 		if st, err = s.Warehouse.StagedState(ctx, day, gen); err != nil {
 			return err
 		}
+		st.Pos = s.Source.FromStaging(st.Pos)
 		expected = 0
 		if st.Pos != nil {
 			expected, err = s.Source.CountUpTo(ctx, day, *st.Pos)

@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/bits"
 	"time"
+	"unicode/utf8"
 
 	"github.com/pgbq/pgbq/internal/schema"
 )
@@ -62,7 +63,15 @@ func appendValue(v *schema.Vector, c *column, raw []byte) error {
 		}
 	case schema.Bool:
 		v.Bools = append(v.Bools, len(raw) == 1 && raw[0] != 0)
-	case schema.String, schema.Bytes:
+	case schema.Bytes:
+		v.AppendBytes(raw)
+	case schema.String:
+		if c.oid == oidChar && len(raw) == 1 && raw[0] == 0 {
+			raw = raw[:0] // "char" stores '' as a NUL byte
+		}
+		if err := validUTF8(raw); err != nil {
+			return err
+		}
 		v.AppendBytes(raw)
 	case schema.JSON:
 		if c.oid == oidJSONB {
@@ -70,6 +79,9 @@ func appendValue(v *schema.Vector, c *column, raw []byte) error {
 				return errors.New("unknown jsonb binary version")
 			}
 			raw = raw[1:]
+		}
+		if err := validUTF8(raw); err != nil {
+			return err
 		}
 		v.AppendBytes(raw)
 	case schema.Date:
@@ -106,6 +118,26 @@ func appendValue(v *schema.Vector, c *column, raw []byte) error {
 		return fmt.Errorf("no decoder for %s", c.Type)
 	}
 	return nil
+}
+
+// validUTF8 refuses text BigQuery cannot hold: STRING and JSON are UTF-8,
+// but a "char" byte of a multi-byte letter, or any text of a SQL_ASCII
+// database, can be anything. Failing names the value's place (the caller
+// adds table, column and id); changing it silently is not an option.
+func validUTF8(raw []byte) error {
+	if utf8.Valid(raw) {
+		return nil
+	}
+	at := 0
+	for at < len(raw) {
+		r, n := utf8.DecodeRune(raw[at:])
+		if r == utf8.RuneError && n <= 1 {
+			break
+		}
+		at += n
+	}
+	return fmt.Errorf("%w: text is not valid UTF-8 (byte 0x%02x at offset %d); BigQuery STRING holds only UTF-8: "+
+		"convert the value to UTF-8 in PostgreSQL", errValue, raw[at], at)
 }
 
 func decodeInt(raw []byte) (int64, error) {

@@ -27,7 +27,7 @@ type Source struct {
 	formats pgx.QueryResultFormats
 
 	firstSQL, nextSQL, countSQL, countUpToSQL, minSQL string
-	instant                                           string
+	undatedSQL, instant                               string
 
 	// MaxBytes caps a chunk's bytes; MaxBatchBytes by default.
 	MaxBytes int
@@ -38,6 +38,10 @@ type Source struct {
 	// values are (UTC unless stated): instants become wall-clock
 	// parameters through it, so the column's index still serves.
 	zone *time.Location
+	// wallKey is set when the key column is a wall clock in a stated
+	// zone: it travels as the instant, and the query also returns the
+	// wall clock itself, after the columns, for the keyset position.
+	wallKey bool
 }
 
 // param turns an instant into the value compared with the timestamp
@@ -99,6 +103,14 @@ func newSource(ctx context.Context, pool *pgxpool.Pool, spec TableSpec) (*Source
 		}
 		s.formats = append(s.formats, c.format)
 	}
+	if spec.TimeZone != "" && cols[table.TimestampIndex].oid == oidTimestamp {
+		// Positions are kept in the source's own terms, the wall clock:
+		// the instant loses which hour a clock change skipped (02:20 on
+		// a spring-forward day becomes the same instant as 03:20).
+		s.wallKey = true
+		names = append(names, ts)
+		s.formats = append(s.formats, pgx.BinaryFormatCode)
+	}
 	s.instant = instant
 	tbl := ident.Sanitize()
 	id := pgx.Identifier{cols[table.IDIndex].Name}.Sanitize()
@@ -112,7 +124,10 @@ func newSource(ctx context.Context, pool *pgxpool.Pool, spec TableSpec) (*Source
 		list, tbl, ts, id, ts, ts, id)
 	s.countSQL = fmt.Sprintf(`SELECT count(*) FROM %s WHERE %s >= $1 AND %s < $2`, tbl, ts, ts)
 	s.countUpToSQL = fmt.Sprintf(`SELECT count(*) FROM %s WHERE %s >= $1 AND (%s, %s) <= ($2, $3)`, tbl, ts, ts, id)
-	s.minSQL = fmt.Sprintf(`SELECT min(%s) FROM %s`, instant, tbl)
+	// Only rows BigQuery can date: min() of a column holding -infinity
+	// is -infinity, which no time.Time holds.
+	s.minSQL = fmt.Sprintf(`SELECT min(%s) FROM %s WHERE %s >= $1 AND %s < $2`, instant, tbl, ts, ts)
+	s.undatedSQL = undatedSQL(tbl, ts)
 	return s, nil
 }
 
@@ -182,7 +197,7 @@ func (s *Source) ReadChunk(ctx context.Context, from, to time.Time, after *schem
 	if after == nil {
 		rows, err = s.pool.Query(ctx, s.firstSQL, s.formats, s.param(from), s.param(to), limit)
 	} else {
-		rows, err = s.pool.Query(ctx, s.nextSQL, s.formats, s.param(after.Time), after.ID, s.param(to), limit)
+		rows, err = s.pool.Query(ctx, s.nextSQL, s.formats, after.Time, after.ID, s.param(to), limit)
 	}
 	if err != nil {
 		return fmt.Errorf("read %s: %w", s.Name(), err)
@@ -190,8 +205,19 @@ func (s *Source) ReadChunk(ctx context.Context, from, to time.Time, after *schem
 	defer rows.Close()
 	tsIdx, idIdx := s.table.TimestampIndex, s.table.IDIndex
 	size := 0 // what the batch holds, about: see rowBytes
+	var firstWall, lastWall int64
 	for rows.Next() {
 		raw := rows.RawValues()
+		if s.wallKey {
+			us, err := decodeTimestamp(raw[len(s.cols)])
+			if err != nil {
+				return fmt.Errorf("read %s: %w", s.Name(), err)
+			}
+			if b.Rows == 0 {
+				firstWall = us
+			}
+			lastWall = us
+		}
 		size += s.rowBytes
 		for i := range s.cols {
 			size += len(raw[i])
@@ -215,8 +241,45 @@ func (s *Source) ReadChunk(ctx context.Context, from, to time.Time, after *schem
 		b.First = schema.Key{Time: time.UnixMicro(ts[0]).UTC(), ID: ids[0]}
 		b.Last = schema.Key{Time: time.UnixMicro(ts[b.Rows-1]).UTC(), ID: ids[b.Rows-1]}
 		b.MaxID = slices.Max(ids[:b.Rows])
+		if s.wallKey {
+			b.First.Time, b.Last.Time = time.UnixMicro(firstWall).UTC(), time.UnixMicro(lastWall).UTC()
+		}
 	}
 	return nil
+}
+
+// A keyset position (schema.Key) is in the source's own terms: the
+// timestamp column's value as PostgreSQL stores it — the instant for
+// timestamptz, the wall clock (as a UTC time) for timestamp. Staging holds
+// what BigQuery holds, the instant; these convert between the two.
+
+// FromStaging turns a position read from staging into the source's
+// terms. For a wall clock in a stated zone the conversion is exact except
+// in an hour a clock change skipped (02:20 reads back as 03:20); every
+// position from staging is checked against the source's counts before it
+// is trusted, and fails that check then.
+func (s *Source) FromStaging(k *schema.Key) *schema.Key {
+	if k == nil || !s.wallKey {
+		return k
+	}
+	return &schema.Key{Time: s.param(k.Time), ID: k.ID}
+}
+
+// ToStaging turns a position in the source's terms into the instant
+// staging holds.
+func (s *Source) ToStaging(k schema.Key) schema.Key {
+	if !s.wallKey {
+		return k
+	}
+	t := k.Time
+	k.Time = time.Date(t.Year(), t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second(), t.Nanosecond(), s.zone).UTC()
+	return k
+}
+
+// InDay reports whether position k (source's terms) lies in the UTC day
+// starting at day.
+func (s *Source) InDay(day time.Time, k schema.Key) bool {
+	return !k.Time.Before(s.param(day)) && k.Time.Before(s.param(day.AddDate(0, 0, 1)))
 }
 
 func idText(raw []byte) string {
@@ -237,10 +300,11 @@ func (s *Source) CountDay(ctx context.Context, day time.Time) (int64, error) {
 }
 
 // CountUpTo counts the rows of the day starting at day whose keyset
-// position is at or before pos: what a complete staging up to pos holds.
+// position (source's terms) is at or before pos: what a complete staging
+// up to pos holds.
 func (s *Source) CountUpTo(ctx context.Context, day time.Time, pos schema.Key) (int64, error) {
 	var n int64
-	if err := s.pool.QueryRow(ctx, s.countUpToSQL, s.param(day), s.param(pos.Time), pos.ID).Scan(&n); err != nil {
+	if err := s.pool.QueryRow(ctx, s.countUpToSQL, s.param(day), pos.Time, pos.ID).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count %s on %s: %w", s.Name(), day.Format(time.DateOnly), err)
 	}
 	return n, nil
@@ -250,7 +314,7 @@ func (s *Source) CountUpTo(ctx context.Context, day time.Time, pos schema.Key) (
 // empty table.
 func (s *Source) FirstDay(ctx context.Context) (day time.Time, ok bool, err error) {
 	var t *time.Time
-	if err := s.pool.QueryRow(ctx, s.minSQL).Scan(&t); err != nil {
+	if err := s.pool.QueryRow(ctx, s.minSQL, s.param(DatedFrom), s.param(DatedUntil)).Scan(&t); err != nil {
 		return time.Time{}, false, fmt.Errorf("first day of %s: %w", s.Name(), err)
 	}
 	if t == nil {

@@ -152,6 +152,12 @@ func (p *Planner) Run(ctx context.Context) ([]Planned, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := p.warnUndated(ctx); err != nil {
+		return nil, err
+	}
+	if _, err := p.Audit(ctx); err != nil {
+		return nil, err
+	}
 	log := logging.From(ctx)
 	var entries []syncstate.Entry
 	for _, d := range plan {

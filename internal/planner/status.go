@@ -109,6 +109,9 @@ func (p *Planner) Status(ctx context.Context, w io.Writer) (Totals, error) {
 		if !r.Match() {
 			match = "NO"
 			tot.Mismatched++
+			if r.Entry.IsFinished {
+				p.logStale(ctx, r)
+			}
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t\n", r.Date, status, r.Source.Rows, r.Dest.Rows, dup, match)
 		tot.Dates++
@@ -119,5 +122,8 @@ func (p *Planner) Status(ctx context.Context, w io.Writer) (Totals, error) {
 		tot.BigQueryRows += r.Dest.Rows
 		tot.Duplicates += dup
 	}
-	return tot, tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return tot, err
+	}
+	return tot, p.printUndated(ctx, w)
 }

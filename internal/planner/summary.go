@@ -22,6 +22,9 @@ type Summary struct {
 	// FreshnessLag: from the end of the newest finished day to now; 0
 	// when no date is finished.
 	FreshnessLag time.Duration
+	// Undated: source rows that belong to no date (timestamp NULL,
+	// infinite or outside BigQuery's range), never synced.
+	Undated int64
 }
 
 // Summarize reads sync_control and sums up the table's dates from the
@@ -57,6 +60,9 @@ func (p *Planner) Summarize(ctx context.Context) (Summary, error) {
 			s.RowsStagedLastHour += e.RowsStaged
 		}
 	}
+	if s.Undated, err = p.Undated(ctx); err != nil {
+		return s, err
+	}
 	if !s.NewestFinished.IsZero() {
 		end := s.NewestFinished.AddDays(1).In(time.UTC)
 		s.FreshnessLag = max(now.Sub(end), 0).Truncate(time.Second)
@@ -76,5 +82,5 @@ func (s Summary) Log(log *slog.Logger, table string) {
 	log.Info("table status", "table", table, "dates_total", s.Dates, "dates_finished", s.Finished,
 		"dates_failed", s.Failed, "dates_in_flight", s.InFlight, "oldest_unfinished", date(s.OldestUnfinished),
 		"newest_finished", date(s.NewestFinished), "rows_staged_last_hour", s.RowsStagedLastHour,
-		"freshness_lag_s", int64(s.FreshnessLag.Seconds()))
+		"freshness_lag_s", int64(s.FreshnessLag.Seconds()), "rows_undated", s.Undated)
 }

@@ -45,7 +45,10 @@ func (p *Planner) Verify(ctx context.Context, w io.Writer, from, to civil.Date, 
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\n", r.Date, verdict, fp(r.Source), fp(r.Dest), r.Dest.Rows-r.Dest.DistinctIDs)
 	}
-	return bad, tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return bad, err
+	}
+	return bad, p.printUndated(ctx, w)
 }
 
 func (p *Planner) repair(ctx context.Context, repair Rebuilder, r *DateReport) string {

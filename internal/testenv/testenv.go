@@ -57,6 +57,13 @@ func Name(prefix string) string {
 // PG creates a fresh database and returns its DSN and a pool on it.
 func PG(t testing.TB) (string, *pgxpool.Pool) {
 	t.Helper()
+	return PGEncoded(t, "")
+}
+
+// PGEncoded is PG with the database created in encoding (e.g. SQL_ASCII)
+// from template0; "" is the server's default.
+func PGEncoded(t testing.TB, encoding string) (string, *pgxpool.Pool) {
+	t.Helper()
 	admin := need(t, EnvPG, "PostgreSQL server")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -66,7 +73,11 @@ func PG(t testing.TB) (string, *pgxpool.Pool) {
 	}
 	defer conn.Close(ctx)
 	db := Name("t")
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{db}.Sanitize()); err != nil {
+	create := "CREATE DATABASE " + pgx.Identifier{db}.Sanitize()
+	if encoding != "" {
+		create += " ENCODING " + pgx.Identifier{encoding}.Sanitize() + " TEMPLATE template0"
+	}
+	if _, err := conn.Exec(ctx, create); err != nil {
 		t.Fatalf("create database: %v", err)
 	}
 	cfg, err := pgx.ParseConfig(admin)

@@ -63,6 +63,14 @@ locals {
       unit        = "1"
       labels      = ["table", "sync_date"]
     }
+    stale_dates = {
+      description = "Finished dates the planner found differing from the source outside its recheck window (not re-opened by itself), per table and date."
+      logs        = local.planner_logs
+      match       = "jsonPayload.message=\"finished date differs\""
+      field       = null
+      unit        = "1"
+      labels      = ["table", "sync_date"]
+    }
     status_dates_total = {
       description = "Planner's table status: dates from the start date to today."
       logs        = local.planner_logs
@@ -111,6 +119,14 @@ locals {
       unit        = "s"
       labels      = ["table"]
     }
+    status_rows_undated = {
+      description = "Planner's table status: source rows that belong to no date (timestamp NULL, infinite or outside BigQuery's range), never synced."
+      logs        = local.planner_logs
+      match       = "jsonPayload.message=\"table status\""
+      field       = "rows_undated"
+      unit        = "1"
+      labels      = ["table"]
+    }
   }
 
   metric_type = { for k, m in google_logging_metric.this : k => "logging.googleapis.com/user/${m.name}" }
@@ -122,6 +138,7 @@ locals {
     loader_errors  = "${var.runbook_url}#alert-loader-error-ratio"
     date_failing   = "${var.runbook_url}#alert-a-date-fails-repeatedly"
     freshness      = "${var.runbook_url}#alert-data-not-fresh"
+    stale_dates    = "${var.runbook_url}#alert-finished-dates-differ"
   }
 }
 
@@ -334,6 +351,40 @@ resource "google_monitoring_alert_policy" "date_failing" {
   }
 }
 
+resource "google_monitoring_alert_policy" "stale_dates" {
+  project               = var.project_id
+  display_name          = "${var.name}: finished dates differ"
+  combiner              = "OR"
+  severity              = "ERROR"
+  notification_channels = var.notification_channels
+
+  conditions {
+    display_name = "The planner found a finished date whose rows differ from the source"
+    condition_threshold {
+      filter          = "resource.type=\"cloud_run_job\" AND metric.type=\"${local.metric_type.stale_dates}\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = 0
+      duration        = "0s"
+      aggregations {
+        alignment_period     = "3600s"
+        per_series_aligner   = "ALIGN_SUM"
+        cross_series_reducer = "REDUCE_SUM"
+        group_by_fields      = ["metric.label.table", "metric.label.sync_date"]
+      }
+    }
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    subject   = "${var.name}: finished dates differ"
+    content   = <<-EOT
+      A date finished long ago (older than the planner's recheck window) no longer matches the source: rows reached it late, or were changed or deleted in PostgreSQL. The planner does not rebuild old dates by itself.
+      The incident's labels name the table and date; the planner's "finished date differs" line shows both fingerprints and the command that rebuilds the date.
+      Runbook: ${local.runbook.stale_dates}
+    EOT
+  }
+}
+
 resource "google_monitoring_alert_policy" "freshness" {
   project               = var.project_id
   display_name          = "${var.name}: data not fresh"
@@ -390,6 +441,9 @@ locals {
     ] },
     { title = "Lag: seconds since the newest finished date ended", sets = [
       [local.metric_type.status_freshness_lag_s, "cloud_run_job", "ALIGN_MEAN", "REDUCE_MAX", "3600s"],
+    ] },
+    { title = "Rows without a date (never synced)", sets = [
+      [local.metric_type.status_rows_undated, "cloud_run_job", "ALIGN_MEAN", "REDUCE_SUM", "3600s"],
     ] },
     { title = "Errors: dates failed per hour", sets = [
       [local.metric_type.date_failures, "cloud_run_revision", "ALIGN_SUM", "REDUCE_SUM", "3600s"],

@@ -1,0 +1,56 @@
+package planner
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/pgbq/pgbq/internal/logging"
+)
+
+// UndatedCounter is a source that counts its rows that belong to no date:
+// timestamp NULL, ±infinity, or outside BigQuery's TIMESTAMP range. pgbq
+// never syncs those rows; it counts them wherever it reports a table
+// (README, "Rows without a date").
+type UndatedCounter interface {
+	CountUndated(ctx context.Context) (int64, error)
+}
+
+// Undated counts the source's rows that belong to no date; 0 when the
+// source cannot tell.
+func (p *Planner) Undated(ctx context.Context) (int64, error) {
+	c, ok := p.Source.(UndatedCounter)
+	if !ok {
+		return 0, nil
+	}
+	return c.CountUndated(ctx)
+}
+
+// warnUndated logs, at WARNING, how many of the table's rows no date
+// holds, when there are any.
+func (p *Planner) warnUndated(ctx context.Context) error {
+	n, err := p.Undated(ctx)
+	if err != nil || n == 0 {
+		return err
+	}
+	logging.From(ctx).Warn("rows without a date not synced", "table", p.Table, "rows_undated", n,
+		"why", undatedWhy)
+	return nil
+}
+
+// undatedWhy says which rows are undated, for people.
+const undatedWhy = "timestamp NULL, infinite, or outside 0001-01-01..9999-12-31 UTC"
+
+// printUndated writes the count of undated rows as a line of a report.
+func (p *Planner) printUndated(ctx context.Context, w io.Writer) error {
+	n, err := p.Undated(ctx)
+	if err != nil {
+		return err
+	}
+	note := ""
+	if n > 0 {
+		note = " (" + undatedWhy + "; not synced)"
+	}
+	_, err = fmt.Fprintf(w, "rows without a date: %d%s\n", n, note)
+	return err
+}
