@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -75,7 +76,9 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 	logger := logging.New(stdout, cfg.Common.LogLevel).With("component", "loader")
 	ctx = logging.With(ctx, logger)
 
-	deps, err := app.Open(ctx, &cfg.Common, true, false, opts...)
+	// The loader starts whatever one table's state is: a broken table's
+	// messages are recorded failed with the reason and acked.
+	deps, err := app.Open(ctx, &cfg.Common, append([]app.Option{app.WithPublisher()}, opts...)...)
 	if err != nil {
 		return err
 	}
@@ -111,6 +114,8 @@ func once(ctx context.Context, svc *loader.Service, date, table string) error {
 			return fmt.Errorf("--table %q is not a configured table", table)
 		}
 	}
+	// A table that fails does not stop the others; the run fails at the end.
+	var errs []error
 	for name, syncer := range svc.Syncers {
 		if table != "" && name != table {
 			continue
@@ -119,7 +124,8 @@ func once(ctx context.Context, svc *loader.Service, date, table string) error {
 		for {
 			out, err := syncer.Sync(logging.With(ctx, log), day, time.Now().Add(svc.Budget))
 			if err != nil {
-				return fmt.Errorf("table %s: %w", name, err)
+				errs = append(errs, fmt.Errorf("table %s: %w", name, err))
+				break
 			}
 			log.Info("date processed", "outcome", out.String())
 			if out != loader.Continue {
@@ -127,7 +133,7 @@ func once(ctx context.Context, svc *loader.Service, date, table string) error {
 			}
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // serve answers Pub/Sub push requests until ctx ends (SIGTERM), then stops

@@ -84,14 +84,19 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 	if cmd == "migrate" {
 		return migrate(ctx, stdout, &cfg.Common)
 	}
-	// A table that cannot be opened does not stop the others.
-	deps, err := app.Open(ctx, &cfg.Common, publish, true, opts...)
+	var openOpts []app.Option
+	if publish {
+		openOpts = append(openOpts, app.WithPublisher())
+	}
+	// A table that cannot be synced does not stop the others: it is
+	// reported (status and verify show why) and the run fails at the end.
+	deps, err := app.Open(ctx, &cfg.Common, append(openOpts, opts...)...)
 	if err != nil {
 		return err
 	}
 	defer deps.Close()
 	var planners []*planner.Planner
-	for _, t := range deps.Tables {
+	for _, t := range deps.Healthy() {
 		p := &planner.Planner{Source: t.Source, Dest: t.Warehouse, State: deps.State, Table: t.Config.DestTable,
 			InFlight: cfg.InFlight, Queued: cfg.Queued, MaxDates: cfg.MaxDates, RecheckDays: cfg.RecheckDays, Now: deps.Now}
 		if deps.Publisher != nil {
@@ -102,9 +107,15 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 		}
 		planners = append(planners, p)
 	}
+	for _, t := range deps.Tables {
+		if t.Broken != nil {
+			logger.Error("table not planned", "table", t.Config.DestTable, "error", t.Broken.Error())
+		}
+	}
 	switch {
 	case cmd == "verify":
-		return errors.Join(verify(ctx, stdout, planners, deps, &cfg.Common, *from, *to, *repair), errors.Join(deps.Broken...))
+		printBroken(stdout, deps)
+		return errors.Join(verify(ctx, stdout, planners, deps, &cfg.Common, *from, *to, *repair), deps.Broken())
 	case cmd == "status":
 		var sum planner.Totals
 		for _, p := range planners {
@@ -120,9 +131,10 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 			sum.Duplicates += tot.Duplicates
 			sum.Mismatched += tot.Mismatched
 		}
-		fmt.Fprintf(stdout, "status: dates=%d finished=%d source_rows=%d bigquery_rows=%d duplicates=%d mismatched=%d tables=%d\n",
-			sum.Dates, sum.Finished, sum.SourceRows, sum.BigQueryRows, sum.Duplicates, sum.Mismatched, len(planners))
-		return errors.Join(deps.Broken...)
+		printBroken(stdout, deps)
+		fmt.Fprintf(stdout, "status: dates=%d finished=%d source_rows=%d bigquery_rows=%d duplicates=%d mismatched=%d tables=%d broken=%d\n",
+			sum.Dates, sum.Finished, sum.SourceRows, sum.BigQueryRows, sum.Duplicates, sum.Mismatched, len(planners), len(deps.Tables)-len(planners))
+		return deps.Broken()
 	case *dryRun:
 		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "table\tdate\treason")
@@ -139,7 +151,8 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 		}
 		tw.Flush()
 		fmt.Fprintf(stdout, "plan: %d dates (dry run, nothing published)\n", n)
-		return errors.Join(deps.Broken...)
+		printBroken(stdout, deps)
+		return deps.Broken()
 	default:
 		// One table failing does not stop the others; the run fails at
 		// the end so the job's execution shows it.
@@ -162,7 +175,16 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 			n += len(plan)
 		}
 		fmt.Fprintf(stdout, "plan: %d dates published\n", n)
-		return errors.Join(append(deps.Broken, errs...)...)
+		return errors.Join(append([]error{deps.Broken()}, errs...)...)
+	}
+}
+
+// printBroken lists the tables that cannot be synced, with the reason.
+func printBroken(w io.Writer, deps *app.Deps) {
+	for _, t := range deps.Tables {
+		if t.Broken != nil {
+			fmt.Fprintf(w, "table %s\nBROKEN: %v\n", t.Config.DestTable, t.Broken)
+		}
 	}
 }
 
@@ -173,7 +195,7 @@ func verify(ctx context.Context, stdout io.Writer, planners []*planner.Planner, 
 	bad := 0
 	for i, p := range planners {
 		fmt.Fprintf(stdout, "table %s\n", p.Table)
-		n, err := verifyTable(ctx, stdout, p, deps, deps.Tables[i], c, fromArg, toArg, repair)
+		n, err := verifyTable(ctx, stdout, p, deps, deps.Healthy()[i], c, fromArg, toArg, repair)
 		if err != nil {
 			return fmt.Errorf("verify %s: %w", p.Table, err)
 		}
