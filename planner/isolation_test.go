@@ -157,3 +157,53 @@ func TestBrokenTableIsIsolated(t *testing.T) {
 		t.Fatalf("dead-lettered: %v", dead)
 	}
 }
+
+// A destination belongs to the source table pgbq made it for: another
+// deployment whose table of the same name (another schema) would write
+// into it is refused for that table only, saying how to name another
+// destination; the destination's own table goes on.
+func TestDestinationBelongsToOneSource(t *testing.T) {
+	t.Parallel()
+	clock := testenv.Clock(t)
+	dsn, pool := testenv.PG(t)
+	day := civil.DateOf(clock()).AddDays(-1)
+	testenv.Exec(t, pool, `CREATE SCHEMA sales`)
+	for _, tbl := range []string{"sales.orders", "public.orders", "clicks"} {
+		testenv.Exec(t, pool,
+			fmt.Sprintf(`CREATE TABLE %s (id bigint PRIMARY KEY, created_at timestamptz NOT NULL)`, tbl),
+			fmt.Sprintf(`INSERT INTO %s VALUES (1, '%s 12:00+00')`, tbl, day))
+	}
+	b := testenv.BigQuery(t)
+	env := func(kv ...string) envconfig.Lookuper {
+		m := map[string]string{"PG_DSN": dsn, "BQ_PROJECT": b.Project, "BQ_DATASET": b.Dataset, "BQ_ENDPOINT": b.Endpoint}
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return envconfig.MapLookuper(m)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dryRun := func(l envconfig.Lookuper) (string, error) {
+		var out bytes.Buffer
+		err := run(ctx, []string{"--dry-run"}, l, &out, io.Discard, app.WithClock(clock))
+		return out.String(), err
+	}
+	a := env("SYNC_TABLE", "sales.orders")
+	if out, err := dryRun(a); err != nil {
+		t.Fatalf("first deployment: %v\n%s", err, out)
+	}
+	out, err := dryRun(env("SYNC_TABLES", `[{"table":"public.orders"},{"table":"clicks"}]`))
+	for _, want := range []string{`destination belongs to another source table: BigQuery table`, `(its description: "Synced by pgbq from PostgreSQL table \"sales\".\"orders\".")`,
+		`not of "public"."orders": set dest_table in SYNC_TABLES`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("second deployment into the same destination: err %v, want it to contain %q", err, want)
+		}
+	}
+	if !strings.Contains(out, "clicks  "+day.String()) || strings.Contains(out, "orders  "+day.String()) {
+		t.Fatalf("the other table is not planned, or the refused one is:\n%s", out)
+	}
+	// The destination's own table is still welcome.
+	if out, err := dryRun(a); err != nil || !strings.Contains(out, "orders  "+day.String()) {
+		t.Fatalf("first deployment again: %v\n%s", err, out)
+	}
+}

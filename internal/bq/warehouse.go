@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"net/http"
 	"strings"
 	"time"
@@ -21,6 +22,26 @@ import (
 
 // ErrSchema marks a destination whose schema does not match the source.
 var ErrSchema = errors.New("destination schema mismatch")
+
+// ErrOwned marks a destination that pgbq made for another source table.
+var ErrOwned = errors.New("destination belongs to another source table")
+
+// SourceLabel is the destination's label that records which source table
+// pgbq made it for: a hash of the source's name (label values allow only
+// lowercase letters, digits, - and _), which the description spells out.
+const SourceLabel = "pgbq_source"
+
+// sourceLabel is SourceLabel's value for the source table named source.
+func sourceLabel(source string) string {
+	h := fnv.New64a()
+	h.Write([]byte(source))
+	return fmt.Sprintf("%016x", h.Sum64())
+}
+
+// sourceDescription is the destination's description; it names the source.
+func sourceDescription(source string) string {
+	return "Synced by pgbq from PostgreSQL table " + source + "."
+}
 
 // Warehouse is one synced table's BigQuery side.
 type Warehouse struct {
@@ -111,11 +132,21 @@ func (w *Warehouse) EnsureDestination(ctx context.Context) error {
 	t := w.Client.Dataset(w.cfg.Dataset).Table(w.dest)
 	meta := w.partitioning(&bigquery.TableMetadata{
 		Schema:      BigQuerySchema(w.table),
-		Description: "Synced by pgbq from PostgreSQL.",
+		Description: sourceDescription(w.table.Source),
+		Labels:      map[string]string{SourceLabel: sourceLabel(w.table.Source)},
 	})
 	got, err := w.ensureTable(ctx, t, meta)
-	if err != nil || got == nil || len(got.Schema) == len(meta.Schema) {
+	if got != nil {
+		// Whose table it is comes before how its columns differ.
+		if err := w.claim(ctx, t, got, err == nil); err != nil {
+			return err
+		}
+	}
+	if err != nil || got == nil {
 		return err
+	}
+	if len(got.Schema) == len(meta.Schema) {
+		return nil
 	}
 	// One DDL statement for all added columns: BigQuery allows 5 table
 	// metadata updates per 10 s per table, and the caller holds a lease so
@@ -137,6 +168,34 @@ func (w *Warehouse) EnsureDestination(ctx context.Context) error {
 	})
 	if err != nil {
 		return fmt.Errorf("add columns to %s: %w", t.TableID, err)
+	}
+	return nil
+}
+
+// claim checks that the existing destination got was made for this
+// source table: two source tables feeding one destination would mix their
+// rows and columns. A destination without the label (made by an older
+// pgbq, or by hand) is claimed by setting it, when adopt says its schema
+// fits.
+func (w *Warehouse) claim(ctx context.Context, t *bigquery.Table, got *bigquery.TableMetadata, adopt bool) error {
+	want := sourceLabel(w.table.Source)
+	switch have, ok := got.Labels[SourceLabel]; {
+	case ok && have == want:
+		return nil
+	case ok:
+		return fmt.Errorf("%w: BigQuery table %s is the destination of another source table (its description: %q), not of %s: "+
+			"set dest_table in SYNC_TABLES (SYNC_DEST_TABLE for SYNC_TABLE) to another BigQuery table name",
+			ErrOwned, w.DestRef(), got.Description, w.table.Source)
+	case !adopt:
+		return nil
+	}
+	var upd bigquery.TableMetadataToUpdate
+	upd.SetLabel(SourceLabel, want)
+	if got.Description == "" || strings.HasPrefix(got.Description, "Synced by pgbq") {
+		upd.Description = sourceDescription(w.table.Source)
+	}
+	if _, err := t.Update(ctx, upd, got.ETag); err != nil {
+		return fmt.Errorf("label table %s with its source: %w", t.TableID, err)
 	}
 	return nil
 }

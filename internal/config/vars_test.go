@@ -64,7 +64,7 @@ func TestTableConfigs(t *testing.T) {
 		{map[string]string{"SYNC_TABLES": `{"table":"b"}`}, "SYNC_TABLES is not a JSON array"},
 		{map[string]string{"SYNC_TABLES": `[{"table":"b","colour":"red"}]`}, `unknown field "colour"`},
 		{map[string]string{"SYNC_TABLES": `[{"table":"a"},{"table":"b","chunk_size":-1}]`}, "SYNC_TABLES[1].chunk_size -1 is out of range"},
-		{map[string]string{"SYNC_TABLES": `[{"table":"a"},{"table":"x.a"}]`}, `SYNC_TABLES[1].dest_table "a" names the same BigQuery table`},
+		{map[string]string{"SYNC_TABLES": `[{"table":"sales.orders"},{"table":"public.orders"}]`}, `SYNC_TABLES[1].table and SYNC_TABLES[0] (sales.orders) both sync into the BigQuery table "orders": set "dest_table" on one of them to another name, e.g. {"table": "public.orders", "dest_table": "public_orders"}`},
 		{map[string]string{"SYNC_TABLES": `[{"table":""}]`}, "SYNC_TABLES[0].table is required"},
 		{map[string]string{"SYNC_TABLE": "t", "SYNC_DEST_TABLE": "a-b"}, `SYNC_DEST_TABLE "a-b" is not a valid`},
 		{map[string]string{"SYNC_TABLE": "t", "SYNC_TIME_ZONE": "Mars/Olympus"}, `SYNC_TIME_ZONE "Mars/Olympus" is not a time zone`},

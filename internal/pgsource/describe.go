@@ -153,7 +153,7 @@ func describe(ctx context.Context, pool *pgxpool.Pool, spec TableSpec) (pgx.Iden
 	if len(problems) > 0 {
 		errs = append(errs, fmt.Errorf("%w: table %s: %s", ErrUnsupported, ident.Sanitize(), strings.Join(problems, "; ")))
 	}
-	t := schema.Table{IDIndex: -1, TimestampIndex: -1}
+	t := schema.Table{Source: ident.Sanitize(), IDIndex: -1, TimestampIndex: -1}
 	for i, c := range cols {
 		t.Columns = append(t.Columns, c.Column)
 		switch c.Name {

@@ -68,6 +68,10 @@ type Column struct {
 // Table describes a synced table: its columns in source order and which of
 // them are the keyset (timestamp, id).
 type Table struct {
+	// Source names the source table (schema-qualified, quoted as the
+	// source quotes names): for messages, and so that a destination
+	// remembers which table it belongs to.
+	Source  string
 	Columns []Column
 	// TimestampIndex and IDIndex point into Columns.
 	TimestampIndex int
