@@ -266,10 +266,15 @@ func check(ctx context.Context, stdout io.Writer, lookuper envconfig.Lookuper) e
 	if err != nil {
 		return err
 	}
+	checker, err := app.NewChecker(ctx, &c)
+	if err != nil {
+		return err
+	}
+	defer checker.Close()
 	ncols, bad := 0, 0
 	for i, t := range tables {
 		fmt.Fprintf(stdout, "table %s -> %s\n", t.Table, t.DestTable)
-		cols, keyErr, err := pgsource.Check(ctx, c.PG, t.Spec())
+		cols, _, err := pgsource.Check(ctx, c.PG, t.Spec())
 		if err != nil {
 			return err
 		}
@@ -279,15 +284,22 @@ func check(ctx context.Context, stdout io.Writer, lookuper envconfig.Lookuper) e
 			bqType, note := col.BigQueryType, col.Note
 			if col.Problem != "" {
 				bqType, note = "-", "CANNOT SYNC: "+col.Problem
-				bad++
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", col.Name, col.SourceType, bqType, note)
 		}
 		tw.Flush()
-		if keyErr != nil {
-			fmt.Fprintln(stdout, app.NameSpecErrors(keyErr, app.Variables(&c, i)))
-			bad++
+		// The verdict is the loader's own validation (app.Checker).
+		rep, err := checker.Check(ctx, i, t)
+		if err != nil {
+			return err
 		}
+		for _, w := range rep.Warnings {
+			fmt.Fprintf(stdout, "warning: %s\n", w)
+		}
+		for _, p := range rep.Problems {
+			fmt.Fprintf(stdout, "refused: %v\n", p)
+		}
+		bad += len(rep.Problems)
 		ncols += len(cols)
 	}
 	fmt.Fprintf(stdout, "check: columns=%d unsyncable=%d\n", ncols, bad)

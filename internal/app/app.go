@@ -172,7 +172,8 @@ func Variables(c *config.Common, i int) map[string]string {
 		return map[string]string{"table": "SYNC_TABLE", "id": "SYNC_ID_COLUMN", "timestamp": "SYNC_TIMESTAMP_COLUMN", "time_zone": "SYNC_TIME_ZONE"}
 	}
 	p := fmt.Sprintf("SYNC_TABLES[%d].", i)
-	return map[string]string{"table": p + "table", "id": p + "id_column", "timestamp": p + "timestamp_column", "time_zone": p + "time_zone"}
+	return map[string]string{"table": p + "table", "id": p + "id_column", "timestamp": p + "timestamp_column", "time_zone": p + "time_zone",
+		"columns": p + "columns", "exclude": p + "exclude"}
 }
 
 // NameSpecErrors rewrites the source's errors about the table, the id

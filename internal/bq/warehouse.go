@@ -56,10 +56,8 @@ func NewWarehouse(client *bigquery.Client, cfg Config, dest string, t schema.Tab
 	if !TableNameRE.MatchString(dest) {
 		return nil, fmt.Errorf("%w: %q is not a valid BigQuery table name", ErrSchema, dest)
 	}
-	for _, c := range t.Columns {
-		if !TableNameRE.MatchString(c.Name) {
-			return nil, fmt.Errorf("%w: column %q is not a valid BigQuery column name", ErrSchema, c.Name)
-		}
+	if err := CheckColumnNames(t); err != nil {
+		return nil, err
 	}
 	return &Warehouse{Client: client, cfg: cfg.WithDefaults(), table: t, dest: dest}, nil
 }
@@ -179,14 +177,10 @@ func (w *Warehouse) EnsureDestination(ctx context.Context) error {
 // fits.
 func (w *Warehouse) claim(ctx context.Context, t *bigquery.Table, got *bigquery.TableMetadata, adopt bool) error {
 	want := sourceLabel(w.table.Source)
-	switch have, ok := got.Labels[SourceLabel]; {
-	case ok && have == want:
-		return nil
-	case ok:
-		return fmt.Errorf("%w: BigQuery table %s is the destination of another source table (its description: %q), not of %s: "+
-			"set dest_table in SYNC_TABLES (SYNC_DEST_TABLE for SYNC_TABLE) to another BigQuery table name",
-			ErrOwned, w.DestRef(), got.Description, w.table.Source)
-	case !adopt:
+	if err := w.owner(got); err != nil {
+		return err
+	}
+	if _, ok := got.Labels[SourceLabel]; ok || !adopt {
 		return nil
 	}
 	var upd bigquery.TableMetadataToUpdate
@@ -198,6 +192,34 @@ func (w *Warehouse) claim(ctx context.Context, t *bigquery.Table, got *bigquery.
 		return fmt.Errorf("label table %s with its source: %w", t.TableID, err)
 	}
 	return nil
+}
+
+// owner fails with ErrOwned when got was made for another source table.
+func (w *Warehouse) owner(got *bigquery.TableMetadata) error {
+	if have, ok := got.Labels[SourceLabel]; ok && have != sourceLabel(w.table.Source) {
+		return fmt.Errorf("%w: BigQuery table %s is the destination of another source table (its description: %q), not of %s: "+
+			"set dest_table in SYNC_TABLES (SYNC_DEST_TABLE for SYNC_TABLE) to another BigQuery table name",
+			ErrOwned, w.DestRef(), got.Description, w.table.Source)
+	}
+	return nil
+}
+
+// CompareDestination runs the checks EnsureDestination runs on an existing
+// destination — its owner, its columns against the source's — without
+// changing anything; a destination not made yet passes.
+func (w *Warehouse) CompareDestination(ctx context.Context) error {
+	t := w.Client.Dataset(w.cfg.Dataset).Table(w.dest)
+	got, err := t.Metadata(ctx)
+	if IsStatus(err, http.StatusNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read table %s: %w", t.TableID, err)
+	}
+	if err := w.owner(got); err != nil {
+		return err
+	}
+	return checkSchema(t.TableID, got.Schema, BigQuerySchema(w.table))
 }
 
 // ddlType is the GoogleSQL name of a field type.

@@ -25,11 +25,17 @@ type TableConfig struct {
 	// TimeZone: the IANA zone of a timestamp-without-time-zone key
 	// column's values (empty: UTC).
 	TimeZone string `json:"time_zone,omitempty"`
+	// Columns renames source columns on their way to BigQuery (source
+	// name → BigQuery name), for names BigQuery refuses; Exclude leaves
+	// columns out. Only in SYNC_TABLES.
+	Columns map[string]string `json:"columns,omitempty"`
+	Exclude []string          `json:"exclude,omitempty"`
 }
 
 // Spec is the source table as pgsource wants it.
 func (t TableConfig) Spec() pgsource.TableSpec {
-	return pgsource.TableSpec{Table: t.Table, IDColumn: t.IDColumn, TimestampColumn: t.TimestampColumn, TimeZone: t.TimeZone}
+	return pgsource.TableSpec{Table: t.Table, IDColumn: t.IDColumn, TimestampColumn: t.TimestampColumn, TimeZone: t.TimeZone,
+		Rename: t.Columns, Exclude: t.Exclude}
 }
 
 // Start is the start date; ok is false when unset.
@@ -50,7 +56,7 @@ func (c *Common) TableConfigs() ([]TableConfig, error) {
 		dec := json.NewDecoder(strings.NewReader(s.Tables))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&tables); err != nil {
-			return nil, fmt.Errorf("SYNC_TABLES is not a JSON array of tables (fields: table, id_column, timestamp_column, time_zone, dest_table, start_date, chunk_size): %v", err)
+			return nil, fmt.Errorf("SYNC_TABLES is not a JSON array of tables (fields: table, id_column, timestamp_column, time_zone, dest_table, start_date, chunk_size, columns, exclude): %v", err)
 		}
 		if len(tables) == 0 {
 			return nil, errors.New("SYNC_TABLES lists no table")

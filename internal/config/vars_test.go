@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/sethvargo/go-envconfig"
 )
 
@@ -44,16 +45,18 @@ func TestTableConfigs(t *testing.T) {
 	}
 	got, err := load(map[string]string{"SYNC_CHUNK_SIZE": "9", "SYNC_TABLES": `[
 		{"table": "public.orders", "timestamp_column": "placed_at", "start_date": "2024-01-01"},
-		{"table": "clicks", "id_column": "click_id", "dest_table": "click_events", "chunk_size": 5}]`})
+		{"table": "clicks", "id_column": "click_id", "dest_table": "click_events", "chunk_size": 5,
+		 "columns": {"first name": "first_name"}, "exclude": ["secret"]}]`})
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := []TableConfig{
 		{Table: "public.orders", IDColumn: "id", TimestampColumn: "placed_at", DestTable: "orders", StartDate: "2024-01-01", ChunkSize: 9},
-		{Table: "clicks", IDColumn: "click_id", TimestampColumn: "created_at", DestTable: "click_events", ChunkSize: 5},
+		{Table: "clicks", IDColumn: "click_id", TimestampColumn: "created_at", DestTable: "click_events", ChunkSize: 5,
+			Columns: map[string]string{"first name": "first_name"}, Exclude: []string{"secret"}},
 	}
-	if len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
-		t.Fatalf("tables = %+v", got)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("tables (-want +got):\n%s", diff)
 	}
 	for _, tc := range []struct {
 		env  map[string]string

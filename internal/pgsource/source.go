@@ -192,6 +192,10 @@ func (s *Source) ReadChunk(ctx context.Context, from, to time.Time, after *schem
 	size := 0 // what the batch holds, about: see rowBytes
 	for rows.Next() {
 		raw := rows.RawValues()
+		if raw[idIdx] == nil {
+			rows.Close()
+			return s.nullIDs(ctx, from, to)
+		}
 		size += s.rowBytes
 		for i := range s.cols {
 			size += len(raw[i])

@@ -63,6 +63,9 @@ type Column struct {
 	Repeated bool
 	// SourceType is the source's own name for the type, for messages.
 	SourceType string
+	// SourceName is the source's name of the column when Name is not it
+	// (the column is renamed on its way), for messages.
+	SourceName string
 }
 
 // Table describes a synced table: its columns in source order and which of
