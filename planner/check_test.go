@@ -159,3 +159,29 @@ func TestNullIDs(t *testing.T) {
 		t.Fatalf("loader: %v, want it to contain %q", loadErr, want)
 	}
 }
+
+// An id in two dates passes every per-date check; verify finds it.
+func TestVerifyFindsIDsInSeveralDates(t *testing.T) {
+	t.Parallel()
+	dsn, pool := testenv.PG(t)
+	day := civil.DateOf(testenv.Clock(t)()).AddDays(-3).In(time.UTC)
+	testenv.Exec(t, pool,
+		`CREATE TABLE dup (id bigint NOT NULL, created_at timestamptz NOT NULL)`,
+		fmt.Sprintf(`INSERT INTO dup VALUES (1, '%[1]s 10:00+00'), (2, '%[1]s 11:00+00'), (2, '%[2]s 10:00+00'), (3, '%[2]s 11:00+00')`,
+			day.Format(time.DateOnly), day.AddDate(0, 0, 1).Format(time.DateOnly)))
+	b := testenv.BigQuery(t)
+	env := map[string]string{"PG_DSN": dsn, "BQ_PROJECT": b.Project, "BQ_DATASET": b.Dataset, "BQ_ENDPOINT": b.Endpoint, "SYNC_TABLE": "dup"}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for d := day; !d.After(day.AddDate(0, 0, 1)); d = d.AddDate(0, 0, 1) {
+		if err := runLoaderOnce(ctx, env, testenv.Clock(t), d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out bytes.Buffer
+	err := run(ctx, []string{"verify", "--from", day.Format(time.DateOnly), "--to", day.AddDate(0, 0, 1).Format(time.DateOnly)},
+		envconfig.MapLookuper(env), &out, io.Discard)
+	if err != nil || !strings.Contains(out.String(), "verify: dates=2 mismatched=0") || !strings.Contains(out.String(), "verify: 1 ids appear in more than one date") {
+		t.Fatalf("verify: %v\n%s", err, out.String())
+	}
+}

@@ -540,6 +540,27 @@ func (w *Warehouse) CountDay(ctx context.Context, day time.Time) (DayStats, erro
 	return DayStats{Rows: n, DistinctIDs: d}, nil
 }
 
+// RepeatedIDs counts the ids the destination holds more than once. A
+// published day never holds an id twice, so these are ids in more than
+// one day: the source's id column is not unique across days. The query
+// reads only the id column.
+func (w *Warehouse) RepeatedIDs(ctx context.Context) (int64, error) {
+	sql := fmt.Sprintf("SELECT COUNT(*) FROM (SELECT %s FROM %s GROUP BY 1 HAVING COUNT(*) > 1)", quote(w.idName()), w.DestRef())
+	it, err := w.Query(ctx, sql)
+	if err != nil {
+		return 0, fmt.Errorf("count repeated ids of %s: %w", w.dest, err)
+	}
+	var row []bigquery.Value
+	if err := it.Next(&row); err != nil {
+		return 0, fmt.Errorf("count repeated ids of %s: %w", w.dest, err)
+	}
+	n, ok := row[0].(int64)
+	if !ok {
+		return 0, fmt.Errorf("count repeated ids of %s: unexpected row %v", w.dest, row)
+	}
+	return n, nil
+}
+
 // DropStaging deletes the staging table of day; a missing table is fine.
 func (w *Warehouse) DropStaging(ctx context.Context, day time.Time) error {
 	err := w.Client.Dataset(w.cfg.StagingDataset).Table(w.Staging(day)).Delete(ctx)

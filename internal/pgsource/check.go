@@ -139,7 +139,7 @@ WHERE c.oid = to_regclass($1) AND a.attname = $2`
 // A nullable id column, or one whose uniqueness no index proves, is a
 // warning: pgbq then finds NULLs and duplicates only date by date, as
 // it syncs them (duplicates within a date hold the date back; duplicates
-// in different dates go unnoticed).
+// in different dates sync, and planner verify counts them in BigQuery).
 func (s *Source) KeyCheck(ctx context.Context) (warnings []string, problems []error, err error) {
 	id := s.cols[s.table.IDIndex].Name
 	var nullable, unique, indexed bool
@@ -148,7 +148,7 @@ func (s *Source) KeyCheck(ctx context.Context) (warnings []string, problems []er
 	}
 	if !unique {
 		warnings = append(warnings, fmt.Sprintf("no unique index on the id column %q alone proves its values unique: "+
-			"duplicates within a date hold that date back, duplicates in different dates are not detected", id))
+			"duplicates within a date hold that date back, duplicates in different dates sync and `planner verify` reports them", id))
 	}
 	if !nullable {
 		return warnings, nil, nil
