@@ -10,12 +10,14 @@ import (
 	"testing"
 	"time"
 
+	"cloud.google.com/go/bigquery"
 	"cloud.google.com/go/civil"
 	"cloud.google.com/go/pubsub/v2"
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 	"github.com/sethvargo/go-envconfig"
 
 	"github.com/pgbq/pgbq/internal/app"
+	"github.com/pgbq/pgbq/internal/bq"
 	"github.com/pgbq/pgbq/internal/config"
 	"github.com/pgbq/pgbq/internal/loader"
 	"github.com/pgbq/pgbq/internal/logging"
@@ -168,7 +170,7 @@ func TestDestinationBelongsToOneSource(t *testing.T) {
 	dsn, pool := testenv.PG(t)
 	day := civil.DateOf(clock()).AddDays(-1)
 	testenv.Exec(t, pool, `CREATE SCHEMA sales`)
-	for _, tbl := range []string{"sales.orders", "public.orders", "clicks"} {
+	for _, tbl := range []string{"sales.orders", "public.orders", "clicks", "legacy"} {
 		testenv.Exec(t, pool,
 			fmt.Sprintf(`CREATE TABLE %s (id bigint PRIMARY KEY, created_at timestamptz NOT NULL)`, tbl),
 			fmt.Sprintf(`INSERT INTO %s VALUES (1, '%s 12:00+00')`, tbl, day))
@@ -205,5 +207,25 @@ func TestDestinationBelongsToOneSource(t *testing.T) {
 	// The destination's own table is still welcome.
 	if out, err := dryRun(a); err != nil || !strings.Contains(out, "orders  "+day.String()) {
 		t.Fatalf("first deployment again: %v\n%s", err, out)
+	}
+	// A destination made without the label (an older pgbq) is claimed by
+	// the first table that opens it, and then refused to any other.
+	legacy := b.Client.Dataset(b.Dataset).Table("legacy")
+	if err := legacy.Create(ctx, &bigquery.TableMetadata{Schema: bigquery.Schema{
+		{Name: "id", Type: bigquery.IntegerFieldType}, {Name: "created_at", Type: bigquery.TimestampFieldType}}}); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := dryRun(env("SYNC_TABLE", "legacy")); err != nil {
+		t.Fatalf("unlabelled destination: %v\n%s", err, out)
+	}
+	meta, err := legacy.Metadata(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if meta.Labels[bq.SourceLabel] == "" || meta.Description != `Synced by pgbq from PostgreSQL table "public"."legacy".` {
+		t.Fatalf("unlabelled destination not claimed: labels %v, description %q", meta.Labels, meta.Description)
+	}
+	if _, err := dryRun(env("SYNC_TABLE", "public.orders", "SYNC_DEST_TABLE", "legacy")); err == nil || !strings.Contains(err.Error(), "destination belongs to another source table") {
+		t.Fatalf("claimed destination opened for another table: %v", err)
 	}
 }
