@@ -34,8 +34,6 @@ type Config struct{ config.Loader }
 // MaxBudget is config.MaxLoaderBudget.
 const MaxBudget = config.MaxLoaderBudget
 
-func (c *Config) validate(pull bool) error { return c.Validate(pull) }
-
 // memoryLimit is the Go heap's soft limit unless GOMEMLIMIT says
 // otherwise. The loader holds about 4 × pgsource.MaxBatchBytes of live
 // data at its peak, plus encoder and connection buffers a few times the
@@ -70,7 +68,14 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 	if err := config.Load(ctx, &cfg, lookuper); err != nil {
 		return err
 	}
-	if err := cfg.validate(*pull); err != nil {
+	mode := config.Serve
+	switch {
+	case *date != "":
+		mode = config.Once
+	case *pull:
+		mode = config.Pull
+	}
+	if err := cfg.Validate(mode); err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
 	}
 	logger := logging.New(stdout, cfg.Common.LogLevel).With("component", "loader")
@@ -78,7 +83,11 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 
 	// The loader starts whatever one table's state is: a broken table's
 	// messages are recorded failed with the reason and acked.
-	deps, err := app.Open(ctx, &cfg.Common, append([]app.Option{app.WithPublisher()}, opts...)...)
+	var openOpts []app.Option
+	if mode.PubSub() != 0 {
+		openOpts = append(openOpts, app.WithPublisher())
+	}
+	deps, err := app.Open(ctx, &cfg.Common, append(openOpts, opts...)...)
 	if err != nil {
 		return err
 	}
