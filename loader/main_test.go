@@ -88,7 +88,6 @@ func TestTableErrorsNameTheColumn(t *testing.T) {
 		`CREATE TABLE activity_logs (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, note text)`,
 		`CREATE TABLE shapes (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, p point)`)
 	b := testenv.BigQuery(t)
-	ps := testenv.NewPubSub(t)
 	cases := []struct {
 		change map[string]string
 		want   string
@@ -101,7 +100,6 @@ func TestTableErrorsNameTheColumn(t *testing.T) {
 	for _, tc := range cases {
 		env := baseEnv()
 		env["PG_DSN"], env["BQ_PROJECT"], env["BQ_DATASET"], env["BQ_ENDPOINT"] = dsn, b.Project, b.Dataset, b.Endpoint
-		env["PUBSUB_EMULATOR_HOST"], env["PUBSUB_PROJECT"] = ps.Server.Addr, "pgbq-test"
 		for k, v := range tc.change {
 			env[k] = v
 		}
