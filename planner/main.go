@@ -121,11 +121,15 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 		return errors.Join(verify(ctx, stdout, planners, deps, &cfg.Common, *from, *to, *repair), deps.Broken())
 	case cmd == "status":
 		var sum planner.Totals
+		var errs []error
 		for _, p := range planners {
 			fmt.Fprintf(stdout, "table %s\n", p.Table)
 			tot, err := p.Status(ctx, stdout)
 			if err != nil {
-				return fmt.Errorf("status of %s: %w", p.Table, err)
+				// One table failing does not hide the others.
+				fmt.Fprintf(stdout, "ERROR: %v\n", err)
+				errs = append(errs, fmt.Errorf("status of %s: %w", p.Table, err))
+				continue
 			}
 			sum.Dates += tot.Dates
 			sum.Finished += tot.Finished
@@ -137,15 +141,17 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 		printBroken(stdout, deps)
 		fmt.Fprintf(stdout, "status: dates=%d finished=%d source_rows=%d bigquery_rows=%d duplicates=%d mismatched=%d tables=%d broken=%d\n",
 			sum.Dates, sum.Finished, sum.SourceRows, sum.BigQueryRows, sum.Duplicates, sum.Mismatched, len(planners), len(deps.Tables)-len(planners))
-		return deps.Broken()
+		return errors.Join(append(errs, deps.Broken())...)
 	case *dryRun:
 		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "table\tdate\treason")
 		n := 0
+		var errs []error
 		for _, p := range planners {
 			plan, err := p.Plan(ctx)
 			if err != nil {
-				return fmt.Errorf("plan %s: %w", p.Table, err)
+				errs = append(errs, fmt.Errorf("plan %s: %w", p.Table, err))
+				continue
 			}
 			for _, d := range plan {
 				fmt.Fprintf(tw, "%s\t%s\t%s\n", p.Table, d.Date, d.Reason)
@@ -155,7 +161,10 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 		tw.Flush()
 		fmt.Fprintf(stdout, "plan: %d dates (dry run, nothing published)\n", n)
 		printBroken(stdout, deps)
-		return deps.Broken()
+		for _, err := range errs {
+			fmt.Fprintf(stdout, "ERROR: %v\n", err)
+		}
+		return errors.Join(append(errs, deps.Broken())...)
 	default:
 		// One table failing does not stop the others; the run fails at
 		// the end so the job's execution shows it.
@@ -196,18 +205,22 @@ var ErrMismatch = errors.New("dates differ between the source and BigQuery")
 
 func verify(ctx context.Context, stdout io.Writer, planners []*planner.Planner, deps *app.Deps, c *config.Common, fromArg, toArg string, repair bool) error {
 	bad := 0
+	var errs []error
 	for i, p := range planners {
 		fmt.Fprintf(stdout, "table %s\n", p.Table)
 		n, err := verifyTable(ctx, stdout, p, deps, deps.Healthy()[i], c, fromArg, toArg, repair)
 		if err != nil {
-			return fmt.Errorf("verify %s: %w", p.Table, err)
+			// One table failing does not hide the others.
+			fmt.Fprintf(stdout, "ERROR: %v\n", err)
+			errs = append(errs, fmt.Errorf("verify %s: %w", p.Table, err))
+			continue
 		}
 		bad += n
 	}
 	if bad > 0 {
-		return fmt.Errorf("%w: %d of them", ErrMismatch, bad)
+		errs = append(errs, fmt.Errorf("%w: %d of them", ErrMismatch, bad))
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func verifyTable(ctx context.Context, stdout io.Writer, p *planner.Planner, deps *app.Deps, t *app.Table, c *config.Common, fromArg, toArg string, repair bool) (int, error) {
