@@ -30,7 +30,8 @@ import (
 // table and exits non-zero naming the broken one, a message already in
 // flight for the broken table is recorded failed with the reason and
 // acked (nothing is dead-lettered), the other table finishes every date,
-// and status shows the broken table with its reason.
+// and status shows the broken table with its reason. Once the column is
+// restored, the same loader syncs the table's next message.
 func TestBrokenTableIsIsolated(t *testing.T) {
 	t.Parallel()
 	clock := testenv.Clock(t)
@@ -131,9 +132,6 @@ func TestBrokenTableIsIsolated(t *testing.T) {
 		e := evo[civil.DateOf(evoDay)]
 		return e.State == syncstate.StateFailed && strings.Contains(e.Detail, "destination schema mismatch")
 	})
-	stopLoader()
-	<-done
-
 	var out bytes.Buffer
 	err = run(ctx, []string{"status"}, envconfig.MapLookuper(env), &out, io.Discard, app.WithClock(clock))
 	if err == nil {
@@ -144,6 +142,22 @@ func TestBrokenTableIsIsolated(t *testing.T) {
 			t.Fatalf("status lacks %q:\n%s", want, out.String())
 		}
 	}
+	// The column restored, the running loader syncs the table again with
+	// the next message: no restart.
+	testenv.Exec(t, pool, `ALTER TABLE t_evo ALTER COLUMN b TYPE integer USING b::integer`)
+	if _, err := pub.Publish(ctx, &pubsub.Message{Data: fmt.Appendf(nil, `{"table":"t_evo","date":"%s"}`, evoDay.Format(time.DateOnly))}).Get(ctx); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 2*time.Minute, "t_evo's date to finish once the column is restored", func() bool {
+		evo, err := deps.State.Latest(ctx, "t_evo")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return evo[civil.DateOf(evoDay)].IsFinished
+	})
+	stopLoader()
+	<-done
+
 	// Every message was acked: nothing reaches the dead-letter topic.
 	drainCtx, drainCancel := context.WithTimeout(ctx, 3*time.Second)
 	defer drainCancel()

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"cloud.google.com/go/bigquery"
@@ -53,6 +54,10 @@ type Deps struct {
 
 	publish bool
 	common  *config.Common
+	// reopened are the sources of broken tables that opened again
+	// (see NewSyncer), closed with the rest.
+	mu       sync.Mutex
+	reopened []*pgsource.Source
 }
 
 // Option changes how Open wires the services.
@@ -214,6 +219,11 @@ func (d *Deps) Close() {
 			t.Source.Close()
 		}
 	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, s := range d.reopened {
+		s.Close()
+	}
 }
 
 // NewSyncer builds the chunk loop of table t. A broken table gets a
@@ -228,6 +238,11 @@ func (d *Deps) NewSyncer(c *config.Common, t *Table, writer string) (*loader.Syn
 			src, wh, err := d.openTable(ctx, t)
 			if err != nil && src != nil {
 				src.Close()
+			}
+			if err == nil {
+				d.mu.Lock()
+				d.reopened = append(d.reopened, src)
+				d.mu.Unlock()
 			}
 			return src, wh, err
 		}

@@ -121,6 +121,12 @@ var ErrBroken = errors.New("table cannot be synced")
 // heal opens a broken table again; while it stays broken, it returns the
 // reason as an ErrBroken.
 func (s *Syncer) heal(ctx context.Context, log *slog.Logger) error {
+	s.mu.RLock()
+	broken := s.Broken != nil
+	s.mu.RUnlock()
+	if !broken {
+		return nil
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.Broken == nil {
