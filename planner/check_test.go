@@ -158,6 +158,23 @@ func TestNullIDs(t *testing.T) {
 	if loadErr == nil || !strings.Contains(loadErr.Error(), want) {
 		t.Fatalf("loader: %v, want it to contain %q", loadErr, want)
 	}
+
+	// A NULL id that shares its timestamp with the last row of a chunk
+	// is outside the next chunk's keyset condition: it shows only as a
+	// count that differs, and the date fails naming it all the same.
+	testenv.Exec(t, pool,
+		`CREATE TABLE nullid2 (id bigint, created_at timestamptz NOT NULL)`,
+		fmt.Sprintf(`INSERT INTO nullid2 VALUES (1, '%[1]s 01:00+00'), (2, '%[1]s 02:00+00'), (3, '%[1]s 03:00+00'), (NULL, '%[1]s 03:00+00'), (5, '%[1]s 04:00+00')`,
+			day.Format(time.DateOnly)))
+	env["SYNC_TABLE"] = "nullid2"
+	out, checkErr, loadErr = checkAndLoad(ctx, t, env, day)
+	if checkErr != nil || !strings.Contains(out, `the id column "id" may hold NULL and no index leads with it`) {
+		t.Fatalf("check of nullid2: %v\n%s", checkErr, out)
+	}
+	want = fmt.Sprintf(`table "public"."nullid2", date %s: 1 rows have a NULL id (column "id") (created_at %s 03:00:00`, day.Format(time.DateOnly), day.Format(time.DateOnly))
+	if loadErr == nil || !strings.Contains(loadErr.Error(), want) {
+		t.Fatalf("loader: %v, want it to contain %q", loadErr, want)
+	}
 }
 
 // An id in two dates passes every per-date check; verify finds it.

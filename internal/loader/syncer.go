@@ -482,6 +482,18 @@ const maxResyncs = 3
 // resync empties the date's staging so that the next attempt syncs the
 // day from its start.
 func (s *Syncer) resync(ctx context.Context, log *slog.Logger, day time.Time, e syncstate.Entry, why string) (Outcome, error) {
+	// Rows with a NULL id never stage: no re-sync can help, and the
+	// error names them.
+	if err := s.Source.DayNullIDs(ctx, day); err != nil {
+		if !errors.Is(err, pgsource.ErrUnsupported) {
+			return 0, err
+		}
+		e.State, e.Detail = syncstate.StateFailed, err.Error()
+		if aerr := s.appendState(ctx, e); aerr != nil {
+			return 0, aerr
+		}
+		return 0, fmt.Errorf("%w: %s %s: %w", ErrMismatch, s.Table, e.Date, err)
+	}
 	var n int64
 	err := retry.Do(ctx, func(ctx context.Context, _ int) (err error) {
 		n, err = s.State.CountState(ctx, s.Table, e.Date, syncstate.StateMismatch)

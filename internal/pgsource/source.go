@@ -194,7 +194,10 @@ func (s *Source) ReadChunk(ctx context.Context, from, to time.Time, after *schem
 		raw := rows.RawValues()
 		if raw[idIdx] == nil {
 			rows.Close()
-			return s.nullIDs(ctx, from, to)
+			if err := s.nullIDs(ctx, from, to); err != nil {
+				return err
+			}
+			return fmt.Errorf("read %s: a row with a NULL id", s.Name()) // gone since: a transient state
 		}
 		size += s.rowBytes
 		for i := range s.cols {
