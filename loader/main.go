@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -80,7 +81,13 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 	logger := logging.New(stdout, cfg.Common.LogLevel).With("component", "loader")
 	ctx = logging.With(ctx, logger)
 
-	deps, err := app.Open(ctx, &cfg.Common, mode.PubSub() != 0, false, opts...)
+	// The loader starts whatever one table's state is: a broken table's
+	// messages are recorded failed with the reason and acked.
+	var openOpts []app.Option
+	if mode.PubSub() != 0 {
+		openOpts = append(openOpts, app.WithPublisher())
+	}
+	deps, err := app.Open(ctx, &cfg.Common, append(openOpts, opts...)...)
 	if err != nil {
 		return err
 	}
@@ -116,6 +123,8 @@ func syncDate(ctx context.Context, svc *loader.Service, date, table string) erro
 			return fmt.Errorf("--table %q is not a configured table", table)
 		}
 	}
+	// A table that fails does not stop the others; the run fails at the end.
+	var errs []error
 	for name, syncer := range svc.Syncers {
 		if table != "" && name != table {
 			continue
@@ -124,7 +133,8 @@ func syncDate(ctx context.Context, svc *loader.Service, date, table string) erro
 		for {
 			out, err := syncer.Sync(logging.With(ctx, log), day, time.Now().Add(svc.Budget))
 			if err != nil {
-				return fmt.Errorf("table %s: %w", name, err)
+				errs = append(errs, fmt.Errorf("table %s: %w", name, err))
+				break
 			}
 			log.Info("date processed", "outcome", out.String())
 			if out != loader.Continue {
@@ -132,7 +142,7 @@ func syncDate(ctx context.Context, svc *loader.Service, date, table string) erro
 			}
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // serve answers Pub/Sub push requests until ctx ends (SIGTERM), then stops

@@ -87,14 +87,19 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 	if cmd == "migrate" {
 		return migrate(ctx, stdout, &cfg.Common)
 	}
-	// A table that cannot be opened does not stop the others.
-	deps, err := app.Open(ctx, &cfg.Common, publish, true, opts...)
+	var openOpts []app.Option
+	if publish {
+		openOpts = append(openOpts, app.WithPublisher())
+	}
+	// A table that cannot be synced does not stop the others: it is
+	// reported (status and verify show why) and the run fails at the end.
+	deps, err := app.Open(ctx, &cfg.Common, append(openOpts, opts...)...)
 	if err != nil {
 		return err
 	}
 	defer deps.Close()
 	var planners []*planner.Planner
-	for _, t := range deps.Tables {
+	for _, t := range deps.Healthy() {
 		p := &planner.Planner{Source: t.Source, Dest: t.Warehouse, State: deps.State, Table: t.Config.DestTable,
 			InFlight: cfg.InFlight, Queued: cfg.Queued, MaxDates: cfg.MaxDates, RecheckDays: cfg.RecheckDays, Now: deps.Now}
 		if deps.Publisher != nil {
@@ -105,16 +110,26 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 		}
 		planners = append(planners, p)
 	}
+	for _, t := range deps.Tables {
+		if t.Broken != nil {
+			logger.Error("table not planned", "table", t.Config.DestTable, "error", t.Broken.Error())
+		}
+	}
 	switch {
 	case cmd == "verify":
-		return errors.Join(verify(ctx, stdout, planners, deps, &cfg.Common, *from, *to, *repair), errors.Join(deps.Broken...))
+		printBroken(stdout, deps)
+		return errors.Join(verify(ctx, stdout, planners, deps, &cfg.Common, *from, *to, *repair), deps.Broken())
 	case cmd == "status":
 		var sum planner.Totals
+		var errs []error
 		for _, p := range planners {
 			fmt.Fprintf(stdout, "table %s\n", p.Table)
 			tot, err := p.Status(ctx, stdout)
 			if err != nil {
-				return fmt.Errorf("status of %s: %w", p.Table, err)
+				// One table failing does not hide the others.
+				fmt.Fprintf(stdout, "ERROR: %v\n", err)
+				errs = append(errs, fmt.Errorf("status of %s: %w", p.Table, err))
+				continue
 			}
 			sum.Dates += tot.Dates
 			sum.Finished += tot.Finished
@@ -123,17 +138,20 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 			sum.Duplicates += tot.Duplicates
 			sum.Mismatched += tot.Mismatched
 		}
-		fmt.Fprintf(stdout, "status: dates=%d finished=%d source_rows=%d bigquery_rows=%d duplicates=%d mismatched=%d tables=%d\n",
-			sum.Dates, sum.Finished, sum.SourceRows, sum.BigQueryRows, sum.Duplicates, sum.Mismatched, len(planners))
-		return errors.Join(deps.Broken...)
+		printBroken(stdout, deps)
+		fmt.Fprintf(stdout, "status: dates=%d finished=%d source_rows=%d bigquery_rows=%d duplicates=%d mismatched=%d tables=%d broken=%d\n",
+			sum.Dates, sum.Finished, sum.SourceRows, sum.BigQueryRows, sum.Duplicates, sum.Mismatched, len(planners), len(deps.Tables)-len(planners))
+		return errors.Join(append(errs, deps.Broken())...)
 	case *dryRun:
 		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "table\tdate\treason")
 		n := 0
+		var errs []error
 		for _, p := range planners {
 			plan, err := p.Plan(ctx)
 			if err != nil {
-				return fmt.Errorf("plan %s: %w", p.Table, err)
+				errs = append(errs, fmt.Errorf("plan %s: %w", p.Table, err))
+				continue
 			}
 			for _, d := range plan {
 				fmt.Fprintf(tw, "%s\t%s\t%s\n", p.Table, d.Date, d.Reason)
@@ -142,7 +160,11 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 		}
 		tw.Flush()
 		fmt.Fprintf(stdout, "plan: %d dates (dry run, nothing published)\n", n)
-		return errors.Join(deps.Broken...)
+		printBroken(stdout, deps)
+		for _, err := range errs {
+			fmt.Fprintf(stdout, "ERROR: %v\n", err)
+		}
+		return errors.Join(append(errs, deps.Broken())...)
 	default:
 		// One table failing does not stop the others; the run fails at
 		// the end so the job's execution shows it.
@@ -165,7 +187,16 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 			n += len(plan)
 		}
 		fmt.Fprintf(stdout, "plan: %d dates published\n", n)
-		return errors.Join(append(deps.Broken, errs...)...)
+		return errors.Join(append([]error{deps.Broken()}, errs...)...)
+	}
+}
+
+// printBroken lists the tables that cannot be synced, with the reason.
+func printBroken(w io.Writer, deps *app.Deps) {
+	for _, t := range deps.Tables {
+		if t.Broken != nil {
+			fmt.Fprintf(w, "table %s\nBROKEN: %v\n", t.Config.DestTable, t.Broken)
+		}
 	}
 }
 
@@ -174,18 +205,22 @@ var ErrMismatch = errors.New("dates differ between the source and BigQuery")
 
 func verify(ctx context.Context, stdout io.Writer, planners []*planner.Planner, deps *app.Deps, c *config.Common, fromArg, toArg string, repair bool) error {
 	bad := 0
+	var errs []error
 	for i, p := range planners {
 		fmt.Fprintf(stdout, "table %s\n", p.Table)
-		n, err := verifyTable(ctx, stdout, p, deps, deps.Tables[i], c, fromArg, toArg, repair)
+		n, err := verifyTable(ctx, stdout, p, deps, deps.Healthy()[i], c, fromArg, toArg, repair)
 		if err != nil {
-			return fmt.Errorf("verify %s: %w", p.Table, err)
+			// One table failing does not hide the others.
+			fmt.Fprintf(stdout, "ERROR: %v\n", err)
+			errs = append(errs, fmt.Errorf("verify %s: %w", p.Table, err))
+			continue
 		}
 		bad += n
 	}
 	if bad > 0 {
-		return fmt.Errorf("%w: %d of them", ErrMismatch, bad)
+		errs = append(errs, fmt.Errorf("%w: %d of them", ErrMismatch, bad))
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func verifyTable(ctx context.Context, stdout io.Writer, p *planner.Planner, deps *app.Deps, t *app.Table, c *config.Common, fromArg, toArg string, repair bool) (int, error) {
@@ -226,6 +261,15 @@ func verifyTable(ctx context.Context, stdout io.Writer, p *planner.Planner, deps
 		return 0, err
 	}
 	fmt.Fprintf(stdout, "verify: dates=%d mismatched=%d\n", int(to.DaysSince(from))+1, bad)
+	// Duplicates in different dates pass every per-date check; BigQuery
+	// finds them reading only the id column.
+	repeated, err := t.Warehouse.RepeatedIDs(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if repeated > 0 {
+		fmt.Fprintf(stdout, "verify: %d ids appear in more than one date: the id column is not unique across dates (each date's copy is still complete)\n", repeated)
+	}
 	return bad, nil
 }
 
@@ -247,10 +291,15 @@ func check(ctx context.Context, stdout io.Writer, lookuper envconfig.Lookuper) e
 	if err != nil {
 		return err
 	}
+	checker, err := app.NewChecker(ctx, &c)
+	if err != nil {
+		return err
+	}
+	defer checker.Close()
 	ncols, bad := 0, 0
 	for i, t := range tables {
 		fmt.Fprintf(stdout, "table %s -> %s\n", t.Table, t.DestTable)
-		cols, keyErr, err := pgsource.Check(ctx, c.PG, t.Spec())
+		cols, _, err := pgsource.Check(ctx, c.PG, t.Spec())
 		if err != nil {
 			return err
 		}
@@ -260,7 +309,6 @@ func check(ctx context.Context, stdout io.Writer, lookuper envconfig.Lookuper) e
 			bqType, note := col.BigQueryType, col.Note
 			if col.Problem != "" {
 				bqType, note = "-", "CANNOT SYNC: "+col.Problem
-				bad++
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", col.Name, col.SourceType, bqType, note)
 		}
@@ -268,10 +316,18 @@ func check(ctx context.Context, stdout io.Writer, lookuper envconfig.Lookuper) e
 		if n, err := pgsource.CountUndatedOf(ctx, c.PG, t.Spec()); err == nil {
 			fmt.Fprintf(stdout, "rows without a date: %d (never synced: README, \"Rows without a date\")\n", n)
 		}
-		if keyErr != nil {
-			fmt.Fprintln(stdout, app.NameSpecErrors(keyErr, app.Variables(&c, i)))
-			bad++
+		// The verdict is the loader's own validation (app.Checker).
+		rep, err := checker.Check(ctx, i, t)
+		if err != nil {
+			return err
 		}
+		for _, w := range rep.Warnings {
+			fmt.Fprintf(stdout, "warning: %s\n", w)
+		}
+		for _, p := range rep.Problems {
+			fmt.Fprintf(stdout, "refused: %v\n", p)
+		}
+		bad += len(rep.Problems)
 		ncols += len(cols)
 	}
 	fmt.Fprintf(stdout, "check: columns=%d unsyncable=%d\n", ncols, bad)

@@ -132,7 +132,7 @@ func testVerifyAndRepair(t *testing.T, clock func() time.Time) { //nolint:thelpe
 	if err := cfg.Validate(0); err != nil {
 		t.Fatal(err)
 	}
-	deps, err := app.Open(ctx, &cfg.Common, false, false, app.WithClock(clock))
+	deps, err := app.Open(ctx, &cfg.Common, app.WithClock(clock))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -296,7 +296,7 @@ func runLoaderOnce(ctx context.Context, env map[string]string, clock func() time
 		return err
 	}
 	cfg.Common.Normalize()
-	deps, err := app.Open(ctx, &cfg.Common, false, false, app.WithClock(clock))
+	deps, err := app.Open(ctx, &cfg.Common, app.WithClock(clock))
 	if err != nil {
 		return err
 	}

@@ -35,12 +35,13 @@ func migrate(ctx context.Context, stdout io.Writer, c *config.Common) error {
 		return err
 	}
 	// Opening the tables creates or extends their destinations.
-	deps, err := app.Open(ctx, c, false, false)
+	deps, err := app.Open(ctx, c)
 	if err != nil {
 		return err
 	}
 	defer deps.Close()
 	fmt.Fprintf(stdout, "migrate: datasets=%s,%s,%s state=%s.%s tables=%d\n", cfg.Dataset, cfg.StagingDataset, cfg.StateDataset,
-		cfg.StateDataset, syncstate.View, len(deps.Tables))
-	return nil
+		cfg.StateDataset, syncstate.View, len(deps.Healthy()))
+	// The other tables are migrated; a broken one fails the step.
+	return deps.Broken()
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"net/http"
 	"strings"
 	"time"
@@ -21,6 +22,26 @@ import (
 // ErrSchema marks a destination whose schema does not match the source.
 var ErrSchema = errors.New("destination schema mismatch")
 
+// ErrOwned marks a destination that pgbq made for another source table.
+var ErrOwned = errors.New("destination belongs to another source table")
+
+// SourceLabel is the destination's label that records which source table
+// pgbq made it for: a hash of the source's name (label values allow only
+// lowercase letters, digits, - and _), which the description spells out.
+const SourceLabel = "pgbq_source"
+
+// sourceLabel is SourceLabel's value for the source table named source.
+func sourceLabel(source string) string {
+	h := fnv.New64a()
+	h.Write([]byte(source))
+	return fmt.Sprintf("%016x", h.Sum64())
+}
+
+// sourceDescription is the destination's description; it names the source.
+func sourceDescription(source string) string {
+	return "Synced by pgbq from PostgreSQL table " + source + "."
+}
+
 // Warehouse is one synced table's BigQuery side.
 type Warehouse struct {
 	Client *bigquery.Client
@@ -34,10 +55,8 @@ func NewWarehouse(client *bigquery.Client, cfg Config, dest string, t schema.Tab
 	if !TableNameRE.MatchString(dest) {
 		return nil, fmt.Errorf("%w: %q is not a valid BigQuery table name", ErrSchema, dest)
 	}
-	for _, c := range t.Columns {
-		if !TableNameRE.MatchString(c.Name) {
-			return nil, fmt.Errorf("%w: column %q is not a valid BigQuery column name", ErrSchema, c.Name)
-		}
+	if err := CheckColumnNames(t); err != nil {
+		return nil, err
 	}
 	return &Warehouse{Client: client, cfg: cfg.WithDefaults(), table: t, dest: dest}, nil
 }
@@ -110,11 +129,21 @@ func (w *Warehouse) EnsureDestination(ctx context.Context) error {
 	t := w.Client.Dataset(w.cfg.Dataset).Table(w.dest)
 	meta := w.partitioning(&bigquery.TableMetadata{
 		Schema:      BigQuerySchema(w.table),
-		Description: "Synced by pgbq from PostgreSQL.",
+		Description: sourceDescription(w.table.Source),
+		Labels:      map[string]string{SourceLabel: sourceLabel(w.table.Source)},
 	})
 	got, err := w.ensureTable(ctx, t, meta)
-	if err != nil || got == nil || len(got.Schema) == len(meta.Schema) {
+	if got != nil {
+		// Whose table it is comes before how its columns differ.
+		if err := w.claim(ctx, t, got, err == nil); err != nil {
+			return err
+		}
+	}
+	if err != nil || got == nil {
 		return err
+	}
+	if len(got.Schema) == len(meta.Schema) {
+		return nil
 	}
 	// One DDL statement for all added columns: BigQuery allows 5 table
 	// metadata updates per 10 s per table, and the caller holds a lease so
@@ -138,6 +167,58 @@ func (w *Warehouse) EnsureDestination(ctx context.Context) error {
 		return fmt.Errorf("add columns to %s: %w", t.TableID, err)
 	}
 	return nil
+}
+
+// claim checks that the existing destination got was made for this
+// source table: two source tables feeding one destination would mix their
+// rows and columns. A destination without the label (made by an older
+// pgbq, or by hand) is claimed by setting it, when adopt says its schema
+// fits.
+func (w *Warehouse) claim(ctx context.Context, t *bigquery.Table, got *bigquery.TableMetadata, adopt bool) error {
+	want := sourceLabel(w.table.Source)
+	if err := w.owner(got); err != nil {
+		return err
+	}
+	if _, ok := got.Labels[SourceLabel]; ok || !adopt {
+		return nil
+	}
+	var upd bigquery.TableMetadataToUpdate
+	upd.SetLabel(SourceLabel, want)
+	if got.Description == "" || strings.HasPrefix(got.Description, "Synced by pgbq") {
+		upd.Description = sourceDescription(w.table.Source)
+	}
+	if _, err := t.Update(ctx, upd, got.ETag); err != nil {
+		return fmt.Errorf("label table %s with its source: %w", t.TableID, err)
+	}
+	return nil
+}
+
+// owner fails with ErrOwned when got was made for another source table.
+func (w *Warehouse) owner(got *bigquery.TableMetadata) error {
+	if have, ok := got.Labels[SourceLabel]; ok && have != sourceLabel(w.table.Source) {
+		return fmt.Errorf("%w: BigQuery table %s is the destination of another source table (its description: %q), not of %s: "+
+			"set dest_table in SYNC_TABLES (SYNC_DEST_TABLE for SYNC_TABLE) to another BigQuery table name",
+			ErrOwned, w.DestRef(), got.Description, w.table.Source)
+	}
+	return nil
+}
+
+// CompareDestination runs the checks EnsureDestination runs on an existing
+// destination — its owner, its columns against the source's — without
+// changing anything; a destination not made yet passes.
+func (w *Warehouse) CompareDestination(ctx context.Context) error {
+	t := w.Client.Dataset(w.cfg.Dataset).Table(w.dest)
+	got, err := t.Metadata(ctx)
+	if IsStatus(err, http.StatusNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read table %s: %w", t.TableID, err)
+	}
+	if err := w.owner(got); err != nil {
+		return err
+	}
+	return checkSchema(t.TableID, got.Schema, BigQuerySchema(w.table))
 }
 
 // ddlType is the GoogleSQL name of a field type.
@@ -451,6 +532,27 @@ type counts struct {
 	N     int64 `bigquery:"n"`
 	IDs   int64 `bigquery:"ids"`
 	MaxID int64 `bigquery:"max_id"`
+}
+
+// RepeatedIDs counts the ids the destination holds more than once. A
+// published day never holds an id twice, so these are ids in more than
+// one day: the source's id column is not unique across days. The query
+// reads only the id column.
+func (w *Warehouse) RepeatedIDs(ctx context.Context) (int64, error) {
+	sql := fmt.Sprintf("SELECT COUNT(*) FROM (SELECT %s FROM %s GROUP BY 1 HAVING COUNT(*) > 1)", quote(w.idName()), w.DestRef())
+	it, err := w.Query(ctx, sql)
+	if err != nil {
+		return 0, fmt.Errorf("count repeated ids of %s: %w", w.dest, err)
+	}
+	var row []bigquery.Value
+	if err := it.Next(&row); err != nil {
+		return 0, fmt.Errorf("count repeated ids of %s: %w", w.dest, err)
+	}
+	n, ok := row[0].(int64)
+	if !ok {
+		return 0, fmt.Errorf("count repeated ids of %s: unexpected row %v", w.dest, row)
+	}
+	return n, nil
 }
 
 // DropStaging deletes the staging table of day; a missing table is fine.

@@ -25,11 +25,17 @@ type TableConfig struct {
 	// TimeZone: the IANA zone of a timestamp-without-time-zone key
 	// column's values (empty: UTC).
 	TimeZone string `json:"time_zone,omitempty"`
+	// Columns renames source columns on their way to BigQuery (source
+	// name → BigQuery name), for names BigQuery refuses; Exclude leaves
+	// columns out. Only in SYNC_TABLES.
+	Columns map[string]string `json:"columns,omitempty"`
+	Exclude []string          `json:"exclude,omitempty"`
 }
 
 // Spec is the source table as pgsource wants it.
 func (t TableConfig) Spec() pgsource.TableSpec {
-	return pgsource.TableSpec{Table: t.Table, IDColumn: t.IDColumn, TimestampColumn: t.TimestampColumn, TimeZone: t.TimeZone}
+	return pgsource.TableSpec{Table: t.Table, IDColumn: t.IDColumn, TimestampColumn: t.TimestampColumn, TimeZone: t.TimeZone,
+		Rename: t.Columns, Exclude: t.Exclude}
 }
 
 // Start is the start date; ok is false when unset.
@@ -50,7 +56,7 @@ func (c *Common) TableConfigs() ([]TableConfig, error) {
 		dec := json.NewDecoder(strings.NewReader(s.Tables))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&tables); err != nil {
-			return nil, fmt.Errorf("SYNC_TABLES is not a JSON array of tables (fields: table, id_column, timestamp_column, time_zone, dest_table, start_date, chunk_size): %v", err)
+			return nil, fmt.Errorf("SYNC_TABLES is not a JSON array of tables (fields: table, id_column, timestamp_column, time_zone, dest_table, start_date, chunk_size, columns, exclude): %v", err)
 		}
 		if len(tables) == 0 {
 			return nil, errors.New("SYNC_TABLES lists no table")
@@ -61,7 +67,7 @@ func (c *Common) TableConfigs() ([]TableConfig, error) {
 		return nil, errors.New("SYNC_TABLE is required (the source table, e.g. public.activity_logs), or SYNC_TABLES for several")
 	}
 	var errs []error
-	seen := map[string]bool{}
+	seen := map[string]int{} // destination → first entry
 	for i := range tables {
 		t := &tables[i]
 		name := "SYNC_TABLE"
@@ -102,10 +108,16 @@ func (c *Common) TableConfigs() ([]TableConfig, error) {
 		}
 		if t.Table != "" && !bq.TableNameRE.MatchString(t.DestTable) {
 			errs = append(errs, fmt.Errorf("%s %q is not a valid BigQuery table name (letters, digits, underscores)", field("SYNC_DEST_TABLE", "dest_table"), t.DestTable))
-		} else if seen[t.DestTable] {
-			errs = append(errs, fmt.Errorf("%s %q names the same BigQuery table as an earlier entry", field("SYNC_DEST_TABLE", "dest_table"), t.DestTable))
+		} else if j, dup := seen[t.DestTable]; dup {
+			// One destination holds one source table: two would mix
+			// their rows and columns.
+			errs = append(errs, fmt.Errorf("%s and SYNC_TABLES[%d] (%s) both sync into the BigQuery table %q: "+
+				"set \"dest_table\" on one of them to another name, e.g. {\"table\": %q, \"dest_table\": %q}",
+				name, j, tables[j].Table, t.DestTable, t.Table, suggestDest(t.Table)))
 		}
-		seen[t.DestTable] = true
+		if _, dup := seen[t.DestTable]; !dup {
+			seen[t.DestTable] = i
+		}
 		if t.StartDate != "" {
 			if _, err := time.Parse(time.DateOnly, t.StartDate); err != nil {
 				errs = append(errs, fmt.Errorf("%s %q is not a date (YYYY-MM-DD)", field("SYNC_START_DATE", "start_date"), t.StartDate))
@@ -124,6 +136,21 @@ func (c *Common) TableConfigs() ([]TableConfig, error) {
 		return nil, err
 	}
 	return tables, nil
+}
+
+// suggestDest is a destination name for a source table that keeps its
+// schema: shop.orders becomes shop_orders.
+func suggestDest(table string) string {
+	n := strings.NewReplacer(`"`, "", ".", "_").Replace(table)
+	var b strings.Builder
+	for _, r := range n {
+		if r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' {
+			b.WriteRune(r)
+		} else {
+			b.WriteRune('_')
+		}
+	}
+	return b.String()
 }
 
 func or(a, b string) string {

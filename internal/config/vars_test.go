@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/sethvargo/go-envconfig"
 )
 
@@ -44,16 +45,18 @@ func TestTableConfigs(t *testing.T) {
 	}
 	got, err := load(map[string]string{"SYNC_CHUNK_SIZE": "9", "SYNC_TABLES": `[
 		{"table": "public.orders", "timestamp_column": "placed_at", "start_date": "2024-01-01"},
-		{"table": "clicks", "id_column": "click_id", "dest_table": "click_events", "chunk_size": 5}]`})
+		{"table": "clicks", "id_column": "click_id", "dest_table": "click_events", "chunk_size": 5,
+		 "columns": {"first name": "first_name"}, "exclude": ["secret"]}]`})
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := []TableConfig{
 		{Table: "public.orders", IDColumn: "id", TimestampColumn: "placed_at", DestTable: "orders", StartDate: "2024-01-01", ChunkSize: 9},
-		{Table: "clicks", IDColumn: "click_id", TimestampColumn: "created_at", DestTable: "click_events", ChunkSize: 5},
+		{Table: "clicks", IDColumn: "click_id", TimestampColumn: "created_at", DestTable: "click_events", ChunkSize: 5,
+			Columns: map[string]string{"first name": "first_name"}, Exclude: []string{"secret"}},
 	}
-	if len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
-		t.Fatalf("tables = %+v", got)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("tables (-want +got):\n%s", diff)
 	}
 	for _, tc := range []struct {
 		env  map[string]string
@@ -64,7 +67,7 @@ func TestTableConfigs(t *testing.T) {
 		{map[string]string{"SYNC_TABLES": `{"table":"b"}`}, "SYNC_TABLES is not a JSON array"},
 		{map[string]string{"SYNC_TABLES": `[{"table":"b","colour":"red"}]`}, `unknown field "colour"`},
 		{map[string]string{"SYNC_TABLES": `[{"table":"a"},{"table":"b","chunk_size":-1}]`}, "SYNC_TABLES[1].chunk_size -1 is out of range"},
-		{map[string]string{"SYNC_TABLES": `[{"table":"a"},{"table":"x.a"}]`}, `SYNC_TABLES[1].dest_table "a" names the same BigQuery table`},
+		{map[string]string{"SYNC_TABLES": `[{"table":"sales.orders"},{"table":"public.orders"}]`}, `SYNC_TABLES[1].table and SYNC_TABLES[0] (sales.orders) both sync into the BigQuery table "orders": set "dest_table" on one of them to another name, e.g. {"table": "public.orders", "dest_table": "public_orders"}`},
 		{map[string]string{"SYNC_TABLES": `[{"table":""}]`}, "SYNC_TABLES[0].table is required"},
 		{map[string]string{"SYNC_TABLE": "t", "SYNC_DEST_TABLE": "a-b"}, `SYNC_DEST_TABLE "a-b" is not a valid`},
 		{map[string]string{"SYNC_TABLE": "t", "SYNC_TIME_ZONE": "Mars/Olympus"}, `SYNC_TIME_ZONE "Mars/Olympus" is not a time zone`},

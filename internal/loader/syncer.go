@@ -64,6 +64,14 @@ type Syncer struct {
 	Writer string
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// Broken, when set, is why the table cannot be synced (Source,
+	// Warehouse and Encoder are then nil): each Sync first calls Reopen,
+	// and while that fails, fails the date with the reason — permanently
+	// unless the reason is transient — so that the message is recorded
+	// failed and acked instead of retried into the dead-letter topic.
+	Broken error
+	// Reopen opens the table again; see Broken.
+	Reopen func(ctx context.Context) (*pgsource.Source, *bq.Warehouse, error)
 	// mu guards Source, Warehouse and Encoder, which a schema change
 	// replaces: each Sync reads them under the read lock.
 	mu sync.RWMutex
@@ -106,6 +114,41 @@ func (s *Syncer) refresh(ctx context.Context, log *slog.Logger) error {
 	return nil
 }
 
+// ErrBroken marks a date of a table that cannot be synced now (see
+// Syncer.Broken).
+var ErrBroken = errors.New("table cannot be synced")
+
+// heal opens a broken table again; while it stays broken, it returns the
+// reason as an ErrBroken.
+func (s *Syncer) heal(ctx context.Context, log *slog.Logger) error {
+	s.mu.RLock()
+	broken := s.Broken != nil
+	s.mu.RUnlock()
+	if !broken {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.Broken == nil {
+		return nil
+	}
+	if s.Reopen != nil {
+		src, wh, err := s.Reopen(ctx)
+		if err == nil {
+			enc, encErr := parquetenc.New(src.Table())
+			if encErr == nil {
+				s.Source, s.Warehouse, s.Encoder, s.Broken = src, wh, enc, nil
+				log.Info("table can be synced again")
+				return nil
+			}
+			src.Close()
+			err = encErr
+		}
+		s.Broken = err
+	}
+	return fmt.Errorf("%w: %w", ErrBroken, s.Broken)
+}
+
 func (s *Syncer) now() time.Time {
 	if s.Now != nil {
 		return s.Now()
@@ -136,6 +179,9 @@ func (s *Syncer) at(point string) error {
 func (s *Syncer) Sync(ctx context.Context, day time.Time, deadline time.Time) (Outcome, error) {
 	log := logging.From(ctx) // carries table and sync_date
 	date := civil.DateOf(day)
+	if err := s.heal(ctx, log); err != nil {
+		return 0, err
+	}
 	if err := s.refresh(ctx, log); err != nil {
 		return 0, err
 	}
@@ -439,6 +485,18 @@ const maxResyncs = 3
 // resync empties the date's staging so that the next attempt syncs the
 // day from its start.
 func (s *Syncer) resync(ctx context.Context, log *slog.Logger, day time.Time, e syncstate.Entry, why string) (Outcome, error) {
+	// Rows with a NULL id never stage: no re-sync can help, and the
+	// error names them.
+	if err := s.Source.DayNullIDs(ctx, day); err != nil {
+		if !errors.Is(err, pgsource.ErrUnsupported) {
+			return 0, err
+		}
+		e.State, e.Detail = syncstate.StateFailed, err.Error()
+		if aerr := s.appendState(ctx, e); aerr != nil {
+			return 0, aerr
+		}
+		return 0, fmt.Errorf("%w: %s %s: %w", ErrMismatch, s.Table, e.Date, err)
+	}
 	var n int64
 	err := retry.Do(ctx, func(ctx context.Context, _ int) (err error) {
 		n, err = s.State.CountState(ctx, s.Table, e.Date, syncstate.StateMismatch)

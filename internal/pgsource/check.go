@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pgbq/pgbq/internal/schema"
@@ -50,16 +53,28 @@ func Check(ctx context.Context, cfg Config, spec TableSpec) (cols []ColumnCheck,
 	if err != nil {
 		return nil, nil, err
 	}
+	excluded := map[string]bool{}
+	for _, name := range spec.Exclude {
+		excluded[name] = true
+	}
 	for _, r := range raw {
 		c := ColumnCheck{Name: r.name, SourceType: r.typeName}
 		col, err := mapRaw(r)
-		if err != nil {
+		switch {
+		case excluded[r.name]:
+			c.Note = "excluded: not synced"
+		case !r.canSelect:
+			c.Problem = "no SELECT privilege on the column"
+		case err != nil:
 			c.Problem = err.Error()
-		} else {
+		default:
 			c.BigQueryType, c.Note = col.Type.String(), note(col)
 			if col.Repeated {
 				c.BigQueryType = "ARRAY<" + c.BigQueryType + ">"
 				c.Note = "NULL arrays arrive as []; a NULL element or a multi-dimensional array would stop the date"
+			}
+			if to, ok := spec.Rename[r.name]; ok {
+				c.Note = strings.TrimSuffix(fmt.Sprintf("arrives as %q; %s", to, c.Note), "; ")
 			}
 		}
 		cols = append(cols, c)
@@ -104,4 +119,85 @@ func flatten(err error) []error {
 		return out
 	}
 	return []error{err}
+}
+
+// idIndexSQL says of the id column ($2) of table $1 whether it may hold
+// NULL, whether a unique index on it alone (a primary key counts) proves
+// its values unique, and whether an index leads with it (so that counting
+// its NULLs is cheap).
+const idIndexSQL = `
+SELECT NOT a.attnotnull,
+       EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisunique AND i.indisvalid
+               AND i.indpred IS NULL AND i.indnkeyatts = 1 AND i.indkey[0] = a.attnum),
+       EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisvalid AND i.indkey[0] = a.attnum)
+FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid
+WHERE c.oid = to_regclass($1) AND a.attname = $2`
+
+// KeyCheck looks at what the keyset needs of the id column beyond its
+// type. Rows with a NULL id cannot be synced (their dates fail naming
+// them): counted where an index makes that cheap, and then a problem.
+// A nullable id column, or one whose uniqueness no index proves, is a
+// warning: pgbq then finds NULLs and duplicates only date by date, as
+// it syncs them (duplicates within a date hold the date back; duplicates
+// in different dates sync, and planner verify counts them in BigQuery).
+func (s *Source) KeyCheck(ctx context.Context) (warnings []string, problems []error, err error) {
+	id := s.cols[s.table.IDIndex].Name
+	var nullable, unique, indexed bool
+	if err := s.pool.QueryRow(ctx, idIndexSQL, s.Name(), id).Scan(&nullable, &unique, &indexed); err != nil {
+		return nil, nil, fmt.Errorf("inspect the id column of %s: %w", s.Name(), err)
+	}
+	if !unique {
+		warnings = append(warnings, fmt.Sprintf("no unique index on the id column %q alone proves its values unique: "+
+			"duplicates within a date hold that date back, duplicates in different dates sync and `planner verify` reports them", id))
+	}
+	if !nullable {
+		return warnings, nil, nil
+	}
+	if !indexed {
+		return append(warnings, fmt.Sprintf("the id column %q may hold NULL and no index leads with it, so NULL ids are not counted here: "+
+			"a date with one fails naming it (make the column NOT NULL to rule them out)", id)), nil, nil
+	}
+	warnings = append(warnings, fmt.Sprintf("the id column %q may hold NULL (make it NOT NULL to rule that out)", id))
+	var n int64
+	sql := fmt.Sprintf(`SELECT count(*) FROM %s WHERE %s IS NULL`, s.Name(), pgx.Identifier{id}.Sanitize())
+	if err := s.pool.QueryRow(ctx, sql).Scan(&n); err != nil {
+		return nil, nil, fmt.Errorf("count NULL ids of %s: %w", s.Name(), err)
+	}
+	if n > 0 {
+		problems = append(problems, fmt.Errorf("%w: table %s: %d rows have a NULL id (column %q): pgbq cannot place them in the keyset, "+
+			"so their dates fail; give them ids", ErrUnsupported, s.Name(), n, id))
+	}
+	return warnings, problems, nil
+}
+
+// DayNullIDs fails with an ErrUnsupported naming the rows of the UTC day
+// starting at day whose id is NULL, if there are any. ReadChunk finds such
+// a row when it reads one; a row sharing its timestamp with the last row
+// of a chunk falls outside the next chunk's keyset condition instead, and
+// shows only as a count that differs.
+func (s *Source) DayNullIDs(ctx context.Context, day time.Time) error {
+	return s.nullIDs(ctx, day, day.AddDate(0, 0, 1))
+}
+
+// nullIDs is the error for the rows of [from, to) whose id is NULL (nil
+// when there are none).
+func (s *Source) nullIDs(ctx context.Context, from, to time.Time) error {
+	id := s.cols[s.table.IDIndex].Name
+	ts := pgx.Identifier{s.cols[s.table.TimestampIndex].Name}.Sanitize()
+	sql := fmt.Sprintf(`SELECT count(*), min(%s)::text, max(%s)::text FROM %s WHERE %s >= $1 AND %s < $2 AND %s IS NULL`,
+		ts, ts, s.Name(), ts, ts, pgx.Identifier{id}.Sanitize())
+	var n int64
+	var lo, hi *string
+	if err := s.pool.QueryRow(ctx, sql, s.param(from), s.param(to)).Scan(&n, &lo, &hi); err != nil {
+		return fmt.Errorf("count NULL ids of %s: %w", s.Name(), err)
+	}
+	if n == 0 {
+		return nil
+	}
+	where := ""
+	if lo != nil && hi != nil {
+		where = fmt.Sprintf(" (%s %s to %s)", s.cols[s.table.TimestampIndex].Name, *lo, *hi)
+	}
+	return fmt.Errorf("%w: table %s, date %s: %d rows have a NULL id (column %q)%s: pgbq needs every row's id to place it in the keyset; give them ids",
+		ErrUnsupported, s.Name(), from.UTC().Format(time.DateOnly), n, id, where)
 }

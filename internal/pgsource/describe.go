@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -77,7 +76,8 @@ type column struct {
 const describeSQL = `
 SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod),
        bt.oid, CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END,
-       bt.typtype = 'e', bt.typcategory = 'A', COALESCE(et.oid, 0), COALESCE(et.typtype = 'e', false)
+       bt.typtype = 'e', bt.typcategory = 'A', COALESCE(et.oid, 0), COALESCE(et.typtype = 'e', false),
+       has_column_privilege(c.oid, a.attnum, 'SELECT')
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_attribute a ON a.attrelid = c.oid
@@ -95,6 +95,11 @@ type TableSpec struct {
 	// TimeZone, for a timestamp-without-time-zone column, is the IANA zone
 	// its wall-clock values are in; empty means UTC.
 	TimeZone string
+	// Rename maps source column names to the names their values travel
+	// under (for names BigQuery refuses); Exclude lists columns not
+	// synced at all. The key columns may be renamed, not excluded.
+	Rename  map[string]string
+	Exclude []string
 }
 
 // rawColumn is one row of describeSQL.
@@ -106,6 +111,7 @@ type rawColumn struct {
 	isArray                  bool
 	elemOID                  uint32
 	elemIsEnum               bool
+	canSelect                bool
 }
 
 func scanColumns(ctx context.Context, pool *pgxpool.Pool, table string) ([]rawColumn, error) {
@@ -117,7 +123,7 @@ func scanColumns(ctx context.Context, pool *pgxpool.Pool, table string) ([]rawCo
 	var out []rawColumn
 	for rows.Next() {
 		var r rawColumn
-		if err := rows.Scan(&r.nsp, &r.rel, &r.name, &r.typeName, &r.oid, &r.typmod, &r.isEnum, &r.isArray, &r.elemOID, &r.elemIsEnum); err != nil {
+		if err := rows.Scan(&r.nsp, &r.rel, &r.name, &r.typeName, &r.oid, &r.typmod, &r.isEnum, &r.isArray, &r.elemOID, &r.elemIsEnum, &r.canSelect); err != nil {
 			return nil, fmt.Errorf("describe %s: %w", table, err)
 		}
 		out = append(out, r)
@@ -136,12 +142,29 @@ func describe(ctx context.Context, pool *pgxpool.Pool, spec TableSpec) (pgx.Iden
 	}
 	var ident pgx.Identifier
 	var cols []column
-	var problems []string
+	var errs []error
+	excluded := map[string]bool{}
+	for _, name := range spec.Exclude {
+		excluded[name] = true
+	}
+	seen := map[string]bool{}
 	for _, r := range raw {
 		ident = pgx.Identifier{r.nsp, r.rel}
+		seen[r.name] = true
+		if excluded[r.name] {
+			if r.name == spec.IDColumn || r.name == spec.TimestampColumn {
+				errs = append(errs, &SpecError{Field: "exclude", Msg: fmt.Sprintf("column %q is the id or timestamp column: it cannot be excluded", r.name)})
+			}
+			continue
+		}
+		if !r.canSelect {
+			errs = append(errs, fmt.Errorf("%w: table %s: no SELECT privilege on column %q: GRANT SELECT ON %s TO the role pgbq connects as, or exclude the column",
+				ErrUnsupported, ident.Sanitize(), r.name, ident.Sanitize()))
+			continue
+		}
 		col, err := mapRaw(r)
 		if err != nil {
-			problems = append(problems, err.Error())
+			errs = append(errs, fmt.Errorf("%w: table %s: %v", ErrUnsupported, ident.Sanitize(), err))
 			continue
 		}
 		cols = append(cols, col)
@@ -149,13 +172,28 @@ func describe(ctx context.Context, pool *pgxpool.Pool, spec TableSpec) (pgx.Iden
 	if ident == nil {
 		return nil, nil, schema.Table{}, &SpecError{Field: "table", Msg: fmt.Sprintf("table %q not found (or it has no columns)", spec.Table)}
 	}
-	var errs []error
-	if len(problems) > 0 {
-		errs = append(errs, fmt.Errorf("%w: table %s: %s", ErrUnsupported, ident.Sanitize(), strings.Join(problems, "; ")))
+	for _, name := range spec.Exclude {
+		if !seen[name] {
+			errs = append(errs, &SpecError{Field: "exclude", Msg: fmt.Sprintf("excluded column %q not found in table %s", name, ident.Sanitize())})
+		}
 	}
-	t := schema.Table{IDIndex: -1, TimestampIndex: -1}
+	for name := range spec.Rename {
+		if !seen[name] {
+			errs = append(errs, &SpecError{Field: "columns", Msg: fmt.Sprintf("renamed column %q not found in table %s", name, ident.Sanitize())})
+		} else if excluded[name] {
+			errs = append(errs, &SpecError{Field: "columns", Msg: fmt.Sprintf("column %q is both renamed and excluded", name)})
+		}
+	}
+	t := schema.Table{Source: ident.Sanitize(), IDIndex: -1, TimestampIndex: -1}
 	for i, c := range cols {
-		t.Columns = append(t.Columns, c.Column)
+		// The source keeps reading the column by its own name (cols); the
+		// neutral table, which BigQuery and the encoder see, carries the
+		// name it travels under.
+		tc := c.Column
+		if to, ok := spec.Rename[c.Name]; ok {
+			tc.Name, tc.SourceName = to, c.Name
+		}
+		t.Columns = append(t.Columns, tc)
 		switch c.Name {
 		case spec.IDColumn:
 			t.IDIndex = i

@@ -208,6 +208,13 @@ func (s *Source) ReadChunk(ctx context.Context, from, to time.Time, after *schem
 	var firstWall, lastWall int64
 	for rows.Next() {
 		raw := rows.RawValues()
+		if raw[idIdx] == nil {
+			rows.Close()
+			if err := s.nullIDs(ctx, from, to); err != nil {
+				return err
+			}
+			return fmt.Errorf("read %s: a row with a NULL id", s.Name()) // gone since: a transient state
+		}
 		if s.wallKey {
 			us, err := decodeTimestamp(raw[len(s.cols)])
 			if err != nil {

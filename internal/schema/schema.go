@@ -63,11 +63,18 @@ type Column struct {
 	Repeated bool
 	// SourceType is the source's own name for the type, for messages.
 	SourceType string
+	// SourceName is the source's name of the column when Name is not it
+	// (the column is renamed on its way), for messages.
+	SourceName string
 }
 
 // Table describes a synced table: its columns in source order and which of
 // them are the keyset (timestamp, id).
 type Table struct {
+	// Source names the source table (schema-qualified, quoted as the
+	// source quotes names): for messages, and so that a destination
+	// remembers which table it belongs to.
+	Source  string
 	Columns []Column
 	// TimestampIndex and IDIndex point into Columns.
 	TimestampIndex int
