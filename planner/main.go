@@ -1,13 +1,6 @@
 // Command planner is the Cloud Run job that finds the dates of the
-// configured table that are not finished and publishes one message per
-// date. It is also the operator's tool:
-//
-//	planner                      re-check recent dates, plan and publish
-//	planner --dry-run            print the plan, publish nothing
-//	planner status               per date: state, source rows, BigQuery rows
-//	planner verify [--repair]    compare each date in both systems; rebuild the ones that differ
-//	planner check                how each column would travel; non-zero exit if one cannot
-//	planner migrate              create the datasets, sync_control and the destination tables (once per deploy)
+// configured tables that are not finished and publishes one message per
+// date. It is also the operator's tool (planner -h lists the commands).
 package main
 
 import (
@@ -26,6 +19,7 @@ import (
 	"github.com/sethvargo/go-envconfig"
 
 	"github.com/pgbq/pgbq/internal/app"
+	"github.com/pgbq/pgbq/internal/cli"
 	"github.com/pgbq/pgbq/internal/config"
 	"github.com/pgbq/pgbq/internal/logging"
 	"github.com/pgbq/pgbq/internal/pgsource"
@@ -41,48 +35,43 @@ func (c *Config) validate(needTopic bool) error { return c.Validate(needTopic) }
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], nil, os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "planner:", err)
-		os.Exit(1)
-	}
+	cli.Exit("planner", run(ctx, os.Args[1:], nil, os.Stdout, os.Stderr))
 }
 
 // run is the planner; opts (tests pin the clock with app.WithClock) go to
 // app.Open.
 func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout, logOut io.Writer, opts ...app.Option) error {
-	fs := flag.NewFlagSet("planner", flag.ContinueOnError)
-	dryRun := fs.Bool("dry-run", false, "print the plan instead of publishing it")
-	if err := fs.Parse(args); err != nil {
+	cl, err := parseArgs(args)
+	if errors.Is(err, flag.ErrHelp) {
+		help(stdout, cl)
 		return err
 	}
-	cmd := fs.Arg(0)
-	vfs := flag.NewFlagSet("verify", flag.ContinueOnError)
-	from := vfs.String("from", "", "first date to verify (YYYY-MM-DD; default: the start date)")
-	to := vfs.String("to", "", "last date to verify (YYYY-MM-DD; default: yesterday)")
-	repair := vfs.Bool("repair", false, "rebuild each date that differs from scratch and verify it again")
-	switch cmd {
-	case "", "status", "migrate":
-	case "check":
+	if err != nil {
+		return err
+	}
+	if cl.version {
+		fmt.Fprintf(stdout, "planner %s\n", cli.Version)
+		return nil
+	}
+	cmd, dryRun := cl.cmd, cl.dryRun
+	if cmd == "check" {
 		return check(ctx, stdout, lookuper)
-	case "verify":
-		if err := vfs.Parse(fs.Args()[1:]); err != nil {
-			return err
-		}
-	default:
-		return fmt.Errorf("unknown command %q (commands: status, verify, check, migrate; no command plans and publishes)", cmd)
 	}
 	var cfg Config
 	if err := config.Load(ctx, &cfg, lookuper); err != nil {
-		return err
+		return cli.Usage(err)
 	}
-	publish := cmd == "" && !*dryRun
+	publish := (cmd == "" && !dryRun) || cmd == "resync"
 	if err := cfg.validate(publish); err != nil {
-		return fmt.Errorf("configuration:\n%w", err)
+		return cli.Usage(fmt.Errorf("configuration:\n%w", err))
 	}
 	logger := logging.New(logOut, cfg.Common.LogLevel).With("component", "planner")
 	ctx = logging.With(ctx, logger)
-	if cmd == "migrate" {
+	switch {
+	case cmd == "migrate":
 		return migrate(ctx, stdout, &cfg.Common)
+	case cmd == "status" && !cl.verify, cmd == "resync", cmd == "pause", cmd == "resume":
+		return operate(ctx, stdout, &cfg, cl, opts)
 	}
 	// A table that cannot be opened does not stop the others.
 	deps, err := app.Open(ctx, &cfg.Common, publish, true, opts...)
@@ -93,7 +82,8 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 	var planners []*planner.Planner
 	for _, t := range deps.Tables {
 		p := &planner.Planner{Source: t.Source, Dest: t.Warehouse, State: deps.State, Table: t.Config.DestTable,
-			InFlight: cfg.InFlight, Queued: cfg.Queued, MaxDates: cfg.MaxDates, RecheckDays: cfg.RecheckDays, Now: deps.Now}
+			InFlight: cfg.InFlight, Queued: cfg.Queued, MaxDates: cfg.MaxDates, RecheckDays: cfg.RecheckDays,
+			QuarantineAfter: cfg.QuarantineAfter, Now: deps.Now}
 		if deps.Publisher != nil {
 			p.Pub = deps.Publisher
 		}
@@ -104,12 +94,19 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 	}
 	switch {
 	case cmd == "verify":
-		return errors.Join(verify(ctx, stdout, planners, deps, &cfg.Common, *from, *to, *repair), errors.Join(deps.Broken...))
+		return errors.Join(verify(ctx, stdout, planners, deps, &cfg.Common, cl.from, cl.to, cl.repair), errors.Join(deps.Broken...))
 	case cmd == "status":
+		// --verify: the state first, then today's recount of both sides.
+		if err := operate(ctx, stdout, &cfg, cl, opts); err != nil {
+			return err
+		}
 		var sum planner.Totals
 		for _, p := range planners {
-			fmt.Fprintf(stdout, "table %s\n", p.Table)
-			tot, err := p.Status(ctx, stdout)
+			if cl.table != "" && p.Table != cl.table {
+				continue
+			}
+			fmt.Fprintf(stdout, "recount %s\n", p.Table)
+			tot, err := p.Recount(ctx, stdout)
 			if err != nil {
 				return fmt.Errorf("status of %s: %w", p.Table, err)
 			}
@@ -123,7 +120,7 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 		fmt.Fprintf(stdout, "status: dates=%d finished=%d source_rows=%d bigquery_rows=%d duplicates=%d mismatched=%d tables=%d\n",
 			sum.Dates, sum.Finished, sum.SourceRows, sum.BigQueryRows, sum.Duplicates, sum.Mismatched, len(planners))
 		return errors.Join(deps.Broken...)
-	case *dryRun:
+	case dryRun:
 		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "table\tdate\treason")
 		n := 0
@@ -180,7 +177,7 @@ func verify(ctx context.Context, stdout io.Writer, planners []*planner.Planner, 
 		bad += n
 	}
 	if bad > 0 {
-		return fmt.Errorf("%w: %d of them", ErrMismatch, bad)
+		return cli.Mismatch(fmt.Errorf("%w: %d of them", ErrMismatch, bad))
 	}
 	return nil
 }
@@ -201,7 +198,7 @@ func verifyTable(ctx context.Context, stdout io.Writer, p *planner.Planner, deps
 		}
 		d, err := civil.ParseDate(a.arg)
 		if err != nil {
-			return 0, fmt.Errorf("%s %q is not a date (YYYY-MM-DD)", a.name, a.arg)
+			return 0, cli.Usagef("%s %q is not a date (YYYY-MM-DD)", a.name, a.arg)
 		}
 		*a.dst, ok = d, true
 	}
@@ -234,11 +231,11 @@ var ErrUnsyncable = errors.New("the table cannot be synced as configured")
 func check(ctx context.Context, stdout io.Writer, lookuper envconfig.Lookuper) error {
 	var c config.Common
 	if err := config.Load(ctx, &c, lookuper); err != nil {
-		return err
+		return cli.Usage(err)
 	}
 	c.Normalize()
 	if err := c.ValidateSource(); err != nil {
-		return fmt.Errorf("configuration:\n%w", err)
+		return cli.Usage(fmt.Errorf("configuration:\n%w", err))
 	}
 	tables, err := c.TableConfigs()
 	if err != nil {
@@ -270,7 +267,7 @@ func check(ctx context.Context, stdout io.Writer, lookuper envconfig.Lookuper) e
 	}
 	fmt.Fprintf(stdout, "check: columns=%d unsyncable=%d\n", ncols, bad)
 	if bad > 0 {
-		return ErrUnsyncable
+		return cli.Mismatch(ErrUnsyncable)
 	}
 	return nil
 }
