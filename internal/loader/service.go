@@ -27,6 +27,12 @@ type Publisher interface {
 	Publish(ctx context.Context, data []byte) error
 }
 
+// Control says whether a table is paused (`planner pause`).
+type Control interface {
+	// Paused reports the pause and the entry that recorded it.
+	Paused(ctx context.Context, table string) (bool, syncstate.Entry, error)
+}
+
 // Service turns messages into syncs. It decides what is acked: everything
 // except transient failures, which are left to Pub/Sub's redelivery.
 type Service struct {
@@ -38,6 +44,12 @@ type Service struct {
 	// hands the rest of the date to a continuation message; well under
 	// the 600 s push ack deadline.
 	Budget time.Duration
+	// Control, when set, is asked before each message whether its table
+	// is paused; a paused table's messages are acked without work.
+	Control Control
+	// TraceProject is the project of the request traces that push
+	// requests carry (their log lines then link to the trace).
+	TraceProject string
 }
 
 // FinishTime is what a request may take beyond its budget to finish the
@@ -61,6 +73,19 @@ func (s *Service) Handle(ctx context.Context, data []byte) error {
 	}
 	log = log.With("table", m.Table, "sync_date", m.Date)
 	ctx = logging.With(ctx, log)
+	if s.Control != nil {
+		paused, e, err := s.Control.Paused(ctx, m.Table)
+		if err != nil {
+			log.Warn("pause not read, will be redelivered", "error", err.Error())
+			return fmt.Errorf("read the pause of %s: %w", m.Table, err)
+		}
+		if paused {
+			// The planner publishes the date again after the resume.
+			log.Info("message acked without work", "reason", "table paused", "paused_by", e.Writer,
+				"pause_reason", e.Detail, "paused_at", e.SyncedAt.Format(time.RFC3339))
+			return nil
+		}
+	}
 	start := time.Now()
 	deadline := start.Add(s.Budget)
 	// The budget bounds when new chunks start; the context gives the work
@@ -153,6 +178,9 @@ func (s *Service) PushHandler(base context.Context, logger *slog.Logger) http.Ha
 		stop := context.AfterFunc(r.Context(), cancel) //nolint:contextcheck // see above
 		defer stop()
 		log := logger.With("message_id", env.Message.MessageID, "delivery_attempt", env.DeliveryAttempt)
+		if attrs := logging.TraceAttrs(s.TraceProject, r.Header); attrs != nil {
+			log = log.With(attrs...)
+		}
 		if err := s.Handle(logging.With(ctx, log), env.Message.Data); err != nil {
 			http.Error(w, "transient failure; retry", http.StatusServiceUnavailable)
 			return
