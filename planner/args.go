@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -83,7 +84,10 @@ func parseArgs(args []string) (*cmdLine, error) {
 	}
 	if c.cmd != "" {
 		if err := cli.Parse(fs, c.global.Args()[1:], 0); err != nil {
-			return c, err
+			if errors.Is(err, flag.ErrHelp) {
+				return c, err
+			}
+			return c, fmt.Errorf("%s: %w", c.cmd, err)
 		}
 	}
 	return c, c.check()

@@ -66,6 +66,12 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 		return cli.Usage(fmt.Errorf("configuration:\n%w", err))
 	}
 	logger := logging.New(logOut, cfg.Common.LogLevel).With("component", "planner")
+	if cmd == "verify" && cl.repair {
+		// A repair re-syncs dates: its chunks on a terminal's progress line.
+		progress := cli.NewProgress(os.Stderr)
+		defer progress.Done()
+		logger = cli.WithProgress(logger, progress)
+	}
 	ctx = logging.With(ctx, logger)
 	switch {
 	case cmd == "migrate":

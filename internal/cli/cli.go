@@ -104,10 +104,10 @@ func Parse(fs *flag.FlagSet, args []string, extra int) error {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}
-		return Usagef("%s: %w", fs.Name(), err)
+		return Usage(err)
 	}
 	if fs.NArg() > extra {
-		return Usagef("%s: unexpected arguments %q", fs.Name(), fs.Args()[extra:])
+		return Usagef("unexpected arguments %q", fs.Args()[extra:])
 	}
 	return nil
 }
