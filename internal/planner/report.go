@@ -211,7 +211,8 @@ func writeLine(w io.Writer, asJSON bool, l DateLine) error {
 		synced, writer = "-", "-"
 	}
 	detail := strings.Join(strings.Fields(l.Detail), " ")
-	_, err := fmt.Fprintf(w, "%-10s  %-11s  %12d  %-20s  %-28s  %s\n", l.Date, l.State, l.RowsStaged, synced, writer, detail)
+	line := fmt.Sprintf("%-10s  %-11s  %12d  %-20s  %-28s  %s", l.Date, l.State, l.RowsStaged, synced, writer, detail)
+	_, err := fmt.Fprintln(w, strings.TrimRight(line, " "))
 	return err
 }
 
