@@ -107,7 +107,7 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 	defer deps.Close()
 	host, _ := os.Hostname()
 	svc := &loader.Service{Syncers: map[string]*loader.Syncer{}, Pub: deps.Publisher, Budget: cfg.Budget,
-		Control: deps.State, TraceProject: cfg.Common.PubSub.Project}
+		Control: loader.CachedControl(deps.State, 30*time.Second), TraceProject: cfg.Common.PubSub.Project}
 	for _, t := range deps.Tables {
 		syncer, err := deps.NewSyncer(&cfg.Common, t, fmt.Sprintf("loader@%s/%d", host, os.Getpid()))
 		if err != nil {

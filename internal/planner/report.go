@@ -185,14 +185,15 @@ func loaderState(s syncstate.State) bool {
 }
 
 // rate is rows per second over recent loader entries: the rows reported
-// after the first report, over the time since it.
+// after the first report, over the time since it; 0 (unknown) when the
+// reports span less than a second.
 func rate(recent []syncstate.Entry) float64 {
 	if len(recent) < 2 {
 		return 0
 	}
 	sort.Slice(recent, func(i, j int) bool { return recent[i].SyncedAt.Before(recent[j].SyncedAt) })
 	span := recent[len(recent)-1].SyncedAt.Sub(recent[0].SyncedAt).Seconds()
-	if span <= 0 {
+	if span < 1 {
 		return 0
 	}
 	var rows int64
