@@ -35,8 +35,6 @@ type Config struct{ config.Loader }
 // MaxBudget is config.MaxLoaderBudget.
 const MaxBudget = config.MaxLoaderBudget
 
-func (c *Config) validate(pull bool) error { return c.Validate(pull) }
-
 // memoryLimit is the Go heap's soft limit unless GOMEMLIMIT says
 // otherwise. The loader holds about 4 × pgsource.MaxBatchBytes of live
 // data at its peak, plus encoder and connection buffers a few times the
@@ -89,7 +87,14 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 	if err := config.Load(ctx, &cfg, lookuper); err != nil {
 		return cli.Usage(err)
 	}
-	if err := cfg.validate(*pull); err != nil {
+	mode := config.Serve
+	switch {
+	case *date != "":
+		mode = config.Once
+	case *pull:
+		mode = config.Pull
+	}
+	if err := cfg.Validate(mode); err != nil {
 		return cli.Usage(fmt.Errorf("configuration:\n%w", err))
 	}
 	logger := logging.New(stdout, cfg.Common.LogLevel).With("component", "loader")
@@ -100,7 +105,7 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 	}
 	ctx = logging.With(ctx, logger)
 
-	deps, err := app.Open(ctx, &cfg.Common, true, false, opts...)
+	deps, err := app.Open(ctx, &cfg.Common, mode.PubSub() != 0, false, opts...)
 	if err != nil {
 		return err
 	}

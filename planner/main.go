@@ -24,13 +24,12 @@ import (
 	"github.com/pgbq/pgbq/internal/logging"
 	"github.com/pgbq/pgbq/internal/pgsource"
 	"github.com/pgbq/pgbq/internal/planner"
+	"github.com/pgbq/pgbq/internal/pubsubx"
 )
 
 // Config is the planner's configuration: config.Planner, where the deploy
 // checks read its variables, defaults and validation too.
 type Config struct{ config.Planner }
-
-func (c *Config) validate(needTopic bool) error { return c.Validate(needTopic) }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -62,7 +61,11 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 		return cli.Usage(err)
 	}
 	publish := (cmd == "" && !dryRun) || cmd == "resync"
-	if err := cfg.validate(publish); err != nil {
+	var use pubsubx.Use
+	if publish {
+		use = pubsubx.Publishes
+	}
+	if err := cfg.Validate(use); err != nil {
 		return cli.Usage(fmt.Errorf("configuration:\n%w", err))
 	}
 	logger := logging.New(logOut, cfg.Common.LogLevel).With("component", "planner")

@@ -129,7 +129,7 @@ func testVerifyAndRepair(t *testing.T, clock func() time.Time) { //nolint:thelpe
 	if err := config.Load(ctx, &cfg, envconfig.MapLookuper(env)); err != nil {
 		t.Fatal(err)
 	}
-	if err := cfg.validate(false); err != nil {
+	if err := cfg.Validate(0); err != nil {
 		t.Fatal(err)
 	}
 	deps, err := app.Open(ctx, &cfg.Common, false, false, app.WithClock(clock))

@@ -12,9 +12,6 @@ import (
 	"syscall"
 	"time"
 
-	"cloud.google.com/go/bigquery"
-	"google.golang.org/api/iterator"
-
 	"github.com/pgbq/pgbq/internal/bq"
 	"github.com/pgbq/pgbq/internal/syncstate"
 )
@@ -153,22 +150,13 @@ func destinationCount(ctx context.Context, c e2eConfig) (rows, ids int64, err er
 		return 0, 0, err
 	}
 	defer client.Close()
-	it, err := bq.RunQuery(ctx, client, fmt.Sprintf("SELECT COUNT(*) AS n, COUNT(DISTINCT id) AS ids FROM %s",
-		bq.Ref(c.bqProject, benchDataset, mainTable)))
+	r, err := bq.Row[struct {
+		N   int64 `bigquery:"n"`
+		IDs int64 `bigquery:"ids"`
+	}](bq.RunQuery(ctx, client, fmt.Sprintf("SELECT COUNT(*) AS n, COUNT(DISTINCT id) AS ids FROM %s",
+		bq.Ref(c.bqProject, benchDataset, mainTable))))
 	if err != nil {
 		return 0, 0, fmt.Errorf("count destination rows: %w", err)
 	}
-	var row []bigquery.Value
-	if err := it.Next(&row); err != nil {
-		if errors.Is(err, iterator.Done) {
-			return 0, 0, errors.New("count destination rows: no result row")
-		}
-		return 0, 0, fmt.Errorf("count destination rows: %w", err)
-	}
-	n, ok1 := row[0].(int64)
-	d, ok2 := row[1].(int64)
-	if !ok1 || !ok2 {
-		return 0, 0, fmt.Errorf("count destination rows: unexpected result %v", row)
-	}
-	return n, d, nil
+	return r.N, r.IDs, nil
 }

@@ -14,7 +14,6 @@ import (
 	"cloud.google.com/go/bigquery"
 	"cloud.google.com/go/civil"
 	"google.golang.org/api/googleapi"
-	"google.golang.org/api/iterator"
 
 	"github.com/pgbq/pgbq/internal/schema"
 )
@@ -335,18 +334,14 @@ func (w *Warehouse) rangeBounds(from, to time.Time) string {
 func (w *Warehouse) StagedPosition(ctx context.Context, day time.Time) (*schema.Key, error) {
 	sql := fmt.Sprintf("SELECT %s, %s FROM %s ORDER BY 1 DESC, 2 DESC LIMIT 1",
 		quote(w.tsName()), quote(w.idName()), w.stagingRef(day))
-	it, err := w.Query(ctx, sql)
+	rows, err := Rows[[]bigquery.Value](w.Query(ctx, sql))
 	if err != nil {
 		return nil, fmt.Errorf("read staged position of %s: %w", w.Staging(day), err)
 	}
-	var row []bigquery.Value
-	err = it.Next(&row)
-	if errors.Is(err, iterator.Done) {
+	if len(rows) == 0 {
 		return nil, nil
 	}
-	if err != nil {
-		return nil, fmt.Errorf("read staged position of %s: %w", w.Staging(day), err)
-	}
+	row := rows[0]
 	var ts time.Time
 	ok1 := true
 	switch v := row[0].(type) {
@@ -440,23 +435,22 @@ type DayStats struct {
 
 // CountDay counts the destination's rows (and distinct ids) of day.
 func (w *Warehouse) CountDay(ctx context.Context, day time.Time) (DayStats, error) {
-	sql := fmt.Sprintf("SELECT COUNT(*), COUNT(DISTINCT %s) FROM %s WHERE %s",
+	sql := fmt.Sprintf("SELECT COUNT(*) AS n, COUNT(DISTINCT %s) AS ids FROM %s WHERE %s",
 		quote(w.idName()), w.DestRef(), w.dayBounds(day))
-	it, err := w.Query(ctx, sql)
+	// A count always has a row; none means the query failed unseen.
+	c, err := Row[counts](w.Query(ctx, sql))
 	if err != nil {
 		return DayStats{}, fmt.Errorf("count %s %s: %w", w.dest, day.Format(time.DateOnly), err)
 	}
-	var row []bigquery.Value
-	if err := it.Next(&row); err != nil {
-		// A count always has a row; none means the query failed unseen.
-		return DayStats{}, fmt.Errorf("count %s %s: %w", w.dest, day.Format(time.DateOnly), err)
-	}
-	n, ok1 := row[0].(int64)
-	d, ok2 := row[1].(int64)
-	if !ok1 || !ok2 {
-		return DayStats{}, fmt.Errorf("count %s %s: unexpected row %v", w.dest, day.Format(time.DateOnly), row)
-	}
-	return DayStats{Rows: n, DistinctIDs: d}, nil
+	return DayStats{Rows: c.N, DistinctIDs: c.IDs}, nil
+}
+
+// counts is the row of a COUNT(*) AS n, COUNT(DISTINCT id) AS ids, MAX(id)
+// AS max_id query (columns not selected stay zero).
+type counts struct {
+	N     int64 `bigquery:"n"`
+	IDs   int64 `bigquery:"ids"`
+	MaxID int64 `bigquery:"max_id"`
 }
 
 // DropStaging deletes the staging table of day; a missing table is fine.
@@ -492,23 +486,13 @@ func (w *Warehouse) stagedState(ctx context.Context, day time.Time, gen Generati
 		return st, err
 	}
 	st.Pos = pos
-	sql := fmt.Sprintf("SELECT COUNT(*), COUNT(DISTINCT %[1]s), COALESCE(MAX(%[1]s), 0) FROM %[2]s",
+	sql := fmt.Sprintf("SELECT COUNT(*) AS n, COUNT(DISTINCT %[1]s) AS ids, COALESCE(MAX(%[1]s), 0) AS max_id FROM %[2]s",
 		quote(w.idName()), w.stagingRef(day))
-	it, err := w.Query(ctx, sql)
+	c, err := Row[counts](w.Query(ctx, sql))
 	if err != nil {
 		return st, fmt.Errorf("count staged rows of %s: %w", w.Staging(day), err)
 	}
-	var row []bigquery.Value
-	if err := it.Next(&row); err != nil {
-		return st, fmt.Errorf("count staged rows of %s: %w", w.Staging(day), err)
-	}
-	n, ok1 := row[0].(int64)
-	d, ok2 := row[1].(int64)
-	m, ok3 := row[2].(int64)
-	if !ok1 || !ok2 || !ok3 {
-		return st, fmt.Errorf("count staged rows of %s: unexpected row %v", w.Staging(day), row)
-	}
-	st.Rows, st.DistinctIDs, st.MaxID = n, d, m
+	st.Rows, st.DistinctIDs, st.MaxID = c.N, c.IDs, c.MaxID
 	return st, nil
 }
 
@@ -516,33 +500,25 @@ func (w *Warehouse) stagedState(ctx context.Context, day time.Time, gen Generati
 // the destination.
 func (w *Warehouse) DayFingerprints(ctx context.Context, from, to time.Time) (map[civil.Date]schema.DayFingerprint, error) {
 	id := quote(w.idName())
-	sql := fmt.Sprintf("SELECT DATE(%s), COUNT(*), COUNT(DISTINCT %s), MIN(%s), MAX(%s), CAST(SUM(CAST(%s AS NUMERIC)) AS STRING) FROM %s WHERE %s GROUP BY 1",
+	sql := fmt.Sprintf("SELECT DATE(%s) AS day, COUNT(*) AS n, COUNT(DISTINCT %s) AS ids, MIN(%s) AS min_id, MAX(%s) AS max_id, CAST(SUM(CAST(%s AS NUMERIC)) AS STRING) AS sum_id FROM %s WHERE %s GROUP BY 1",
 		quote(w.tsName()), id, id, id, id, w.DestRef(), w.rangeBounds(from, to))
-	it, err := w.Query(ctx, sql)
+	type dayRow struct {
+		Day   civil.Date `bigquery:"day"`
+		N     int64      `bigquery:"n"`
+		IDs   int64      `bigquery:"ids"`
+		MinID int64      `bigquery:"min_id"`
+		MaxID int64      `bigquery:"max_id"`
+		SumID string     `bigquery:"sum_id"`
+	}
+	rows, err := Rows[dayRow](w.Query(ctx, sql))
 	if err != nil {
 		return nil, fmt.Errorf("fingerprint %s by day: %w", w.dest, err)
 	}
 	out := map[civil.Date]schema.DayFingerprint{}
-	for {
-		var row []bigquery.Value
-		err := it.Next(&row)
-		if errors.Is(err, iterator.Done) {
-			return out, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("fingerprint %s by day: %w", w.dest, err)
-		}
-		d, ok := row[0].(civil.Date)
-		n1, ok1 := row[1].(int64)
-		n2, ok2 := row[2].(int64)
-		n3, ok3 := row[3].(int64)
-		n4, ok4 := row[4].(int64)
-		sum, ok5 := row[5].(string)
-		if !ok || !ok1 || !ok2 || !ok3 || !ok4 || !ok5 {
-			return nil, fmt.Errorf("fingerprint %s by day: unexpected row %v", w.dest, row)
-		}
-		out[d] = schema.DayFingerprint{Rows: n1, DistinctIDs: n2, MinID: n3, MaxID: n4, SumID: normalizeDecimal(sum)}
+	for _, r := range rows {
+		out[r.Day] = schema.DayFingerprint{Rows: r.N, DistinctIDs: r.IDs, MinID: r.MinID, MaxID: r.MaxID, SumID: normalizeDecimal(r.SumID)}
 	}
+	return out, nil
 }
 
 // normalizeDecimal drops a fractional part of zeros ("12.000" -> "12").
@@ -558,21 +534,13 @@ func normalizeDecimal(s string) string {
 func (w *Warehouse) StagedCountUpTo(ctx context.Context, day time.Time, pos schema.Key) (int64, error) {
 	ts, id := quote(w.tsName()), quote(w.idName())
 	at := w.microLiteral(pos.Time)
-	sql := fmt.Sprintf("SELECT COUNT(DISTINCT %[2]s) FROM %[3]s WHERE %[1]s < %[4]s OR (%[1]s = %[4]s AND %[2]s <= %[5]d)",
+	sql := fmt.Sprintf("SELECT COUNT(DISTINCT %[2]s) AS ids FROM %[3]s WHERE %[1]s < %[4]s OR (%[1]s = %[4]s AND %[2]s <= %[5]d)",
 		ts, id, w.stagingRef(day), at, pos.ID)
-	it, err := w.Query(ctx, sql)
+	c, err := Row[counts](w.Query(ctx, sql))
 	if err != nil {
 		return 0, fmt.Errorf("count staged rows of %s: %w", w.Staging(day), err)
 	}
-	var row []bigquery.Value
-	if err := it.Next(&row); err != nil {
-		return 0, fmt.Errorf("count staged rows of %s: %w", w.Staging(day), err)
-	}
-	n, ok := row[0].(int64)
-	if !ok {
-		return 0, fmt.Errorf("count staged rows of %s: unexpected row %v", w.Staging(day), row)
-	}
-	return n, nil
+	return c.IDs, nil
 }
 
 // microLiteral is literal to the microsecond, for keyset positions.

@@ -13,11 +13,9 @@ import (
 	"sync"
 	"time"
 
-	"cloud.google.com/go/bigquery"
 	"cloud.google.com/go/civil"
 	"cloud.google.com/go/pubsub/v2"
 	"github.com/jackc/pgx/v5"
-	"google.golang.org/api/iterator"
 
 	"github.com/pgbq/pgbq/internal/bq"
 	"github.com/pgbq/pgbq/internal/syncstate"
@@ -241,24 +239,15 @@ func (h *harness) report(ctx context.Context, first civil.Date) (*Report, error)
 	}
 	conn.Close(ctx)
 	r.SourceRows = int64(len(src))
-	it, err := bq.RunQuery(ctx, client, fmt.Sprintf("SELECT id FROM %s", bq.Ref(h.opt.BQProject, h.opt.Dataset, "events")))
+	ids, err := bq.Rows[idRow](bq.RunQuery(ctx, client, fmt.Sprintf("SELECT id FROM %s", bq.Ref(h.opt.BQProject, h.opt.Dataset, "events"))))
 	if err != nil {
 		return nil, err
 	}
 	dest := map[int64]int{}
-	for {
-		var row []bigquery.Value
-		err := it.Next(&row)
-		if errors.Is(err, iterator.Done) {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-		id, _ := row[0].(int64)
-		dest[id]++
-		r.BigQueryRows++
+	for _, row := range ids {
+		dest[row.ID]++
 	}
+	r.BigQueryRows = int64(len(ids))
 	for id, n := range dest {
 		r.Duplicated += int64(n - 1)
 		if !src[id] {
@@ -325,4 +314,9 @@ func (r *Report) Table() string {
 func (r *Report) Line() string {
 	return fmt.Sprintf("chaos: faults=%d dates=%d source_rows=%d bigquery_rows=%d lost=%d duplicated=%d",
 		r.TotalFaults(), r.Dates, r.SourceRows, r.BigQueryRows, r.Lost, r.Duplicated)
+}
+
+// idRow is one destination row's id.
+type idRow struct {
+	ID int64 `bigquery:"id"`
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/pgbq/pgbq/internal/pubsubx"
 )
 
 // Loader is the loader binary's configuration. It lives here, not in
@@ -24,11 +26,34 @@ type Loader struct {
 // last load and the publish, inside Pub/Sub's 600 s push ack deadline.
 const MaxLoaderBudget = 530 * time.Second
 
-// Validate checks the loader's configuration; pull says it pulls from a
-// subscription instead of serving push requests.
-func (c *Loader) Validate(pull bool) error {
+// LoaderMode is how a loader receives its dates.
+type LoaderMode int
+
+const (
+	// Serve answers push requests on PORT and publishes continuations.
+	Serve LoaderMode = iota
+	// Pull pulls PUBSUB_SUBSCRIPTION (and publishes continuations).
+	Pull
+	// Once syncs dates named on the command line; no Pub/Sub.
+	Once
+)
+
+// PubSub is what the mode does with Pub/Sub.
+func (m LoaderMode) PubSub() pubsubx.Use {
+	switch m {
+	case Serve:
+		return pubsubx.Publishes
+	case Pull:
+		return pubsubx.Publishes | pubsubx.Subscribes
+	default:
+		return 0
+	}
+}
+
+// Validate checks the loader's configuration for the mode it runs in.
+func (c *Loader) Validate(mode LoaderMode) error {
 	c.Common.Normalize()
-	errs := []error{c.Common.Validate(true, pull)}
+	errs := []error{c.Common.Validate(mode.PubSub())}
 	if c.Budget < 10*time.Second || c.Budget > MaxLoaderBudget {
 		errs = append(errs, fmt.Errorf("LOADER_BUDGET %s is out of range (10s..%s)", c.Budget, MaxLoaderBudget))
 	}
@@ -59,10 +84,11 @@ type Planner struct {
 	QuarantineAfter int `env:"PLANNER_QUARANTINE_AFTER, default=3"`
 }
 
-// Validate checks the planner's configuration; needTopic says it publishes.
-func (c *Planner) Validate(needTopic bool) error {
+// Validate checks the planner's configuration; use says what the command
+// does with Pub/Sub (planning publishes; status, verify and check do not).
+func (c *Planner) Validate(use pubsubx.Use) error {
 	c.Common.Normalize()
-	errs := []error{c.Common.Validate(needTopic, false)}
+	errs := []error{c.Common.Validate(use)}
 	if c.InFlight < 0 {
 		errs = append(errs, fmt.Errorf("PLANNER_IN_FLIGHT %s must not be negative", c.InFlight))
 	}

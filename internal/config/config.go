@@ -78,8 +78,9 @@ func (c *Common) Normalize() {
 }
 
 // Validate reports every problem at once, naming each variable.
-func (c *Common) Validate(needTopic, needSub bool) error {
-	return errors.Join(c.ValidateSource(), c.BQ.Validate("BQ_"), c.PubSub.Validate("PUBSUB_", needTopic, needSub))
+// use says which Pub/Sub settings the binary needs.
+func (c *Common) Validate(use pubsubx.Use) error {
+	return errors.Join(c.ValidateSource(), c.BQ.Validate("BQ_"), c.PubSub.Validate("PUBSUB_", use))
 }
 
 // ValidateSource checks what reading the source needs: PG_* and SYNC_*.

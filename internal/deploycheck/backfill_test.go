@@ -106,7 +106,7 @@ func TestBackfillWorkerPool(t *testing.T) {
 			if err := config.Load(context.Background(), &c, envconfig.MapLookuper(lookup)); err != nil {
 				t.Fatal(err)
 			}
-			if err := c.Validate(true); err != nil {
+			if err := c.Validate(config.Pull); err != nil {
 				t.Errorf("%s: the pool's environment does not validate for --pull: %v", where, err)
 			}
 			// Flow control: messages held per instance.

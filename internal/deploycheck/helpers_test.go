@@ -15,6 +15,7 @@ import (
 	"mvdan.cc/sh/v3/syntax"
 
 	"github.com/pgbq/pgbq/internal/config"
+	"github.com/pgbq/pgbq/internal/pubsubx"
 	"github.com/pgbq/pgbq/internal/tfeval"
 )
 
@@ -112,13 +113,13 @@ func validateAs(binary string, env map[string]string) error {
 		if err := config.Load(ctx, &c, lookup); err != nil {
 			return err
 		}
-		return c.Validate(false)
+		return c.Validate(config.Serve)
 	case "planner":
 		var c config.Planner
 		if err := config.Load(ctx, &c, lookup); err != nil {
 			return err
 		}
-		return c.Validate(true)
+		return c.Validate(pubsubx.Publishes)
 	}
 	return fmt.Errorf("no binary %q", binary)
 }

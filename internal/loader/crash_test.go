@@ -34,8 +34,8 @@ func crashAt(point string, nth int) func(string) error {
 // as a killed process would, and fails the test if it did not get there.
 func (r *rig) crash(s *Syncer, day time.Time, point string, nth int) {
 	r.t.Helper()
-	s.hook = crashAt(point, nth)
-	defer func() { s.hook = nil }()
+	setHook(s, crashAt(point, nth))
+	defer setHook(s, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if _, err := s.Sync(ctx, day, time.Now().Add(time.Hour)); !errors.Is(err, errCrash) {
@@ -66,7 +66,7 @@ func TestCrashAnywhereThenResume(t *testing.T) {
 					t.Fatalf("outcome after resume = %v, want finished", got)
 				}
 				r.check(day)
-				if loaded := s.rowsLoaded.Load(); loaded > perDay+chunk {
+				if loaded := rowsLoaded(s); loaded > perDay+chunk {
 					t.Fatalf("loaded %d rows for a %d-row day: more than one chunk of rework", loaded, perDay)
 				}
 				if e := r.entry(day); !e.IsFinished || e.SourceRows != perDay || e.BigQueryRows != perDay {
@@ -89,7 +89,8 @@ func TestDuplicateDelivery(t *testing.T) {
 			seedDays(t, r.pool, day, 1, 400, false)
 			a := r.open(50)
 			b := r.open(50) // a second process: its own pool and lease connection
-			a.noLease, b.noLease = !lease, !lease
+			setNoLease(a, !lease)
+			setNoLease(b, !lease)
 			var wg sync.WaitGroup
 			outcomes := make([]Outcome, 2)
 			for i, s := range []*Syncer{a, b} {

@@ -10,8 +10,8 @@ import (
 
 	"cloud.google.com/go/bigquery"
 	"github.com/google/go-cmp/cmp"
-	"google.golang.org/api/iterator"
 
+	"github.com/pgbq/pgbq/internal/bq"
 	"github.com/pgbq/pgbq/internal/pgsource"
 )
 
@@ -19,22 +19,11 @@ func (r *rig) bqRows(sql string) [][]bigquery.Value {
 	r.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	it, err := r.wh.Query(ctx, sql)
+	out, err := bq.Rows[[]bigquery.Value](r.wh.Query(ctx, sql))
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	var out [][]bigquery.Value
-	for {
-		var row []bigquery.Value
-		err := it.Next(&row)
-		if errors.Is(err, iterator.Done) {
-			return out
-		}
-		if err != nil {
-			r.t.Fatal(err)
-		}
-		out = append(out, row)
-	}
+	return out
 }
 
 // A column added to the source appears in BigQuery without a manual step;

@@ -219,7 +219,7 @@ func TestJobErrorsByReason(t *testing.T) {
 
 	// After the second chunk is staged, another loader drops staging.
 	dropped := false
-	s.hook = func(point string) error {
+	setHook(s, func(point string) error {
 		if point == "checkpointed" && !dropped {
 			dropped = true
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -227,7 +227,7 @@ func TestJobErrorsByReason(t *testing.T) {
 			return s.Warehouse.DropStaging(ctx, day)
 		}
 		return nil
-	}
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	out, err := s.Sync(ctx, day, time.Now().Add(time.Hour))
@@ -237,11 +237,11 @@ func TestJobErrorsByReason(t *testing.T) {
 	if out != Continue {
 		t.Fatalf("first sync outcome %v, want continue (staging dropped under it)", out)
 	}
-	before := s.rowsLoaded.Load()
+	before := rowsLoaded(s)
 	if got := r.syncAll(s, day); got != Finished {
 		t.Fatalf("outcome %v, want finished", got)
 	}
-	if redone := s.rowsLoaded.Load() - before; redone != 120 {
+	if redone := rowsLoaded(s) - before; redone != 120 {
 		t.Errorf("after the drop %d rows were staged, want the whole day (120) from an empty staging", redone)
 	}
 	r.check(day)

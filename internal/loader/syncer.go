@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"cloud.google.com/go/civil"
@@ -69,13 +68,6 @@ type Syncer struct {
 	Writer string
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
-	// hook, in tests, is called at named points of the loop; an error
-	// aborts the sync there as a crash would.
-	hook func(point string) error
-	// noLease, in tests, skips the lease to show correctness without it.
-	noLease bool
-	// rowsLoaded counts rows appended to staging, for tests of rework.
-	rowsLoaded atomic.Int64
 	// mu guards Source, Warehouse and Encoder, which a schema change
 	// replaces: each Sync reads them under the read lock.
 	mu sync.RWMutex
@@ -125,11 +117,21 @@ func (s *Syncer) now() time.Time {
 	return time.Now()
 }
 
+// seams are where tests reach into a sync (export_test.go sets them; all
+// nil in production): hook is called at named points of the loop and its
+// error aborts the sync there as a crash would; noLease skips the lease to
+// show correctness without it; loaded counts rows appended to staging.
+var seams struct {
+	hook    func(s *Syncer, point string) error
+	noLease func(s *Syncer) bool
+	loaded  func(s *Syncer, rows int)
+}
+
 func (s *Syncer) at(point string) error {
-	if s.hook == nil {
+	if seams.hook == nil {
 		return nil
 	}
-	return s.hook(point)
+	return seams.hook(s, point)
 }
 
 // Sync works on day until it is published, the deadline (the request's
@@ -143,7 +145,7 @@ func (s *Syncer) Sync(ctx context.Context, day time.Time, deadline time.Time) (O
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if !s.noLease {
+	if seams.noLease == nil || !seams.noLease(s) {
 		release, err := s.Source.Lease(ctx, s.Table+"/"+date.String())
 		if errors.Is(err, pgsource.ErrLocked) {
 			return Busy, nil
@@ -287,7 +289,9 @@ func (s *Syncer) stage(ctx context.Context, log *slog.Logger, day time.Time, st 
 		mu.Lock()
 		loadTimes[c.N] = time.Since(t0)
 		mu.Unlock()
-		s.rowsLoaded.Add(int64(c.Rows))
+		if seams.loaded != nil {
+			seams.loaded(s, c.Rows)
+		}
 		return s.at("loaded")
 	}
 	commit := func(ctx context.Context, c Chunk) error {

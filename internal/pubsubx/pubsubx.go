@@ -29,16 +29,25 @@ type Config struct {
 var nameRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9\-_.~+%]{2,254}$`)
 
 // Validate reports every problem, naming the variable with prefix.
-// needTopic and needSub say what the binary needs.
-func (c Config) Validate(prefix string, needTopic, needSub bool) error {
+// Use is what a binary does with Pub/Sub, which decides the settings it
+// needs: flags, combined with |; zero is no Pub/Sub at all.
+type Use uint8
+
+const (
+	Publishes  Use = 1 << iota // publishes to the dates topic: TOPIC
+	Subscribes                 // pulls the dates subscription: SUBSCRIPTION
+)
+
+// Validate checks the settings; use says which of them the binary needs.
+func (c Config) Validate(prefix string, use Use) error {
 	var errs []error
-	if needTopic && c.Topic == "" {
+	if use&Publishes != 0 && c.Topic == "" {
 		errs = append(errs, fmt.Errorf("%sTOPIC is required (the dates topic id)", prefix))
 	}
 	if c.Topic != "" && !nameRE.MatchString(c.Topic) {
 		errs = append(errs, fmt.Errorf("%sTOPIC %q is not a valid topic id", prefix, c.Topic))
 	}
-	if needSub && c.Subscription == "" {
+	if use&Subscribes != 0 && c.Subscription == "" {
 		errs = append(errs, fmt.Errorf("%sSUBSCRIPTION is required in pull mode", prefix))
 	}
 	if c.Subscription != "" && !nameRE.MatchString(c.Subscription) {

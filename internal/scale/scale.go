@@ -21,7 +21,6 @@ import (
 	"cloud.google.com/go/bigquery"
 	"cloud.google.com/go/civil"
 	"github.com/jackc/pgx/v5"
-	"google.golang.org/api/iterator"
 
 	"github.com/pgbq/pgbq/internal/bq"
 	"github.com/pgbq/pgbq/internal/bqfidelity"
@@ -312,23 +311,16 @@ func (r *run) check(ctx context.Context, rep *Report) error {
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	it, err := bq.RunQuery(ctx, r.client, fmt.Sprintf("SELECT id FROM %s WHERE created_at >= TIMESTAMP '%s' AND created_at < TIMESTAMP '%s'",
-		bq.Ref(r.opt.BQ.Project, r.opt.BQ.Dataset, Table), from.Format(time.RFC3339), to.Format(time.RFC3339)))
+	ids, err := bq.Rows[struct {
+		ID int64 `bigquery:"id"`
+	}](bq.RunQuery(ctx, r.client, fmt.Sprintf("SELECT id FROM %s WHERE created_at >= TIMESTAMP '%s' AND created_at < TIMESTAMP '%s'",
+		bq.Ref(r.opt.BQ.Project, r.opt.BQ.Dataset, Table), from.Format(time.RFC3339), to.Format(time.RFC3339))))
 	if err != nil {
 		return err
 	}
 	dest := map[int64]int{}
-	for {
-		var row []bigquery.Value
-		err := it.Next(&row)
-		if errors.Is(err, iterator.Done) {
-			break
-		}
-		if err != nil {
-			return err
-		}
-		id, _ := row[0].(int64)
-		dest[id]++
+	for _, row := range ids {
+		dest[row.ID]++
 	}
 	for id, n := range dest {
 		rep.Duplicated += int64(n - 1)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"cloud.google.com/go/bigquery"
 	"cloud.google.com/go/civil"
 	"google.golang.org/api/iterator"
 
@@ -32,7 +31,7 @@ func (s *Store) Scan(ctx context.Context, table string, from, to civil.Date, fn 
 		return fmt.Errorf("read %s: %w", View, err)
 	}
 	for {
-		var row []bigquery.Value
+		var row entryRow
 		err := it.Next(&row)
 		if errors.Is(err, iterator.Done) {
 			return nil
@@ -40,11 +39,7 @@ func (s *Store) Scan(ctx context.Context, table string, from, to civil.Date, fn 
 		if err != nil {
 			return fmt.Errorf("read %s: %w", View, err)
 		}
-		e, err := entryFromRow(row)
-		if err != nil {
-			return fmt.Errorf("read %s: %w", View, err)
-		}
-		if err := fn(e); err != nil {
+		if err := fn(row.entry()); err != nil {
 			return err
 		}
 	}
@@ -57,7 +52,7 @@ func (s *Store) FailureCounts(ctx context.Context, table string) (map[civil.Date
 	if !bq.TableNameRE.MatchString(table) {
 		return nil, fmt.Errorf("read %s: bad table name %q", LogTable, table)
 	}
-	sql := fmt.Sprintf(`SELECT sync_date, COUNT(DISTINCT IF(state = '%s', synced_at, NULL))
+	sql := fmt.Sprintf(`SELECT sync_date, COUNT(DISTINCT IF(state = '%s', synced_at, NULL)) AS failures
 FROM (
   SELECT sync_date, state, synced_at,
     MAX(IF(state = '%s', synced_at, NULL)) OVER (PARTITION BY sync_date) AS reopened_at
@@ -65,29 +60,20 @@ FROM (
 )
 WHERE reopened_at IS NULL OR synced_at >= reopened_at
 GROUP BY sync_date`, StateFailed, StateReopened, bq.Ref(s.project, s.dataset, LogTable), table, ControlDate)
-	it, err := bq.RunQuery(ctx, s.client, sql)
+	rows, err := bq.Rows[struct {
+		Date     civil.Date `bigquery:"sync_date"`
+		Failures int64      `bigquery:"failures"`
+	}](bq.RunQuery(ctx, s.client, sql))
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", LogTable, err)
 	}
 	out := map[civil.Date]int{}
-	for {
-		var row []bigquery.Value
-		err := it.Next(&row)
-		if errors.Is(err, iterator.Done) {
-			return out, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", LogTable, err)
-		}
-		d, ok1 := row[0].(civil.Date)
-		n, ok2 := row[1].(int64)
-		if !ok1 || !ok2 {
-			return nil, fmt.Errorf("read %s: unexpected row %v", LogTable, row)
-		}
-		if n > 0 {
-			out[d] = int(n)
+	for _, r := range rows {
+		if r.Failures > 0 {
+			out[r.Date] = int(r.Failures)
 		}
 	}
+	return out, nil
 }
 
 // Paused reports whether table is paused, and the entry that paused it.

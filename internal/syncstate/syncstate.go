@@ -18,7 +18,6 @@ import (
 
 	"cloud.google.com/go/bigquery"
 	"cloud.google.com/go/civil"
-	"google.golang.org/api/iterator"
 
 	"github.com/pgbq/pgbq/internal/bq"
 )
@@ -266,64 +265,49 @@ func (s *Store) latest(ctx context.Context, table, filter string) (map[civil.Dat
 	if !bq.TableNameRE.MatchString(table) {
 		return nil, fmt.Errorf("read %s: bad table name %q", View, table)
 	}
-	it, err := bq.RunQuery(ctx, s.client, s.entriesSQL(table, filter))
+	rows, err := bq.Rows[entryRow](bq.RunQuery(ctx, s.client, s.entriesSQL(table, filter)))
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", View, err)
 	}
-	out := map[civil.Date]Entry{}
-	for {
-		var row []bigquery.Value
-		err := it.Next(&row)
-		if errors.Is(err, iterator.Done) {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", View, err)
-		}
-		e, err := entryFromRow(row)
-		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", View, err)
-		}
-		out[e.Date] = e
+	out := make(map[civil.Date]Entry, len(rows))
+	for _, r := range rows {
+		out[r.Date] = r.entry()
 	}
 	return out, nil
 }
 
 // entriesSQL selects the current entries of table that match filter (SQL
-// starting with " AND ", or ""; followed by any ORDER BY) as entryFromRow reads them.
+// starting with " AND ", or ""; followed by any ORDER BY) as entryRow reads them.
 func (s *Store) entriesSQL(table, filter string) string {
-	return fmt.Sprintf(`SELECT table_name, sync_date, COALESCE(last_max_id, 0), is_finished, synced_at, state,
-  last_created_at, COALESCE(last_id, 0), COALESCE(rows_staged, 0), COALESCE(source_rows, 0), COALESCE(bigquery_rows, 0),
-  COALESCE(detail, ''), COALESCE(writer, '')
+	return fmt.Sprintf(`SELECT table_name, sync_date, COALESCE(last_max_id, 0) AS last_max_id, is_finished, synced_at, state,
+  last_created_at, COALESCE(last_id, 0) AS last_id, COALESCE(rows_staged, 0) AS rows_staged,
+  COALESCE(source_rows, 0) AS source_rows, COALESCE(bigquery_rows, 0) AS bigquery_rows,
+  COALESCE(detail, '') AS detail, COALESCE(writer, '') AS writer
 FROM %s WHERE table_name = '%s'%s`, bq.Ref(s.project, s.dataset, View), table, filter)
 }
 
-func entryFromRow(r []bigquery.Value) (Entry, error) {
-	var e Entry
-	var ok [12]bool
-	e.Table, ok[0] = r[0].(string)
-	e.Date, ok[1] = r[1].(civil.Date)
-	e.LastMaxID, ok[2] = r[2].(int64)
-	e.IsFinished, ok[3] = r[3].(bool)
-	e.SyncedAt, ok[4] = r[4].(time.Time)
-	var state string
-	state, ok[5] = r[5].(string)
-	e.State = State(state)
-	if r[6] != nil {
-		e.LastCreatedAt, _ = r[6].(time.Time)
-	}
-	e.LastID, ok[6] = r[7].(int64)
-	e.RowsStaged, ok[7] = r[8].(int64)
-	e.SourceRows, ok[8] = r[9].(int64)
-	e.BigQueryRows, ok[9] = r[10].(int64)
-	e.Detail, ok[10] = r[11].(string)
-	e.Writer, ok[11] = r[12].(string)
-	for i, good := range ok {
-		if !good {
-			return Entry{}, fmt.Errorf("unexpected value in column %d of row %v", i, r)
-		}
-	}
-	return e, nil
+// entryRow is a row of the view as the query above selects it.
+type entryRow struct {
+	Table         string                 `bigquery:"table_name"`
+	Date          civil.Date             `bigquery:"sync_date"`
+	LastMaxID     int64                  `bigquery:"last_max_id"`
+	IsFinished    bool                   `bigquery:"is_finished"`
+	SyncedAt      time.Time              `bigquery:"synced_at"`
+	State         string                 `bigquery:"state"`
+	LastCreatedAt bigquery.NullTimestamp `bigquery:"last_created_at"`
+	LastID        int64                  `bigquery:"last_id"`
+	RowsStaged    int64                  `bigquery:"rows_staged"`
+	SourceRows    int64                  `bigquery:"source_rows"`
+	BigQueryRows  int64                  `bigquery:"bigquery_rows"`
+	Detail        string                 `bigquery:"detail"`
+	Writer        string                 `bigquery:"writer"`
+}
+
+func (r entryRow) entry() Entry {
+	return Entry{Table: r.Table, Date: r.Date, LastMaxID: r.LastMaxID, IsFinished: r.IsFinished,
+		SyncedAt: r.SyncedAt, State: State(r.State), LastCreatedAt: r.LastCreatedAt.Timestamp, LastID: r.LastID,
+		RowsStaged: r.RowsStaged, SourceRows: r.SourceRows, BigQueryRows: r.BigQueryRows,
+		Detail: r.Detail, Writer: r.Writer}
 }
 
 // Date returns the current entry of one date; ok is false when it has none.
@@ -343,19 +327,13 @@ func (s *Store) CountState(ctx context.Context, table string, day civil.Date, st
 	if !bq.TableNameRE.MatchString(table) {
 		return 0, fmt.Errorf("read %s: bad table name %q", LogTable, table)
 	}
-	sql := fmt.Sprintf(`SELECT COUNT(DISTINCT synced_at) FROM %s WHERE table_name = '%s' AND sync_date = DATE '%s' AND state = '%s'`,
+	sql := fmt.Sprintf(`SELECT COUNT(DISTINCT synced_at) AS n FROM %s WHERE table_name = '%s' AND sync_date = DATE '%s' AND state = '%s'`,
 		bq.Ref(s.project, s.dataset, LogTable), table, day.String(), state)
-	it, err := bq.RunQuery(ctx, s.client, sql)
+	c, err := bq.Row[struct {
+		N int64 `bigquery:"n"`
+	}](bq.RunQuery(ctx, s.client, sql))
 	if err != nil {
 		return 0, fmt.Errorf("read %s: %w", LogTable, err)
 	}
-	var row []bigquery.Value
-	if err := it.Next(&row); err != nil {
-		return 0, fmt.Errorf("read %s: %w", LogTable, err)
-	}
-	n, ok := row[0].(int64)
-	if !ok {
-		return 0, fmt.Errorf("read %s: unexpected row %v", LogTable, row)
-	}
-	return n, nil
+	return c.N, nil
 }
