@@ -18,7 +18,9 @@ RUN case "${BINARY}" in \
       *) echo "build with --build-arg BINARY=loader or BINARY=planner (got '${BINARY}')" >&2; exit 1 ;; \
     esac
 ENV CGO_ENABLED=0 GOOS=linux GOFLAGS=-buildvcs=false
-RUN go build -trimpath -ldflags="-s -w" -o /out/app "./${BINARY}"
+# VERSION is what `--version` prints (Cloud Build passes the commit).
+ARG VERSION=dev
+RUN go build -trimpath -ldflags="-s -w -X github.com/pgbq/pgbq/internal/cli.Version=${VERSION}" -o /out/app "./${BINARY}"
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/app /app

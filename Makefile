@@ -34,8 +34,10 @@ lint:
 	go tool golangci-lint run ./...
 	@if command -v terraform >/dev/null; then terraform fmt -check -recursive terraform; fi
 
+## build: both binaries in bin/; --version prints VERSION (default: git describe, else dev)
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 build:
-	CGO_ENABLED=0 go build -o bin/ ./planner ./loader
+	CGO_ENABLED=0 go build -ldflags "-X github.com/pgbq/pgbq/internal/cli.Version=$(VERSION)" -o bin/ ./planner ./loader
 
 ## stack-up / stack-down: BigQuery emulator + Pub/Sub fake for your own PostgreSQL (see README)
 stack-up:

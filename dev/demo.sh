@@ -2,8 +2,9 @@
 # make demo: the whole pipeline on a local stack. A throwaway PostgreSQL
 # cluster gets activity_logs (about 1M rows over 30 days); some dates are
 # synced first so sync_control has a history with gaps; then the planner
-# plans, two loaders drain the subscription, and every date is counted in
-# both systems. Everything it starts is stopped and removed at the end.
+# plans, two loaders drain the subscription, every date is counted in both
+# systems, and `planner status` ends it with its summary (finished %, rows,
+# rows/s), read from sync_control alone. Everything it starts is stopped and removed at the end.
 source "$(dirname "$0")/stack.sh"
 cd "$ROOT"
 ROWS="${DEMO_ROWS:-1000000}"
@@ -90,11 +91,18 @@ step "sync_control, as the original monitoring query shows it"
 q="SELECT table_name, sync_date, is_finished, last_max_id, synced_at FROM pgbq_demo.sync_control WHERE table_name = 'activity_logs' ORDER BY sync_date DESC LIMIT 10"
 echo "$q"
 "$STACK_DIR/bin/bqquery" "$q" | column -t -s $'\t'
-"$STACK_DIR/bin/planner" status >"$STACK_DIR/status.txt" 2>>"$STACK_DIR/planner.log" || true
+"$STACK_DIR/bin/planner" status --verify >"$STACK_DIR/status.txt" 2>>"$STACK_DIR/planner.log" || true
 
-step "per date: status, source rows, BigQuery rows"
-grep -v '^status:' "$STACK_DIR/status.txt"
+step "planner status --verify: per date, source rows and BigQuery rows counted now"
+sed -n '/^recount /,$p' "$STACK_DIR/status.txt" | grep -v '^status:'
 summary="$(grep '^status:' "$STACK_DIR/status.txt")" || { echo "demo: status failed"; cat "$STACK_DIR/planner.log"; exit 1; }
-val() { sed -n "s/.* $1=\([0-9]*\).*/\1/p" <<<"$summary"; }
+val() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p" <<<"$2"; }
 echo
-echo "demo: dates=$(val dates) source_rows=$(val source_rows) bigquery_rows=$(val bigquery_rows) duplicates=$(val duplicates)"
+echo "demo: dates=$(val dates "$summary") source_rows=$(val source_rows "$summary") bigquery_rows=$(val bigquery_rows "$summary") duplicates=$(val duplicates "$summary")"
+
+step "planner status: the operator's view, from sync_control only (last dates and the summary)"
+"$STACK_DIR/bin/planner" status >"$STACK_DIR/state.txt" 2>>"$STACK_DIR/planner.log" || { cat "$STACK_DIR/planner.log"; exit 1; }
+head -2 "$STACK_DIR/state.txt"; grep -v '^summary:' "$STACK_DIR/state.txt" | tail -n 5
+state="$(grep '^summary:' "$STACK_DIR/state.txt")"
+echo "$state"
+echo "demo: finished=$(val finished_pct "$state")% rows=$(val rows "$state") rows/s=$(val rows_per_s "$state")"

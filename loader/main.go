@@ -22,6 +22,7 @@ import (
 	"github.com/sethvargo/go-envconfig"
 
 	"github.com/pgbq/pgbq/internal/app"
+	"github.com/pgbq/pgbq/internal/cli"
 	"github.com/pgbq/pgbq/internal/config"
 	"github.com/pgbq/pgbq/internal/loader"
 	"github.com/pgbq/pgbq/internal/logging"
@@ -47,11 +48,15 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], nil, os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "loader:", err)
-		os.Exit(1)
-	}
+	cli.Exit("loader", run(ctx, os.Args[1:], nil, os.Stdout))
 }
+
+const about = "syncs one (table, date) per Pub/Sub message: push requests by default"
+
+const examples = `  loader                                    serve push requests on PORT (what Cloud Run runs)
+  loader --pull --exit-when-idle 30s        pull from PUBSUB_SUBSCRIPTION until the queue is empty
+  loader --date 2024-03-01 --table orders   sync one date now, without Pub/Sub (progress on a terminal)
+`
 
 // run is the loader; opts (tests pin the clock with app.WithClock) go to
 // app.Open.
@@ -61,12 +66,26 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 	idle := fs.Duration("exit-when-idle", 0, "with --pull: exit once no message has arrived for this long (0: never)")
 	date := fs.String("date", "", "sync this one date (YYYY-MM-DD) of every table (or --table) now, without Pub/Sub, and exit")
 	table := fs.String("table", "", "with --date: only this table (its destination name)")
-	if err := fs.Parse(args); err != nil {
+	version := fs.Bool("version", false, "print the version and exit")
+	if err := cli.Parse(fs, args, 0); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			cli.Help(stdout, "loader", about, fs, nil, &Config{}, examples)
+		}
 		return err
+	}
+	if *version {
+		fmt.Fprintf(stdout, "loader %s\n", cli.Version)
+		return nil
+	}
+	if *table != "" && *date == "" {
+		return cli.Usagef("--table needs --date")
+	}
+	if _, err := time.Parse(time.DateOnly, *date); *date != "" && err != nil {
+		return cli.Usagef("--date %q is not a date (YYYY-MM-DD)", *date)
 	}
 	var cfg Config
 	if err := config.Load(ctx, &cfg, lookuper); err != nil {
-		return err
+		return cli.Usage(err)
 	}
 	mode := config.Serve
 	switch {
@@ -76,9 +95,14 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 		mode = config.Pull
 	}
 	if err := cfg.Validate(mode); err != nil {
-		return fmt.Errorf("configuration:\n%w", err)
+		return cli.Usage(fmt.Errorf("configuration:\n%w", err))
 	}
 	logger := logging.New(stdout, cfg.Common.LogLevel).With("component", "loader")
+	if *date != "" {
+		progress := cli.NewProgress(os.Stderr)
+		defer progress.Done()
+		logger = cli.WithProgress(logger, progress)
+	}
 	ctx = logging.With(ctx, logger)
 
 	// The loader starts whatever one table's state is: a broken table's
@@ -93,7 +117,8 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 	}
 	defer deps.Close()
 	host, _ := os.Hostname()
-	svc := &loader.Service{Syncers: map[string]*loader.Syncer{}, Pub: deps.Publisher, Budget: cfg.Budget}
+	svc := &loader.Service{Syncers: map[string]*loader.Syncer{}, Pub: deps.Publisher, Budget: cfg.Budget,
+		Control: loader.CachedControl(deps.State, 30*time.Second), TraceProject: cfg.Common.PubSub.Project}
 	for _, t := range deps.Tables {
 		syncer, err := deps.NewSyncer(&cfg.Common, t, fmt.Sprintf("loader@%s/%d", host, os.Getpid()))
 		if err != nil {
@@ -116,11 +141,11 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 func syncDate(ctx context.Context, svc *loader.Service, date, table string) error {
 	day, err := time.Parse(time.DateOnly, date)
 	if err != nil {
-		return fmt.Errorf("--date %q is not a date (YYYY-MM-DD)", date)
+		return cli.Usagef("--date %q is not a date (YYYY-MM-DD)", date)
 	}
 	if table != "" {
 		if _, ok := svc.Syncers[table]; !ok {
-			return fmt.Errorf("--table %q is not a configured table", table)
+			return cli.Usagef("--table %q is not a configured table", table)
 		}
 	}
 	// A table that fails does not stop the others; the run fails at the end.

@@ -25,6 +25,7 @@ import (
 
 	"github.com/pgbq/pgbq/internal/app"
 	"github.com/pgbq/pgbq/internal/bq"
+	"github.com/pgbq/pgbq/internal/cli"
 	"github.com/pgbq/pgbq/internal/config"
 	"github.com/pgbq/pgbq/internal/testenv"
 )
@@ -72,10 +73,34 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("run error = %v, want it to contain %q", err, tc.want)
 			}
+			if code := cli.Code(err); code != cli.ExitUsage {
+				t.Fatalf("exit code %d, want %d (usage or configuration)", code, cli.ExitUsage)
+			}
 			if strings.Contains(err.Error(), "s3cret-pw") {
 				t.Fatalf("error shows the password: %v", err)
 			}
 		})
+	}
+}
+
+// -h prints flags, variables and examples and exits 0; a bad flag or a
+// stray argument exits 2.
+func TestCommandLine(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"-h"}, envconfig.MapLookuper(baseEnv()), &out)
+	if cli.Code(err) != cli.ExitOK {
+		t.Fatalf("-h: exit %d (%v)", cli.Code(err), err)
+	}
+	for _, want := range []string{"--pull", "--date", "--exit-when-idle", "LOADER_BUDGET", "PG_DSN", "Exit codes:", "Examples:"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("help lacks %q:\n%s", want, out.String())
+		}
+	}
+	for _, args := range [][]string{{"--nope"}, {"stray"}, {"--table", "t"}, {"--date", "yesterday"}} {
+		if err := run(context.Background(), args, envconfig.MapLookuper(baseEnv()), io.Discard); cli.Code(err) != cli.ExitUsage {
+			t.Errorf("%q: exit %d (%v), want %d", args, cli.Code(err), err, cli.ExitUsage)
+		}
 	}
 }
 

@@ -76,7 +76,7 @@ FROM generate_series(0, %d) g`, tc.first.Format(time.RFC3339), n))
 			// rows may still commit late below them. (The pinned clock has
 			// moved on by microseconds, so a row exactly an hour old is in.)
 			rows, synced := n+1, int(tc.now.Add(-time.Hour).Sub(tc.first)/(10*time.Minute))+1
-			if out := planner("status"); !strings.Contains(out, fmt.Sprintf("status: dates=%d finished=%d source_rows=%d bigquery_rows=%d duplicates=0 mismatched=%d",
+			if out := planner("status", "--verify"); !strings.Contains(out, fmt.Sprintf("status: dates=%d finished=%d source_rows=%d bigquery_rows=%d duplicates=0 mismatched=%d",
 				tc.open+tc.finished, tc.finished, rows, synced, tc.open)) {
 				t.Fatalf("status:\n%s", out)
 			}

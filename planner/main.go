@@ -1,13 +1,6 @@
 // Command planner is the Cloud Run job that finds the dates of the
-// configured table that are not finished and publishes one message per
-// date. It is also the operator's tool:
-//
-//	planner                      re-check recent dates, plan and publish
-//	planner --dry-run            print the plan, publish nothing
-//	planner status               per date: state, source rows, BigQuery rows
-//	planner verify [--repair]    compare each date in both systems; rebuild the ones that differ
-//	planner check                how each column would travel; non-zero exit if one cannot
-//	planner migrate              create the datasets, sync_control and the destination tables (once per deploy)
+// configured tables that are not finished and publishes one message per
+// date. It is also the operator's tool (planner -h lists the commands).
 package main
 
 import (
@@ -26,6 +19,7 @@ import (
 	"github.com/sethvargo/go-envconfig"
 
 	"github.com/pgbq/pgbq/internal/app"
+	"github.com/pgbq/pgbq/internal/cli"
 	"github.com/pgbq/pgbq/internal/config"
 	"github.com/pgbq/pgbq/internal/logging"
 	"github.com/pgbq/pgbq/internal/pgsource"
@@ -40,52 +34,53 @@ type Config struct{ config.Planner }
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], nil, os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "planner:", err)
-		os.Exit(1)
-	}
+	cli.Exit("planner", run(ctx, os.Args[1:], nil, os.Stdout, os.Stderr))
 }
 
 // run is the planner; opts (tests pin the clock with app.WithClock) go to
 // app.Open.
 func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout, logOut io.Writer, opts ...app.Option) error {
-	fs := flag.NewFlagSet("planner", flag.ContinueOnError)
-	dryRun := fs.Bool("dry-run", false, "print the plan instead of publishing it")
-	if err := fs.Parse(args); err != nil {
+	cl, err := parseArgs(args)
+	if errors.Is(err, flag.ErrHelp) {
+		help(stdout, cl)
 		return err
 	}
-	cmd := fs.Arg(0)
-	vfs := flag.NewFlagSet("verify", flag.ContinueOnError)
-	from := vfs.String("from", "", "first date to verify (YYYY-MM-DD; default: the start date)")
-	to := vfs.String("to", "", "last date to verify (YYYY-MM-DD; default: yesterday)")
-	repair := vfs.Bool("repair", false, "rebuild each date that differs from scratch and verify it again")
-	switch cmd {
-	case "", "status", "migrate":
-	case "check":
+	if err != nil {
+		return err
+	}
+	if cl.version {
+		fmt.Fprintf(stdout, "planner %s\n", cli.Version)
+		return nil
+	}
+	cmd, dryRun := cl.cmd, cl.dryRun
+	if cmd == "check" {
 		return check(ctx, stdout, lookuper)
-	case "verify":
-		if err := vfs.Parse(fs.Args()[1:]); err != nil {
-			return err
-		}
-	default:
-		return fmt.Errorf("unknown command %q (commands: status, verify, check, migrate; no command plans and publishes)", cmd)
 	}
 	var cfg Config
 	if err := config.Load(ctx, &cfg, lookuper); err != nil {
-		return err
+		return cli.Usage(err)
 	}
-	publish := cmd == "" && !*dryRun
+	publish := (cmd == "" && !dryRun) || cmd == "resync"
 	var use pubsubx.Use
 	if publish {
 		use = pubsubx.Publishes
 	}
 	if err := cfg.Validate(use); err != nil {
-		return fmt.Errorf("configuration:\n%w", err)
+		return cli.Usage(fmt.Errorf("configuration:\n%w", err))
 	}
 	logger := logging.New(logOut, cfg.Common.LogLevel).With("component", "planner")
+	if cmd == "verify" && cl.repair {
+		// A repair re-syncs dates: its chunks on a terminal's progress line.
+		progress := cli.NewProgress(os.Stderr)
+		defer progress.Done()
+		logger = cli.WithProgress(logger, progress)
+	}
 	ctx = logging.With(ctx, logger)
-	if cmd == "migrate" {
+	switch {
+	case cmd == "migrate":
 		return migrate(ctx, stdout, &cfg.Common)
+	case cmd == "status" && !cl.verify, cmd == "resync", cmd == "pause", cmd == "resume":
+		return operate(ctx, stdout, &cfg, cl, opts)
 	}
 	var openOpts []app.Option
 	if publish {
@@ -101,7 +96,8 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 	var planners []*planner.Planner
 	for _, t := range deps.Healthy() {
 		p := &planner.Planner{Source: t.Source, Dest: t.Warehouse, State: deps.State, Table: t.Config.DestTable,
-			InFlight: cfg.InFlight, Queued: cfg.Queued, MaxDates: cfg.MaxDates, RecheckDays: cfg.RecheckDays, Now: deps.Now}
+			InFlight: cfg.InFlight, Queued: cfg.Queued, MaxDates: cfg.MaxDates, RecheckDays: cfg.RecheckDays,
+			QuarantineAfter: cfg.QuarantineAfter, Now: deps.Now}
 		if deps.Publisher != nil {
 			p.Pub = deps.Publisher
 		}
@@ -118,13 +114,20 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 	switch {
 	case cmd == "verify":
 		printBroken(stdout, deps)
-		return errors.Join(verify(ctx, stdout, planners, deps, &cfg.Common, *from, *to, *repair), deps.Broken())
+		return errors.Join(verify(ctx, stdout, planners, deps, &cfg.Common, cl.from, cl.to, cl.repair), deps.Broken())
 	case cmd == "status":
+		// --verify: the state first, then today's recount of both sides.
+		if err := operate(ctx, stdout, &cfg, cl, opts); err != nil {
+			return err
+		}
 		var sum planner.Totals
 		var errs []error
 		for _, p := range planners {
-			fmt.Fprintf(stdout, "table %s\n", p.Table)
-			tot, err := p.Status(ctx, stdout)
+			if cl.table != "" && p.Table != cl.table {
+				continue
+			}
+			fmt.Fprintf(stdout, "recount %s\n", p.Table)
+			tot, err := p.Recount(ctx, stdout)
 			if err != nil {
 				// One table failing does not hide the others.
 				fmt.Fprintf(stdout, "ERROR: %v\n", err)
@@ -142,7 +145,7 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 		fmt.Fprintf(stdout, "status: dates=%d finished=%d source_rows=%d bigquery_rows=%d duplicates=%d mismatched=%d tables=%d broken=%d\n",
 			sum.Dates, sum.Finished, sum.SourceRows, sum.BigQueryRows, sum.Duplicates, sum.Mismatched, len(planners), len(deps.Tables)-len(planners))
 		return errors.Join(append(errs, deps.Broken())...)
-	case *dryRun:
+	case dryRun:
 		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "table\tdate\treason")
 		n := 0
@@ -218,7 +221,7 @@ func verify(ctx context.Context, stdout io.Writer, planners []*planner.Planner, 
 		bad += n
 	}
 	if bad > 0 {
-		errs = append(errs, fmt.Errorf("%w: %d of them", ErrMismatch, bad))
+		errs = append(errs, cli.Mismatch(fmt.Errorf("%w: %d of them", ErrMismatch, bad)))
 	}
 	return errors.Join(errs...)
 }
@@ -239,7 +242,7 @@ func verifyTable(ctx context.Context, stdout io.Writer, p *planner.Planner, deps
 		}
 		d, err := civil.ParseDate(a.arg)
 		if err != nil {
-			return 0, fmt.Errorf("%s %q is not a date (YYYY-MM-DD)", a.name, a.arg)
+			return 0, cli.Usagef("%s %q is not a date (YYYY-MM-DD)", a.name, a.arg)
 		}
 		*a.dst, ok = d, true
 	}
@@ -281,11 +284,11 @@ var ErrUnsyncable = errors.New("the table cannot be synced as configured")
 func check(ctx context.Context, stdout io.Writer, lookuper envconfig.Lookuper) error {
 	var c config.Common
 	if err := config.Load(ctx, &c, lookuper); err != nil {
-		return err
+		return cli.Usage(err)
 	}
 	c.Normalize()
 	if err := c.ValidateSource(); err != nil {
-		return fmt.Errorf("configuration:\n%w", err)
+		return cli.Usage(fmt.Errorf("configuration:\n%w", err))
 	}
 	tables, err := c.TableConfigs()
 	if err != nil {
@@ -332,7 +335,7 @@ func check(ctx context.Context, stdout io.Writer, lookuper envconfig.Lookuper) e
 	}
 	fmt.Fprintf(stdout, "check: columns=%d unsyncable=%d\n", ncols, bad)
 	if bad > 0 {
-		return ErrUnsyncable
+		return cli.Mismatch(ErrUnsyncable)
 	}
 	return nil
 }

@@ -264,10 +264,11 @@ func TestManyTables(t *testing.T) {
 		}
 	}
 	out.Reset()
-	if err := run(ctx, []string{"status"}, envconfig.MapLookuper(env), &out, io.Discard, app.WithClock(clock)); err != nil {
+	if err := run(ctx, []string{"status", "--verify"}, envconfig.MapLookuper(env), &out, io.Discard, app.WithClock(clock)); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out.String(), "source_rows=450 bigquery_rows=450 duplicates=0 mismatched=0 tables=2") {
+	if !strings.Contains(out.String(), "source_rows=450 bigquery_rows=450 duplicates=0 mismatched=0 tables=2") ||
+		strings.Count(out.String(), "summary: table=") != 2 {
 		t.Fatalf("status:\n%s", out.String())
 	}
 	// One table breaks: the other is still planned, and the run fails.

@@ -78,6 +78,10 @@ type Planner struct {
 	// RecheckDays: each run compares the finished dates of this many days
 	// before today again and re-opens those rows reached late.
 	RecheckDays int `env:"PLANNER_RECHECK_DAYS, default=3"`
+	// QuarantineAfter: a date that failed this many times (since it was
+	// last re-opened) is quarantined: no longer planned until `planner
+	// resync`; 0 never quarantines.
+	QuarantineAfter int `env:"PLANNER_QUARANTINE_AFTER, default=3"`
 }
 
 // Validate checks the planner's configuration; use says what the command
@@ -96,6 +100,9 @@ func (c *Planner) Validate(use pubsubx.Use) error {
 	}
 	if c.RecheckDays < 0 || c.RecheckDays > 366 {
 		errs = append(errs, fmt.Errorf("PLANNER_RECHECK_DAYS %d is out of range (0..366)", c.RecheckDays))
+	}
+	if c.QuarantineAfter < 0 || c.QuarantineAfter > 1000 {
+		errs = append(errs, fmt.Errorf("PLANNER_QUARANTINE_AFTER %d is out of range (0..1000; 0 never quarantines)", c.QuarantineAfter))
 	}
 	return errors.Join(errs...)
 }

@@ -30,7 +30,9 @@ type allowed struct {
 // deployer only pushes images and rolls revisions, Pub/Sub's agent only
 // dead-letters. The planner also reads PostgreSQL (its password and, on
 // Cloud SQL, the connector) and may create the destination table and
-// sync_control when it starts before any loader.
+// sync_control when it starts before any loader; its operator commands
+// (resync, pause, quarantine) append to sync_control and `verify --repair`
+// rebuilds dates through the staging dataset.
 var leastPrivilege = map[string][]allowed{
 	"loader": {
 		{role: "roles/bigquery.jobUser", target: "project"},
@@ -49,7 +51,8 @@ var leastPrivilege = map[string][]allowed{
 		{role: "roles/bigquery.jobUser", target: "project"},
 		{role: "roles/bigquery.dataEditor", target: "google_bigquery_dataset.destination"},
 		{role: "roles/bigquery.dataEditor", target: "google_bigquery_dataset.state"},
-		{role: "roles/bigquery.dataViewer", target: "google_bigquery_dataset.staging"},
+		// verify --repair rebuilds dates through staging tables.
+		{role: "roles/bigquery.dataEditor", target: "google_bigquery_dataset.staging"},
 		{role: "roles/secretmanager.secretAccessor", target: "google_secret_manager_secret.pg_password"},
 		{role: "roles/cloudsql.client", target: "project", optional: true},
 		{role: "roles/pubsub.publisher", target: "google_pubsub_topic.dates"},

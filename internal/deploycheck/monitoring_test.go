@@ -181,13 +181,14 @@ func TestAlertPolicies(t *testing.T) {
 			metric string
 			terms  map[string]string
 		}{
-			"dead_letter":    {"pubsub.googleapis.com/subscription/num_undelivered_messages", map[string]string{"resource.labels.subscription_id": m.deadLetter}},
-			"oldest_unacked": {"pubsub.googleapis.com/subscription/oldest_unacked_message_age", map[string]string{"resource.labels.subscription_id": m.push}},
-			"planner_failed": {"run.googleapis.com/job/completed_execution_count", map[string]string{"resource.labels.job_name": m.planner, "metric.labels.result": "failed"}},
-			"loader_errors":  {"run.googleapis.com/request_count", map[string]string{"resource.labels.service_name": m.loader, "metric.labels.response_code_class": "5xx"}},
-			"date_failing":   {logMetricOn(t, m, "date failed", ""), nil},
-			"freshness":      {logMetricOn(t, m, "table status", "freshness_lag_s"), nil},
-			"stale_dates":    {logMetricOn(t, m, "finished date differs", ""), nil},
+			"dead_letter":      {"pubsub.googleapis.com/subscription/num_undelivered_messages", map[string]string{"resource.labels.subscription_id": m.deadLetter}},
+			"oldest_unacked":   {"pubsub.googleapis.com/subscription/oldest_unacked_message_age", map[string]string{"resource.labels.subscription_id": m.push}},
+			"planner_failed":   {"run.googleapis.com/job/completed_execution_count", map[string]string{"resource.labels.job_name": m.planner, "metric.labels.result": "failed"}},
+			"loader_errors":    {"run.googleapis.com/request_count", map[string]string{"resource.labels.service_name": m.loader, "metric.labels.response_code_class": "5xx"}},
+			"date_failing":     {logMetricOn(t, m, "date failed", ""), nil},
+			"freshness":        {logMetricOn(t, m, "table status", "freshness_lag_s"), nil},
+			"stale_dates":      {logMetricOn(t, m, "finished date differs", ""), nil},
+			"date_quarantined": {logMetricOn(t, m, "date quarantined", ""), map[string]string{"resource.type": "cloud_run_job"}},
 		}
 		found := map[string]bool{}
 		for _, p := range check(in.AllResources("google_monitoring_alert_policy")).of(t) {

@@ -161,6 +161,10 @@ func validationCases() []validationCase {
 		{"planner_recheck_days", num(366), nil},
 		{"planner_recheck_days", num(367), []string{"planner_recheck_days", "PLANNER_RECHECK_DAYS"}},
 		{"planner_recheck_days", flt(1.5), []string{"planner_recheck_days"}},
+		{"planner_quarantine_after", num(0), nil},
+		{"planner_quarantine_after", num(1000), nil},
+		{"planner_quarantine_after", num(-1), []string{"planner_quarantine_after", "PLANNER_QUARANTINE_AFTER"}},
+		{"planner_quarantine_after", flt(2.5), []string{"planner_quarantine_after"}},
 
 		{"planner_in_flight", str("15m"), nil},
 		{"planner_in_flight", str("1h30m"), nil},

@@ -111,10 +111,10 @@ func TestPushRedeliveryOfFinishedDate(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	count := func() map[string]int64 {
+	count := func() map[syncstate.State]int64 {
 		t.Helper()
-		out := map[string]int64{}
-		for _, st := range []string{syncstate.StateInProgress, syncstate.StateFinished, syncstate.StateFailed} {
+		out := map[syncstate.State]int64{}
+		for _, st := range []syncstate.State{syncstate.StateInProgress, syncstate.StateFinished, syncstate.StateFailed} {
 			n, err := r.state.CountState(ctx, "activity_logs", civil.DateOf(day), st)
 			if err != nil {
 				t.Fatal(err)

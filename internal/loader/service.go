@@ -27,6 +27,12 @@ type Publisher interface {
 	Publish(ctx context.Context, data []byte) error
 }
 
+// Control says whether a table is paused (`planner pause`).
+type Control interface {
+	// Paused reports the pause and the entry that recorded it.
+	Paused(ctx context.Context, table string) (bool, syncstate.Entry, error)
+}
+
 // Service turns messages into syncs. It decides what is acked: everything
 // except transient failures, which are left to Pub/Sub's redelivery.
 type Service struct {
@@ -38,6 +44,12 @@ type Service struct {
 	// hands the rest of the date to a continuation message; well under
 	// the 600 s push ack deadline.
 	Budget time.Duration
+	// Control, when set, is asked before each message whether its table
+	// is paused; a paused table's messages are acked without work.
+	Control Control
+	// TraceProject is the project of the request traces that push
+	// requests carry (their log lines then link to the trace).
+	TraceProject string
 }
 
 // FinishTime is what a request may take beyond its budget to finish the
@@ -71,6 +83,17 @@ func (s *Service) Handle(ctx context.Context, data []byte) error {
 	}
 	log = log.With("table", m.Table, "sync_date", m.Date)
 	ctx = logging.With(ctx, log)
+	if paused, e, err := s.paused(ctx, m.Table); err != nil {
+		// A pause is best effort: the planner plans no date of a paused
+		// table, so few messages meet one; an unreadable state should not
+		// stop the work (which reports its own failures).
+		log.Warn("pause not read; working the message", "error", err.Error())
+	} else if paused {
+		// The planner publishes the date again after the resume.
+		log.Info("message acked without work", "reason", "table paused", "paused_by", e.Writer,
+			"pause_reason", e.Detail, "paused_at", e.SyncedAt.Format(time.RFC3339))
+		return nil
+	}
 	start := time.Now()
 	deadline := start.Add(s.Budget)
 	// The budget bounds when new chunks start; the context gives the work
@@ -103,6 +126,14 @@ func (s *Service) Handle(ctx context.Context, data []byte) error {
 // a margin for clocks that run ahead.
 func LastDate(now time.Time) time.Time {
 	return now.UTC().Truncate(24*time.Hour).AddDate(0, 0, 1)
+}
+
+// paused asks Control, when set, whether table is paused.
+func (s *Service) paused(ctx context.Context, table string) (bool, syncstate.Entry, error) {
+	if s.Control == nil {
+		return false, syncstate.Entry{}, nil
+	}
+	return s.Control.Paused(ctx, table)
 }
 
 func (s *Service) tableNames() string {
@@ -169,6 +200,9 @@ func (s *Service) PushHandler(base context.Context, logger *slog.Logger) http.Ha
 		stop := context.AfterFunc(r.Context(), cancel) //nolint:contextcheck // see above
 		defer stop()
 		log := logger.With("message_id", env.Message.MessageID, "delivery_attempt", env.DeliveryAttempt)
+		if attrs := logging.TraceAttrs(s.TraceProject, r.Header); attrs != nil {
+			log = log.With(attrs...)
+		}
 		if err := s.Handle(logging.With(ctx, log), env.Message.Data); err != nil {
 			http.Error(w, "transient failure; retry", http.StatusServiceUnavailable)
 			return

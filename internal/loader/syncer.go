@@ -42,7 +42,11 @@ const (
 )
 
 func (o Outcome) String() string {
-	return [...]string{"", "finished", "published", "continue", "busy", "already_finished"}[o]
+	names := [...]string{"", "finished", "published", "continue", "busy", "already_finished"}
+	if o <= 0 || int(o) >= len(names) {
+		return fmt.Sprintf("outcome(%d)", int(o))
+	}
+	return names[o]
 }
 
 // ErrMismatch is the permanent failure of a closed date whose counts keep

@@ -26,6 +26,12 @@ type Source interface {
 // State is what the planner reads and writes of sync_control.
 type State interface {
 	Latest(ctx context.Context, table string) (map[civil.Date]syncstate.Entry, error)
+	// Scan streams the current entries of [from, to], oldest first.
+	Scan(ctx context.Context, table string, from, to civil.Date, fn func(syncstate.Entry) error) error
+	// FailureCounts counts each date's failures since it was re-opened.
+	FailureCounts(ctx context.Context, table string) (map[civil.Date]int, error)
+	// Paused reports the table's pause, and its newest pause or resume entry.
+	Paused(ctx context.Context, table string) (bool, syncstate.Entry, error)
 	// Append must be safe to call concurrently from many processes.
 	Append(ctx context.Context, entries ...syncstate.Entry) error
 }
@@ -59,6 +65,9 @@ type Planner struct {
 	// RecheckDays is how many days before today Run compares again, to
 	// re-open finished dates that rows reached late.
 	RecheckDays int
+	// QuarantineAfter: a date that failed this many times since it was
+	// last re-opened is quarantined instead of planned; 0 never quarantines.
+	QuarantineAfter int
 	// Now is the clock that says what day it is; time.Now when nil.
 	Now func() time.Time
 }
@@ -66,12 +75,28 @@ type Planner struct {
 // Planned is one date the planner would publish, and why.
 type Planned struct {
 	Date   civil.Date
-	Reason string // new, gap, unfinished, failed, today
+	Reason string // new, gap, unfinished, failed, reopened, today; quarantine: not published but quarantined
 	prev   syncstate.Entry
+	// failures counts the date's failures when Reason is quarantine.
+	failures int
 }
 
-// Plan lists the dates to publish, oldest first.
+// ReasonQuarantine is the reason of a date the run quarantines instead
+// of publishing.
+const ReasonQuarantine = "quarantine"
+
+// Plan lists the dates to publish, oldest first; a paused table has none.
 func (p *Planner) Plan(ctx context.Context) ([]Planned, error) {
+	paused, ctl, err := p.State.Paused(ctx, p.Table)
+	if err != nil || paused {
+		return nil, err
+	}
+	return p.plan(ctx, ctl)
+}
+
+// plan is Plan for a table that is not paused; ctl is its newest pause or
+// resume entry (zero if none).
+func (p *Planner) plan(ctx context.Context, ctl syncstate.Entry) ([]Planned, error) {
 	now := p.now()
 	start, ok, err := p.startDay(ctx)
 	if err != nil || !ok {
@@ -80,6 +105,23 @@ func (p *Planner) Plan(ctx context.Context) ([]Planned, error) {
 	latest, err := p.State.Latest(ctx, p.Table)
 	if err != nil {
 		return nil, err
+	}
+	var failures map[civil.Date]int
+	if p.QuarantineAfter > 0 {
+		for _, e := range latest {
+			if e.State == syncstate.StateFailed {
+				if failures, err = p.State.FailureCounts(ctx, p.Table); err != nil {
+					return nil, err
+				}
+				break
+			}
+		}
+	}
+	// While the table was paused, loaders acked its messages without
+	// work: a date planned before the resume is no longer queued.
+	var resumedAt time.Time
+	if ctl.State == syncstate.StateResumed {
+		resumedAt = ctl.SyncedAt
 	}
 	var newest civil.Date
 	for d := range latest {
@@ -91,10 +133,18 @@ func (p *Planner) Plan(ctx context.Context) ([]Planned, error) {
 	var out []Planned
 	for d := civil.DateOf(start); !d.After(today); d = d.AddDays(1) {
 		e, seen := latest[d]
-		if seen && e.IsFinished {
+		if seen && (e.IsFinished || e.State == syncstate.StateQuarantined) {
 			continue
 		}
-		if seen && e.State != syncstate.StateReopened && now.Sub(e.SyncedAt) < p.window(e) {
+		if n := failures[d]; seen && e.State == syncstate.StateFailed && p.QuarantineAfter > 0 && n >= p.QuarantineAfter {
+			out = append(out, Planned{Date: d, Reason: ReasonQuarantine, prev: e, failures: n})
+			continue
+		}
+		window := p.window(e)
+		if e.State == syncstate.StatePlanned && e.SyncedAt.Before(resumedAt) {
+			window = 0
+		}
+		if seen && e.State != syncstate.StateReopened && now.Sub(e.SyncedAt) < window {
 			continue // in flight, or waiting in the queue
 		}
 		reason := "new"
@@ -143,13 +193,26 @@ func (p *Planner) startDay(ctx context.Context) (time.Time, bool, error) {
 }
 
 // Run re-checks recent finished dates, plans and publishes; it returns the
-// dates published.
+// dates published. A paused table is left alone. Dates that failed
+// QuarantineAfter times are quarantined instead, each logged at ERROR.
 func (p *Planner) Run(ctx context.Context) ([]Planned, error) {
+	log := logging.From(ctx)
+	paused, ctl, err := p.State.Paused(ctx, p.Table)
+	if err != nil {
+		return nil, err
+	}
+	if paused {
+		log.Info("table paused; not planned", "table", p.Table, "paused_by", ctl.Writer, "reason", ctl.Detail)
+		return nil, nil
+	}
 	if _, err := p.Recheck(ctx, p.RecheckDays); err != nil {
 		return nil, err
 	}
-	plan, err := p.Plan(ctx)
+	plan, err := p.plan(ctx, ctl)
 	if err != nil {
+		return nil, err
+	}
+	if plan, err = p.quarantine(ctx, plan); err != nil {
 		return nil, err
 	}
 	if err := p.warnUndated(ctx); err != nil {
@@ -158,7 +221,6 @@ func (p *Planner) Run(ctx context.Context) ([]Planned, error) {
 	if _, err := p.Audit(ctx); err != nil {
 		return nil, err
 	}
-	log := logging.From(ctx)
 	var entries []syncstate.Entry
 	for _, d := range plan {
 		day := d.Date.In(time.UTC)
@@ -180,4 +242,34 @@ func (p *Planner) Run(ctx context.Context) ([]Planned, error) {
 		}
 	}
 	return plan, nil
+}
+
+// quarantine records the dates of plan whose reason is quarantine and
+// returns the others.
+func (p *Planner) quarantine(ctx context.Context, plan []Planned) ([]Planned, error) {
+	var rest []Planned
+	var entries []syncstate.Entry
+	for _, d := range plan {
+		if d.Reason != ReasonQuarantine {
+			rest = append(rest, d)
+			continue
+		}
+		detail := fmt.Sprintf("failed %d times; last: %s", d.failures, d.prev.Detail)
+		if len(detail) > 1000 {
+			detail = detail[:1000]
+		}
+		entries = append(entries, syncstate.Entry{Table: p.Table, Date: d.Date, State: syncstate.StateQuarantined,
+			LastMaxID: d.prev.LastMaxID, Detail: detail, Writer: "planner"})
+	}
+	if len(entries) == 0 {
+		return rest, nil
+	}
+	if err := p.State.Append(ctx, entries...); err != nil {
+		return nil, fmt.Errorf("record quarantined dates: %w", err)
+	}
+	for _, e := range entries {
+		// The log-based metric pgbq_dates_quarantined counts these lines.
+		logging.From(ctx).Error("date quarantined", "table", p.Table, "sync_date", e.Date.String(), "detail", e.Detail)
+	}
+	return rest, nil
 }

@@ -53,7 +53,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 }
 
-func (f *fixture) record(t *testing.T, state string, finished bool, at time.Time, days ...int) {
+func (f *fixture) record(t *testing.T, state syncstate.State, finished bool, at time.Time, days ...int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

@@ -81,9 +81,10 @@ type Totals struct {
 	Mismatched               int
 }
 
-// Status prints, for every date from the start through today, its state
-// in sync_control and the rows counted now in the source and in BigQuery.
-func (p *Planner) Status(ctx context.Context, w io.Writer) (Totals, error) {
+// Recount prints, for every date from the start through today, its state
+// in sync_control and the rows counted now in the source and in BigQuery
+// (`planner status --verify`).
+func (p *Planner) Recount(ctx context.Context, w io.Writer) (Totals, error) {
 	var tot Totals
 	from, to, ok, err := p.Range(ctx)
 	if err != nil {
@@ -102,7 +103,7 @@ func (p *Planner) Status(ctx context.Context, w io.Writer) (Totals, error) {
 	for _, r := range reports {
 		status := "never synced"
 		if r.Seen {
-			status = r.Entry.State
+			status = r.Entry.State.String()
 		}
 		dup := r.Dest.Rows - r.Dest.DistinctIDs
 		match := "yes"

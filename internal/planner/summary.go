@@ -15,6 +15,7 @@ import (
 // read from the "table status" log line.
 type Summary struct {
 	Dates, Finished, Failed, InFlight int
+	Quarantined                       int
 	OldestUnfinished, NewestFinished  civil.Date // zero when none
 	// RowsStagedLastHour: rows staged so far by the dates worked on in the
 	// last hour (their newest entry's rows_staged).
@@ -50,6 +51,8 @@ func (p *Planner) Summarize(ctx context.Context) (Summary, error) {
 			s.NewestFinished = d
 		case seen && e.State == syncstate.StateFailed:
 			s.Failed++
+		case seen && e.State == syncstate.StateQuarantined:
+			s.Quarantined++
 		case seen && now.Sub(e.SyncedAt) < p.window(e):
 			s.InFlight++
 		}
@@ -80,7 +83,8 @@ func (s Summary) Log(log *slog.Logger, table string) {
 		return d.String()
 	}
 	log.Info("table status", "table", table, "dates_total", s.Dates, "dates_finished", s.Finished,
-		"dates_failed", s.Failed, "dates_in_flight", s.InFlight, "oldest_unfinished", date(s.OldestUnfinished),
+		"dates_failed", s.Failed, "dates_in_flight", s.InFlight,
+		"dates_quarantined", s.Quarantined, "oldest_unfinished", date(s.OldestUnfinished),
 		"newest_finished", date(s.NewestFinished), "rows_staged_last_hour", s.RowsStagedLastHour,
 		"freshness_lag_s", int64(s.FreshnessLag.Seconds()), "rows_undated", s.Undated)
 }

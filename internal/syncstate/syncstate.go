@@ -28,16 +28,41 @@ const (
 	View     = "sync_control"
 )
 
+// State is the state column of sync_control: how far a date got, or, on
+// the ControlDate row of a table, whether the table is paused. Its values
+// are the constants below; a value read back that is none of them is kept
+// as it is (String never fails).
+type State string
+
 // States a date moves through.
 const (
-	StatePlanned    = "planned"     // a message was published for it
-	StateInProgress = "in_progress" // chunks are being staged
-	StatePublished  = "published"   // destination holds the staged rows; not closed or not yet verified
-	StateFinished   = "finished"    // closed and verified: counts equal
-	StateMismatch   = "mismatch"    // counts differ after publish; the date is re-synced
-	StateFailed     = "failed"      // a permanent error; see detail
-	StateReopened   = "reopened"    // a finished date found to differ; it is synced again
+	StatePlanned     State = "planned"     // a message was published for it
+	StateInProgress  State = "in_progress" // chunks are being staged
+	StatePublished   State = "published"   // destination holds the staged rows; not closed or not yet verified
+	StateFinished    State = "finished"    // closed and verified: counts equal
+	StateMismatch    State = "mismatch"    // counts differ after publish; the date is re-synced
+	StateFailed      State = "failed"      // a permanent error; see detail
+	StateReopened    State = "reopened"    // re-opened (found to differ, or by `planner resync`); it is synced again
+	StateQuarantined State = "quarantined" // failed too often; not planned again until `planner resync`
 )
+
+// Table-level states, recorded on the table's ControlDate row.
+const (
+	StatePaused  State = "paused"  // `planner pause`: not planned; loaders ack its messages without work
+	StateResumed State = "resumed" // `planner resume`
+)
+
+// ControlDate is the sync_date of a table's control rows (pause and
+// resume): a date no source row can have, kept out of Latest and Scan.
+var ControlDate = civil.Date{Year: 1, Month: 1, Day: 1}
+
+// String is the state's name ("none" when empty).
+func (s State) String() string {
+	if s == "" {
+		return "none"
+	}
+	return string(s)
+}
 
 // Entry is one row of the log.
 type Entry struct {
@@ -46,7 +71,7 @@ type Entry struct {
 	LastMaxID     int64
 	IsFinished    bool
 	SyncedAt      time.Time
-	State         string
+	State         State
 	LastCreatedAt time.Time // keyset position: timestamp of the last staged row
 	LastID        int64     // keyset position: id of the last staged row
 	RowsStaged    int64
@@ -196,7 +221,7 @@ func (e Entry) Save() (map[string]bigquery.Value, string, error) {
 		"sync_date":   e.Date,
 		"is_finished": e.IsFinished,
 		"synced_at":   e.SyncedAt,
-		"state":       e.State,
+		"state":       string(e.State),
 		"detail":      e.Detail,
 		"writer":      e.Writer,
 		"rows_staged": e.RowsStaged,
@@ -233,19 +258,14 @@ func (s *Store) Append(ctx context.Context, entries ...Entry) error {
 
 // Latest returns the current entry of every date of table.
 func (s *Store) Latest(ctx context.Context, table string) (map[civil.Date]Entry, error) {
-	return s.latest(ctx, table, "")
+	return s.latest(ctx, table, fmt.Sprintf(" AND sync_date > DATE '%s'", ControlDate))
 }
 
 func (s *Store) latest(ctx context.Context, table, filter string) (map[civil.Date]Entry, error) {
 	if !bq.TableNameRE.MatchString(table) {
 		return nil, fmt.Errorf("read %s: bad table name %q", View, table)
 	}
-	sql := fmt.Sprintf(`SELECT table_name, sync_date, COALESCE(last_max_id, 0) AS last_max_id, is_finished, synced_at, state,
-  last_created_at, COALESCE(last_id, 0) AS last_id, COALESCE(rows_staged, 0) AS rows_staged,
-  COALESCE(source_rows, 0) AS source_rows, COALESCE(bigquery_rows, 0) AS bigquery_rows,
-  COALESCE(detail, '') AS detail, COALESCE(writer, '') AS writer
-FROM %s WHERE table_name = '%s'%s`, bq.Ref(s.project, s.dataset, View), table, filter)
-	rows, err := bq.Rows[entryRow](bq.RunQuery(ctx, s.client, sql))
+	rows, err := bq.Rows[entryRow](bq.RunQuery(ctx, s.client, s.entriesSQL(table, filter)))
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", View, err)
 	}
@@ -254,6 +274,16 @@ FROM %s WHERE table_name = '%s'%s`, bq.Ref(s.project, s.dataset, View), table, f
 		out[r.Date] = r.entry()
 	}
 	return out, nil
+}
+
+// entriesSQL selects the current entries of table that match filter (SQL
+// starting with " AND ", or ""; followed by any ORDER BY) as entryRow reads them.
+func (s *Store) entriesSQL(table, filter string) string {
+	return fmt.Sprintf(`SELECT table_name, sync_date, COALESCE(last_max_id, 0) AS last_max_id, is_finished, synced_at, state,
+  last_created_at, COALESCE(last_id, 0) AS last_id, COALESCE(rows_staged, 0) AS rows_staged,
+  COALESCE(source_rows, 0) AS source_rows, COALESCE(bigquery_rows, 0) AS bigquery_rows,
+  COALESCE(detail, '') AS detail, COALESCE(writer, '') AS writer
+FROM %s WHERE table_name = '%s'%s`, bq.Ref(s.project, s.dataset, View), table, filter)
 }
 
 // entryRow is a row of the view as the query above selects it.
@@ -275,7 +305,7 @@ type entryRow struct {
 
 func (r entryRow) entry() Entry {
 	return Entry{Table: r.Table, Date: r.Date, LastMaxID: r.LastMaxID, IsFinished: r.IsFinished,
-		SyncedAt: r.SyncedAt, State: r.State, LastCreatedAt: r.LastCreatedAt.Timestamp, LastID: r.LastID,
+		SyncedAt: r.SyncedAt, State: State(r.State), LastCreatedAt: r.LastCreatedAt.Timestamp, LastID: r.LastID,
 		RowsStaged: r.RowsStaged, SourceRows: r.SourceRows, BigQueryRows: r.BigQueryRows,
 		Detail: r.Detail, Writer: r.Writer}
 }
@@ -293,7 +323,7 @@ func (s *Store) Date(ctx context.Context, table string, day civil.Date) (Entry, 
 // CountState counts the entries of one date in state. It counts distinct
 // entries (by synced_at), not rows: streaming de-duplication is best
 // effort, so a row sent twice may still be stored twice.
-func (s *Store) CountState(ctx context.Context, table string, day civil.Date, state string) (int64, error) {
+func (s *Store) CountState(ctx context.Context, table string, day civil.Date, state State) (int64, error) {
 	if !bq.TableNameRE.MatchString(table) {
 		return 0, fmt.Errorf("read %s: bad table name %q", LogTable, table)
 	}

@@ -38,11 +38,12 @@ module "stack" {
     memory         = var.loader_memory
   }
   planner = {
-    schedule     = var.planner_schedule
-    time_zone    = var.planner_time_zone
-    max_dates    = var.planner_max_dates
-    in_flight    = var.planner_in_flight
-    recheck_days = var.planner_recheck_days
+    schedule         = var.planner_schedule
+    time_zone        = var.planner_time_zone
+    max_dates        = var.planner_max_dates
+    in_flight        = var.planner_in_flight
+    recheck_days     = var.planner_recheck_days
+    quarantine_after = var.planner_quarantine_after
   }
   pubsub = {
     max_delivery_attempts = var.max_delivery_attempts

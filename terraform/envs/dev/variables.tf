@@ -321,6 +321,17 @@ variable "planner_recheck_days" {
   }
 }
 
+variable "planner_quarantine_after" {
+  description = "PLANNER_QUARANTINE_AFTER: a date that failed this many times since it was last re-opened is quarantined: no longer planned until `planner resync`, and the quarantine alert fires (0: never)."
+  type        = number
+  default     = 3
+
+  validation {
+    condition     = var.planner_quarantine_after >= 0 && var.planner_quarantine_after <= 1000 && floor(var.planner_quarantine_after) == var.planner_quarantine_after
+    error_message = "The planner_quarantine_after must be a whole number from 0 to 1000 (PLANNER_QUARANTINE_AFTER)."
+  }
+}
+
 variable "planner_max_dates" {
   description = "PLANNER_MAX_DATES: most messages one planner run publishes."
   type        = number

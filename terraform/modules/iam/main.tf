@@ -15,7 +15,7 @@ resource "google_service_account" "planner" {
   project      = var.project_id
   account_id   = "${var.name}-planner"
   display_name = "pgbq planner (${var.name})"
-  description  = "Runs the planner job: reads PostgreSQL and sync_control, publishes dates."
+  description  = "Runs the planner job and the operator commands: reads PostgreSQL and sync_control, publishes dates, repairs dates."
 }
 
 resource "google_service_account" "push" {
@@ -115,14 +115,17 @@ resource "google_bigquery_dataset_iam_member" "loader_data" {
   member     = google_service_account.loader.member
 }
 
-# The planner appends "planned" rows to sync_control_log and may create the
-# destination table and sync_control when it starts first; it only needs to
-# see the staging dataset (both binaries check that every dataset exists).
+# The planner appends rows to sync_control_log (planned, quarantined, and
+# the operator commands' reopened, paused and resumed) and may create the
+# destination table and sync_control when it starts first. `planner verify
+# --repair` rebuilds a date the way a loader does (load jobs into a staging
+# table, then the publish into the destination), so the planner edits the
+# staging dataset too; it has no other role there than the loader's.
 resource "google_bigquery_dataset_iam_member" "planner_data" {
   for_each = {
     destination = "roles/bigquery.dataEditor"
     state       = "roles/bigquery.dataEditor"
-    staging     = "roles/bigquery.dataViewer"
+    staging     = "roles/bigquery.dataEditor"
   }
 
   project    = var.project_id

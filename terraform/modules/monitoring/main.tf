@@ -63,6 +63,14 @@ locals {
       unit        = "1"
       labels      = ["table", "sync_date"]
     }
+    dates_quarantined = {
+      description = "Dates the planner quarantined (failed PLANNER_QUARANTINE_AFTER times; no longer planned until `planner resync`), per table and date."
+      logs        = local.planner_logs
+      match       = "jsonPayload.message=\"date quarantined\""
+      field       = null
+      unit        = "1"
+      labels      = ["table", "sync_date"]
+    }
     stale_dates = {
       description = "Finished dates the planner found differing from the source outside its recheck window (not re-opened by itself), per table and date."
       logs        = local.planner_logs
@@ -139,6 +147,7 @@ locals {
     date_failing   = "${var.runbook_url}#alert-a-date-fails-repeatedly"
     freshness      = "${var.runbook_url}#alert-data-not-fresh"
     stale_dates    = "${var.runbook_url}#alert-finished-dates-differ"
+    quarantined    = "${var.runbook_url}#alert-a-date-is-quarantined"
   }
 }
 
@@ -347,6 +356,40 @@ resource "google_monitoring_alert_policy" "date_failing" {
       The same (table, date) failed permanently more than ${var.date_failures} times in 6 hours; every planner run re-plans it and it fails again.
       The incident's labels name the table and date; the loader's "date failed" line says why (a column that cannot travel, a mismatch after three re-syncs).
       Runbook: ${local.runbook.date_failing}
+    EOT
+  }
+}
+
+resource "google_monitoring_alert_policy" "date_quarantined" {
+  project               = var.project_id
+  display_name          = "${var.name}: a date is quarantined"
+  combiner              = "OR"
+  severity              = "ERROR"
+  notification_channels = var.notification_channels
+
+  conditions {
+    display_name = "The planner quarantined a (table, date)"
+    condition_threshold {
+      filter          = "resource.type=\"cloud_run_job\" AND metric.type=\"${local.metric_type.dates_quarantined}\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = 0
+      duration        = "0s"
+      aggregations {
+        alignment_period     = "300s"
+        per_series_aligner   = "ALIGN_SUM"
+        cross_series_reducer = "REDUCE_SUM"
+        group_by_fields      = ["metric.label.table", "metric.label.sync_date"]
+      }
+    }
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    subject   = "${var.name}: a date is quarantined"
+    content   = <<-EOT
+      A (table, date) failed PLANNER_QUARANTINE_AFTER times and the planner stopped planning it: its rows are missing from BigQuery until someone acts.
+      The incident's labels name the table and date; `planner status --state quarantined` shows the last failure's detail. Fix the cause, then release the date with `planner resync --table T --from D --reason "…"`.
+      Runbook: ${local.runbook.quarantined}
     EOT
   }
 }

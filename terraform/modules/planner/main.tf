@@ -7,9 +7,10 @@
 
 locals {
   env = merge(var.env, {
-    PLANNER_MAX_DATES    = tostring(var.max_dates)
-    PLANNER_IN_FLIGHT    = var.in_flight
-    PLANNER_RECHECK_DAYS = tostring(var.recheck_days)
+    PLANNER_MAX_DATES        = tostring(var.max_dates)
+    PLANNER_IN_FLIGHT        = var.in_flight
+    PLANNER_RECHECK_DAYS     = tostring(var.recheck_days)
+    PLANNER_QUARANTINE_AFTER = tostring(var.quarantine_after)
   })
   cloud_sql = var.cloud_sql_instance == "" ? [] : [var.cloud_sql_instance]
 }

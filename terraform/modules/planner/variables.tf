@@ -47,6 +47,12 @@ variable "recheck_days" {
   default     = 3
 }
 
+variable "quarantine_after" {
+  description = "PLANNER_QUARANTINE_AFTER: a date that failed this many times is quarantined, no longer planned until `planner resync` (0: never)."
+  type        = number
+  default     = 3
+}
+
 variable "timeout_seconds" {
   description = "Longest a planner run may take, in seconds."
   type        = number

@@ -160,6 +160,7 @@ module "planner" {
   deletion_protection             = var.deletion_protection
   in_flight                       = var.planner.in_flight
   recheck_days                    = var.planner.recheck_days
+  quarantine_after                = var.planner.quarantine_after
 }
 
 module "monitoring" {

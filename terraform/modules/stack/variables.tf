@@ -121,13 +121,14 @@ variable "loader" {
 }
 
 variable "planner" {
-  description = "The planner job: schedule (cron), time_zone, max_dates (PLANNER_MAX_DATES), in_flight (PLANNER_IN_FLIGHT), recheck_days (PLANNER_RECHECK_DAYS)."
+  description = "The planner job: schedule (cron), time_zone, max_dates (PLANNER_MAX_DATES), in_flight (PLANNER_IN_FLIGHT), recheck_days (PLANNER_RECHECK_DAYS), quarantine_after (PLANNER_QUARANTINE_AFTER)."
   type = object({
-    schedule     = string
-    time_zone    = string
-    max_dates    = number
-    in_flight    = string
-    recheck_days = number
+    schedule         = string
+    time_zone        = string
+    max_dates        = number
+    in_flight        = string
+    recheck_days     = number
+    quarantine_after = number
   })
 }
 

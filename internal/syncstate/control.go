@@ -1,0 +1,86 @@
+package syncstate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"cloud.google.com/go/civil"
+	"google.golang.org/api/iterator"
+
+	"github.com/pgbq/pgbq/internal/bq"
+)
+
+// Scan calls fn with the current entry of each date of table in [from,
+// to] (a zero bound is open), oldest first, as the rows arrive: one query
+// over the sync_control view.
+func (s *Store) Scan(ctx context.Context, table string, from, to civil.Date, fn func(Entry) error) error {
+	if !bq.TableNameRE.MatchString(table) {
+		return fmt.Errorf("read %s: bad table name %q", View, table)
+	}
+	lo := ControlDate.AddDays(1)
+	if from.After(lo) {
+		lo = from
+	}
+	filter := fmt.Sprintf(" AND sync_date >= DATE '%s'", lo)
+	if !to.IsZero() {
+		filter += fmt.Sprintf(" AND sync_date <= DATE '%s'", to)
+	}
+	it, err := bq.RunQuery(ctx, s.client, s.entriesSQL(table, filter+" ORDER BY sync_date"))
+	if err != nil {
+		return fmt.Errorf("read %s: %w", View, err)
+	}
+	for {
+		var row entryRow
+		err := it.Next(&row)
+		if errors.Is(err, iterator.Done) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read %s: %w", View, err)
+		}
+		if err := fn(row.entry()); err != nil {
+			return err
+		}
+	}
+}
+
+// FailureCounts counts, per date of table, the failed entries since the
+// date was last re-opened (distinct by synced_at: streaming
+// de-duplication is best effort). Dates without failures are absent.
+func (s *Store) FailureCounts(ctx context.Context, table string) (map[civil.Date]int, error) {
+	if !bq.TableNameRE.MatchString(table) {
+		return nil, fmt.Errorf("read %s: bad table name %q", LogTable, table)
+	}
+	sql := fmt.Sprintf(`SELECT sync_date, COUNT(DISTINCT IF(state = '%s', synced_at, NULL)) AS failures
+FROM (
+  SELECT sync_date, state, synced_at,
+    MAX(IF(state = '%s', synced_at, NULL)) OVER (PARTITION BY sync_date) AS reopened_at
+  FROM %s WHERE table_name = '%s' AND sync_date > DATE '%s'
+)
+WHERE reopened_at IS NULL OR synced_at >= reopened_at
+GROUP BY sync_date`, StateFailed, StateReopened, bq.Ref(s.project, s.dataset, LogTable), table, ControlDate)
+	rows, err := bq.Rows[struct {
+		Date     civil.Date `bigquery:"sync_date"`
+		Failures int64      `bigquery:"failures"`
+	}](bq.RunQuery(ctx, s.client, sql))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", LogTable, err)
+	}
+	out := map[civil.Date]int{}
+	for _, r := range rows {
+		if r.Failures > 0 {
+			out[r.Date] = int(r.Failures)
+		}
+	}
+	return out, nil
+}
+
+// Paused reports whether table is paused, and the entry that paused it.
+func (s *Store) Paused(ctx context.Context, table string) (bool, Entry, error) {
+	e, ok, err := s.Date(ctx, table, ControlDate)
+	if err != nil || !ok {
+		return false, Entry{}, err
+	}
+	return e.State == StatePaused, e, nil
+}
