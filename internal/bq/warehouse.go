@@ -329,34 +329,19 @@ func (w *Warehouse) rangeBounds(from, to time.Time) string {
 	return fmt.Sprintf("%s >= %s AND %s < %s", ts, w.literal(from), ts, w.literal(to))
 }
 
-// StagedPosition is the keyset position of the last staged row of day, the
-// truth about what has been staged; nil when nothing is.
-func (w *Warehouse) StagedPosition(ctx context.Context, day time.Time) (*schema.Key, error) {
-	sql := fmt.Sprintf("SELECT %s, %s FROM %s ORDER BY 1 DESC, 2 DESC LIMIT 1",
-		quote(w.tsName()), quote(w.idName()), w.stagingRef(day))
-	rows, err := Rows[[]bigquery.Value](w.Query(ctx, sql))
-	if err != nil {
-		return nil, fmt.Errorf("read staged position of %s: %w", w.Staging(day), err)
-	}
-	if len(rows) == 0 {
-		return nil, nil
-	}
-	row := rows[0]
+// stagedKey reads a keyset position from a row's timestamp and id values.
+func stagedKey(tsv, idv bigquery.Value) (schema.Key, bool) {
 	var ts time.Time
-	ok1 := true
-	switch v := row[0].(type) {
+	switch v := tsv.(type) {
 	case time.Time:
 		ts = v
 	case civil.DateTime:
 		ts = v.In(time.UTC)
 	default:
-		ok1 = false
+		return schema.Key{}, false
 	}
-	id, ok2 := row[1].(int64)
-	if !ok1 || !ok2 {
-		return nil, fmt.Errorf("read staged position of %s: unexpected row %v", w.Staging(day), row)
-	}
-	return &schema.Key{Time: ts.UTC(), ID: id}, nil
+	id, ok := idv.(int64)
+	return schema.Key{Time: ts.UTC(), ID: id}, ok
 }
 
 func (w *Warehouse) stagingRef(day time.Time) string {
@@ -481,18 +466,35 @@ func (w *Warehouse) StagedState(ctx context.Context, day time.Time, gen Generati
 
 func (w *Warehouse) stagedState(ctx context.Context, day time.Time, gen Generation) (Staged, error) {
 	st := Staged{Gen: gen}
-	pos, err := w.StagedPosition(ctx, day)
+	// One query, so one job's latency and one snapshot: the counts and the
+	// position of the last staged row (the truth about what has been
+	// staged; none when nothing is) describe the same rows.
+	sql := fmt.Sprintf(`SELECT c.n, c.d, c.m, p.ts, p.id FROM
+  (SELECT COUNT(*) AS n, COUNT(DISTINCT %[1]s) AS d, COALESCE(MAX(%[1]s), 0) AS m FROM %[3]s) AS c
+  LEFT JOIN (SELECT %[2]s AS ts, %[1]s AS id FROM %[3]s ORDER BY 1 DESC, 2 DESC LIMIT 1) AS p ON TRUE`,
+		quote(w.idName()), quote(w.tsName()), w.stagingRef(day))
+	row, err := Row[[]bigquery.Value](w.Query(ctx, sql))
 	if err != nil {
-		return st, err
+		return st, fmt.Errorf("read staged state of %s: %w", w.Staging(day), err)
 	}
-	st.Pos = pos
-	sql := fmt.Sprintf("SELECT COUNT(*) AS n, COUNT(DISTINCT %[1]s) AS ids, COALESCE(MAX(%[1]s), 0) AS max_id FROM %[2]s",
-		quote(w.idName()), w.stagingRef(day))
-	c, err := Row[counts](w.Query(ctx, sql))
-	if err != nil {
-		return st, fmt.Errorf("count staged rows of %s: %w", w.Staging(day), err)
+	if len(row) != 5 {
+		return st, fmt.Errorf("read staged state of %s: unexpected row %v", w.Staging(day), row)
 	}
-	st.Rows, st.DistinctIDs, st.MaxID = c.N, c.IDs, c.MaxID
+	n, ok1 := row[0].(int64)
+	d, ok2 := row[1].(int64)
+	m, ok3 := row[2].(int64)
+	if !ok1 || !ok2 || !ok3 {
+		return st, fmt.Errorf("read staged state of %s: unexpected row %v", w.Staging(day), row)
+	}
+	st.Rows, st.DistinctIDs, st.MaxID = n, d, m
+	if n == 0 {
+		return st, nil
+	}
+	pos, ok := stagedKey(row[3], row[4])
+	if !ok {
+		return st, fmt.Errorf("read staged state of %s: unexpected row %v", w.Staging(day), row)
+	}
+	st.Pos = &pos
 	return st, nil
 }
 
