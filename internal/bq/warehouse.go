@@ -112,7 +112,7 @@ func (w *Warehouse) EnsureDestination(ctx context.Context) error {
 		Schema:      BigQuerySchema(w.table),
 		Description: "Synced by pgbq from PostgreSQL.",
 	})
-	got, err := w.ensureTable(ctx, t, meta)
+	got, _, err := w.ensureTable(ctx, t, meta)
 	if err != nil || got == nil || len(got.Schema) == len(meta.Schema) {
 		return err
 	}
@@ -177,47 +177,92 @@ type Generation int64
 // dropped and made again: the date is then synced from its start, so none
 // of its rows lacks the new columns.
 func (w *Warehouse) EnsureStaging(ctx context.Context, day time.Time) (Generation, error) {
-	t := w.Client.Dataset(w.cfg.StagingDataset).Table(w.Staging(day))
-	meta := w.partitioning(&bigquery.TableMetadata{
+	gen, _, err := w.ensureStaging(ctx, day)
+	return gen, err
+}
+
+// stagingMeta is what a staging table of day is created with.
+func (w *Warehouse) stagingMeta() *bigquery.TableMetadata {
+	return w.partitioning(&bigquery.TableMetadata{
 		Schema: BigQuerySchema(w.table),
 		// A staging table left behind (a date abandoned) goes away by
 		// itself; losing one costs a re-sync of that date, never data.
 		ExpirationTime: time.Now().Add(14 * 24 * time.Hour),
 		Description:    "pgbq staging for one date; dropped after publish.",
 	})
-	got, err := w.ensureTable(ctx, t, meta)
+}
+
+// ensureStaging is EnsureStaging; created reports that this call made the
+// table (not a 409 from a retried or concurrent insert), so it was empty
+// when made.
+func (w *Warehouse) ensureStaging(ctx context.Context, day time.Time) (gen Generation, created bool, err error) {
+	t := w.Client.Dataset(w.cfg.StagingDataset).Table(w.Staging(day))
+	meta := w.stagingMeta()
+	got, created, err := w.ensureTable(ctx, t, meta)
 	if err == nil && got != nil && len(got.Schema) != len(meta.Schema) {
 		if err := w.DropStaging(ctx, day); err != nil {
-			return 0, err
+			return 0, false, err
 		}
-		got, err = w.ensureTable(ctx, t, meta)
+		got, created, err = w.ensureTable(ctx, t, meta)
 	}
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	if got == nil { // just created: read what BigQuery recorded
 		if got, err = t.Metadata(ctx); err != nil {
-			return 0, fmt.Errorf("read table %s: %w", t.TableID, err)
+			return 0, false, fmt.Errorf("read table %s: %w", t.TableID, err)
 		}
 	}
-	return Generation(got.CreationTime.UnixMicro()), nil
+	return Generation(got.CreationTime.UnixMicro()), created, nil
+}
+
+// OpenStaging ensures the staging table of day and reads what it holds
+// (StagedState). A table this call created is empty and is not read: on
+// BigQuery every read is a query job's latency (seconds).
+func (w *Warehouse) OpenStaging(ctx context.Context, day time.Time) (Staged, error) {
+	gen, created, err := w.ensureStaging(ctx, day)
+	if err != nil || created {
+		return Staged{Gen: gen}, err
+	}
+	return w.StagedState(ctx, day, gen)
+}
+
+// ExistingStaged reads what the staging table of day holds if it exists
+// with the current schema, and creates nothing (ok false otherwise: use
+// OpenStaging). It lets a loader read staging while it reads other state,
+// before it knows whether the date needs a staging table at all.
+func (w *Warehouse) ExistingStaged(ctx context.Context, day time.Time) (st Staged, ok bool, err error) {
+	got, err := w.Client.Dataset(w.cfg.StagingDataset).Table(w.Staging(day)).Metadata(ctx)
+	if IsStatus(err, http.StatusNotFound) {
+		return Staged{}, false, nil
+	}
+	if err != nil {
+		return Staged{}, false, fmt.Errorf("read table %s: %w", w.Staging(day), err)
+	}
+	want := w.stagingMeta().Schema
+	if len(got.Schema) != len(want) || checkSchema(w.Staging(day), got.Schema, want) != nil {
+		return Staged{}, false, nil
+	}
+	st, err = w.StagedState(ctx, day, Generation(got.CreationTime.UnixMicro()))
+	return st, err == nil, err
 }
 
 // ensureTable creates t, or returns its metadata when it exists with the
 // wanted schema or a prefix of it (columns to add); other schemas are an
 // ErrSchema.
-func (w *Warehouse) ensureTable(ctx context.Context, t *bigquery.Table, meta *bigquery.TableMetadata) (*bigquery.TableMetadata, error) {
-	got, err := t.Metadata(ctx)
+func (w *Warehouse) ensureTable(ctx context.Context, t *bigquery.Table, meta *bigquery.TableMetadata) (got *bigquery.TableMetadata, created bool, err error) {
+	got, err = t.Metadata(ctx)
 	if err == nil {
-		return got, checkSchema(t.TableID, got.Schema, meta.Schema)
+		return got, false, checkSchema(t.TableID, got.Schema, meta.Schema)
 	}
 	if !IsStatus(err, http.StatusNotFound) {
-		return nil, fmt.Errorf("read table %s: %w", t.TableID, err)
+		return nil, false, fmt.Errorf("read table %s: %w", t.TableID, err)
 	}
-	if err := t.Create(ctx, meta); err != nil && !IsStatus(err, http.StatusConflict) {
-		return nil, fmt.Errorf("create table %s: %w", t.TableID, err)
+	err = t.Create(ctx, meta)
+	if err != nil && !IsStatus(err, http.StatusConflict) {
+		return nil, false, fmt.Errorf("create table %s: %w", t.TableID, err)
 	}
-	return nil, nil
+	return nil, err == nil, nil
 }
 
 // checkSchema accepts got when it is want or a prefix of it.
