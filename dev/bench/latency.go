@@ -56,7 +56,8 @@ func latencyHiding(ctx context.Context, c e2eConfig, emulator string, l layout, 
 // with job latency lat into a fresh dataset, checks the destination, and
 // drops the dataset again (the emulator holds it in memory).
 func syncThrough(ctx context.Context, c e2eConfig, emulator string, l layout, date string, lat time.Duration, round int) (latencyRun, error) {
-	p, err := bqfidelity.Start(emulator, bqfidelity.Options{JobLatency: lat})
+	p, err := bqfidelity.Start(emulator, bqfidelity.Options{JobLatency: lat,
+		Logf: func(format string, args ...any) { logf("latency: fidelity layer: "+format, args...) }})
 	if err != nil {
 		return latencyRun{}, err
 	}

@@ -279,6 +279,9 @@ func (s *Syncer) stage(ctx context.Context, log *slog.Logger, day time.Time, st 
 	// per 10 s; with LoadsInFlight side by side a day moves at up to five
 	// chunks per 10 s instead of one per job latency.
 	var pace bq.Pacer
+	// The staging table's creation (its generation is its creation time)
+	// is a write of it too.
+	pace.Record(time.UnixMicro(int64(st.Gen)))
 	load := func(ctx context.Context, c Chunk) error {
 		if err := s.at("read"); err != nil {
 			return err
