@@ -51,7 +51,7 @@ func main() {
 	flag.BoolVar(&o.skipE2E, "skip-e2e", false, "stop after the chunk timings (quick runs while iterating; the last line then has no end-to-end figures)")
 	flag.BoolVar(&o.reuse, "reuse", false, "keep an already seeded pgbq_bench database (iterating against one cluster)")
 	flag.DurationVar(&o.jobLatency, "job-latency", 3*time.Second, "job latency of the latency-hiding run (the big day is synced with it and without)")
-	flag.IntVar(&o.latencyRounds, "latency-rounds", 2, "rounds of the big day without and with job latency, alternating; the best of each counts")
+	flag.IntVar(&o.latencyRounds, "latency-rounds", 1, "rounds of the big day without and with job latency, alternating; the best of each counts (each round adds about a minute)")
 	flag.BoolVar(&o.onlyLatency, "only-latency", false, "after seeding, run only the latency-hiding syncs (iterating)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
