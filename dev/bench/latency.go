@@ -56,12 +56,13 @@ func latencyHiding(ctx context.Context, c e2eConfig, emulator string, l layout, 
 // with job latency lat into a fresh dataset, checks the destination, and
 // drops the dataset again (the emulator holds it in memory).
 func syncThrough(ctx context.Context, c e2eConfig, emulator string, l layout, date string, lat time.Duration, round int) (latencyRun, error) {
-	p, err := bqfidelity.Start(emulator, bqfidelity.Options{JobLatency: lat,
-		Logf: func(format string, args ...any) { logf("latency: fidelity layer: "+format, args...) }})
+	opt := bqfidelity.Options{JobLatency: lat,
+		Logf: func(format string, args ...any) { logf("latency: fidelity layer: "+format, args...) }}
+	p, err := bqfidelity.Start(emulator, opt) //nolint:contextcheck // the proxy lives until Close
 	if err != nil {
 		return latencyRun{}, err
 	}
-	defer p.Close()
+	defer p.Close() //nolint:contextcheck // Close ends the proxy's own work
 	raw := c
 	raw.bqEndpoint = emulator
 	raw.dataset = fmt.Sprintf("%s_lat%dms_r%d", benchDataset, lat.Milliseconds(), round)
