@@ -13,7 +13,8 @@ test:
 test-clocks:
 	bash dev/test-clocks.sh
 
-## bench: 5M-row activity_logs: COPY throughput, extract+encode, end-to-end sync, peak RSS
+## bench: 5M-row activity_logs: COPY throughput, extract+encode, chunk flatness, end-to-end sync, peak RSS,
+## latency hiding (the 2M-row day with 3 s BigQuery jobs vs none)
 bench:
 	bash dev/bench.sh
 

@@ -20,8 +20,10 @@ const benchDataset = "pgbq_bench"
 
 type e2eConfig struct {
 	loader, workDir, pgDSN, bqEndpoint, bqProject string
-	budget                                        time.Duration
-	chunk                                         int
+	// dataset holds the destination, staging and sync_control.
+	dataset string
+	budget  time.Duration
+	chunk   int
 }
 
 type e2eResult struct {
@@ -34,7 +36,7 @@ type e2eResult struct {
 // migrate does what `planner migrate` does once per deploy: the bench's
 // dataset and sync_control (the loader creates its destination itself).
 func migrate(ctx context.Context, c e2eConfig) error {
-	cfg := bq.Config{Project: c.bqProject, Dataset: benchDataset, Location: "US", Endpoint: c.bqEndpoint}
+	cfg := bq.Config{Project: c.bqProject, Dataset: c.dataset, Location: "US", Endpoint: c.bqEndpoint}
 	client, err := bq.NewClient(ctx, cfg)
 	if err != nil {
 		return err
@@ -43,7 +45,7 @@ func migrate(ctx context.Context, c e2eConfig) error {
 	if err := bq.EnsureDatasets(ctx, client, cfg); err != nil {
 		return err
 	}
-	return syncstate.New(client, c.bqProject, benchDataset).Migrate(ctx)
+	return syncstate.New(client, c.bqProject, c.dataset).Migrate(ctx)
 }
 
 // endToEnd runs `loader --date D` for each date in order, one process at a
@@ -52,12 +54,6 @@ func endToEnd(ctx context.Context, c e2eConfig, l layout, dayRows []int64) (e2eR
 	if err := migrate(ctx, c); err != nil {
 		return e2eResult{}, err
 	}
-	env := append(os.Environ(),
-		"PG_DSN="+c.pgDSN, "BQ_PROJECT="+c.bqProject, "BQ_DATASET="+benchDataset, "BQ_ENDPOINT="+c.bqEndpoint,
-		"SYNC_TABLE="+mainTable, fmt.Sprintf("SYNC_CHUNK_SIZE=%d", c.chunk), "PUBSUB_TOPIC=dates",
-		// The loader wants a topic for continuations; --date never publishes.
-		// An unreachable emulator address keeps the client off real Pub/Sub.
-		"PUBSUB_EMULATOR_HOST=127.0.0.1:1", "LOG_LEVEL=info")
 	var res e2eResult
 	t0 := time.Now()
 	for i := int64(0); i < l.days; i++ {
@@ -72,27 +68,11 @@ func endToEnd(ctx context.Context, c e2eConfig, l layout, dayRows []int64) (e2eR
 			}
 		}
 		date := l.day(i).Format(time.DateOnly)
-		logPath := filepath.Join(c.workDir, "loader-"+date+".log")
-		f, err := os.Create(logPath)
+		r, err := runLoader(ctx, c, mainTable, date)
 		if err != nil {
 			return res, err
 		}
-		rctx, cancel := context.WithTimeout(ctx, 20*time.Minute)
-		cmd := exec.CommandContext(rctx, c.loader, "--date", date)
-		cmd.Env = env
-		cmd.Stdout, cmd.Stderr = f, f
-		s := time.Now()
-		err = cmd.Run()
-		d := time.Since(s)
-		cancel()
-		f.Close()
-		if err != nil {
-			return res, fmt.Errorf("loader --date %s: %w\n%s", date, err, tail(logPath, 20))
-		}
-		ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-		if !ok {
-			return res, errors.New("no rusage for the loader process")
-		}
+		d, ru, logPath := r.wall, r.rusage, r.logPath
 		res.peakRSSKB = max(res.peakRSSKB, ru.Maxrss)
 		res.dates++
 		res.rows += dayRows[i]
@@ -102,6 +82,47 @@ func endToEnd(ctx context.Context, c e2eConfig, l layout, dayRows []int64) (e2eR
 	}
 	res.wall = time.Since(t0)
 	return res, nil
+}
+
+// loaderRun is one `loader --date` process.
+type loaderRun struct {
+	started time.Time
+	wall    time.Duration
+	rusage  *syscall.Rusage
+	logPath string
+}
+
+// runLoader runs `loader --date date` for table against c's endpoint and
+// dataset, its log in c.workDir.
+func runLoader(ctx context.Context, c e2eConfig, table, date string) (loaderRun, error) {
+	env := append(os.Environ(),
+		"PG_DSN="+c.pgDSN, "BQ_PROJECT="+c.bqProject, "BQ_DATASET="+c.dataset, "BQ_ENDPOINT="+c.bqEndpoint,
+		"SYNC_TABLE="+table, fmt.Sprintf("SYNC_CHUNK_SIZE=%d", c.chunk), "PUBSUB_TOPIC=dates",
+		// The loader wants a topic for continuations; --date never publishes.
+		// An unreachable emulator address keeps the client off real Pub/Sub.
+		"PUBSUB_EMULATOR_HOST=127.0.0.1:1", "LOG_LEVEL=info")
+	logPath := filepath.Join(c.workDir, "loader-"+c.dataset+"-"+table+"-"+date+".log")
+	f, err := os.Create(logPath)
+	if err != nil {
+		return loaderRun{}, err
+	}
+	defer f.Close()
+	rctx, cancel := context.WithTimeout(ctx, 20*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(rctx, c.loader, "--date", date)
+	cmd.Env = env
+	cmd.Stdout, cmd.Stderr = f, f
+	s := time.Now()
+	err = cmd.Run()
+	d := time.Since(s)
+	if err != nil {
+		return loaderRun{}, fmt.Errorf("loader --date %s (%s): %w\n%s", date, table, err, tail(logPath, 20))
+	}
+	ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	if !ok {
+		return loaderRun{}, errors.New("no rusage for the loader process")
+	}
+	return loaderRun{started: s, wall: d, rusage: ru, logPath: logPath}, nil
 }
 
 // scanLog counts staged chunks and finds the last outcome in a loader log.
@@ -154,7 +175,7 @@ func destinationCount(ctx context.Context, c e2eConfig) (rows, ids int64, err er
 		N   int64 `bigquery:"n"`
 		IDs int64 `bigquery:"ids"`
 	}](bq.RunQuery(ctx, client, fmt.Sprintf("SELECT COUNT(*) AS n, COUNT(DISTINCT id) AS ids FROM %s",
-		bq.Ref(c.bqProject, benchDataset, mainTable))))
+		bq.Ref(c.bqProject, c.dataset, mainTable))))
 	if err != nil {
 		return 0, 0, fmt.Errorf("count destination rows: %w", err)
 	}

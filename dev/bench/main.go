@@ -7,10 +7,15 @@
 // end against the BigQuery emulator with its peak RSS. The last line is
 // machine-readable:
 //
-//	bench: copy_rows_per_s=C extract_encode_rows_per_s=E end_to_end_rows_per_s=T ratio=R peak_rss_mb=M wide_rows_peak_rss_mb=W bytes_per_row=B extract_cpu_s_per_mrows=U
+//	bench: copy_rows_per_s=C extract_encode_rows_per_s=E end_to_end_rows_per_s=T ratio=R peak_rss_mb=M wide_rows_peak_rss_mb=W bytes_per_row=B extract_cpu_s_per_mrows=U chunk_flatness_rising=FR chunk_flatness_shuffled=FS latency_hiding=H
 //
 // W is the loader's peak RSS syncing a day of 28 rows of 5 MB text. B is the bytes handed to BigQuery per row; U is the CPU seconds (user +
 // system) pgbq's own process spends extracting and encoding a million rows.
+// FR and FS (chunk_flatness_rising, chunk_flatness_shuffled) are the last
+// full chunk's read time over the first's on the big day, best of 5 each,
+// for ids rising with time and shuffled ids. H (latency_hiding) is the big
+// day's end-to-end rows/s through the fidelity layer with 3 s job latency
+// over the same without (see latency.go); M includes those runs.
 package main
 
 import (
@@ -45,6 +50,9 @@ func main() {
 	flag.StringVar(&o.profile, "profile", "", "directory for CPU and allocation profiles of the last extract+encode round")
 	flag.BoolVar(&o.skipE2E, "skip-e2e", false, "stop after the chunk timings (quick runs while iterating; the last line then has no end-to-end figures)")
 	flag.BoolVar(&o.reuse, "reuse", false, "keep an already seeded pgbq_bench database (iterating against one cluster)")
+	flag.DurationVar(&o.jobLatency, "job-latency", 3*time.Second, "job latency of the latency-hiding run (the big day is synced with it and without)")
+	flag.IntVar(&o.latencyRounds, "latency-rounds", 1, "rounds of the big day without and with job latency, alternating; the best of each counts (each round adds about a minute)")
+	flag.BoolVar(&o.onlyLatency, "only-latency", false, "after seeding, run only the latency-hiding syncs (iterating)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -64,10 +72,13 @@ func env(name string) (string, error) {
 
 // options are the knobs for iterating on one machine.
 type options struct {
-	rounds  int
-	profile string
-	skipE2E bool
-	reuse   bool
+	rounds        int
+	profile       string
+	skipE2E       bool
+	reuse         bool
+	jobLatency    time.Duration
+	latencyRounds int
+	onlyLatency   bool
 }
 
 func run(ctx context.Context, rows, bigRows, days int64, chunk int, loader, workDir string, budget time.Duration, o options) error {
@@ -86,9 +97,12 @@ func run(ctx context.Context, rows, bigRows, days int64, chunk int, loader, work
 	if err != nil {
 		return err
 	}
-	var endpoint, project string
+	var endpoint, emulator, project string
 	if !o.skipE2E {
 		if endpoint, err = env("BQ_ENDPOINT"); err != nil {
+			return err
+		}
+		if emulator, err = env("BQ_EMULATOR_ENDPOINT"); err != nil {
 			return err
 		}
 		if project, err = env("BQ_EMU_PROJECT"); err != nil {
@@ -133,6 +147,16 @@ func run(ctx context.Context, rows, bigRows, days int64, chunk int, loader, work
 		return fmt.Errorf("seed: %w", err)
 	}
 
+	if o.onlyLatency {
+		c := e2eConfig{loader: loader, workDir: workDir, pgDSN: dsn, bqProject: project, chunk: chunk}
+		h, _, err := latencyHiding(ctx, c, emulator, l, o.jobLatency, o.latencyRounds)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("bench: latency_hiding=%.2f (--only-latency)\n", h)
+		return nil
+	}
+
 	spec := func(t string) pgsource.TableSpec {
 		return pgsource.TableSpec{Table: t, IDColumn: "id", TimestampColumn: "created_at"}
 	}
@@ -168,7 +192,8 @@ func run(ctx context.Context, rows, bigRows, days int64, chunk int, loader, work
 	logf("extract+encode / copy = %.2f (best of %d interleaved rounds each); %.2f bytes a row handed to BigQuery; %.2f CPU s per million rows in pgbq's process",
 		ratio, o.rounds, ee.bytesPerRow, ee.cpuPerMRows)
 
-	if err := chunkTimings(ctx, src, l, chunk); err != nil {
+	flatRising, err := chunkTimings(ctx, src, l, chunk)
+	if err != nil {
 		return err
 	}
 	shuf, err := pgsource.Open(ctx, pgsource.Config{DSN: dsn}, spec(shuffledTable))
@@ -176,17 +201,19 @@ func run(ctx context.Context, rows, bigRows, days int64, chunk int, loader, work
 		return err
 	}
 	defer shuf.Close()
-	if err := chunkTimings(ctx, shuf, l, chunk); err != nil {
+	flatShuffled, err := chunkTimings(ctx, shuf, l, chunk)
+	if err != nil {
 		return err
 	}
+	flat := fmt.Sprintf("chunk_flatness_rising=%.2f chunk_flatness_shuffled=%.2f", flatRising, flatShuffled)
 
 	if o.skipE2E {
 		logf("bench: total wall time %.1f s", time.Since(start).Seconds())
-		fmt.Printf("bench: copy_rows_per_s=%d extract_encode_rows_per_s=%d ratio=%.2f bytes_per_row=%.2f extract_cpu_s_per_mrows=%.2f (--skip-e2e)\n",
-			int64(math.Round(copyRate)), int64(math.Round(eeRate)), ratio, ee.bytesPerRow, ee.cpuPerMRows)
+		fmt.Printf("bench: copy_rows_per_s=%d extract_encode_rows_per_s=%d ratio=%.2f bytes_per_row=%.2f extract_cpu_s_per_mrows=%.2f %s (--skip-e2e)\n",
+			int64(math.Round(copyRate)), int64(math.Round(eeRate)), ratio, ee.bytesPerRow, ee.cpuPerMRows, flat)
 		return nil
 	}
-	c := e2eConfig{loader: loader, workDir: workDir, pgDSN: dsn, bqEndpoint: endpoint, bqProject: project, budget: budget, chunk: chunk}
+	c := e2eConfig{loader: loader, workDir: workDir, pgDSN: dsn, bqEndpoint: endpoint, bqProject: project, dataset: benchDataset, budget: budget, chunk: chunk}
 	res, err := endToEnd(ctx, c, l, dayRows)
 	if err != nil {
 		return fmt.Errorf("end-to-end: %w", err)
@@ -215,8 +242,15 @@ func run(ctx context.Context, rows, bigRows, days int64, chunk int, loader, work
 		return err
 	}
 	wideMB := int64(math.Round(float64(wideKB) / 1024))
+	hiding, best, err := latencyHiding(ctx, c, emulator, l, o.jobLatency, o.latencyRounds)
+	if err != nil {
+		return err
+	}
+	for _, r := range best {
+		peakMB = max(peakMB, int64(math.Round(float64(r.run.rusage.Maxrss)/1024)))
+	}
 	logf("bench: total wall time %.1f s", time.Since(start).Seconds())
-	fmt.Printf("bench: copy_rows_per_s=%d extract_encode_rows_per_s=%d end_to_end_rows_per_s=%d ratio=%.2f peak_rss_mb=%d wide_rows_peak_rss_mb=%d bytes_per_row=%.2f extract_cpu_s_per_mrows=%.2f\n",
-		int64(math.Round(copyRate)), int64(math.Round(eeRate)), int64(math.Round(e2eRate)), ratio, peakMB, wideMB, ee.bytesPerRow, ee.cpuPerMRows)
+	fmt.Printf("bench: copy_rows_per_s=%d extract_encode_rows_per_s=%d end_to_end_rows_per_s=%d ratio=%.2f peak_rss_mb=%d wide_rows_peak_rss_mb=%d bytes_per_row=%.2f extract_cpu_s_per_mrows=%.2f %s latency_hiding=%.2f\n",
+		int64(math.Round(copyRate)), int64(math.Round(eeRate)), int64(math.Round(e2eRate)), ratio, peakMB, wideMB, ee.bytesPerRow, ee.cpuPerMRows, flat, hiding)
 	return nil
 }

@@ -180,9 +180,10 @@ func timeCall(ctx context.Context, src *pgsource.Source, day time.Time, after *s
 }
 
 // chunkTimings reports, for table: the first and the last full chunk of
-// the big day, every chunk of it, and the final empty probe of day 0.
-func chunkTimings(ctx context.Context, src *pgsource.Source, l layout, chunk int) error {
-	const reps = 3
+// the big day, every chunk of it, and the final empty probe of day 0. It
+// returns the flatness: the last full chunk's time over the first's.
+func chunkTimings(ctx context.Context, src *pgsource.Source, l layout, chunk int) (flatness float64, err error) {
+	const reps = 5
 	name := src.Name()
 	var b schema.Batch
 	big := l.day(l.bigDay)
@@ -193,11 +194,11 @@ func chunkTimings(ctx context.Context, src *pgsource.Source, l layout, chunk int
 		keys = append(keys, after)
 		t0 := time.Now()
 		if err := src.ReadChunk(ctx, big, big.AddDate(0, 0, 1), after, chunk, &b); err != nil {
-			return err
+			return 0, err
 		}
 		times = append(times, ms(time.Since(t0)))
 		if b.Truncated {
-			return fmt.Errorf("%s: a %d-row chunk ended early on its byte cap after %d rows", name, chunk, b.Rows)
+			return 0, fmt.Errorf("%s: a %d-row chunk ended early on its byte cap after %d rows", name, chunk, b.Rows)
 		}
 		if b.Rows < chunk {
 			if b.Rows != 0 {
@@ -211,26 +212,40 @@ func chunkTimings(ctx context.Context, src *pgsource.Source, l layout, chunk int
 	nfull := len(keys) - 1 // the last call was short or empty
 	logf("chunks: %s %s (%d rows): every ReadChunk in order: %v", name, big.Format(time.DateOnly), l.bigRows, times)
 	if nfull < 1 {
-		return fmt.Errorf("%s: no full chunk on %s", name, big.Format(time.DateOnly))
+		return 0, fmt.Errorf("%s: no full chunk on %s", name, big.Format(time.DateOnly))
 	}
-	f1, fm, fr, err := timeCall(ctx, src, big, keys[0], chunk, reps, &b)
-	if err != nil {
-		return err
+	// The first and the last full chunk take turns, so that other load on
+	// the machine hits both alike; the best of each is the flatness figure.
+	var fd, ld []time.Duration
+	var fr, lr int
+	for range reps {
+		for _, k := range []struct {
+			after *schema.Key
+			ds    *[]time.Duration
+			rows  *int
+		}{{keys[0], &fd, &fr}, {keys[nfull-1], &ld, &lr}} {
+			t0 := time.Now()
+			if err := src.ReadChunk(ctx, big, big.AddDate(0, 0, 1), k.after, chunk, &b); err != nil {
+				return 0, err
+			}
+			*k.ds = append(*k.ds, time.Since(t0))
+			*k.rows = b.Rows
+		}
 	}
-	l1, lm, lr, err := timeCall(ctx, src, big, keys[nfull-1], chunk, reps, &b)
-	if err != nil {
-		return err
-	}
+	f1, fm, fmin := fd[0], median(fd), slices.Min(fd)
+	l1, lm, lmin := ld[0], median(ld), slices.Min(ld)
+	flatness = lmin.Seconds() / fmin.Seconds()
 	p1, pm, pr, err := timeCall(ctx, src, big, keys[len(keys)-1], chunk, reps, &b)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	closing := "final empty probe"
 	if pr > 0 {
 		closing = "closing short chunk"
 	}
-	logf("chunks: %s %s: first %s-row chunk %s (median of %d: %s, %d rows); last full chunk (#%d) %s (median %s, %d rows); %s %s (median %s, %d rows)",
-		name, big.Format(time.DateOnly), fmtCount(chunk), ms(f1), reps, ms(fm), fr, nfull, ms(l1), ms(lm), lr, closing, ms(p1), ms(pm), pr)
+	logf("chunks: %s %s: first %s-row chunk %s (median of %d: %s, best %s, %d rows); last full chunk (#%d) %s (median %s, best %s, %d rows); %s %s (median %s, %d rows)",
+		name, big.Format(time.DateOnly), fmtCount(chunk), ms(f1), reps, ms(fm), ms(fmin), fr, nfull, ms(l1), ms(lm), ms(lmin), lr, closing, ms(p1), ms(pm), pr)
+	logf("chunks: %s: flatness (last ÷ first full chunk, best of %d, taking turns) %.2f", name, reps, flatness)
 
 	// Day 0: read it to its end, then time the empty probe after its last row.
 	d0 := l.day(0)
@@ -238,7 +253,7 @@ func chunkTimings(ctx context.Context, src *pgsource.Source, l layout, chunk int
 	var n int
 	for {
 		if err := src.ReadChunk(ctx, d0, d0.AddDate(0, 0, 1), after, chunk, &b); err != nil {
-			return err
+			return 0, err
 		}
 		n += b.Rows
 		if b.Rows == 0 {
@@ -248,19 +263,19 @@ func chunkTimings(ctx context.Context, src *pgsource.Source, l layout, chunk int
 		after = &last
 	}
 	if after == nil {
-		return fmt.Errorf("%s: no rows on %s", name, d0.Format(time.DateOnly))
+		return 0, fmt.Errorf("%s: no rows on %s", name, d0.Format(time.DateOnly))
 	}
 	const probeReps = 5
 	p1, pm, pr, err = timeCall(ctx, src, d0, after, chunk, probeReps, &b)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if pr != 0 {
-		return fmt.Errorf("%s: final probe of %s returned %d rows", name, d0.Format(time.DateOnly), pr)
+		return 0, fmt.Errorf("%s: final probe of %s returned %d rows", name, d0.Format(time.DateOnly), pr)
 	}
 	logf("chunks: %s %s (first day, %d rows, last id %d): final empty probe %s (median of %d: %s)",
 		name, d0.Format(time.DateOnly), n, after.ID, ms(p1), probeReps, ms(pm))
-	return nil
+	return flatness, nil
 }
 
 func fmtCount(n int) string {

@@ -3,10 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -36,29 +32,12 @@ INSERT INTO %[1]s SELECT g, (SELECT string_agg(md5(g::text || '/' || k::text), '
 	if err := migrate(ctx, c); err != nil {
 		return 0, err
 	}
-	env := append(os.Environ(),
-		"PG_DSN="+c.pgDSN, "BQ_PROJECT="+c.bqProject, "BQ_DATASET="+benchDataset, "BQ_ENDPOINT="+c.bqEndpoint,
-		"SYNC_TABLE="+wideTable, fmt.Sprintf("SYNC_CHUNK_SIZE=%d", c.chunk), "PUBSUB_TOPIC=dates",
-		"PUBSUB_EMULATOR_HOST=127.0.0.1:1", "LOG_LEVEL=info")
-	logPath := filepath.Join(c.workDir, "loader-wide.log")
-	f, err := os.Create(logPath)
+	t0 := time.Now()
+	r, err := runLoader(ctx, c, wideTable, day.Format(time.DateOnly))
 	if err != nil {
 		return 0, err
 	}
-	defer f.Close()
-	rctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(rctx, c.loader, "--date", day.Format(time.DateOnly))
-	cmd.Env = env
-	cmd.Stdout, cmd.Stderr = f, f
-	t0 := time.Now()
-	if err := cmd.Run(); err != nil {
-		return 0, fmt.Errorf("loader --date for %s: %w\n%s", wideTable, err, tail(logPath, 20))
-	}
-	ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	if !ok {
-		return 0, fmt.Errorf("no rusage for the loader process")
-	}
+	ru, logPath := r.rusage, r.logPath
 	chunks, outcome := scanLog(logPath)
 	logf("wide rows: %d rows of %.1f MB text (hex) in %.1f s, %d chunks, %s, loader max RSS %d MB",
 		wideCount, float64(md5PerRow*32)/1e6, time.Since(t0).Seconds(), chunks, outcome, ru.Maxrss/1024)

@@ -2,6 +2,7 @@ package bq
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 )
@@ -23,6 +24,21 @@ type Pacer struct {
 }
 
 const paceWindow = 10*time.Second + 500*time.Millisecond
+
+// Record counts a write of the table made at t by other means, such as
+// its creation (tables.insert counts toward the same limit).
+func (p *Pacer) Record(t time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if time.Since(t) >= paceWindow {
+		return
+	}
+	i := len(p.starts)
+	for i > 0 && p.starts[i-1].After(t) {
+		i--
+	}
+	p.starts = slices.Insert(p.starts, i, t)
+}
 
 // Wait blocks until one more job may start, or ctx ends.
 func (p *Pacer) Wait(ctx context.Context) error {

@@ -28,3 +28,23 @@ func TestPacerKeepsFivePerWindow(t *testing.T) {
 		t.Fatalf("after the window: %v", err)
 	}
 }
+
+// A table made just now leaves room for four job starts, not five: its
+// creation counts toward the same limit.
+func TestPacerCountsRecordedWrites(t *testing.T) {
+	t.Parallel()
+	var p Pacer
+	ctx := context.Background()
+	p.Record(time.Now().Add(-time.Second))
+	p.Record(time.Now().Add(-2 * paceWindow)) // long ago: does not count
+	for range TableWritesPer10s - 1 {
+		if err := p.Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	if err := p.Wait(short); err == nil {
+		t.Fatal("a fifth job started within the window of the table's creation")
+	}
+}

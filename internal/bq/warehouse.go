@@ -132,7 +132,7 @@ func (w *Warehouse) EnsureDestination(ctx context.Context) error {
 		Description: sourceDescription(w.table.Source),
 		Labels:      map[string]string{SourceLabel: sourceLabel(w.table.Source)},
 	})
-	got, err := w.ensureTable(ctx, t, meta)
+	got, _, err := w.ensureTable(ctx, t, meta)
 	if got != nil {
 		// Whose table it is comes before how its columns differ.
 		if err := w.claim(ctx, t, got, err == nil); err != nil {
@@ -258,47 +258,92 @@ type Generation int64
 // dropped and made again: the date is then synced from its start, so none
 // of its rows lacks the new columns.
 func (w *Warehouse) EnsureStaging(ctx context.Context, day time.Time) (Generation, error) {
-	t := w.Client.Dataset(w.cfg.StagingDataset).Table(w.Staging(day))
-	meta := w.partitioning(&bigquery.TableMetadata{
+	gen, _, err := w.ensureStaging(ctx, day)
+	return gen, err
+}
+
+// stagingMeta is what a staging table of day is created with.
+func (w *Warehouse) stagingMeta() *bigquery.TableMetadata {
+	return w.partitioning(&bigquery.TableMetadata{
 		Schema: BigQuerySchema(w.table),
 		// A staging table left behind (a date abandoned) goes away by
 		// itself; losing one costs a re-sync of that date, never data.
 		ExpirationTime: time.Now().Add(14 * 24 * time.Hour),
 		Description:    "pgbq staging for one date; dropped after publish.",
 	})
-	got, err := w.ensureTable(ctx, t, meta)
+}
+
+// ensureStaging is EnsureStaging; created reports that this call made the
+// table (not a 409 from a retried or concurrent insert), so it was empty
+// when made.
+func (w *Warehouse) ensureStaging(ctx context.Context, day time.Time) (gen Generation, created bool, err error) {
+	t := w.Client.Dataset(w.cfg.StagingDataset).Table(w.Staging(day))
+	meta := w.stagingMeta()
+	got, created, err := w.ensureTable(ctx, t, meta)
 	if err == nil && got != nil && len(got.Schema) != len(meta.Schema) {
 		if err := w.DropStaging(ctx, day); err != nil {
-			return 0, err
+			return 0, false, err
 		}
-		got, err = w.ensureTable(ctx, t, meta)
+		got, created, err = w.ensureTable(ctx, t, meta)
 	}
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	if got == nil { // just created: read what BigQuery recorded
 		if got, err = t.Metadata(ctx); err != nil {
-			return 0, fmt.Errorf("read table %s: %w", t.TableID, err)
+			return 0, false, fmt.Errorf("read table %s: %w", t.TableID, err)
 		}
 	}
-	return Generation(got.CreationTime.UnixMicro()), nil
+	return Generation(got.CreationTime.UnixMicro()), created, nil
+}
+
+// OpenStaging ensures the staging table of day and reads what it holds
+// (StagedState). A table this call created is empty and is not read: on
+// BigQuery every read is a query job's latency (seconds).
+func (w *Warehouse) OpenStaging(ctx context.Context, day time.Time) (Staged, error) {
+	gen, created, err := w.ensureStaging(ctx, day)
+	if err != nil || created {
+		return Staged{Gen: gen}, err
+	}
+	return w.StagedState(ctx, day, gen)
+}
+
+// ExistingStaged reads what the staging table of day holds if it exists
+// with the current schema, and creates nothing (ok false otherwise: use
+// OpenStaging). It lets a loader read staging while it reads other state,
+// before it knows whether the date needs a staging table at all.
+func (w *Warehouse) ExistingStaged(ctx context.Context, day time.Time) (st Staged, ok bool, err error) {
+	got, err := w.Client.Dataset(w.cfg.StagingDataset).Table(w.Staging(day)).Metadata(ctx)
+	if IsStatus(err, http.StatusNotFound) {
+		return Staged{}, false, nil
+	}
+	if err != nil {
+		return Staged{}, false, fmt.Errorf("read table %s: %w", w.Staging(day), err)
+	}
+	want := w.stagingMeta().Schema
+	if len(got.Schema) != len(want) || checkSchema(w.Staging(day), got.Schema, want) != nil {
+		return Staged{}, false, nil
+	}
+	st, err = w.StagedState(ctx, day, Generation(got.CreationTime.UnixMicro()))
+	return st, err == nil, err
 }
 
 // ensureTable creates t, or returns its metadata when it exists with the
 // wanted schema or a prefix of it (columns to add); other schemas are an
 // ErrSchema.
-func (w *Warehouse) ensureTable(ctx context.Context, t *bigquery.Table, meta *bigquery.TableMetadata) (*bigquery.TableMetadata, error) {
-	got, err := t.Metadata(ctx)
+func (w *Warehouse) ensureTable(ctx context.Context, t *bigquery.Table, meta *bigquery.TableMetadata) (got *bigquery.TableMetadata, created bool, err error) {
+	got, err = t.Metadata(ctx)
 	if err == nil {
-		return got, checkSchema(t.TableID, got.Schema, meta.Schema)
+		return got, false, checkSchema(t.TableID, got.Schema, meta.Schema)
 	}
 	if !IsStatus(err, http.StatusNotFound) {
-		return nil, fmt.Errorf("read table %s: %w", t.TableID, err)
+		return nil, false, fmt.Errorf("read table %s: %w", t.TableID, err)
 	}
-	if err := t.Create(ctx, meta); err != nil && !IsStatus(err, http.StatusConflict) {
-		return nil, fmt.Errorf("create table %s: %w", t.TableID, err)
+	err = t.Create(ctx, meta)
+	if err != nil && !IsStatus(err, http.StatusConflict) {
+		return nil, false, fmt.Errorf("create table %s: %w", t.TableID, err)
 	}
-	return nil, nil
+	return nil, err == nil, nil
 }
 
 // checkSchema accepts got when it is want or a prefix of it.
@@ -410,34 +455,19 @@ func (w *Warehouse) rangeBounds(from, to time.Time) string {
 	return fmt.Sprintf("%s >= %s AND %s < %s", ts, w.literal(from), ts, w.literal(to))
 }
 
-// StagedPosition is the keyset position of the last staged row of day, the
-// truth about what has been staged; nil when nothing is.
-func (w *Warehouse) StagedPosition(ctx context.Context, day time.Time) (*schema.Key, error) {
-	sql := fmt.Sprintf("SELECT %s, %s FROM %s ORDER BY 1 DESC, 2 DESC LIMIT 1",
-		quote(w.tsName()), quote(w.idName()), w.stagingRef(day))
-	rows, err := Rows[[]bigquery.Value](w.Query(ctx, sql))
-	if err != nil {
-		return nil, fmt.Errorf("read staged position of %s: %w", w.Staging(day), err)
-	}
-	if len(rows) == 0 {
-		return nil, nil
-	}
-	row := rows[0]
+// stagedKey reads a keyset position from a row's timestamp and id values.
+func stagedKey(tsv, idv bigquery.Value) (schema.Key, bool) {
 	var ts time.Time
-	ok1 := true
-	switch v := row[0].(type) {
+	switch v := tsv.(type) {
 	case time.Time:
 		ts = v
 	case civil.DateTime:
 		ts = v.In(time.UTC)
 	default:
-		ok1 = false
+		return schema.Key{}, false
 	}
-	id, ok2 := row[1].(int64)
-	if !ok1 || !ok2 {
-		return nil, fmt.Errorf("read staged position of %s: unexpected row %v", w.Staging(day), row)
-	}
-	return &schema.Key{Time: ts.UTC(), ID: id}, nil
+	id, ok := idv.(int64)
+	return schema.Key{Time: ts.UTC(), ID: id}, ok
 }
 
 func (w *Warehouse) stagingRef(day time.Time) string {
@@ -583,18 +613,35 @@ func (w *Warehouse) StagedState(ctx context.Context, day time.Time, gen Generati
 
 func (w *Warehouse) stagedState(ctx context.Context, day time.Time, gen Generation) (Staged, error) {
 	st := Staged{Gen: gen}
-	pos, err := w.StagedPosition(ctx, day)
+	// One query, so one job's latency and one snapshot: the counts and the
+	// position of the last staged row (the truth about what has been
+	// staged; none when nothing is) describe the same rows.
+	sql := fmt.Sprintf(`SELECT c.n, c.d, c.m, p.ts, p.id FROM
+  (SELECT COUNT(*) AS n, COUNT(DISTINCT %[1]s) AS d, COALESCE(MAX(%[1]s), 0) AS m FROM %[3]s) AS c
+  LEFT JOIN (SELECT %[2]s AS ts, %[1]s AS id FROM %[3]s ORDER BY 1 DESC, 2 DESC LIMIT 1) AS p ON TRUE`,
+		quote(w.idName()), quote(w.tsName()), w.stagingRef(day))
+	row, err := Row[[]bigquery.Value](w.Query(ctx, sql))
 	if err != nil {
-		return st, err
+		return st, fmt.Errorf("read staged state of %s: %w", w.Staging(day), err)
 	}
-	st.Pos = pos
-	sql := fmt.Sprintf("SELECT COUNT(*) AS n, COUNT(DISTINCT %[1]s) AS ids, COALESCE(MAX(%[1]s), 0) AS max_id FROM %[2]s",
-		quote(w.idName()), w.stagingRef(day))
-	c, err := Row[counts](w.Query(ctx, sql))
-	if err != nil {
-		return st, fmt.Errorf("count staged rows of %s: %w", w.Staging(day), err)
+	if len(row) != 5 {
+		return st, fmt.Errorf("read staged state of %s: unexpected row %v", w.Staging(day), row)
 	}
-	st.Rows, st.DistinctIDs, st.MaxID = c.N, c.IDs, c.MaxID
+	n, ok1 := row[0].(int64)
+	d, ok2 := row[1].(int64)
+	m, ok3 := row[2].(int64)
+	if !ok1 || !ok2 || !ok3 {
+		return st, fmt.Errorf("read staged state of %s: unexpected row %v", w.Staging(day), row)
+	}
+	st.Rows, st.DistinctIDs, st.MaxID = n, d, m
+	if n == 0 {
+		return st, nil
+	}
+	pos, ok := stagedKey(row[3], row[4])
+	if !ok {
+		return st, fmt.Errorf("read staged state of %s: unexpected row %v", w.Staging(day), row)
+	}
+	st.Pos = &pos
 	return st, nil
 }
 

@@ -202,27 +202,35 @@ func (s *Syncer) Sync(ctx context.Context, day time.Time, deadline time.Time) (O
 		defer release()
 	}
 
+	// The date's state and what its staging table holds are read side by
+	// side: on BigQuery each read is a query job, seconds of latency. A
+	// staging table is only made once the date is known to need one.
+	existing := make(chan staged, 1)
+	go func() {
+		st, ok, err := s.Warehouse.ExistingStaged(ctx, day)
+		existing <- staged{st, ok && err == nil}
+	}()
 	var prev syncstate.Entry
 	err := retry.Do(ctx, func(ctx context.Context, _ int) (err error) {
 		prev, _, err = s.State.Date(ctx, s.Table, date)
 		return err
 	})
+	ex := <-existing
 	if err != nil {
 		return 0, err
 	}
 	if prev.IsFinished {
 		return AlreadyFinished, nil
 	}
-	var st bq.Staged
-	err = retry.Do(ctx, func(ctx context.Context, _ int) error {
-		gen, err := s.Warehouse.EnsureStaging(ctx, day)
-		if err != nil {
+	st := ex.st
+	if !ex.ok {
+		// No staging table yet (or one to be remade for added columns, or
+		// the read failed): make it; one this call made is empty.
+		err = retry.Do(ctx, func(ctx context.Context, _ int) (err error) {
+			st, err = s.Warehouse.OpenStaging(ctx, day)
 			return err
-		}
-		st, err = s.Warehouse.StagedState(ctx, day, gen)
-		st.Pos = s.Source.FromStaging(st.Pos)
-		return err
-	})
+		})
+	}
 	if errors.Is(err, bq.ErrStagingGone) {
 		log.Info("staging table dropped by another loader; starting over")
 		return Continue, nil
@@ -230,6 +238,7 @@ func (s *Syncer) Sync(ctx context.Context, day time.Time, deadline time.Time) (O
 	if err != nil {
 		return 0, err
 	}
+	st.Pos = s.Source.FromStaging(st.Pos) // staging holds instants; positions are in the source's terms
 	if err := retry.Do(ctx, func(ctx context.Context, _ int) (err error) {
 		st.Pos, err = s.resume(ctx, day, st, prev)
 		return err
@@ -248,6 +257,12 @@ func (s *Syncer) Sync(ctx context.Context, day time.Time, deadline time.Time) (O
 		return Continue, nil
 	}
 	return s.publish(ctx, log, day, st.Gen, prev)
+}
+
+// staged is a staging read that may not have happened (ok false).
+type staged struct {
+	st bq.Staged
+	ok bool
 }
 
 // resume is where staging continues: the last staged position when
@@ -316,6 +331,9 @@ func (s *Syncer) stage(ctx context.Context, log *slog.Logger, day time.Time, st 
 	// per 10 s; with LoadsInFlight side by side a day moves at up to five
 	// chunks per 10 s instead of one per job latency.
 	var pace bq.Pacer
+	// The staging table's creation (its generation is its creation time)
+	// is a write of it too.
+	pace.Record(time.UnixMicro(int64(st.Gen)))
 	load := func(ctx context.Context, c Chunk) error {
 		if err := s.at("read"); err != nil {
 			return err
