@@ -132,8 +132,17 @@ func TestBrokenTableIsIsolated(t *testing.T) {
 		e := evo[civil.DateOf(evoDay)]
 		return e.State == syncstate.StateFailed && strings.Contains(e.Detail, "destination schema mismatch")
 	})
+	// Plain status reads only sync_control: the failed date and its reason.
 	var out bytes.Buffer
-	err = run(ctx, []string{"status"}, envconfig.MapLookuper(env), &out, io.Discard, app.WithClock(clock))
+	if err := run(ctx, []string{"status", "--table", "t_evo"}, envconfig.MapLookuper(env), &out, io.Discard, app.WithClock(clock)); err != nil {
+		t.Fatalf("status: %v", err)
+	}
+	if want := evoDay.Format(time.DateOnly) + "  failed"; !strings.Contains(out.String(), want) || !strings.Contains(out.String(), "destination schema mismatch") {
+		t.Fatalf("status lacks %q with the reason:\n%s", want, out.String())
+	}
+	// With --verify it opens the tables: the broken one with its reason.
+	out.Reset()
+	err = run(ctx, []string{"status", "--verify"}, envconfig.MapLookuper(env), &out, io.Discard, app.WithClock(clock))
 	if err == nil {
 		t.Fatalf("status with a broken table exits 0:\n%s", out.String())
 	}

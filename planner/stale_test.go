@@ -57,7 +57,7 @@ func TestStaleFinishedDateIsReported(t *testing.T) {
 	}
 	logs.Reset()
 	var out bytes.Buffer
-	if err := run(ctx, []string{"status"}, envconfig.MapLookuper(env), &out, &logs, app.WithClock(clock)); err != nil {
+	if err := run(ctx, []string{"status", "--verify"}, envconfig.MapLookuper(env), &out, &logs, app.WithClock(clock)); err != nil {
 		t.Fatalf("status: %v", err)
 	}
 	if !strings.Contains(logs.String(), want) {
