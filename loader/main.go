@@ -98,8 +98,9 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 		return cli.Usage(fmt.Errorf("configuration:\n%w", err))
 	}
 	logger := logging.New(stdout, cfg.Common.LogLevel).With("component", "loader")
+	var progress *cli.Progress
 	if *date != "" {
-		progress := cli.NewProgress(os.Stderr)
+		progress = cli.NewProgress(os.Stderr)
 		defer progress.Done()
 		logger = cli.WithProgress(logger, progress)
 	}
@@ -128,7 +129,7 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 	}
 	switch {
 	case mode == config.Once:
-		return syncDate(ctx, svc, *date, *table)
+		return syncDate(ctx, svc, *date, *table, progress)
 	case *pull:
 		return receive(ctx, svc, deps, cfg, *idle)
 	default:
@@ -137,8 +138,8 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 }
 
 // syncDate syncs one date of each table in this process until it is
-// published or finished.
-func syncDate(ctx context.Context, svc *loader.Service, date, table string) error {
+// published or finished; on a terminal, progress shows the rows left.
+func syncDate(ctx context.Context, svc *loader.Service, date, table string, progress *cli.Progress) error {
 	day, err := time.Parse(time.DateOnly, date)
 	if err != nil {
 		return cli.Usagef("--date %q is not a date (YYYY-MM-DD)", date)
@@ -155,6 +156,12 @@ func syncDate(ctx context.Context, svc *loader.Service, date, table string) erro
 			continue
 		}
 		log := logging.From(ctx).With("table", name, "sync_date", date)
+		if progress.Active() && syncer.Broken == nil {
+			// The day's rows, for "rows left": one count, only for a person watching.
+			if n, err := syncer.Source.CountDay(ctx, day); err == nil {
+				progress.Expect(n)
+			}
+		}
 		for {
 			out, err := syncer.Sync(logging.With(ctx, log), day, time.Now().Add(svc.Budget))
 			if err != nil {

@@ -46,7 +46,14 @@ func TestProgressFromChunkLines(t *testing.T) {
 	if !strings.Contains(term.String(), "orders chunk 2  rows=150  rows/s=") {
 		t.Fatalf("progress line %q", term.String())
 	}
-	if strings.Count(logs.String(), "\n") != 3 {
+	// With the day's rows known, the line also says how many are left.
+	p.Expect(400)
+	p.last = p.last.Add(-time.Second)
+	logger.Info("chunk staged", "chunk", 3, "rows", 50)
+	if !strings.Contains(term.String(), "orders chunk 3  rows=200  rows/s=") || !strings.HasSuffix(term.String(), "rows_left<=200") {
+		t.Fatalf("progress line %q", term.String())
+	}
+	if strings.Count(logs.String(), "\n") != 4 {
 		t.Fatalf("log lines not passed on: %s", logs.String())
 	}
 	// Not a terminal: the logger is left as it is.

@@ -19,6 +19,7 @@ type Progress struct {
 	w     io.Writer
 	start time.Time
 	last  time.Time
+	total int64 // rows expected in all, when known (Expect)
 }
 
 // NewProgress returns a progress line on f when f is a terminal, and a
@@ -32,6 +33,21 @@ func NewProgress(f *os.File) *Progress {
 		return &Progress{}
 	}
 	return &Progress{w: f, start: time.Now()}
+}
+
+// Active reports whether the line is shown (its writer is a terminal):
+// callers skip work, such as counting, that only feeds it.
+func (p *Progress) Active() bool { return p != nil && p.w != nil }
+
+// Expect adds n rows to those the work is expected to reach, so the line
+// also shows the rows left.
+func (p *Progress) Expect(n int64) {
+	if !p.Active() {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.total += n
 }
 
 // Update shows what and rows so far, at most five times a second.
@@ -48,6 +64,11 @@ func (p *Progress) Update(what string, rows int64) {
 	p.last = now
 	rate := float64(rows) / max(now.Sub(p.start).Seconds(), 0.001)
 	fmt.Fprintf(p.w, "\r\033[K%s  rows=%d  rows/s=%.0f", what, rows, rate)
+	if p.total > 0 {
+		// Rows already staged by an earlier run are not staged again, so
+		// this is at most what is left.
+		fmt.Fprintf(p.w, "  rows_left<=%d", max(p.total-rows, 0))
+	}
 }
 
 // Done ends the line.
