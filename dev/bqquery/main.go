@@ -5,7 +5,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -13,7 +12,6 @@ import (
 	"time"
 
 	"cloud.google.com/go/bigquery"
-	"google.golang.org/api/iterator"
 
 	"github.com/pgbq/pgbq/internal/bq"
 )
@@ -34,27 +32,19 @@ func main() {
 	}
 	defer client.Close()
 	it, err := bq.RunQuery(ctx, client, flag.Arg(0))
+	rows, err := bq.Rows[[]bigquery.Value](it, err)
 	if err != nil {
 		fail(err)
 	}
-	header := false
-	for {
-		var row []bigquery.Value
-		err := it.Next(&row)
-		if errors.Is(err, iterator.Done) {
-			return
-		}
-		if err != nil {
-			fail(err)
-		}
-		if !header {
-			names := make([]string, len(it.Schema))
-			for i, f := range it.Schema {
-				names[i] = f.Name
-			}
-			fmt.Println(strings.Join(names, "\t"))
-			header = true
-		}
+	if len(rows) == 0 {
+		return
+	}
+	names := make([]string, len(it.Schema))
+	for i, f := range it.Schema {
+		names[i] = f.Name
+	}
+	fmt.Println(strings.Join(names, "\t"))
+	for _, row := range rows {
 		cells := make([]string, len(row))
 		for i, v := range row {
 			cells[i] = cell(v)
