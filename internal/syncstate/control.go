@@ -2,11 +2,9 @@ package syncstate
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"cloud.google.com/go/civil"
-	"google.golang.org/api/iterator"
 
 	"github.com/pgbq/pgbq/internal/bq"
 )
@@ -26,23 +24,15 @@ func (s *Store) Scan(ctx context.Context, table string, from, to civil.Date, fn 
 	if !to.IsZero() {
 		filter += fmt.Sprintf(" AND sync_date <= DATE '%s'", to)
 	}
-	it, err := bq.RunQuery(ctx, s.client, s.entriesSQL(table, filter+" ORDER BY sync_date"))
-	if err != nil {
-		return fmt.Errorf("read %s: %w", View, err)
-	}
-	for {
-		var row entryRow
-		err := it.Next(&row)
-		if errors.Is(err, iterator.Done) {
-			return nil
-		}
+	for r, err := range bq.Each[entryRow](bq.RunQuery(ctx, s.client, s.entriesSQL(table, filter+" ORDER BY sync_date"))) {
 		if err != nil {
 			return fmt.Errorf("read %s: %w", View, err)
 		}
-		if err := fn(row.entry()); err != nil {
+		if err := fn(r.entry()); err != nil {
 			return err
 		}
 	}
+	return nil
 }
 
 // FailureCounts counts, per date of table, the failed entries since the
