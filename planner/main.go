@@ -114,7 +114,7 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 	switch {
 	case cmd == "verify":
 		printBroken(stdout, deps)
-		return errors.Join(verify(ctx, stdout, planners, deps, &cfg.Common, cl.from, cl.to, cl.repair), deps.Broken())
+		return errors.Join(verify(ctx, stdout, planners, deps, &cfg.Common, cl.fromDate, cl.toDate, cl.repair), deps.Broken())
 	case cmd == "status":
 		// --verify: the state first, then today's recount of both sides.
 		if err := operate(ctx, stdout, &cfg, cl, opts); err != nil {
@@ -206,7 +206,7 @@ func printBroken(w io.Writer, deps *app.Deps) {
 // ErrMismatch makes verify exit non-zero.
 var ErrMismatch = errors.New("dates differ between the source and BigQuery")
 
-func verify(ctx context.Context, stdout io.Writer, planners []*planner.Planner, deps *app.Deps, c *config.Common, fromArg, toArg string, repair bool) error {
+func verify(ctx context.Context, stdout io.Writer, planners []*planner.Planner, deps *app.Deps, c *config.Common, fromArg, toArg civil.Date, repair bool) error {
 	bad := 0
 	var errs []error
 	for i, p := range planners {
@@ -226,25 +226,18 @@ func verify(ctx context.Context, stdout io.Writer, planners []*planner.Planner, 
 	return errors.Join(errs...)
 }
 
-func verifyTable(ctx context.Context, stdout io.Writer, p *planner.Planner, deps *app.Deps, t *app.Table, c *config.Common, fromArg, toArg string, repair bool) (int, error) {
+func verifyTable(ctx context.Context, stdout io.Writer, p *planner.Planner, deps *app.Deps, t *app.Table, c *config.Common, fromArg, toArg civil.Date, repair bool) (int, error) {
 	from, to, ok, err := p.Range(ctx)
 	if err != nil {
 		return 0, err
 	}
 	to = to.AddDays(-1) // by default through yesterday: today is still being synced
-	for _, a := range []struct {
-		arg  string
-		dst  *civil.Date
-		name string
-	}{{fromArg, &from, "--from"}, {toArg, &to, "--to"}} {
-		if a.arg == "" {
-			continue
-		}
-		d, err := civil.ParseDate(a.arg)
-		if err != nil {
-			return 0, cli.Usagef("%s %q is not a date (YYYY-MM-DD)", a.name, a.arg)
-		}
-		*a.dst, ok = d, true
+	// --from and --to (parsed with the command line) replace the bounds.
+	if !fromArg.IsZero() {
+		from, ok = fromArg, true
+	}
+	if !toArg.IsZero() {
+		to, ok = toArg, true
 	}
 	if !ok || to.Before(from) {
 		fmt.Fprintln(stdout, "no dates to verify")

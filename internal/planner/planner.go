@@ -215,9 +215,6 @@ func (p *Planner) Run(ctx context.Context) ([]Planned, error) {
 	if plan, err = p.quarantine(ctx, plan); err != nil {
 		return nil, err
 	}
-	if err := p.warnUndated(ctx); err != nil {
-		return nil, err
-	}
 	if _, err := p.Audit(ctx); err != nil {
 		return nil, err
 	}

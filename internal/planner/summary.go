@@ -74,8 +74,12 @@ func (p *Planner) Summarize(ctx context.Context) (Summary, error) {
 }
 
 // Log writes s as the "table status" line: numbers as JSON numbers, dates
-// as YYYY-MM-DD ("" when none).
+// as YYYY-MM-DD ("" when none); and, when the source has rows that belong
+// to no date, a WARNING with their count.
 func (s Summary) Log(log *slog.Logger, table string) {
+	if s.Undated > 0 {
+		log.Warn("rows without a date not synced", "table", table, "rows_undated", s.Undated, "why", undatedWhy)
+	}
 	date := func(d civil.Date) string {
 		if d.IsZero() {
 			return ""

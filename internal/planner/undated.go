@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-
-	"github.com/pgbq/pgbq/internal/logging"
 )
 
 // UndatedCounter is a source that counts its rows that belong to no date:
@@ -24,18 +22,6 @@ func (p *Planner) Undated(ctx context.Context) (int64, error) {
 		return 0, nil
 	}
 	return c.CountUndated(ctx)
-}
-
-// warnUndated logs, at WARNING, how many of the table's rows no date
-// holds, when there are any.
-func (p *Planner) warnUndated(ctx context.Context) error {
-	n, err := p.Undated(ctx)
-	if err != nil || n == 0 {
-		return err
-	}
-	logging.From(ctx).Warn("rows without a date not synced", "table", p.Table, "rows_undated", n,
-		"why", undatedWhy)
-	return nil
 }
 
 // undatedWhy says which rows are undated, for people.
