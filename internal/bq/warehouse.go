@@ -395,6 +395,23 @@ func (w *Warehouse) Load(ctx context.Context, day time.Time, gen Generation, fir
 	return err
 }
 
+// StagingRows reads the staging table of day's generation and row count
+// from its metadata (tables.get: no job, so none of a job's latency).
+// BigQuery's numRows counts every row but those in the streaming buffer
+// (https://cloud.google.com/bigquery/docs/reference/rest/v2/tables, field
+// numRows); staging tables only ever take load jobs, so it counts them
+// all. A missing table is ErrStagingGone.
+func (w *Warehouse) StagingRows(ctx context.Context, day time.Time) (Generation, int64, error) {
+	got, err := w.Client.Dataset(w.cfg.StagingDataset).Table(w.Staging(day)).Metadata(ctx)
+	if IsStatus(err, http.StatusNotFound) {
+		return 0, 0, fmt.Errorf("read table %s: %w", w.Staging(day), ErrStagingGone)
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("read table %s: %w", w.Staging(day), err)
+	}
+	return Generation(got.CreationTime.UnixMicro()), int64(got.NumRows), nil
+}
+
 // ErrStagingGone means the staging table was dropped under a load: another
 // loader finished or reset the date. The date's position must be read again.
 var ErrStagingGone = errors.New("staging table is gone")

@@ -202,28 +202,32 @@ func (s *Syncer) Sync(ctx context.Context, day time.Time, deadline time.Time) (O
 		defer release()
 	}
 
-	// The date's state and what its staging table holds are read side by
-	// side: on BigQuery each read is a query job, seconds of latency. A
-	// staging table is only made once the date is known to need one.
-	existing := make(chan staged, 1)
+	// The date's state is read while staging is looked at and, when the
+	// day starts from nothing, while its first chunks are read, encoded
+	// and loaded: on BigQuery the read is a query job, seconds of latency.
+	// Nothing is checkpointed before the state is known (see stage).
+	stateRead := make(chan stateResult, 1)
 	go func() {
-		st, ok, err := s.Warehouse.ExistingStaged(ctx, day)
-		existing <- staged{st, ok && err == nil}
+		var r stateResult
+		r.err = retry.Do(ctx, func(ctx context.Context, _ int) (err error) {
+			r.prev, _, err = s.State.Date(ctx, s.Table, date)
+			return err
+		})
+		stateRead <- r
 	}()
-	var prev syncstate.Entry
-	err := retry.Do(ctx, func(ctx context.Context, _ int) (err error) {
-		prev, _, err = s.State.Date(ctx, s.Table, date)
-		return err
+	state := sync.OnceValues(func() (syncstate.Entry, error) {
+		r := <-stateRead
+		return r.prev, r.err
 	})
-	ex := <-existing
+	// Ids a unique index proves unique let the publish trust row counts
+	// (see publish); without that proof it counts distinct ids.
+	unique, err := s.Source.UniqueIDs(ctx)
 	if err != nil {
 		return 0, err
 	}
-	if prev.IsFinished {
-		return AlreadyFinished, nil
-	}
-	st := ex.st
-	if !ex.ok {
+	st, ok, err := s.Warehouse.ExistingStaged(ctx, day)
+	made := !ok
+	if !ok {
 		// No staging table yet (or one to be remade for added columns, or
 		// the read failed): make it; one this call made is empty.
 		err = retry.Do(ctx, func(ctx context.Context, _ int) (err error) {
@@ -239,13 +243,39 @@ func (s *Syncer) Sync(ctx context.Context, day time.Time, deadline time.Time) (O
 		return 0, err
 	}
 	st.Pos = s.Source.FromStaging(st.Pos) // staging holds instants; positions are in the source's terms
-	if err := retry.Do(ctx, func(ctx context.Context, _ int) (err error) {
-		st.Pos, err = s.resume(ctx, day, st, prev)
-		return err
-	}); err != nil {
-		return 0, err
+	var prev syncstate.Entry
+	resumed := st.Pos
+	if st.Pos != nil {
+		// Where to go on depends on the last checkpoint (see resume).
+		if prev, err = state(); err != nil {
+			return 0, err
+		}
+		if prev.IsFinished {
+			return AlreadyFinished, nil
+		}
+		if err := retry.Do(ctx, func(ctx context.Context, _ int) (err error) {
+			resumed, err = s.resume(ctx, day, st, prev)
+			return err
+		}); err != nil {
+			return 0, err
+		}
 	}
-	done, err := s.stage(ctx, log, day, st, max(st.MaxID, prev.LastMaxID), deadline)
+	// Staging is known exactly when it held each id once and the day goes
+	// on right after its last row: then it is what it held plus the chunks
+	// loaded below, each row once (see publish).
+	exact := unique && st.Rows == st.DistinctIDs && resumed == st.Pos
+	st.Pos = resumed
+	done, known, err := s.stage(ctx, log, day, st, state, deadline)
+	if errors.Is(err, errFinished) {
+		if made {
+			// Made for a date that turned out finished (a message
+			// delivered again): nothing of it is needed.
+			if err := s.Warehouse.DropStaging(ctx, day); err != nil {
+				log.Warn("staging not dropped", "error", err.Error())
+			}
+		}
+		return AlreadyFinished, nil
+	}
 	if errors.Is(err, bq.ErrStagingGone) {
 		log.Info("staging table dropped by another loader; starting over")
 		return Continue, nil
@@ -256,14 +286,28 @@ func (s *Syncer) Sync(ctx context.Context, day time.Time, deadline time.Time) (O
 	if !done {
 		return Continue, nil
 	}
-	return s.publish(ctx, log, day, st.Gen, prev)
+	// A day with no chunk to stage never asked for the state.
+	if prev, err = state(); err != nil {
+		return 0, err
+	}
+	if prev.IsFinished {
+		return AlreadyFinished, nil
+	}
+	if !exact {
+		known = nil
+	}
+	return s.publish(ctx, log, day, st.Gen, prev, known)
 }
 
-// staged is a staging read that may not have happened (ok false).
-type staged struct {
-	st bq.Staged
-	ok bool
+// stateResult is a read of the date's state.
+type stateResult struct {
+	prev syncstate.Entry
+	err  error
 }
+
+// errFinished stops a sync that started before it knew its date was
+// already finished.
+var errFinished = errors.New("date already finished")
 
 // resume is where staging continues: the last staged position when
 // everything up to it is staged (staged distinct ids = source rows up to
@@ -320,11 +364,15 @@ const LoadsInFlight = 4
 
 // stage runs the chunk loop: chunks are loaded up to LoadsInFlight at a
 // time, and checkpointed in order over the prefix that is entirely staged;
-// reading and encoding the next chunks overlap the loads (see Extract). It
+// reading and encoding the next chunks overlap the loads (see Extract).
+// The first checkpoint waits for the date's state (errFinished when the
+// date turns out finished), so loads may start before it is read. It
 // returns done when a short chunk showed that every row of the day so far
-// is staged.
-func (s *Syncer) stage(ctx context.Context, log *slog.Logger, day time.Time, st bq.Staged, maxID int64, deadline time.Time) (done bool, err error) {
-	staged := st.Rows
+// is staged, and what staging holds if it held st and took each chunk
+// once: st plus the chunks, counted.
+func (s *Syncer) stage(ctx context.Context, log *slog.Logger, day time.Time, st bq.Staged,
+	state func() (syncstate.Entry, error), deadline time.Time) (done bool, known *bq.Staged, err error) {
+	now := st
 	var mu sync.Mutex
 	loadTimes := map[int]time.Duration{}
 	// Loads into one staging table are spaced to BigQuery's 5 table writes
@@ -361,15 +409,25 @@ func (s *Syncer) stage(ctx context.Context, log *slog.Logger, day time.Time, st 
 		return s.at("loaded")
 	}
 	commit := func(ctx context.Context, c Chunk) error {
-		staged += int64(c.Rows)
-		maxID = max(maxID, c.MaxID)
+		prev, err := state()
+		if err != nil {
+			return err
+		}
+		if prev.IsFinished {
+			return errFinished
+		}
+		now.Rows += int64(c.Rows)
+		now.DistinctIDs += int64(c.Rows)
+		now.MaxID = max(now.MaxID, c.MaxID)
+		last := c.Last
+		now.Pos = &last
 		// The staging table is the truth; this row is for people, the
 		// planner, and a resume that finds a gap above it (see resume).
 		// Losing it costs at most a re-read, so it does not stop us.
 		t1 := time.Now()
 		if err := s.appendState(ctx, syncstate.Entry{
 			Table: s.Table, Date: civil.DateOf(day), State: syncstate.StateInProgress,
-			LastMaxID: maxID, LastCreatedAt: c.Last.Time, LastID: c.Last.ID, RowsStaged: staged, Writer: s.Writer,
+			LastMaxID: max(now.MaxID, prev.LastMaxID), LastCreatedAt: c.Last.Time, LastID: c.Last.ID, RowsStaged: now.Rows, Writer: s.Writer,
 		}); err != nil {
 			log.Warn("checkpoint not recorded", "error", err.Error())
 		}
@@ -382,13 +440,25 @@ func (s *Syncer) stage(ctx context.Context, log *slog.Logger, day time.Time, st 
 			"checkpoint_ms", time.Since(t1).Milliseconds(), "last_id", c.Last.ID)
 		return s.at("checkpointed")
 	}
-	return Extract(ctx, s.Source, s.Encoder, day, s.horizon(day), st.Pos, s.ChunkSize, deadline,
+	done, err = Extract(ctx, s.Source, s.Encoder, day, s.horizon(day), st.Pos, s.ChunkSize, deadline,
 		Stages{Load: load, Commit: commit, InFlight: LoadsInFlight})
+	return done, &now, err
 }
 
 // publish puts the staged day into the destination and decides whether
 // the date is finished.
-func (s *Syncer) publish(ctx context.Context, log *slog.Logger, day time.Time, gen bq.Generation, prev syncstate.Entry) (Outcome, error) {
+//
+// known, when set, is what staging holds if nothing but this call's loads
+// wrote it since it was read (stage): rows of distinct keyset positions,
+// with ids a unique index proves distinct. Staging only ever grows within
+// its generation, so when its row count (table metadata, no job) is still
+// known.Rows, it holds exactly those rows, each id once, and the query
+// that would count them is not needed; and when the count is still that
+// after the copy, the copy — which read staging in between — put exactly
+// them into the day, so the destination needs no count either. Any other
+// figure, or no known, takes the counting way: a query before the publish
+// and one after it. On BigQuery each query is a job's latency, seconds.
+func (s *Syncer) publish(ctx context.Context, log *slog.Logger, day time.Time, gen bq.Generation, prev syncstate.Entry, known *bq.Staged) (Outcome, error) {
 	date := civil.DateOf(day)
 	if err := s.at("publish"); err != nil {
 		return 0, err
@@ -400,10 +470,17 @@ func (s *Syncer) publish(ctx context.Context, log *slog.Logger, day time.Time, g
 	var st bq.Staged
 	var expected int64
 	err := retry.Do(ctx, func(ctx context.Context, _ int) (err error) {
-		if st, err = s.Warehouse.StagedState(ctx, day, gen); err != nil {
-			return err
+		if known != nil && !s.stagingHolds(ctx, day, gen, known.Rows) {
+			known = nil
 		}
-		st.Pos = s.Source.FromStaging(st.Pos)
+		if known != nil {
+			st = *known
+		} else {
+			if st, err = s.Warehouse.StagedState(ctx, day, gen); err != nil {
+				return err
+			}
+			st.Pos = s.Source.FromStaging(st.Pos)
+		}
 		expected = 0
 		if st.Pos != nil {
 			expected, err = s.Source.CountUpTo(ctx, day, *st.Pos)
@@ -442,8 +519,11 @@ func (s *Syncer) publish(ctx context.Context, log *slog.Logger, day time.Time, g
 	// finished short.
 	var dest bq.DayStats
 	var src int64
+	copied := known != nil && s.stagingHolds(ctx, day, gen, known.Rows)
 	err = retry.Do(ctx, func(ctx context.Context, _ int) (err error) {
-		if dest, err = s.Warehouse.CountDay(ctx, day); err != nil {
+		if copied {
+			dest = bq.DayStats{Rows: st.Rows, DistinctIDs: st.DistinctIDs}
+		} else if dest, err = s.Warehouse.CountDay(ctx, day); err != nil {
 			return err
 		}
 		src, err = s.Source.CountDay(ctx, day)
@@ -498,6 +578,14 @@ func (s *Syncer) publish(ctx context.Context, log *slog.Logger, day time.Time, g
 		}
 		return Continue, nil
 	}
+}
+
+// stagingHolds reports whether the staging table of day is still
+// generation gen with rows rows, by its metadata. Any error says no: the
+// caller then counts with a query, which reports what went wrong.
+func (s *Syncer) stagingHolds(ctx context.Context, day time.Time, gen bq.Generation, rows int64) bool {
+	g, n, err := s.Warehouse.StagingRows(ctx, day)
+	return err == nil && g == gen && n == rows
 }
 
 // maxResyncs bounds how often one date is rebuilt from scratch before it

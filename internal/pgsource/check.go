@@ -133,6 +133,18 @@ SELECT NOT a.attnotnull,
 FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid
 WHERE c.oid = to_regclass($1) AND a.attname = $2`
 
+// UniqueIDs reports whether a unique index on the id column alone proves
+// its values unique. The loader then knows that rows it read at distinct
+// keyset positions are distinct rows with distinct ids, and may trust row
+// counts where it would otherwise count distinct ids (see loader.publish).
+func (s *Source) UniqueIDs(ctx context.Context) (bool, error) {
+	var nullable, unique, indexed bool
+	if err := s.pool.QueryRow(ctx, idIndexSQL, s.Name(), s.cols[s.table.IDIndex].Name).Scan(&nullable, &unique, &indexed); err != nil {
+		return false, fmt.Errorf("inspect the id column of %s: %w", s.Name(), err)
+	}
+	return unique, nil
+}
+
 // KeyCheck looks at what the keyset needs of the id column beyond its
 // type. Rows with a NULL id cannot be synced (their dates fail naming
 // them): counted where an index makes that cheap, and then a problem.
