@@ -25,6 +25,10 @@ type Pacer struct {
 
 const paceWindow = 10*time.Second + 500*time.Millisecond
 
+// WriteSpacing is how far apart jobs writing one table must start for
+// any number of processes taking turns to stay under TableWritesPer10s.
+const WriteSpacing = paceWindow / TableWritesPer10s
+
 // Record counts a write of the table made at t by other means, such as
 // its creation (tables.insert counts toward the same limit).
 func (p *Pacer) Record(t time.Time) {

@@ -503,7 +503,7 @@ func (s *Syncer) publish(ctx context.Context, log *slog.Logger, day time.Time, g
 	}
 	// Partition replacement: no DML, no transaction to conflict with the
 	// publishes of other dates; repeating it is safe.
-	err = retry.Do(ctx, func(ctx context.Context, _ int) error { return s.Warehouse.Publish(ctx, day, st) })
+	err = retry.Do(ctx, func(ctx context.Context, _ int) error { return s.publishTurn(ctx, day, st) })
 	if errors.Is(err, bq.ErrStagingGone) {
 		log.Info("staging table dropped by another loader before the publish; starting over")
 		return Continue, nil
@@ -578,6 +578,24 @@ func (s *Syncer) publish(ctx context.Context, log *slog.Logger, day time.Time, g
 		}
 		return Continue, nil
 	}
+}
+
+// publishTurn publishes day in this process's turn among every loader of
+// the table. Each publish is a job writing the destination, and BigQuery
+// allows 5 of those per table per 10 s; loaders that each publish when
+// they are ready exceed that as soon as a date takes less than 2 s per
+// loader, and every refused copy still counts toward the table's 1,000
+// copy jobs a day (https://cloud.google.com/bigquery/quotas#copy_jobs),
+// so that retries would spend a back-fill's daily copies on refusals.
+// Taking turns, starts are bq.WriteSpacing apart: the turn is handed on
+// that long after it was taken, whether or not the job has ended.
+func (s *Syncer) publishTurn(ctx context.Context, day time.Time, st bq.Staged) error {
+	release, err := s.Source.Turn(ctx, "publish/"+s.Table)
+	if err != nil {
+		return err
+	}
+	time.AfterFunc(bq.WriteSpacing, release)
+	return s.Warehouse.Publish(ctx, day, st)
 }
 
 // stagingHolds reports whether the staging table of day is still

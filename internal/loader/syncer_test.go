@@ -125,3 +125,31 @@ INSERT INTO local_events SELECT 1000 + g, TIMESTAMP '2024-10-26 22:00' + g * int
 		}
 	}
 }
+
+// Loaders take turns at publishing (Syncer.publishTurn): a turn is not
+// granted while another process holds it, a wait cut short by its context
+// fails without leaving the turn held, and once handed on it is granted.
+func TestPublishTurnsAreTakenOneAtATime(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	r.open(10)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	release, err := r.src.Turn(ctx, "publish/turns")
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, cancelShort := context.WithTimeout(ctx, 300*time.Millisecond)
+	_, err = r.src.Turn(short, "publish/turns")
+	cancelShort()
+	if err == nil {
+		t.Fatal("a second turn was granted while the first was held")
+	}
+	release()
+	release() // handing on twice is harmless
+	again, err := r.src.Turn(ctx, "publish/turns")
+	if err != nil {
+		t.Fatalf("the turn was not granted once handed on: %v", err)
+	}
+	again()
+}

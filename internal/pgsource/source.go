@@ -8,6 +8,7 @@ import (
 	"hash/fnv"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"cloud.google.com/go/civil"
@@ -337,6 +338,19 @@ var ErrLocked = errors.New("lease held by another process")
 // connection; it lasts until release is called or the connection dies.
 // Correctness never depends on it: it only saves duplicate work.
 func (s *Source) Lease(ctx context.Context, key string) (release func(), err error) {
+	return s.lock(ctx, key, `SELECT pg_try_advisory_lock($1)`)
+}
+
+// Turn waits until this process holds the session advisory lock named by
+// key (in the order PostgreSQL grants waiting locks, first come first
+// served) or ctx ends; it lasts until release is called or the connection
+// dies. Processes take turns with it at something they must not do at
+// once, such as starting jobs against a rate limit shared by all.
+func (s *Source) Turn(ctx context.Context, key string) (release func(), err error) {
+	return s.lock(ctx, key, `SELECT true FROM pg_advisory_lock($1)`)
+}
+
+func (s *Source) lock(ctx context.Context, key, sql string) (release func(), err error) {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("lease %s: %w", key, err)
@@ -345,7 +359,10 @@ func (s *Source) Lease(ctx context.Context, key string) (release func(), err err
 	h.Write([]byte("pgbq\x00" + key))
 	lockID := int64(binary.BigEndian.Uint64(h.Sum(nil)))
 	var ok bool
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, lockID).Scan(&ok); err != nil {
+	if err := conn.QueryRow(ctx, sql, lockID).Scan(&ok); err != nil {
+		// A wait cut short may have been granted the lock after all: the
+		// connection goes, and the lock with it.
+		conn.Conn().Close(context.WithoutCancel(ctx))
 		conn.Release()
 		return nil, fmt.Errorf("lease %s: %w", key, err)
 	}
@@ -353,15 +370,18 @@ func (s *Source) Lease(ctx context.Context, key string) (release func(), err err
 		conn.Release()
 		return nil, ErrLocked
 	}
+	var once sync.Once
 	// The release runs after the request's context may have ended.
 	return func() { //nolint:contextcheck // see above
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, lockID); err != nil {
-			// The lock dies with the connection.
-			conn.Conn().Close(ctx)
-		}
-		conn.Release()
+		once.Do(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, lockID); err != nil {
+				// The lock dies with the connection.
+				conn.Conn().Close(ctx)
+			}
+			conn.Release()
+		})
 	}, nil
 }
 
