@@ -188,6 +188,14 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 		return nil, err
 	}
 	r.logf("one date alone: %.1f s (%d rows, chunk %d, job latency %s)", rep.PerDate.Seconds(), opt.RowsPerDate, opt.ChunkSize, opt.JobLatency)
+	// Every date's publish is a job writing the one destination table,
+	// and the loaders take turns at it (bq.WriteSpacing apart): no wall
+	// time can beat that, however many loaders there are. (Push scales
+	// the fidelity layer's rates, not the loaders' turns.)
+	if opt.Mode == Pull {
+		r.logf("publishing bound: %d publishes × %.1f s = %.0f s at least (BigQuery's 5 writes per table per 10 s); perfect packing: %.0f s",
+			opt.Dates, bq.WriteSpacing.Seconds(), float64(opt.Dates)*bq.WriteSpacing.Seconds(), rep.Ideal().Seconds())
+	}
 	start := time.Now()
 	switch opt.Mode {
 	case Pull:
