@@ -76,6 +76,10 @@ type Syncer struct {
 	Broken error
 	// Reopen opens the table again; see Broken.
 	Reopen func(ctx context.Context) (*pgsource.Source, *bq.Warehouse, error)
+	// PublishSpacing is how long a loader's turn at publishing lasts (see
+	// publishTurn); bq.WriteSpacing when zero. Only a simulation whose
+	// BigQuery runs its rate limits faster sets it.
+	PublishSpacing time.Duration
 	// mu guards Source, Warehouse and Encoder, which a schema change
 	// replaces: each Sync reads them under the read lock.
 	mu sync.RWMutex
@@ -594,7 +598,11 @@ func (s *Syncer) publishTurn(ctx context.Context, day time.Time, st bq.Staged) e
 	if err != nil {
 		return err
 	}
-	time.AfterFunc(bq.WriteSpacing, release)
+	spacing := s.PublishSpacing
+	if spacing <= 0 {
+		spacing = bq.WriteSpacing
+	}
+	time.AfterFunc(spacing, release)
 	return s.Warehouse.Publish(ctx, day, st)
 }
 

@@ -262,8 +262,13 @@ func (r *run) newInstance(ctx context.Context, i int) (*instance, error) {
 		src.Close()
 		return nil, fmt.Errorf("loader %d: %w", i, err)
 	}
-	return &instance{src: src, syncer: &loader.Syncer{Source: src, Warehouse: wh, State: r.state, Encoder: enc,
-		Table: Table, ChunkSize: r.opt.ChunkSize, Grace: time.Hour, Writer: fmt.Sprintf("loader-%d", i)}}, nil
+	s := &loader.Syncer{Source: src, Warehouse: wh, State: r.state, Encoder: enc,
+		Table: Table, ChunkSize: r.opt.ChunkSize, Grace: time.Hour, Writer: fmt.Sprintf("loader-%d", i)}
+	if r.opt.Mode == Push {
+		// The fidelity layer's rates are scaled up by the same factor.
+		s.PublishSpacing = time.Duration(float64(bq.WriteSpacing) * r.opt.TimeScale)
+	}
+	return &instance{src: src, syncer: s}, nil
 }
 
 // calibrate syncs the calibration date alone on one loader, to the end.
