@@ -1,7 +1,9 @@
 package parquetenc
 
 import (
+	"bytes"
 	"encoding/binary"
+	"hash/maphash"
 
 	"github.com/pgbq/pgbq/internal/schema"
 )
@@ -9,8 +11,7 @@ import (
 // dictionary is a column chunk's dictionary while it is being built.
 type dictionary struct {
 	n     int
-	bytes map[string]uint32
-	ints  map[int64]uint32
+	table hashTable
 	data  []byte   // byte values in index order, back to back
 	offs  []uint32 // data offsets: value i is data[offs[i]:offs[i+1]]
 	order []int64  // integer values in index order
@@ -26,10 +27,7 @@ func (d *dictionary) build(l *leaf, vals *schema.Vector, n int, idx *[]uint32) b
 	defer func() { *idx = ix }()
 	switch l.physical {
 	case ptBytes, ptFixed:
-		if d.bytes == nil {
-			d.bytes = make(map[string]uint32)
-		}
-		clear(d.bytes)
+		d.table.reset()
 		for k := 0; k < n; k++ {
 			if !vals.Valid[k] {
 				continue
@@ -38,11 +36,8 @@ func (d *dictionary) build(l *leaf, vals *schema.Vector, n int, idx *[]uint32) b
 			if len(p) > dictMaxBytes/16 {
 				return false // values this long do not repeat enough to pay
 			}
-			id, ok := d.bytes[string(p)]
+			id, ok := d.findBytes(p)
 			if !ok {
-				id = uint32(d.n)
-				d.n++
-				d.bytes[string(p)] = id
 				d.data = append(d.data, p...)
 				d.offs = append(d.offs, uint32(len(d.data)))
 				if d.tooBig(len(ix) + 1) {
@@ -53,20 +48,14 @@ func (d *dictionary) build(l *leaf, vals *schema.Vector, n int, idx *[]uint32) b
 		}
 	case ptInt64, ptInt32:
 		size := 8
-		if d.ints == nil {
-			d.ints = make(map[int64]uint32)
-		}
-		clear(d.ints)
+		d.table.reset()
 		for k := 0; k < n; k++ {
 			if !vals.Valid[k] {
 				continue
 			}
 			x := vals.Ints[k]
-			id, ok := d.ints[x]
+			id, ok := d.findInt(x)
 			if !ok {
-				id = uint32(d.n)
-				d.n++
-				d.ints[x] = id
 				d.order = append(d.order, x)
 				if d.tooBig(len(ix)+1) || len(d.order)*size > dictMaxBytes {
 					return false
@@ -85,6 +74,104 @@ func (d *dictionary) build(l *leaf, vals *schema.Vector, n int, idx *[]uint32) b
 	// on the plain values (measured on the bench table's JSON column).
 	return d.n <= len(ix)/8
 }
+
+// hashTable maps a dictionary's values to their indices: open addressing
+// with linear probing over a power-of-two array of slots, at most half
+// full. A slot holds the index + 1 (0: empty) and, for byte values, 32
+// bits of the value's hash, so that most probes that miss compare no
+// bytes. It costs a fraction of a Go map lookup with a string key, and
+// nothing is allocated a value.
+type hashTable struct {
+	slots []uint64
+	shift uint // 64 - log2(len(slots))
+	used  int
+}
+
+func (t *hashTable) reset() {
+	if len(t.slots) == 0 || len(t.slots) > 1<<12 {
+		// Start small: most chunks of a high-cardinality column give
+		// up after the probe, and clearing a large table costs.
+		t.slots = make([]uint64, 1<<8)
+		t.shift = 64 - 8
+	} else {
+		clear(t.slots)
+	}
+	t.used = 0
+}
+
+// grow doubles the table (when it is half full); rehash gives a slot's
+// hash.
+func (t *hashTable) grow(rehash func(slot uint64) uint64) {
+	old := t.slots
+	t.slots = make([]uint64, 2*len(old))
+	t.shift--
+	mask := uint64(len(t.slots) - 1)
+	for _, s := range old {
+		if s == 0 {
+			continue
+		}
+		i := rehash(s) >> t.shift
+		for t.slots[i] != 0 {
+			i = (i + 1) & mask
+		}
+		t.slots[i] = s
+	}
+}
+
+const mix = 0x9E3779B97F4A7C15 // Fibonacci hashing: the top bits pick the slot
+
+// findInt returns x's index, adding x (ok false) if it is new.
+func (d *dictionary) findInt(x int64) (id uint32, ok bool) {
+	t := &d.table
+	if 2*(t.used+1) > len(t.slots) {
+		t.grow(func(s uint64) uint64 { return uint64(d.order[uint32(s)-1]) * mix })
+	}
+	mask := uint64(len(t.slots) - 1)
+	for i := (uint64(x) * mix) >> t.shift; ; i = (i + 1) & mask {
+		s := t.slots[i]
+		if s == 0 {
+			id = uint32(d.n)
+			d.n++
+			t.used++
+			t.slots[i] = uint64(id) + 1
+			return id, false
+		}
+		if d.order[uint32(s)-1] == x {
+			return uint32(s) - 1, true
+		}
+	}
+}
+
+// findBytes returns p's index, adding its index (ok false) if it is new;
+// the caller appends p to d.data then.
+func (d *dictionary) findBytes(p []byte) (id uint32, ok bool) {
+	t := &d.table
+	if 2*(t.used+1) > len(t.slots) {
+		t.grow(func(s uint64) uint64 { return (s >> 32) * mix })
+	}
+	h := uint64(uint32(maphash.Bytes(seed, p)))
+	mask := uint64(len(t.slots) - 1)
+	for i := (h * mix) >> t.shift; ; i = (i + 1) & mask {
+		s := t.slots[i]
+		if s == 0 {
+			id = uint32(d.n)
+			d.n++
+			t.used++
+			t.slots[i] = h<<32 | (uint64(id) + 1)
+			return id, false
+		}
+		if s>>32 == h {
+			k := uint32(s) - 1
+			if bytes.Equal(d.data[d.offs[k]:d.offs[k+1]], p) {
+				return k, true
+			}
+		}
+	}
+}
+
+// seed is the process's hash seed; indices are given in order of first
+// appearance, so the files do not depend on it.
+var seed = maphash.MakeSeed()
 
 // tooBig says whether the dictionary passed its limits after seen values:
 // too many entries or bytes, or, past a probe, too few repeats to be
