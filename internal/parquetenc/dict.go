@@ -25,6 +25,15 @@ func (d *dictionary) build(l *leaf, vals *schema.Vector, n int, idx *[]uint32) b
 	d.data, d.offs, d.order = d.data[:0], append(d.offs[:0], 0), d.order[:0]
 	ix := (*idx)[:0]
 	defer func() { *idx = ix }()
+	// The dictionary pays only if it ends with at most one entry for
+	// every 8 values (below): past that it is given up at once.
+	nonNull := 0
+	for _, ok := range vals.Valid[:n] {
+		if ok {
+			nonNull++
+		}
+	}
+	most := nonNull / 8
 	switch l.physical {
 	case ptBytes, ptFixed:
 		d.table.reset()
@@ -40,7 +49,7 @@ func (d *dictionary) build(l *leaf, vals *schema.Vector, n int, idx *[]uint32) b
 			if !ok {
 				d.data = append(d.data, p...)
 				d.offs = append(d.offs, uint32(len(d.data)))
-				if d.tooBig(len(ix) + 1) {
+				if d.n > most || d.tooBig(len(ix)+1) {
 					return false
 				}
 			}
@@ -57,7 +66,7 @@ func (d *dictionary) build(l *leaf, vals *schema.Vector, n int, idx *[]uint32) b
 			id, ok := d.findInt(x)
 			if !ok {
 				d.order = append(d.order, x)
-				if d.tooBig(len(ix)+1) || len(d.order)*size > dictMaxBytes {
+				if d.n > most || d.tooBig(len(ix)+1) || len(d.order)*size > dictMaxBytes {
 					return false
 				}
 			}
