@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"golang.org/x/sys/unix"
 )
 
@@ -31,23 +32,24 @@ const (
 	lowWaterWait = time.Millisecond
 )
 
-// dialBatched dials like net.Dialer and wraps a TCP or Unix socket
-// connection in a batchedConn.
-func dialBatched(ctx context.Context, network, addr string) (net.Conn, error) {
-	d := net.Dialer{KeepAlive: 5 * time.Minute}
-	c, err := d.DialContext(ctx, network, addr)
-	if err != nil {
-		return nil, err
+// batchedDial wraps dial's TCP or Unix socket connections in a
+// batchedConn.
+func batchedDial(dial pgconn.DialFunc) pgconn.DialFunc {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		sc, ok := c.(syscall.Conn)
+		if !ok {
+			return c, nil
+		}
+		raw, err := sc.SyscallConn()
+		if err != nil {
+			return c, nil
+		}
+		return &batchedConn{Conn: c, raw: raw}, nil
 	}
-	sc, ok := c.(syscall.Conn)
-	if !ok {
-		return c, nil
-	}
-	raw, err := sc.SyscallConn()
-	if err != nil {
-		return c, nil
-	}
-	return &batchedConn{Conn: c, raw: raw}, nil
 }
 
 func (c *batchedConn) setLowWater(n int) {

@@ -57,13 +57,14 @@ func TestBatchedConnReadsEverything(t *testing.T) {
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	c, err := dialBatched(ctx, "tcp", ln.Addr().String())
+	var d net.Dialer
+	c, err := batchedDial(d.DialContext)(ctx, "tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
 	if _, ok := c.(*batchedConn); !ok {
-		t.Fatalf("dialBatched returned a %T", c)
+		t.Fatalf("batchedDial returned a %T", c)
 	}
 	var got bytes.Buffer
 	buf := make([]byte, readBuffer)
