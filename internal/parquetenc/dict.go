@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"hash/maphash"
+	"math/bits"
 
 	"github.com/pgbq/pgbq/internal/schema"
 )
@@ -158,7 +159,7 @@ func (d *dictionary) findBytes(p []byte) (id uint32, ok bool) {
 	if 2*(t.used+1) > len(t.slots) {
 		t.grow(func(s uint64) uint64 { return (s >> 32) * mix })
 	}
-	h := uint64(uint32(maphash.Bytes(seed, p)))
+	h := uint64(uint32(hashBytes(p)))
 	mask := uint64(len(t.slots) - 1)
 	for i := (h * mix) >> t.shift; ; i = (i + 1) & mask {
 		s := t.slots[i]
@@ -178,8 +179,28 @@ func (d *dictionary) findBytes(p []byte) (id uint32, ok bool) {
 	}
 }
 
-// seed is the process's hash seed; indices are given in order of first
-// appearance, so the files do not depend on it.
+// hashBytes hashes a value: values of up to 16 bytes (most dictionary
+// values: labels, paths, addresses, decimals) by one 64-bit multiply of
+// their words, in line; longer ones by the runtime's hash. Indices are
+// given in order of first appearance, so the files do not depend on the
+// hash.
+func hashBytes(p []byte) uint64 {
+	n := len(p)
+	var a, b uint64
+	switch {
+	case n > 16:
+		return maphash.Bytes(seed, p)
+	case n >= 8:
+		a, b = binary.LittleEndian.Uint64(p), binary.LittleEndian.Uint64(p[n-8:])
+	case n >= 4:
+		a, b = uint64(binary.LittleEndian.Uint32(p)), uint64(binary.LittleEndian.Uint32(p[n-4:]))
+	case n > 0:
+		a = uint64(p[0])<<16 | uint64(p[n>>1])<<8 | uint64(p[n-1])
+	}
+	hi, lo := bits.Mul64(a^0xa0761d6478bd642f^uint64(n), b^0xe7037ed1a0b428db)
+	return hi ^ lo
+}
+
 var seed = maphash.MakeSeed()
 
 // tooBig says whether the dictionary passed its limits after seen values:
