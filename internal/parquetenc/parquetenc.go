@@ -78,15 +78,16 @@ type Encoder struct {
 // buffers and compressor: a batch's columns are encoded side by side, one
 // columnWriter a goroutine.
 type columnWriter struct {
-	zstd  *zstd.Encoder
-	codec int32
-	page  []byte // uncompressed page body
-	comp  []byte // compressed page body
-	hdr   compact
-	rep   []uint8
-	def   []uint8
-	idx   []uint32 // dictionary indices of the current column
-	dict  dictionary
+	zstd   *zstd.Encoder
+	codec  int32
+	page   []byte // uncompressed page body
+	comp   []byte // compressed page body
+	hdr    compact
+	rep    []uint8
+	def    []uint8
+	idx    []uint32 // dictionary indices of the current column
+	dict   dictionary
+	varint [binary.MaxVarintLen64]byte
 	// dst receives the column chunk's bytes; n counts them, so that the
 	// chunk's offsets are relative to its start until it is placed.
 	dst io.Writer
@@ -310,12 +311,22 @@ func (c *columnWriter) column(l *leaf, v *schema.Vector, rows int) (chunkMeta, e
 	vi, di := 0, 0
 	for r := 0; r < rows; {
 		r1, v1 := pageRange(l, v, vals, r, rows)
-		c.levels(l, v, r, r1)
 		body := c.page[:0]
-		if l.col.Repeated {
+		levels := r1 - r
+		switch {
+		case l.col.Repeated:
+			c.levels(l, v, r, r1)
+			levels = len(c.def)
 			body = appendLevels(body, c.rep, 1)
 			body = appendLevels(body, c.def, 2)
-		} else {
+		case levels >= 8 && !slices.Contains(v.Valid[r:r1], false):
+			// No NULL: the definition levels are one run of 1s, the
+			// bytes appendHybrid would write for it.
+			body = binary.LittleEndian.AppendUint32(body, uint32(binary.PutUvarint(c.varint[:], uint64(levels)<<1)+1))
+			body = binary.AppendUvarint(body, uint64(levels)<<1)
+			body = append(body, 1)
+		default:
+			c.levels(l, v, r, r1)
 			body = appendLevels(body, c.def, 1)
 		}
 		if useDict {
@@ -333,10 +344,10 @@ func (c *columnWriter) column(l *leaf, v *schema.Vector, rows int) (chunkMeta, e
 			body = appendPlain(body, l, vals, vi, v1)
 		}
 		c.page = body
-		if err := c.writePage(&cm, pageData, len(c.def), encoding(useDict)); err != nil {
+		if err := c.writePage(&cm, pageData, levels, encoding(useDict)); err != nil {
 			return cm, err
 		}
-		cm.values += int64(len(c.def))
+		cm.values += int64(levels)
 		r, vi = r1, v1
 	}
 	return cm, nil
