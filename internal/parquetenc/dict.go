@@ -35,9 +35,9 @@ func (d *dictionary) build(l *leaf, vals *schema.Vector, n int, idx *[]uint32) b
 		}
 	}
 	most := nonNull / 8
+	d.table.reset(min(most, dictMaxEntries) + 1)
 	switch l.physical {
 	case ptBytes, ptFixed:
-		d.table.reset()
 		for k := 0; k < n; k++ {
 			if !vals.Valid[k] {
 				continue
@@ -58,7 +58,6 @@ func (d *dictionary) build(l *leaf, vals *schema.Vector, n int, idx *[]uint32) b
 		}
 	case ptInt64, ptInt32:
 		size := 8
-		d.table.reset()
 		for k := 0; k < n; k++ {
 			if !vals.Valid[k] {
 				continue
@@ -97,15 +96,20 @@ type hashTable struct {
 	used  int
 }
 
-func (t *hashTable) reset() {
-	if len(t.slots) == 0 || len(t.slots) > 1<<12 {
-		// Start small: most chunks of a high-cardinality column give
-		// up after the probe, and clearing a large table costs.
-		t.slots = make([]uint64, 1<<8)
-		t.shift = 64 - 8
-	} else {
-		clear(t.slots)
+// reset empties the table, sized for at most entries entries: it never
+// grows then, and its array is reused from one column to the next.
+func (t *hashTable) reset(entries int) {
+	size := 1 << 8
+	for size < 2*(entries+1) {
+		size <<= 1
 	}
+	if cap(t.slots) >= size {
+		t.slots = t.slots[:size]
+		clear(t.slots)
+	} else {
+		t.slots = make([]uint64, size)
+	}
+	t.shift = uint(64 - bits.TrailingZeros(uint(size)))
 	t.used = 0
 }
 

@@ -10,6 +10,7 @@
 package parquetenc
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -69,6 +70,7 @@ type Encoder struct {
 	codec   int32 // zstd; snappy and none serve the tests and measurements
 	cols    []*columnWriter
 	outs    []columnOut
+	order   []int // the order columns are taken in by the column writers
 	written int64
 	w       io.Writer
 	chunks  []chunkMeta
@@ -213,6 +215,15 @@ func (e *Encoder) Encode(w io.Writer, b *schema.Batch) error {
 // writer a goroutine taking the next column, then writes them in order.
 // The bytes are those of a column after column encoding.
 func (e *Encoder) columnsSideBySide(b *schema.Batch) error {
+	// Largest columns first, so that the writers end together (the
+	// last column taken is a small one).
+	e.order = e.order[:0]
+	for i := range e.leaves {
+		e.order = append(e.order, i)
+	}
+	slices.SortStableFunc(e.order, func(i, j int) int {
+		return cmp.Compare(weight(&e.leaves[j], &b.Vectors[j]), weight(&e.leaves[i], &b.Vectors[i]))
+	})
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for _, c := range e.cols {
@@ -220,10 +231,11 @@ func (e *Encoder) columnsSideBySide(b *schema.Batch) error {
 		go func() {
 			defer wg.Done()
 			for {
-				i := int(next.Add(1) - 1)
-				if i >= len(e.leaves) {
+				k := int(next.Add(1) - 1)
+				if k >= len(e.order) {
 					return
 				}
+				i := e.order[k]
 				o := &e.outs[i]
 				o.buf.b = o.buf.b[:0]
 				c.dst, c.n = &o.buf, 0
@@ -250,6 +262,26 @@ func (e *Encoder) columnsSideBySide(b *schema.Batch) error {
 		}
 	}
 	return nil
+}
+
+// weight is about the bytes a column's values take before compression,
+// what its encoding costs.
+func weight(l *leaf, v *schema.Vector) int {
+	if l.col.Repeated {
+		if v.Elem == nil {
+			return 0
+		}
+		v = v.Elem
+	}
+	switch l.physical {
+	case ptBytes, ptFixed:
+		return len(v.Data) + 4*len(v.Valid)
+	case ptBoolean:
+		return len(v.Valid) / 8
+	case ptInt32:
+		return 4 * len(v.Valid)
+	}
+	return 8 * len(v.Valid)
 }
 
 // place records a column chunk written at start.
