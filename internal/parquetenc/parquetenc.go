@@ -381,6 +381,11 @@ func (c *columnWriter) column(l *leaf, v *schema.Vector, rows int) (chunkMeta, e
 		}
 		cm.values += int64(levels)
 		r, vi = r1, v1
+		// Let a waiting goroutine run between pages: while a chunk
+		// is encoded the next one is being read, and the reader
+		// should not wait for the runtime to preempt an encoder
+		// (up to 10 ms, with a signal).
+		runtime.Gosched()
 	}
 	return cm, nil
 }
