@@ -25,6 +25,76 @@ const (
 
 var errValue = errors.New("value cannot be represented in BigQuery")
 
+// commonDecoder names the few decoders appendCommon has in line.
+type commonDecoder uint8
+
+const (
+	commonNone      commonDecoder = iota
+	commonInt8                    // bigint
+	commonTimestamp               // timestamp, timestamptz
+	commonText                    // text PostgreSQL sent as UTF-8
+	commonJSONB                   // jsonb PostgreSQL sent as UTF-8
+)
+
+func commonKind(c *column) commonDecoder {
+	if c.elem != nil || c.format != 1 {
+		return commonNone
+	}
+	switch {
+	case c.oid == oidInt8 && c.Type == schema.Int64:
+		return commonInt8
+	case (c.oid == oidTimestamptz || c.oid == oidTimestamp) && (c.Type == schema.Timestamp || c.Type == schema.Datetime):
+		return commonTimestamp
+	case c.utf8 && c.oid != oidChar && (c.Type == schema.String || c.Type == schema.JSON) && c.oid != oidJSONB:
+		return commonText
+	case c.utf8 && c.oid == oidJSONB && c.Type == schema.JSON:
+		return commonJSONB
+	}
+	return commonNone
+}
+
+// appendCommon appends a column's usual value — not NULL, of the usual
+// size, in range — the way appendValue would, with less work a value;
+// false leaves the value to appendValue (and its errors).
+func appendCommon(v *schema.Vector, c *column, raw []byte) bool {
+	switch c.common {
+	case commonInt8:
+		if len(raw) != 8 {
+			return false
+		}
+		v.Valid = append(v.Valid, true)
+		v.Ints = append(v.Ints, int64(binary.BigEndian.Uint64(raw)))
+		return true
+	case commonTimestamp:
+		if len(raw) != 8 {
+			return false
+		}
+		us := int64(binary.BigEndian.Uint64(raw))
+		// Within years 1..9999 (infinities are outside), as decodeTimestamp checks.
+		if us < minMicros-pgEpochMicros || us > maxMicros-pgEpochMicros {
+			return false
+		}
+		v.Valid = append(v.Valid, true)
+		v.Ints = append(v.Ints, us+pgEpochMicros)
+		return true
+	case commonText:
+		if raw == nil {
+			return false
+		}
+		v.Valid = append(v.Valid, true)
+		v.AppendBytes(raw)
+		return true
+	case commonJSONB:
+		if len(raw) == 0 || raw[0] != 1 {
+			return false
+		}
+		v.Valid = append(v.Valid, true)
+		v.AppendBytes(raw[1:])
+		return true
+	}
+	return false
+}
+
 // appendValue decodes one raw PostgreSQL value into the column's vector.
 func appendValue(v *schema.Vector, c *column, raw []byte) error {
 	if c.elem != nil {
