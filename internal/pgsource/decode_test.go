@@ -278,3 +278,56 @@ func TestDecodeArrayBytes(t *testing.T) {
 		})
 	}
 }
+
+// appendCommon appends exactly what appendValue does for the values it
+// takes, and leaves NULLs, odd sizes and out-of-range values to it.
+func TestAppendCommonAgreesWithAppendValue(t *testing.T) {
+	t.Parallel()
+	ts := func(us int64) []byte { return be64(us - pgEpochMicros) }
+	for _, tc := range []struct {
+		typ  string
+		oid  uint32
+		raws [][]byte
+	}{
+		{"bigint", oidInt8, [][]byte{be64(0), be64(-1), be64(math.MaxInt64), be64(math.MinInt64), nil, {1, 2, 3}, be32(7)}},
+		{"timestamp with time zone", oidTimestamptz, [][]byte{ts(0), ts(minMicros), ts(maxMicros), ts(minMicros - 1), ts(maxMicros + 1),
+			be64(math.MaxInt64), be64(math.MinInt64), nil, {1}}},
+		{"timestamp without time zone", oidTimestamp, [][]byte{ts(1_700_000_000_000_000), ts(minMicros), ts(maxMicros + 1), be64(math.MaxInt64), nil}},
+		{"text", oidText, [][]byte{[]byte("ünï"), {}, nil, []byte("\xff\xfe")}},
+		{"json", oidJSON, [][]byte{[]byte(`{"a": 1}`), nil}},
+		{"jsonb", oidJSONB, [][]byte{[]byte("\x01{}"), []byte("\x01"), []byte("\x02{}"), {}, nil}},
+	} {
+		for _, trusted := range []bool{true, false} {
+			c := mustColumn(t, tc.typ, tc.oid, -1)
+			c.utf8 = trusted
+			c.common = commonKind(&c)
+			if c.common == commonNone && (trusted || tc.oid == oidInt8 || tc.oid == oidTimestamp || tc.oid == oidTimestamptz) {
+				t.Fatalf("%s (UTF-8 trusted %v): no common decoder", tc.typ, trusted)
+			}
+			taken := 0
+			for _, raw := range tc.raws {
+				var common, value schema.Vector
+				if !appendCommon(&common, &c, raw) {
+					if len(common.Valid) != 0 {
+						t.Errorf("%s % x: appendCommon declined the value but appended to the vector", tc.typ, raw)
+					}
+					continue
+				}
+				taken++
+				if raw == nil {
+					t.Errorf("%s: appendCommon took a NULL", tc.typ)
+				}
+				if err := appendValue(&value, &c, raw); err != nil {
+					t.Errorf("%s % x: appendCommon took a value appendValue refuses: %v", tc.typ, raw, err)
+					continue
+				}
+				if diff := cmp.Diff(value, common); diff != "" {
+					t.Errorf("%s % x (UTF-8 trusted %v): appendCommon differs from appendValue (-want +got):\n%s", tc.typ, raw, trusted, diff)
+				}
+			}
+			if c.common != commonNone && taken == 0 {
+				t.Errorf("%s: appendCommon took none of the values", tc.typ)
+			}
+		}
+	}
+}
