@@ -104,7 +104,7 @@ func (c *batchedConn) Read(p []byte) (int, error) {
 	}
 	if rerr != nil {
 		c.streaming = false
-		return 0, &net.OpError{Op: "read", Net: c.Conn.LocalAddr().Network(), Source: c.Conn.LocalAddr(), Addr: c.Conn.RemoteAddr(), Err: rerr}
+		return 0, &net.OpError{Op: "read", Net: c.LocalAddr().Network(), Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: rerr}
 	}
 	if n == 0 && len(p) > 0 {
 		return 0, io.EOF

@@ -14,7 +14,10 @@ import (
 // sender: a stream in PostgreSQL's 8 KB pieces, pauses longer than its
 // wait, and short replies that must not be held back.
 func TestBatchedConnReadsEverything(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,8 +58,6 @@ func TestBatchedConnReadsEverything(t *testing.T) {
 			}
 		}
 	}()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
 	var d net.Dialer
 	c, err := batchedDial(d.DialContext)(ctx, "tcp", ln.Addr().String())
 	if err != nil {
