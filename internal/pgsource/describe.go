@@ -73,8 +73,6 @@ type column struct {
 	// converted it to the client encoding UTF-8), so the decoder need not
 	// check it.
 	utf8 bool
-	// common is how appendCommon decodes the column's usual values.
-	common commonDecoder
 }
 
 // describeSQL lists the columns with their base type (through a domain)

@@ -154,7 +154,6 @@ func (s *Source) trustEncoding(ctx context.Context) error {
 		if c.elem != nil {
 			c.elem.utf8 = trusted && c.elem.oid != oidChar
 		}
-		c.common = commonKind(c)
 	}
 	return nil
 }
@@ -256,9 +255,6 @@ func (s *Source) ReadChunk(ctx context.Context, from, to time.Time, after *schem
 		size += s.rowBytes
 		for i := range s.cols {
 			size += len(raw[i])
-			if appendCommon(&b.Vectors[i], &s.cols[i], raw[i]) {
-				continue
-			}
 			if err := appendValue(&b.Vectors[i], &s.cols[i], raw[i]); err != nil {
 				return fmt.Errorf("%w: table %s column %q (%s), row with %s %s: %v",
 					ErrUnsupported, s.Name(), s.cols[i].Name, s.cols[i].SourceType,
