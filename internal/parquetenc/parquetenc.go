@@ -10,10 +10,14 @@
 package parquetenc
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"io"
+	"runtime"
 	"slices"
+	"sync"
+	"sync/atomic"
 
 	"github.com/klauspost/compress/snappy"
 	"github.com/klauspost/compress/zstd"
@@ -61,22 +65,59 @@ const (
 // Encoder writes batches of one table. It is not safe for concurrent use;
 // its scratch buffers are reused from one batch to the next.
 type Encoder struct {
-	table  schema.Table
-	leaves []leaf
-	zstd   *zstd.Encoder
-	codec  int32 // zstd; snappy and none serve the tests and measurements
-
-	page    []byte // uncompressed page body
-	comp    []byte // compressed page body
-	hdr     compact
-	rep     []uint8
-	def     []uint8
-	idx     []uint32 // dictionary indices of the current column
-	dict    dictionary
+	table   schema.Table
+	leaves  []leaf
+	codec   int32 // zstd; snappy and none serve the tests and measurements
+	cols    []*columnWriter
+	outs    []columnOut
+	order   []int // the order columns are taken in by the column writers
 	written int64
 	w       io.Writer
 	chunks  []chunkMeta
 }
+
+// columnWriter encodes one column chunk at a time with its own scratch
+// buffers and compressor: a batch's columns are encoded side by side, one
+// columnWriter a goroutine.
+type columnWriter struct {
+	zstd   *zstd.Encoder
+	codec  int32
+	page   []byte // uncompressed page body
+	comp   []byte // compressed page body
+	hdr    compact
+	rep    []uint8
+	def    []uint8
+	idx    []uint32 // dictionary indices of the current column
+	dict   dictionary
+	varint [binary.MaxVarintLen64]byte
+	// dst receives the column chunk's bytes; n counts them, so that the
+	// chunk's offsets are relative to its start until it is placed.
+	dst io.Writer
+	n   int64
+}
+
+// columnOut is one column chunk encoded ahead of its place in the file.
+type columnOut struct {
+	buf sliceWriter
+	cm  chunkMeta
+	err error
+}
+
+type sliceWriter struct{ b []byte }
+
+func (w *sliceWriter) Write(p []byte) (int, error) {
+	w.b = append(w.b, p...)
+	return len(p), nil
+}
+
+// Encoding side by side pays only for batches with enough rows; a batch of
+// a few wide rows is written column after column straight to the writer,
+// holding no encoded column in memory. keepOut is the largest column
+// buffer kept for the next batch.
+const (
+	parallelRows = 4096
+	keepOut      = 8 << 20
+)
 
 // leaf is how one column is written.
 type leaf struct {
@@ -95,12 +136,7 @@ type chunkMeta struct {
 
 // New prepares the encoder for t.
 func New(t schema.Table) (*Encoder, error) {
-	z, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1),
-		zstd.WithLowerEncoderMem(true), zstd.WithEncoderCRC(false))
-	if err != nil {
-		return nil, err
-	}
-	e := &Encoder{table: t, zstd: z, codec: codecZstd}
+	e := &Encoder{table: t, codec: codecZstd}
 	for _, c := range t.Columns {
 		l := leaf{col: c, path: []string{c.Name}}
 		switch c.Type {
@@ -124,20 +160,46 @@ func New(t schema.Table) (*Encoder, error) {
 		}
 		e.leaves = append(e.leaves, l)
 	}
+	// One column writer a core, at most one a column.
+	for range max(1, min(runtime.GOMAXPROCS(0), len(e.leaves), 4)) {
+		z, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1),
+			zstd.WithLowerEncoderMem(true), zstd.WithEncoderCRC(false))
+		if err != nil {
+			return nil, err
+		}
+		e.cols = append(e.cols, &columnWriter{zstd: z})
+	}
+	e.outs = make([]columnOut, len(e.leaves))
 	return e, nil
 }
 
 // Encode writes b as one Parquet file to w.
 func (e *Encoder) Encode(w io.Writer, b *schema.Batch) error {
 	e.w, e.written = w, 0
+	defer func() { e.w = nil }()
 	e.chunks = e.chunks[:0]
 	if err := e.write([]byte("PAR1")); err != nil {
 		return err
 	}
-	for i := range e.leaves {
-		if err := e.column(&e.leaves[i], &b.Vectors[i], b.Rows); err != nil {
-			return fmt.Errorf("encode parquet column %q: %w", e.leaves[i].col.Name, err)
+	for _, c := range e.cols {
+		c.codec = e.codec
+	}
+	if len(e.cols) > 1 && b.Rows >= parallelRows {
+		if err := e.columnsSideBySide(b); err != nil {
+			return err
 		}
+	} else {
+		c := e.cols[0]
+		for i := range e.leaves {
+			c.dst, c.n = e.w, 0
+			cm, err := c.column(&e.leaves[i], &b.Vectors[i], b.Rows)
+			e.written += c.n
+			if err != nil {
+				return fmt.Errorf("encode parquet column %q: %w", e.leaves[i].col.Name, err)
+			}
+			e.place(cm, e.written-c.n)
+		}
+		c.dst = nil
 	}
 	footer := e.footer(b.Rows)
 	if err := e.write(footer); err != nil {
@@ -146,9 +208,90 @@ func (e *Encoder) Encode(w io.Writer, b *schema.Batch) error {
 	var tail [8]byte
 	binary.LittleEndian.PutUint32(tail[:4], uint32(len(footer)))
 	copy(tail[4:], "PAR1")
-	err := e.write(tail[:])
-	e.w = nil
-	return err
+	return e.write(tail[:])
+}
+
+// columnsSideBySide encodes the batch's columns into memory, one column
+// writer a goroutine taking the next column, then writes them in order.
+// The bytes are those of a column after column encoding.
+func (e *Encoder) columnsSideBySide(b *schema.Batch) error {
+	// Largest columns first, so that the writers end together (the
+	// last column taken is a small one).
+	e.order = e.order[:0]
+	for i := range e.leaves {
+		e.order = append(e.order, i)
+	}
+	slices.SortStableFunc(e.order, func(i, j int) int {
+		return cmp.Compare(weight(&e.leaves[j], &b.Vectors[j]), weight(&e.leaves[i], &b.Vectors[i]))
+	})
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for _, c := range e.cols {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				k := int(next.Add(1) - 1)
+				if k >= len(e.order) {
+					return
+				}
+				i := e.order[k]
+				o := &e.outs[i]
+				o.buf.b = o.buf.b[:0]
+				c.dst, c.n = &o.buf, 0
+				o.cm, o.err = c.column(&e.leaves[i], &b.Vectors[i], b.Rows)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, c := range e.cols {
+		c.dst = nil
+	}
+	for i := range e.outs {
+		o := &e.outs[i]
+		if o.err != nil {
+			return fmt.Errorf("encode parquet column %q: %w", e.leaves[i].col.Name, o.err)
+		}
+		start := e.written
+		if err := e.write(o.buf.b); err != nil {
+			return err
+		}
+		e.place(o.cm, start)
+		if cap(o.buf.b) > keepOut {
+			o.buf.b = nil
+		}
+	}
+	return nil
+}
+
+// weight is about the bytes a column's values take before compression,
+// what its encoding costs.
+func weight(l *leaf, v *schema.Vector) int {
+	if l.col.Repeated {
+		if v.Elem == nil {
+			return 0
+		}
+		v = v.Elem
+	}
+	switch l.physical {
+	case ptBytes, ptFixed:
+		return len(v.Data) + 4*len(v.Valid)
+	case ptBoolean:
+		return len(v.Valid) / 8
+	case ptInt32:
+		return 4 * len(v.Valid)
+	}
+	return 8 * len(v.Valid)
+}
+
+// place records a column chunk written at start.
+func (e *Encoder) place(cm chunkMeta, start int64) {
+	cm.start += start
+	cm.dataOffset += start
+	if cm.dictOffset >= 0 {
+		cm.dictOffset += start
+	}
+	e.chunks = append(e.chunks, cm)
 }
 
 func (e *Encoder) write(p []byte) error {
@@ -160,10 +303,20 @@ func (e *Encoder) write(p []byte) error {
 	return nil
 }
 
-// column writes one column chunk: an optional dictionary page, then data
-// pages that each end on a row boundary.
-func (e *Encoder) column(l *leaf, v *schema.Vector, rows int) error {
-	cm := chunkMeta{start: e.written, dictOffset: -1}
+func (c *columnWriter) write(p []byte) error {
+	n, err := c.dst.Write(p)
+	c.n += int64(n)
+	if err != nil {
+		return fmt.Errorf("encode parquet: %w", err)
+	}
+	return nil
+}
+
+// column encodes one column chunk to c.dst: an optional dictionary page,
+// then data pages that each end on a row boundary. Its offsets are from
+// the chunk's start.
+func (c *columnWriter) column(l *leaf, v *schema.Vector, rows int) (chunkMeta, error) {
+	cm := chunkMeta{start: c.n, dictOffset: -1}
 	vals := v // the vector holding the values: the elements for a list
 	nvals := rows
 	if l.col.Repeated {
@@ -173,30 +326,40 @@ func (e *Encoder) column(l *leaf, v *schema.Vector, rows int) error {
 		}
 		nvals = len(vals.Valid)
 	}
-	useDict := e.dict.build(l, vals, nvals, &e.idx)
+	useDict := c.dict.build(l, vals, nvals, &c.idx)
 	if useDict {
-		cm.dictOffset = e.written
-		e.page = e.dict.appendPlain(e.page[:0], l)
-		if err := e.writePage(&cm, pageDict, e.dict.n, encPlain); err != nil {
-			return err
+		cm.dictOffset = c.n
+		c.page = c.dict.appendPlain(c.page[:0], l)
+		if err := c.writePage(&cm, pageDict, c.dict.n, encPlain); err != nil {
+			return cm, err
 		}
 		cm.encodings = []int32{encPlain, encRLE, encDict}
 	} else {
 		cm.encodings = []int32{encPlain, encRLE}
 	}
-	cm.dataOffset = e.written
+	cm.dataOffset = c.n
 	// vi is the index of the next value in vals; with a dictionary, the
-	// index of the next non-null value in e.idx.
+	// index of the next non-null value in c.idx.
 	vi, di := 0, 0
 	for r := 0; r < rows; {
-		r1, v1 := e.pageRange(l, v, vals, r, rows)
-		e.levels(l, v, r, r1)
-		body := e.page[:0]
-		if l.col.Repeated {
-			body = appendLevels(body, e.rep, 1)
-			body = appendLevels(body, e.def, 2)
-		} else {
-			body = appendLevels(body, e.def, 1)
+		r1, v1 := pageRange(l, v, vals, r, rows)
+		body := c.page[:0]
+		levels := r1 - r
+		switch {
+		case l.col.Repeated:
+			c.levels(l, v, r, r1)
+			levels = len(c.def)
+			body = appendLevels(body, c.rep, 1)
+			body = appendLevels(body, c.def, 2)
+		case levels >= 8 && !slices.Contains(v.Valid[r:r1], false):
+			// No NULL: the definition levels are one run of 1s, the
+			// bytes appendHybrid would write for it.
+			body = binary.LittleEndian.AppendUint32(body, uint32(binary.PutUvarint(c.varint[:], uint64(levels)<<1)+1))
+			body = binary.AppendUvarint(body, uint64(levels)<<1)
+			body = append(body, 1)
+		default:
+			c.levels(l, v, r, r1)
+			body = appendLevels(body, c.def, 1)
 		}
 		if useDict {
 			nn := 0
@@ -205,22 +368,26 @@ func (e *Encoder) column(l *leaf, v *schema.Vector, rows int) error {
 					nn++
 				}
 			}
-			width := max(bitWidth(uint32(e.dict.n-1)), 1)
+			width := max(bitWidth(uint32(c.dict.n-1)), 1)
 			body = append(body, byte(width))
-			body = appendHybrid(body, e.idx[di:di+nn], width)
+			body = appendHybrid(body, c.idx[di:di+nn], width)
 			di += nn
 		} else {
 			body = appendPlain(body, l, vals, vi, v1)
 		}
-		e.page = body
-		if err := e.writePage(&cm, pageData, len(e.def), encoding(useDict)); err != nil {
-			return err
+		c.page = body
+		if err := c.writePage(&cm, pageData, levels, encoding(useDict)); err != nil {
+			return cm, err
 		}
-		cm.values += int64(len(e.def))
+		cm.values += int64(levels)
 		r, vi = r1, v1
+		// Let a waiting goroutine run between pages: while a chunk
+		// is encoded the next one is being read, and the reader
+		// should not wait for the runtime to preempt an encoder
+		// (up to 10 ms, with a signal).
+		runtime.Gosched()
 	}
-	e.chunks = append(e.chunks, cm)
-	return nil
+	return cm, nil
 }
 
 func encoding(dict bool) int32 {
@@ -241,7 +408,7 @@ func bitWidth(v uint32) uint {
 
 // pageRange picks the rows [r, r1) of the next page and the values
 // [vi, v1) they hold.
-func (e *Encoder) pageRange(l *leaf, v, vals *schema.Vector, r, rows int) (r1, v1 int) {
+func pageRange(l *leaf, v, vals *schema.Vector, r, rows int) (r1, v1 int) {
 	limit := min(rows, r+pageRows)
 	if !l.col.Repeated {
 		if l.physical != ptBytes && l.physical != ptFixed {
@@ -266,16 +433,16 @@ func (e *Encoder) pageRange(l *leaf, v, vals *schema.Vector, r, rows int) (r1, v
 	return r1, int(v.ListOffsets[r1])
 }
 
-// levels fills e.def (and e.rep for a list) for rows [r, r1).
-func (e *Encoder) levels(l *leaf, v *schema.Vector, r, r1 int) {
-	e.def, e.rep = e.def[:0], e.rep[:0]
+// levels fills c.def (and c.rep for a list) for rows [r, r1).
+func (c *columnWriter) levels(l *leaf, v *schema.Vector, r, r1 int) {
+	c.def, c.rep = c.def[:0], c.rep[:0]
 	if !l.col.Repeated {
-		e.def = slices.Grow(e.def, r1-r)
+		c.def = slices.Grow(c.def, r1-r)
 		for _, ok := range v.Valid[r:r1] {
 			if ok {
-				e.def = append(e.def, 1)
+				c.def = append(c.def, 1)
 			} else {
-				e.def = append(e.def, 0)
+				c.def = append(c.def, 0)
 			}
 		}
 		return
@@ -286,16 +453,16 @@ func (e *Encoder) levels(l *leaf, v *schema.Vector, r, r1 int) {
 		lo, hi := v.ElemRange(i)
 		switch {
 		case !v.Valid[i]:
-			e.def, e.rep = append(e.def, 0), append(e.rep, 0)
+			c.def, c.rep = append(c.def, 0), append(c.rep, 0)
 		case lo == hi:
-			e.def, e.rep = append(e.def, 1), append(e.rep, 0)
+			c.def, c.rep = append(c.def, 1), append(c.rep, 0)
 		default:
 			for k := lo; k < hi; k++ {
-				e.def = append(e.def, 2)
+				c.def = append(c.def, 2)
 				if k == lo {
-					e.rep = append(e.rep, 0)
+					c.rep = append(c.rep, 0)
 				} else {
-					e.rep = append(e.rep, 1)
+					c.rep = append(c.rep, 1)
 				}
 			}
 		}
@@ -361,21 +528,21 @@ func appendPlain(dst []byte, l *leaf, vals *schema.Vector, lo, hi int) []byte {
 	return dst
 }
 
-// writePage compresses e.page and writes it with its header.
-func (e *Encoder) writePage(cm *chunkMeta, typ int32, numValues int, enc int32) error {
-	switch e.codec {
+// writePage compresses c.page and writes it with its header.
+func (c *columnWriter) writePage(cm *chunkMeta, typ int32, numValues int, enc int32) error {
+	switch c.codec {
 	case codecZstd:
-		e.comp = e.zstd.EncodeAll(e.page, e.comp[:0])
+		c.comp = c.zstd.EncodeAll(c.page, c.comp[:0])
 	case codecSnappy:
-		e.comp = snappy.Encode(e.comp[:cap(e.comp)], e.page)
+		c.comp = snappy.Encode(c.comp[:cap(c.comp)], c.page)
 	default:
-		e.comp = append(e.comp[:0], e.page...)
+		c.comp = append(c.comp[:0], c.page...)
 	}
-	h := &e.hdr
+	h := &c.hdr
 	h.b, h.last, h.stack = h.b[:0], 0, h.stack[:0]
 	h.i32(1, typ)
-	h.i32(2, int32(len(e.page)))
-	h.i32(3, int32(len(e.comp)))
+	h.i32(2, int32(len(c.page)))
+	h.i32(3, int32(len(c.comp)))
 	if typ == pageDict {
 		h.begin(7) // dictionary_page_header
 		h.i32(1, int32(numValues))
@@ -390,10 +557,10 @@ func (e *Encoder) writePage(cm *chunkMeta, typ int32, numValues int, enc int32) 
 		h.end()
 	}
 	h.b = append(h.b, 0) // end of PageHeader
-	cm.uncompressed += int64(len(h.b) + len(e.page))
-	cm.compressed += int64(len(h.b) + len(e.comp))
-	if err := e.write(h.b); err != nil {
+	cm.uncompressed += int64(len(h.b) + len(c.page))
+	cm.compressed += int64(len(h.b) + len(c.comp))
+	if err := c.write(h.b); err != nil {
 		return err
 	}
-	return e.write(e.comp)
+	return c.write(c.comp)
 }

@@ -58,6 +58,7 @@ func (c Config) PoolConfig() (*pgxpool.Config, error) {
 	pc.ConnConfig.BuildFrontend = func(r io.Reader, w io.Writer) *pgproto3.Frontend {
 		return pgproto3.NewFrontend(bufio.NewReaderSize(r, readBuffer), w)
 	}
+	pc.ConnConfig.DialFunc = batchedDial(pc.ConnConfig.DialFunc)
 	return pc, nil
 }
 

@@ -69,8 +69,10 @@ func appendValue(v *schema.Vector, c *column, raw []byte) error {
 		if c.oid == oidChar && len(raw) == 1 && raw[0] == 0 {
 			raw = raw[:0] // "char" stores '' as a NUL byte
 		}
-		if err := validUTF8(raw); err != nil {
-			return err
+		if !c.utf8 {
+			if err := validUTF8(raw); err != nil {
+				return err
+			}
 		}
 		v.AppendBytes(raw)
 	case schema.JSON:
@@ -80,8 +82,10 @@ func appendValue(v *schema.Vector, c *column, raw []byte) error {
 			}
 			raw = raw[1:]
 		}
-		if err := validUTF8(raw); err != nil {
-			return err
+		if !c.utf8 {
+			if err := validUTF8(raw); err != nil {
+				return err
+			}
 		}
 		v.AppendBytes(raw)
 	case schema.Date:

@@ -69,6 +69,10 @@ type column struct {
 	elemAsText bool
 	// numericFraction is the declared scale of a numeric(p,s) mapped to NUMERIC.
 	numericFraction int
+	// utf8 says the column's text arrives as valid UTF-8 (PostgreSQL
+	// converted it to the client encoding UTF-8), so the decoder need not
+	// check it.
+	utf8 bool
 }
 
 // describeSQL lists the columns with their base type (through a domain)

@@ -80,6 +80,9 @@ func newSource(ctx context.Context, pool *pgxpool.Pool, spec TableSpec) (*Source
 		return nil, err
 	}
 	s := &Source{pool: pool, spec: spec, ident: ident, cols: cols, table: table, MaxBytes: MaxBatchBytes}
+	if err := s.trustEncoding(ctx); err != nil {
+		return nil, err
+	}
 	s.rowBytes = len(cols) * (1 + 4) // validity, and an offset (a fixed-width slot is the value's own bytes)
 
 	ts := pgx.Identifier{cols[table.TimestampIndex].Name}.Sanitize()
@@ -130,6 +133,30 @@ func newSource(ctx context.Context, pool *pgxpool.Pool, spec TableSpec) (*Source
 	s.minSQL = fmt.Sprintf(`SELECT min(%s) FROM %s WHERE %s >= $1 AND %s < $2`, instant, tbl, ts, ts)
 	s.undatedSQL = undatedSQL(tbl, ts)
 	return s, nil
+}
+
+// trustEncoding marks the columns whose text PostgreSQL sends as valid
+// UTF-8: every text value when the client encoding is UTF8 and the
+// database's is not SQL_ASCII (PostgreSQL checks text on its way in and
+// converts it on its way out), except a "char", which is one byte of
+// whatever its letter was. The others are checked value by value.
+func (s *Source) trustEncoding(ctx context.Context) error {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("describe %s: %w", s.spec.Table, err)
+	}
+	pc := conn.Conn().PgConn()
+	trusted := pc.ParameterStatus("client_encoding") == "UTF8" && pc.ParameterStatus("server_encoding") != "SQL_ASCII" &&
+		pc.ParameterStatus("server_encoding") != ""
+	conn.Release()
+	for i := range s.cols {
+		c := &s.cols[i]
+		c.utf8 = trusted && c.oid != oidChar
+		if c.elem != nil {
+			c.elem.utf8 = trusted && c.elem.oid != oidChar
+		}
+	}
+	return nil
 }
 
 // ErrSchemaChanged marks a change of the source table that pgbq will not
