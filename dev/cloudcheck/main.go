@@ -35,6 +35,7 @@ import (
 	"github.com/pgbq/pgbq/internal/loader"
 	"github.com/pgbq/pgbq/internal/parquetenc"
 	"github.com/pgbq/pgbq/internal/pgsource"
+	"github.com/pgbq/pgbq/internal/retry"
 	"github.com/pgbq/pgbq/internal/schema"
 	"github.com/pgbq/pgbq/internal/syncstate"
 )
@@ -247,7 +248,11 @@ func (c *check) adopt(ctx context.Context) (string, error) {
 		return "", err
 	}
 	for range 2 {
-		if err := wh.Load(ctx, day, gen, b.First, b.Last, b.Rows, buf.Bytes()); err != nil {
+		// The day was synced moments ago: a load may meet the staging
+		// table's write rate limit, which is waited out as in a sync.
+		if err := retry.Do(ctx, func(ctx context.Context, _ int) error {
+			return wh.Load(ctx, day, gen, b.First, b.Last, b.Rows, buf.Bytes())
+		}); err != nil {
 			return "", err
 		}
 	}
