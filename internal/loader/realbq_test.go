@@ -331,16 +331,7 @@ func TestAbandonedPublishIsCancelled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := new(schema.Batch)
-	if err := s.Source.ReadChunk(ctx, day, day.AddDate(0, 0, 1), nil, 40, b); err != nil {
-		t.Fatal(err)
-	}
-	// The sync above wrote this staging table moments ago: the load may
-	// meet the table's write rate limit, which production waits out too.
-	data := encodeBatch(t, s, b)
-	if err := retry.Do(ctx, func(ctx context.Context, _ int) error {
-		return s.Warehouse.Load(ctx, day, gen, b.First, b.Last, b.Rows, data)
-	}); err != nil {
+	if err := stageFirstRows(ctx, t, s, day, gen, 40); err != nil {
 		t.Fatal(err)
 	}
 	st, err := s.Warehouse.StagedState(ctx, day, gen)
@@ -436,14 +427,7 @@ func TestPublishTrustsRowCountsOnlyWhileStagingIsUnchanged(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		b := new(schema.Batch)
-		if err := s.Source.ReadChunk(ctx, next, next.AddDate(0, 0, 1), nil, 20, b); err != nil {
-			return err
-		}
-		data := encodeBatch(t, s, b)
-		return retry.Do(ctx, func(ctx context.Context, _ int) error {
-			return s.Warehouse.Load(ctx, next, gen, b.First, b.Last, b.Rows, data)
-		})
+		return stageFirstRows(ctx, t, s, next, gen, 20)
 	})
 	before = queries()
 	if out := r.syncAll(s, next); out != Finished {
@@ -453,4 +437,19 @@ func TestPublishTrustsRowCountsOnlyWhileStagingIsUnchanged(t *testing.T) {
 		t.Fatalf("a day whose staging changed before its publish ran %d query jobs: the publish trusted a stale count", n)
 	}
 	r.check(next)
+}
+
+// stageFirstRows loads the first n rows of day into its staging table
+// (generation gen) as one load job of their own. The table may have been
+// written moments before, so its write rate limit is waited out, as a
+// sync does.
+func stageFirstRows(ctx context.Context, t *testing.T, s *Syncer, day time.Time, gen bq.Generation, n int) error {
+	b := new(schema.Batch)
+	if err := s.Source.ReadChunk(ctx, day, day.AddDate(0, 0, 1), nil, n, b); err != nil {
+		return err
+	}
+	data := encodeBatch(t, s, b)
+	return retry.Do(ctx, func(ctx context.Context, _ int) error {
+		return s.Warehouse.Load(ctx, day, gen, b.First, b.Last, b.Rows, data)
+	})
 }

@@ -138,11 +138,16 @@ WHERE c.oid = to_regclass($1) AND a.attname = $2`
 // keyset positions are distinct rows with distinct ids, and may trust row
 // counts where it would otherwise count distinct ids (see loader.publish).
 func (s *Source) UniqueIDs(ctx context.Context) (bool, error) {
-	var nullable, unique, indexed bool
+	_, unique, _, err := s.idFacts(ctx)
+	return unique, err
+}
+
+// idFacts runs idIndexSQL for the id column.
+func (s *Source) idFacts(ctx context.Context) (nullable, unique, indexed bool, err error) {
 	if err := s.pool.QueryRow(ctx, idIndexSQL, s.Name(), s.cols[s.table.IDIndex].Name).Scan(&nullable, &unique, &indexed); err != nil {
-		return false, fmt.Errorf("inspect the id column of %s: %w", s.Name(), err)
+		return false, false, false, fmt.Errorf("inspect the id column of %s: %w", s.Name(), err)
 	}
-	return unique, nil
+	return nullable, unique, indexed, nil
 }
 
 // KeyCheck looks at what the keyset needs of the id column beyond its
@@ -154,9 +159,9 @@ func (s *Source) UniqueIDs(ctx context.Context) (bool, error) {
 // in different dates sync, and planner verify counts them in BigQuery).
 func (s *Source) KeyCheck(ctx context.Context) (warnings []string, problems []error, err error) {
 	id := s.cols[s.table.IDIndex].Name
-	var nullable, unique, indexed bool
-	if err := s.pool.QueryRow(ctx, idIndexSQL, s.Name(), id).Scan(&nullable, &unique, &indexed); err != nil {
-		return nil, nil, fmt.Errorf("inspect the id column of %s: %w", s.Name(), err)
+	nullable, unique, indexed, err := s.idFacts(ctx)
+	if err != nil {
+		return nil, nil, err
 	}
 	if !unique {
 		warnings = append(warnings, fmt.Sprintf("no unique index on the id column %q alone proves its values unique: "+
