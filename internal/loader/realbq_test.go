@@ -444,6 +444,7 @@ func TestPublishTrustsRowCountsOnlyWhileStagingIsUnchanged(t *testing.T) {
 // written moments before, so its write rate limit is waited out, as a
 // sync does.
 func stageFirstRows(ctx context.Context, t *testing.T, s *Syncer, day time.Time, gen bq.Generation, n int) error {
+	t.Helper()
 	b := new(schema.Batch)
 	if err := s.Source.ReadChunk(ctx, day, day.AddDate(0, 0, 1), nil, n, b); err != nil {
 		return err
