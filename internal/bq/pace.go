@@ -68,3 +68,28 @@ func (p *Pacer) Wait(ctx context.Context) error {
 		}
 	}
 }
+
+// Publishes replace days of the destination with DML (Warehouse.PublishDays),
+// which BigQuery limits per table to 25 statements per 10 s
+// (https://cloud.google.com/bigquery/quotas#data-manipulation-language-statements)
+// and 50 partition modifications per 10 s
+// (https://cloud.google.com/bigquery/quotas#partitioned_tables); DML counts
+// toward the 5 writes per 10 s of TableWritesPer10s without being refused
+// by it.
+const (
+	DMLPer10s           = 25
+	PartitionModsPer10s = 50
+	// PublishBatch is the most days one publish replaces.
+	PublishBatch = 12
+)
+
+// PublishHold is how long the loaders' turn at publishing (one publish of
+// a table at a time) is kept after a publish of n days started. Starts
+// are then at least paceWindow/DMLPer10s apart, and a publish of n days is
+// followed by n × paceWindow/(PartitionModsPer10s − PublishBatch) before
+// the next: the publishes starting in any 10 s window other than the last
+// replace fewer than PartitionModsPer10s − PublishBatch days, the last at
+// most PublishBatch, so the window holds fewer than PartitionModsPer10s.
+func PublishHold(n int) time.Duration {
+	return max(paceWindow/DMLPer10s, time.Duration(n)*paceWindow/(PartitionModsPer10s-PublishBatch))
+}

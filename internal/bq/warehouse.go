@@ -468,7 +468,16 @@ func (w *Warehouse) dayBounds(day time.Time) string {
 }
 
 func (w *Warehouse) rangeBounds(from, to time.Time) string {
-	ts := quote(w.tsName())
+	return w.rangeOf("", from, to)
+}
+
+// boundsOf is dayBounds with the column qualified by alias ("T.").
+func (w *Warehouse) boundsOf(alias string, day time.Time) string {
+	return w.rangeOf(alias, day, day.AddDate(0, 0, 1))
+}
+
+func (w *Warehouse) rangeOf(alias string, from, to time.Time) string {
+	ts := alias + quote(w.tsName())
 	return fmt.Sprintf("%s >= %s AND %s < %s", ts, w.literal(from), ts, w.literal(to))
 }
 
@@ -503,47 +512,66 @@ type Staged struct {
 	Pos         *schema.Key // keyset position of the last staged row; nil when none
 }
 
-// Publish replaces day in the destination with the staged day by
-// partition replacement: one copy job staging$D -> destination$D with
-// WRITE_TRUNCATE when staging holds each id once (copy jobs are free and
-// use no DML quota), else one query job writing the de-duplicated rows to
-// destination$D with WRITE_TRUNCATE. Either replaces the day atomically:
-// readers see the old day or the new one, never half. Publishes of
-// different days of one table do not conflict, and publishing the same
-// staging again gives the same day, so a repeated or concurrent publish
-// cannot duplicate a row. The job reads staging when it runs; staging only
-// grows within a generation, so a publish that runs late copies at least
-// what it was started for.
-func (w *Warehouse) Publish(ctx context.Context, day time.Time, st Staged) error {
-	d := day.Format("20060102")
-	dst := w.Client.Dataset(w.cfg.Dataset).Table(w.dest + "$" + d)
-	var pos schema.Key
-	if st.Pos != nil {
-		pos = *st.Pos
+// PublishDays replaces each of days in the destination with its staged
+// rows, each id once, in one MERGE statement: every destination row of
+// those days is deleted and the staged rows inserted, atomically (readers
+// see all the old days or all the new ones, never half). A MERGE is one
+// DML statement, so publishing many days costs one of the table's writes,
+// where a copy job per day costs one each; BigQuery allows 5 writes per
+// table per 10 s and 1,000 copy jobs per table per day
+// (https://cloud.google.com/bigquery/quotas#standard_tables), which bound
+// a back-fill of many small days, whatever the number of loaders. DML
+// statements outside a transaction never conflict with each other: they
+// queue (https://cloud.google.com/bigquery/docs/data-manipulation-language#update_delete_merge_dml_concurrency).
+// Publishing the same staging again gives the same days, so a repeated or
+// concurrent publish cannot duplicate a row. The statement reads staging
+// when it runs; staging only grows within a generation, so a publish that
+// runs late writes at least what it was started for. The job id is fresh
+// for each call (a re-run is harmless); the client's own re-sends of
+// jobs.insert meet 409 and adopt the job.
+func (w *Warehouse) PublishDays(ctx context.Context, days []time.Time) error {
+	if len(days) == 0 {
+		return nil
 	}
-	id := JobID("publish", d, w.dest, st.Gen, st.Rows, st.DistinctIDs, pos.Time.UnixMicro(), pos.ID)
+	cols := make([]string, len(w.table.Columns))
+	vals := make([]string, len(w.table.Columns))
+	for i, c := range w.table.Columns {
+		cols[i] = quote(c.Name)
+		vals[i] = "S." + quote(c.Name)
+	}
+	sources := make([]string, len(days))
+	replaced := make([]string, len(days))
+	labels := make([]any, 0, len(days)+2)
+	for i, day := range days {
+		sources[i] = w.dedupSQL(day)
+		replaced[i] = "(" + w.boundsOf("T.", day) + ")"
+		labels = append(labels, day.Format("20060102"))
+	}
+	sql := fmt.Sprintf("MERGE %s AS T USING (\n%s\n) AS S ON FALSE\nWHEN NOT MATCHED BY SOURCE AND (%s) THEN DELETE\nWHEN NOT MATCHED THEN INSERT (%s) VALUES (%s)",
+		w.DestRef(), strings.Join(sources, "\nUNION ALL\n"), strings.Join(replaced, " OR "), strings.Join(cols, ", "), strings.Join(vals, ", "))
+	labels = append(labels, w.dest, time.Now().UnixNano())
+	id := JobID("publish", days[0].Format("20060102"), labels...)
 	_, err := runJob(ctx, w.Client, id, func(ctx context.Context, id string) (*bigquery.Job, error) {
-		if st.Rows == st.DistinctIDs {
-			c := dst.CopierFrom(w.Client.Dataset(w.cfg.StagingDataset).Table(w.Staging(day) + "$" + d))
-			c.WriteDisposition = bigquery.WriteTruncate
-			c.CreateDisposition = bigquery.CreateNever
-			c.JobID = id
-			return c.Run(ctx)
-		}
-		q := w.Client.Query(w.dedupSQL(day))
-		q.Dst = dst
-		q.WriteDisposition = bigquery.WriteTruncate
-		q.CreateDisposition = bigquery.CreateNever
+		q := w.Client.Query(sql)
 		q.JobID = id
 		return q.Run(ctx)
 	})
-	if err != nil && notFound(err, w.Staging(day)) && !w.stagingExists(ctx, day) {
-		return fmt.Errorf("publish %s %s: %w", w.dest, day.Format(time.DateOnly), ErrStagingGone)
-	}
 	if err != nil {
-		return fmt.Errorf("publish %s %s: %w", w.dest, day.Format(time.DateOnly), err)
+		return fmt.Errorf("publish %s %s (%d days): %w", w.dest, days[0].Format(time.DateOnly), len(days), err)
 	}
 	return nil
+}
+
+// MissingStaging returns those of days whose staging table does not exist
+// (dropped by another loader since they were staged).
+func (w *Warehouse) MissingStaging(ctx context.Context, days []time.Time) []time.Time {
+	var gone []time.Time
+	for _, d := range days {
+		if !w.stagingExists(ctx, d) {
+			gone = append(gone, d)
+		}
+	}
+	return gone
 }
 
 // dedupSQL selects the staged rows of day, each id once.

@@ -57,6 +57,7 @@ func (f *faults) take(kind, table string) (Fault, bool) {
 type Stats struct {
 	JobsRun              map[string]int // jobs that took effect, by kind (load, copy, query, extract)
 	JobsFailed           map[string]int // jobs that ended DONE with errorResult, by reason
+	DMLRun               map[string]int // DML statements of jobs that took effect, by verb
 	TransactionConflicts int            // transactions aborted for a concurrent update
 	DMLQueued            int            // DML statements that waited in a table's queue
 	DMLQueueFull         int            // DML statements refused: too many outstanding
@@ -75,7 +76,7 @@ type counters struct {
 }
 
 func newCounters() *counters {
-	return &counters{s: Stats{JobsRun: map[string]int{}, JobsFailed: map[string]int{}, RateLimited: map[string]int{}}}
+	return &counters{s: Stats{JobsRun: map[string]int{}, JobsFailed: map[string]int{}, DMLRun: map[string]int{}, RateLimited: map[string]int{}}}
 }
 
 func (c *counters) add(fn func(*Stats)) {
@@ -91,6 +92,7 @@ func (p *Proxy) Stats() Stats {
 	s := p.stats.s
 	s.JobsRun = maps.Clone(s.JobsRun)
 	s.JobsFailed = maps.Clone(s.JobsFailed)
+	s.DMLRun = maps.Clone(s.DMLRun)
 	s.RateLimited = maps.Clone(s.RateLimited)
 	return s
 }

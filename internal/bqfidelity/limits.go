@@ -32,9 +32,9 @@ const quotaHelp = " For more information, see https://cloud.google.com/bigquery/
 //
 // https://cloud.google.com/bigquery/quotas#partitioned_tables — partition
 // modifications per column-partitioned table: 30,000 per day and 50 per 10 s;
-// every job or DML statement that writes a partitioned table counts (one per
-// job here: the proxy does not count the partitions a job touches, a kinder
-// reading only for jobs that write several days at once).
+// every partition a job or DML statement writes counts: one for a load,
+// copy or query job (they write one partition decorator here), the days a
+// DML statement names for it (see dmlDays).
 //
 // https://cloud.google.com/bigquery/quotas#load_jobs — 1,500 load jobs per
 // table per day, failed ones included. https://cloud.google.com/bigquery/quotas#copy_jobs
@@ -191,15 +191,17 @@ func (l *limits) metaLocked(t tableRef, what string, now time.Time) *apiError {
 	return nil
 }
 
-func (l *limits) partitionLocked(s *tableState, now time.Time) *apiError {
-	if s.partsDay.count(now, oneDay) >= l.opt.PartitionModsPerDay {
+func (l *limits) partitionLocked(s *tableState, now time.Time, n int) *apiError {
+	if s.partsDay.count(now, oneDay)+n > l.opt.PartitionModsPerDay {
 		return l.refuse(LimitPartitionDay, "quotaExceeded", "Quota exceeded: Your table exceeded quota for Number of partition modifications to a column partitioned table.")
 	}
-	if s.parts.count(now, 10*time.Second) >= l.opt.PartitionModsPer10s {
+	if s.parts.count(now, 10*time.Second)+n > l.opt.PartitionModsPer10s {
 		return l.refuse(LimitPartitionRate, "rateLimitExceeded", "Exceeded rate limits: too many partition modifications for this table.")
 	}
-	s.parts = append(s.parts, now)
-	s.partsDay = append(s.partsDay, now)
+	for range n {
+		s.parts = append(s.parts, now)
+		s.partsDay = append(s.partsDay, now)
+	}
 	return nil
 }
 
@@ -249,7 +251,7 @@ func (l *limits) admit(j *job, pl *plan, cancelled func() bool) *apiError {
 			return err
 		}
 		if w.partitioned {
-			if err := l.partitionLocked(s, now); err != nil {
+			if err := l.partitionLocked(s, now, 1); err != nil {
 				return err
 			}
 		}
@@ -268,7 +270,7 @@ func (l *limits) admit(j *job, pl *plan, cancelled func() bool) *apiError {
 			s.dml = append(s.dml, now)
 			s.meta.add(now, st.verb+" job "+j.id) // counts, never refused
 			if pl.partitioned[st.table.key()] {
-				if err := l.partitionLocked(s, now); err != nil {
+				if err := l.partitionLocked(s, now, pl.days); err != nil {
 					return err
 				}
 			}

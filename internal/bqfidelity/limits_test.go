@@ -353,3 +353,35 @@ func TestTablesInsertOfAnExistingTableIsNoMetadataUpdate(t *testing.T) {
 		t.Fatalf("patch after three refused creations: %d %s", code, reason)
 	}
 }
+
+// A DML statement modifies every partition it writes: a MERGE replacing
+// three days counts three of the table's partition modifications, so with
+// 4 per 10 s a second such MERGE is refused, and a one-day DELETE still
+// fits.
+func TestDMLCountsEveryDayItReplaces(t *testing.T) {
+	f := start(t, Options{PartitionModsPer10s: 4, TableMetadataUpdatesPer10s: 100})
+	f.table(t, "parted", true)
+	f.table(t, "src", false)
+	days := func(ds ...string) string {
+		var conds []string
+		for _, d := range ds {
+			next := day(d).AddDate(0, 0, 1).Format("2006-01-02")
+			conds = append(conds, fmt.Sprintf("(T.ts >= TIMESTAMP '%s 00:00:00+00' AND T.ts < TIMESTAMP '%s 00:00:00+00')", d, next))
+		}
+		return fmt.Sprintf("MERGE %s AS T USING (SELECT id, ts FROM %s) AS S ON FALSE WHEN NOT MATCHED BY SOURCE AND (%s) THEN DELETE WHEN NOT MATCHED THEN INSERT (id, ts) VALUES (S.id, S.ts)",
+			f.ref("parted"), f.ref("src"), strings.Join(conds, " OR "))
+	}
+	if got, _ := runAll(t, f, []string{days("2024-01-01", "2024-01-02", "2024-01-03")}); got[0] != "" {
+		t.Fatalf("a MERGE of 3 days with 4 modifications per 10 s: %q", got)
+	}
+	if got, _ := runAll(t, f, []string{days("2024-01-04", "2024-01-05")}); got[0] != "rateLimitExceeded" {
+		t.Fatalf("a second MERGE of 2 days within 10 s: %q, want rateLimitExceeded", got)
+	}
+	del := fmt.Sprintf("DELETE FROM %s WHERE ts >= TIMESTAMP '2024-01-06 00:00:00+00' AND ts < TIMESTAMP '2024-01-07 00:00:00+00'", f.ref("parted"))
+	if got, _ := runAll(t, f, []string{del}); got[0] != "" {
+		t.Fatalf("a one-day DELETE as the fourth modification: %q", got)
+	}
+	if n := f.p.Stats().DMLRun["MERGE"]; n != 1 {
+		t.Fatalf("%d MERGE statements took effect, want 1", n)
+	}
+}

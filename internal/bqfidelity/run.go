@@ -20,6 +20,7 @@ type plan struct {
 	stmts       []stmt     // DML and DDL statements of a query
 	txn         bool
 	partitioned map[string]bool // DML tables that are partitioned
+	days        int             // partitions a DML statement modifies (see dmlDays)
 	alter       []string        // a multi-action ALTER TABLE, split
 	decor       *decorPlan      // partition decorators to translate
 }
@@ -76,6 +77,23 @@ func isPartitioned(meta map[string]any) bool {
 	return tp || rp
 }
 
+// dayLowerBound is a day the SQL names as the lower bound of a range:
+// ">= TIMESTAMP|DATETIME|DATE 'YYYY-MM-DD…'".
+var dayLowerBound = regexp.MustCompile(`(?i)>=\s*(?:TIMESTAMP|DATETIME|DATE)\s*'(\d{4}-\d{2}-\d{2})`)
+
+// dmlDays is how many partitions a DML statement of sql modifies, by the
+// days it names as lower bounds of ranges (pgbq's statements bound each
+// day they touch so), at least one. A statement that touches many days
+// without naming them is counted as one: kinder than BigQuery, which
+// counts every partition (https://cloud.google.com/bigquery/quotas#partitioned_tables).
+func dmlDays(sql string) int {
+	days := map[string]bool{}
+	for _, m := range dayLowerBound.FindAllStringSubmatch(sql, -1) {
+		days[m[1]] = true
+	}
+	return max(1, len(days))
+}
+
 // planJob reads what the job changes.
 func (p *Proxy) planJob(ctx context.Context, j *job) (*plan, *apiError) {
 	pl := &plan{kind: j.kind, partitioned: map[string]bool{}}
@@ -91,6 +109,7 @@ func (p *Proxy) planJob(ctx context.Context, j *job) (*plan, *apiError) {
 			defDataset, _ = dd["datasetId"].(string)
 		}
 		pl.stmts, pl.txn = scanSQL(sql, j.project, defDataset)
+		pl.days = dmlDays(sql)
 		for _, t := range pl.dmlTables() {
 			pl.partitioned[t.key()] = isPartitioned(p.tableMeta(ctx, t))
 		}
@@ -193,6 +212,15 @@ func (p *Proxy) run(j *job) {
 	p.jobs.mu.Unlock()
 	aerr = p.execute(ctx, j, pl)
 	p.lim.release(j, pl, aerr == nil)
+	if aerr == nil {
+		p.stats.add(func(s *Stats) {
+			for _, st := range pl.stmts {
+				if st.dml() {
+					s.DMLRun[st.verb]++
+				}
+			}
+		})
+	}
 	p.finish(j, aerr)
 }
 

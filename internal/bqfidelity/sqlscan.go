@@ -57,6 +57,15 @@ func targetTableID(kind string, config map[string]any) string {
 			return id
 		}
 	}
+	if sql, ok := c["query"].(string); ok {
+		// A DML statement's target.
+		stmts, _ := scanSQL(sql, "", "")
+		for _, st := range stmts {
+			if st.dml() {
+				return st.table.Table
+			}
+		}
+	}
 	return ""
 }
 

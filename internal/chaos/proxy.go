@@ -216,8 +216,8 @@ func classify(r *http.Request, body []byte) string {
 		}
 		return "checkpoint"
 	case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/jobs") &&
-		(bytes.Contains(body, []byte(`"copy":`)) || bytes.Contains(body, []byte("WRITE_TRUNCATE"))):
-		// The publish: a copy job, or a query job replacing a partition.
+		bytes.Contains(body, []byte("MERGE ")):
+		// The publish: a MERGE replacing days of the destination.
 		return "publish"
 	}
 	return "other"

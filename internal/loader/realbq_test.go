@@ -155,18 +155,17 @@ func TestLostAnswersAdoptTheJob(t *testing.T) {
 	seedDays(t, r.pool, day, 2, 90, false)
 	s := r.open(40)
 
-	// Day 1 through load and copy jobs.
+	// Day 1 through load jobs and the publish (a MERGE query job).
 	proxy.Inject(bqfidelity.Fault{Kind: "load", Count: 2, AfterWork: true})
-	proxy.Inject(bqfidelity.Fault{Kind: "copy", Count: 1, AfterWork: true})
+	proxy.Inject(bqfidelity.Fault{Kind: "query", Table: "activity_logs", Count: 1, AfterWork: true})
 	if out := r.syncAll(s, day); out != Finished {
 		t.Fatalf("outcome %v, want finished", out)
 	}
 	r.check(day)
 
-	// Day 2 through the de-duplicating query: stage its first chunk twice
-	// (the second time under another id, as a loader that lost a race with
-	// another generation would), so staging holds duplicates and the
-	// publish is a query job.
+	// Day 2 with duplicates in staging: stage its first chunk twice (the
+	// second time under another id, as a loader that lost a race with
+	// another generation would), so the publish must de-duplicate.
 	day2 := day.AddDate(0, 0, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -184,7 +183,7 @@ func TestLostAnswersAdoptTheJob(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	proxy.Inject(bqfidelity.Fault{Kind: "query", Table: "activity_logs$", Count: 1, AfterWork: true})
+	proxy.Inject(bqfidelity.Fault{Kind: "query", Table: "activity_logs", Count: 1, AfterWork: true})
 	before := proxy.Stats().Duplicate409
 	if out := r.syncAll(s, day2); out != Finished {
 		t.Fatalf("day 2 outcome %v, want finished", out)
@@ -216,7 +215,7 @@ func TestJobErrorsByReason(t *testing.T) {
 	proxy.Inject(bqfidelity.Fault{Kind: "load", Count: 1, JobErrorReason: "internalError"})
 	proxy.Inject(bqfidelity.Fault{Kind: "load", Count: 1, JobErrorReason: "backendError"})
 	proxy.Inject(bqfidelity.Fault{Kind: "load", Count: 1, JobErrorReason: "rateLimitExceeded"})
-	proxy.Inject(bqfidelity.Fault{Kind: "copy", Count: 1, JobErrorReason: "backendError"})
+	proxy.Inject(bqfidelity.Fault{Kind: "query", Table: "activity_logs", Count: 1, JobErrorReason: "backendError"})
 
 	// After the second chunk is staged, another loader drops staging.
 	dropped := false
@@ -334,12 +333,8 @@ func TestAbandonedPublishIsCancelled(t *testing.T) {
 	if err := stageFirstRows(ctx, t, s, day, gen, 40); err != nil {
 		t.Fatal(err)
 	}
-	st, err := s.Warehouse.StagedState(ctx, day, gen)
-	if err != nil {
-		t.Fatal(err)
-	}
 	short, cancelShort := context.WithTimeout(ctx, 300*time.Millisecond)
-	err = s.Warehouse.Publish(short, day, st)
+	err = s.Warehouse.PublishDays(short, []time.Time{day})
 	cancelShort()
 	if err == nil {
 		t.Fatal("a publish with a 300 ms deadline and 2 s jobs returned no error")
@@ -410,8 +405,8 @@ func TestPublishTrustsRowCountsOnlyWhileStagingIsUnchanged(t *testing.T) {
 	if out := r.syncAll(s, day); out != Finished {
 		t.Fatalf("outcome %v, want finished", out)
 	}
-	if n := queries() - before; n != 1 {
-		t.Fatalf("a day staged in one go ran %d query jobs, want 1 (its state read)", n)
+	if n := queries() - before; n != 2 {
+		t.Fatalf("a day staged in one go ran %d query jobs, want 2 (its state read and the publish)", n)
 	}
 	r.check(day)
 
@@ -433,7 +428,7 @@ func TestPublishTrustsRowCountsOnlyWhileStagingIsUnchanged(t *testing.T) {
 	if out := r.syncAll(s, next); out != Finished {
 		t.Fatalf("outcome %v, want finished", out)
 	}
-	if n := queries() - before; n < 3 {
+	if n := queries() - before; n < 4 {
 		t.Fatalf("a day whose staging changed before its publish ran %d query jobs: the publish trusted a stale count", n)
 	}
 	r.check(next)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -76,10 +77,11 @@ type Syncer struct {
 	Broken error
 	// Reopen opens the table again; see Broken.
 	Reopen func(ctx context.Context) (*pgsource.Source, *bq.Warehouse, error)
-	// PublishSpacing is how long a loader's turn at publishing lasts (see
-	// publishTurn); bq.WriteSpacing when zero. Only a simulation whose
-	// BigQuery runs its rate limits faster sets it.
-	PublishSpacing time.Duration
+	// PublishHold is how long a loader's turn at publishing lasts after a
+	// publish of n days started (see publishTogether); bq.PublishHold when
+	// nil. Only a simulation whose BigQuery runs its rate limits faster
+	// sets it.
+	PublishHold func(n int) time.Duration
 	// mu guards Source, Warehouse and Encoder, which a schema change
 	// replaces: each Sync reads them under the read lock.
 	mu sync.RWMutex
@@ -505,9 +507,11 @@ func (s *Syncer) publish(ctx context.Context, log *slog.Logger, day time.Time, g
 	if st.DistinctIDs < expected {
 		return s.resync(ctx, log, day, e, fmt.Sprintf("staging holds %d rows up to its position, the source %d", st.DistinctIDs, expected))
 	}
-	// Partition replacement: no DML, no transaction to conflict with the
-	// publishes of other dates; repeating it is safe.
-	err = retry.Do(ctx, func(ctx context.Context, _ int) error { return s.publishTurn(ctx, day, st) })
+	// Partition replacement by one MERGE, with the days other loaders have
+	// ready; no transaction to conflict with, and repeating it is safe.
+	t0 := time.Now()
+	err = retry.Do(ctx, func(ctx context.Context, _ int) error { return s.publishTogether(ctx, day) })
+	publishMS := time.Since(t0).Milliseconds()
 	if errors.Is(err, bq.ErrStagingGone) {
 		log.Info("staging table dropped by another loader before the publish; starting over")
 		return Continue, nil
@@ -538,7 +542,7 @@ func (s *Syncer) publish(ctx context.Context, log *slog.Logger, day time.Time, g
 	}
 	e.SourceRows, e.BigQueryRows = src, dest.Rows
 	closed := s.now().After(day.AddDate(0, 0, 1).Add(s.Grace))
-	log.Info("date published", "source_rows", src, "bigquery_rows", dest.Rows, "closed", closed)
+	log.Info("date published", "source_rows", src, "bigquery_rows", dest.Rows, "closed", closed, "publish_ms", publishMS)
 	switch {
 	case dest.Rows != dest.DistinctIDs:
 		// The copy ran while a concurrent loader appended rows staged
@@ -584,26 +588,51 @@ func (s *Syncer) publish(ctx context.Context, log *slog.Logger, day time.Time, g
 	}
 }
 
-// publishTurn publishes day in this process's turn among every loader of
-// the table. Each publish is a job writing the destination, and BigQuery
-// allows 5 of those per table per 10 s; loaders that each publish when
-// they are ready exceed that as soon as a date takes less than 2 s per
-// loader, and every refused copy still counts toward the table's 1,000
-// copy jobs a day (https://cloud.google.com/bigquery/quotas#copy_jobs),
-// so that retries would spend a back-fill's daily copies on refusals.
-// Taking turns, starts are bq.WriteSpacing apart: the turn is handed on
-// that long after it was taken, whether or not the job has ended.
-func (s *Syncer) publishTurn(ctx context.Context, day time.Time, st bq.Staged) error {
-	release, err := s.Source.Turn(ctx, "publish/"+s.Table)
-	if err != nil {
-		return err
+// publishTogether publishes day together with the days other loaders of
+// the table have ready: each publish writes the destination, and BigQuery
+// allows 5 writes per table per 10 s (DML counts toward that without
+// being refused by it, but has limits of its own), so loaders that each
+// published their own day would be bound to one day per 2 s, however many
+// they are. Instead one loader at a time publishes every day that is
+// ready, up to bq.PublishBatch, in one statement (see
+// pgsource.PublishTogether). A staging table dropped since its day was
+// announced fails the statement; the days are then published without it
+// (ErrStagingGone when it is day's own).
+func (s *Syncer) publishTogether(ctx context.Context, day time.Time) error {
+	hold := s.PublishHold
+	if hold == nil {
+		hold = bq.PublishHold
 	}
-	spacing := s.PublishSpacing
-	if spacing <= 0 {
-		spacing = bq.WriteSpacing
-	}
-	time.AfterFunc(spacing, release)
-	return s.Warehouse.Publish(ctx, day, st)
+	return s.Source.PublishTogether(ctx, s.Warehouse.DestRef(), civil.DateOf(day), bq.PublishBatch, hold,
+		func(ctx context.Context, dates []civil.Date) ([]civil.Date, error) {
+			days := make([]time.Time, len(dates))
+			for i, d := range dates {
+				days[i] = d.In(time.UTC)
+			}
+			err := s.Warehouse.PublishDays(ctx, days)
+			if err == nil {
+				return dates, nil
+			}
+			var gone []civil.Date
+			for _, d := range s.Warehouse.MissingStaging(ctx, days) {
+				gone = append(gone, civil.DateOf(d))
+			}
+			if len(gone) == 0 {
+				return nil, err
+			}
+			if slices.Contains(gone, civil.DateOf(day)) {
+				return nil, fmt.Errorf("%w: %w", bq.ErrStagingGone, err)
+			}
+			left := slices.DeleteFunc(dates, func(d civil.Date) bool { return slices.Contains(gone, d) })
+			days = days[:0]
+			for _, d := range left {
+				days = append(days, d.In(time.UTC))
+			}
+			if err := s.Warehouse.PublishDays(ctx, days); err != nil {
+				return nil, err
+			}
+			return left, nil
+		})
 }
 
 // stagingHolds reports whether the staging table of day is still

@@ -2,9 +2,12 @@ package loader
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/pgbq/pgbq/internal/bqfidelity"
 	"github.com/pgbq/pgbq/internal/pgsource"
 )
 
@@ -126,30 +129,61 @@ INSERT INTO local_events SELECT 1000 + g, TIMESTAMP '2024-10-26 22:00' + g * int
 	}
 }
 
-// Loaders take turns at publishing (Syncer.publishTurn): a turn is not
-// granted while another process holds it, a wait cut short by its context
-// fails without leaving the turn held, and once handed on it is granted.
-func TestPublishTurnsAreTakenOneAtATime(t *testing.T) {
+// Loaders that have days ready at the same time publish them together
+// (Syncer.publishTogether): six loaders, one day each, all staged before
+// any publishes, take fewer MERGE statements than days — each a write of
+// the destination that BigQuery limits to 5 per 10 s — and every day
+// arrives exactly once. A loader that leads publishes its own day with
+// the others; the others learn that theirs is published and finish.
+func TestLoadersPublishTogether(t *testing.T) {
 	t.Parallel()
-	r := newRig(t)
-	r.open(10)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	release, err := r.src.Turn(ctx, "publish/turns")
-	if err != nil {
-		t.Fatal(err)
+	r, proxy := newFidelityRig(t, bqfidelity.Options{JobLatency: time.Second})
+	first := time.Date(2024, 11, 1, 0, 0, 0, 0, time.UTC)
+	const n = 6
+	seedDays(t, r.pool, first, n, 50, false)
+	// Every loader stops at its publish until all are there.
+	var ready sync.WaitGroup
+	ready.Add(n)
+	loaders := make([]*Syncer, n)
+	for i := range loaders {
+		if i == 0 {
+			loaders[i] = r.open(100) // makes the destination
+		} else {
+			loaders[i] = r.newSyncer(100, fmt.Sprintf("loader-%d", i))
+		}
+		once := sync.OnceFunc(ready.Done)
+		setHook(loaders[i], func(point string) error {
+			if point == "publish" {
+				once()
+				ready.Wait()
+			}
+			return nil
+		})
 	}
-	short, cancelShort := context.WithTimeout(ctx, 300*time.Millisecond)
-	_, err = r.src.Turn(short, "publish/turns")
-	cancelShort()
-	if err == nil {
-		t.Fatal("a second turn was granted while the first was held")
+	before := proxy.Stats().DMLRun["MERGE"]
+	outs := make([]Outcome, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i, s := range loaders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			defer cancel()
+			outs[i], errs[i] = s.Sync(ctx, first.AddDate(0, 0, i), time.Now().Add(time.Hour))
+		}()
 	}
-	release()
-	release() // handing on twice is harmless
-	again, err := r.src.Turn(ctx, "publish/turns")
-	if err != nil {
-		t.Fatalf("the turn was not granted once handed on: %v", err)
+	wg.Wait()
+	for i := range loaders {
+		if errs[i] != nil || outs[i] != Finished {
+			t.Fatalf("day %d: outcome %v, %v; want finished", i, outs[i], errs[i])
+		}
+		r.check(first.AddDate(0, 0, i))
 	}
-	again()
+	st := proxy.Stats()
+	merges := st.DMLRun["MERGE"] - before
+	t.Logf("%d days published by %d MERGE statements; rate limited %v", n, merges, st.RateLimited)
+	if merges < 1 || merges >= n {
+		t.Fatalf("%d MERGE statements for %d days ready together, want fewer than %d", merges, n, n)
+	}
 }

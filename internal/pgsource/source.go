@@ -2,10 +2,8 @@ package pgsource
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"slices"
 	"strings"
 	"sync"
@@ -365,29 +363,14 @@ var ErrLocked = errors.New("lease held by another process")
 // connection; it lasts until release is called or the connection dies.
 // Correctness never depends on it: it only saves duplicate work.
 func (s *Source) Lease(ctx context.Context, key string) (release func(), err error) {
-	return s.lock(ctx, key, `SELECT pg_try_advisory_lock($1)`)
-}
-
-// Turn waits until this process holds the session advisory lock named by
-// key (in the order PostgreSQL grants waiting locks, first come first
-// served) or ctx ends; it lasts until release is called or the connection
-// dies. Processes take turns with it at something they must not do at
-// once, such as starting jobs against a rate limit shared by all.
-func (s *Source) Turn(ctx context.Context, key string) (release func(), err error) {
-	return s.lock(ctx, key, `SELECT true FROM pg_advisory_lock($1)`)
-}
-
-func (s *Source) lock(ctx context.Context, key, sql string) (release func(), err error) {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("lease %s: %w", key, err)
 	}
-	h := fnv.New64a()
-	h.Write([]byte("pgbq\x00" + key))
-	lockID := int64(binary.BigEndian.Uint64(h.Sum(nil)))
+	lockID := lockID(key)
 	var ok bool
-	if err := conn.QueryRow(ctx, sql, lockID).Scan(&ok); err != nil {
-		// A wait cut short may have been granted the lock after all: the
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, lockID).Scan(&ok); err != nil {
+		// A call cut short may have been granted the lock after all: the
 		// connection goes, and the lock with it.
 		conn.Conn().Close(context.WithoutCancel(ctx))
 		conn.Release()

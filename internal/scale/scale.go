@@ -188,13 +188,15 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 		return nil, err
 	}
 	r.logf("one date alone: %.1f s (%d rows, chunk %d, job latency %s)", rep.PerDate.Seconds(), opt.RowsPerDate, opt.ChunkSize, opt.JobLatency)
-	// Every date's publish is a job writing the one destination table,
-	// and the loaders take turns at it (bq.WriteSpacing apart): no wall
-	// time can beat that, however many loaders there are. (Push scales
-	// the fidelity layer's rates, not the loaders' turns.)
+	// Every date's publish modifies a partition of the one destination
+	// table, and the loaders publish together, one batch at a time, each
+	// holding the turn for bq.PublishHold: no wall time can beat that,
+	// however many loaders there are. (Push scales the fidelity layer's
+	// rates, and the loaders' turns with them.)
 	if opt.Mode == Pull {
-		r.logf("publishing bound: %d publishes × %.1f s = %.0f s at least (BigQuery's 5 writes per table per 10 s); perfect packing: %.0f s",
-			opt.Dates, bq.WriteSpacing.Seconds(), float64(opt.Dates)*bq.WriteSpacing.Seconds(), rep.Ideal().Seconds())
+		per := bq.PublishHold(bq.PublishBatch) / bq.PublishBatch
+		r.logf("publishing bound: %d dates × %.2f s = %.0f s at least (BigQuery's 50 partition modifications per table per 10 s); perfect packing: %.0f s",
+			opt.Dates, per.Seconds(), float64(opt.Dates)*per.Seconds(), rep.Ideal().Seconds())
 	}
 	start := time.Now()
 	switch opt.Mode {
@@ -266,7 +268,9 @@ func (r *run) newInstance(ctx context.Context, i int) (*instance, error) {
 		Table: Table, ChunkSize: r.opt.ChunkSize, Grace: time.Hour, Writer: fmt.Sprintf("loader-%d", i)}
 	if r.opt.Mode == Push {
 		// The fidelity layer's rates are scaled up by the same factor.
-		s.PublishSpacing = time.Duration(float64(bq.WriteSpacing) * r.opt.TimeScale)
+		s.PublishHold = func(n int) time.Duration {
+			return time.Duration(float64(bq.PublishHold(n)) * r.opt.TimeScale)
+		}
 	}
 	return &instance{src: src, syncer: s}, nil
 }
