@@ -42,6 +42,11 @@ func JobID(kind, label string, parts ...any) string {
 // past the spent id through 409. When ctx ends, the job in flight is
 // cancelled: BigQuery would otherwise go on running work nobody waits for.
 func runJob(ctx context.Context, client *bigquery.Client, id string, start func(ctx context.Context, id string) (*bigquery.Job, error)) (*bigquery.Job, error) {
+	return runJobPolled(ctx, client, id, time.Second, start)
+}
+
+// runJobPolled is runJob with young jobs polled at most poll apart.
+func runJobPolled(ctx context.Context, client *bigquery.Client, id string, poll time.Duration, start func(ctx context.Context, id string) (*bigquery.Job, error)) (*bigquery.Job, error) {
 	first := 0
 	if n, ok := spent.Load(id); ok {
 		first = n.(int) // this process already walked past these
@@ -60,7 +65,7 @@ func runJob(ctx context.Context, client *bigquery.Client, id string, start func(
 		if err != nil {
 			return nil, fmt.Errorf("job %s: %w", jid, err)
 		}
-		err = wait(ctx, job)
+		err = wait(ctx, job, poll)
 		if err == nil {
 			return job, nil
 		}
@@ -93,13 +98,13 @@ const maxJobIDs = 1000
 // (backendError, rateLimitExceeded). If ctx ends first the job is
 // cancelled: BigQuery would otherwise go on running work nobody waits for.
 //
-// Polls come at most pollYoung apart while the job is young: most jobs
+// Polls come at most pollYoung apart (a second for most jobs) while the job is young: most jobs
 // end within seconds, and a day's chain of jobs (read state, load, copy,
 // count) waits for each in turn, so a poll that comes late adds its delay
 // to the day (measured: 2–3 s a job with polls growing to 5 s apart).
 // Older jobs are polled less often, up to 5 s apart.
-func wait(ctx context.Context, job *bigquery.Job) error {
-	const pollYoung, young = time.Second, 15 * time.Second
+func wait(ctx context.Context, job *bigquery.Job, pollYoung time.Duration) error {
+	const young = 15 * time.Second
 	bo := gax.Backoff{Initial: 100 * time.Millisecond, Max: pollYoung, Multiplier: 1.5}
 	start := time.Now()
 	for {

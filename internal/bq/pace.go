@@ -25,10 +25,6 @@ type Pacer struct {
 
 const paceWindow = 10*time.Second + 500*time.Millisecond
 
-// WriteSpacing is how far apart jobs writing one table must start for
-// any number of processes taking turns to stay under TableWritesPer10s.
-const WriteSpacing = paceWindow / TableWritesPer10s
-
 // Record counts a write of the table made at t by other means, such as
 // its creation (tables.insert counts toward the same limit).
 func (p *Pacer) Record(t time.Time) {
@@ -80,7 +76,7 @@ const (
 	DMLPer10s           = 25
 	PartitionModsPer10s = 50
 	// PublishBatch is the most days one publish replaces.
-	PublishBatch = 12
+	PublishBatch = 8
 )
 
 // PublishHold is how long the loaders' turn at publishing (one publish of

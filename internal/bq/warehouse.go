@@ -528,8 +528,12 @@ type Staged struct {
 // when it runs; staging only grows within a generation, so a publish that
 // runs late writes at least what it was started for. The job id is fresh
 // for each call (a re-run is harmless); the client's own re-sends of
-// jobs.insert meet 409 and adopt the job.
-func (w *Warehouse) PublishDays(ctx context.Context, days []time.Time) error {
+// jobs.insert meet 409 and adopt the job. started, if set, is called once
+// the job is inserted. The job is polled every quarter second: every
+// loader of the table waits on the publishes, one or two at a time, so
+// each moment it ends unseen is a moment they all lose, for a few jobs.get
+// calls a second per table.
+func (w *Warehouse) PublishDays(ctx context.Context, days []time.Time, started func()) error {
 	if len(days) == 0 {
 		return nil
 	}
@@ -551,10 +555,14 @@ func (w *Warehouse) PublishDays(ctx context.Context, days []time.Time) error {
 		w.DestRef(), strings.Join(sources, "\nUNION ALL\n"), strings.Join(replaced, " OR "), strings.Join(cols, ", "), strings.Join(vals, ", "))
 	labels = append(labels, w.dest, time.Now().UnixNano())
 	id := JobID("publish", days[0].Format("20060102"), labels...)
-	_, err := runJob(ctx, w.Client, id, func(ctx context.Context, id string) (*bigquery.Job, error) {
+	_, err := runJobPolled(ctx, w.Client, id, 250*time.Millisecond, func(ctx context.Context, id string) (*bigquery.Job, error) {
 		q := w.Client.Query(sql)
 		q.JobID = id
-		return q.Run(ctx)
+		j, err := q.Run(ctx)
+		if err == nil && started != nil {
+			started()
+		}
+		return j, err
 	})
 	if err != nil {
 		return fmt.Errorf("publish %s %s (%d days): %w", w.dest, days[0].Format(time.DateOnly), len(days), err)

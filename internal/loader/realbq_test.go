@@ -334,7 +334,7 @@ func TestAbandonedPublishIsCancelled(t *testing.T) {
 		t.Fatal(err)
 	}
 	short, cancelShort := context.WithTimeout(ctx, 300*time.Millisecond)
-	err = s.Warehouse.PublishDays(short, []time.Time{day})
+	err = s.Warehouse.PublishDays(short, []time.Time{day}, nil)
 	cancelShort()
 	if err == nil {
 		t.Fatal("a publish with a 300 ms deadline and 2 s jobs returned no error")

@@ -593,9 +593,11 @@ func (s *Syncer) publish(ctx context.Context, log *slog.Logger, day time.Time, g
 // allows 5 writes per table per 10 s (DML counts toward that without
 // being refused by it, but has limits of its own), so loaders that each
 // published their own day would be bound to one day per 2 s, however many
-// they are. Instead one loader at a time publishes every day that is
-// ready, up to bq.PublishBatch, in one statement (see
-// pgsource.PublishTogether). A staging table dropped since its day was
+// they are. Instead one loader at a time takes the table's turn and
+// starts one statement publishing every day that is ready and not in a
+// publish already, up to bq.PublishBatch; it hands the turn on
+// bq.PublishHold after the start, and up to pgsource.PublishesInFlight
+// statements run at once (see pgsource.PublishTogether). A staging table dropped since its day was
 // announced fails the statement; the days are then published without it
 // (ErrStagingGone when it is day's own).
 func (s *Syncer) publishTogether(ctx context.Context, day time.Time) error {
@@ -604,12 +606,12 @@ func (s *Syncer) publishTogether(ctx context.Context, day time.Time) error {
 		hold = bq.PublishHold
 	}
 	return s.Source.PublishTogether(ctx, s.Warehouse.DestRef(), civil.DateOf(day), bq.PublishBatch, hold,
-		func(ctx context.Context, dates []civil.Date) ([]civil.Date, error) {
+		func(ctx context.Context, dates []civil.Date, started func()) ([]civil.Date, error) {
 			days := make([]time.Time, len(dates))
 			for i, d := range dates {
 				days[i] = d.In(time.UTC)
 			}
-			err := s.Warehouse.PublishDays(ctx, days)
+			err := s.Warehouse.PublishDays(ctx, days, started)
 			if err == nil {
 				return dates, nil
 			}
@@ -628,7 +630,7 @@ func (s *Syncer) publishTogether(ctx context.Context, day time.Time) error {
 			for _, d := range left {
 				days = append(days, d.In(time.UTC))
 			}
-			if err := s.Warehouse.PublishDays(ctx, days); err != nil {
+			if err := s.Warehouse.PublishDays(ctx, days, started); err != nil {
 				return nil, err
 			}
 			return left, nil

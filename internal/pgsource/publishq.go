@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"cloud.google.com/go/civil"
@@ -14,58 +15,67 @@ import (
 )
 
 // The publish queue lets the loaders of one destination table publish
-// their dates together: a date ready to publish is announced, one loader
-// at a time takes the table's turn and publishes every announced date in
-// one statement, and tells the others which dates it published. It keeps
-// no state of its own: an announcement is a shared advisory lock on (the
-// table's key, the date), which PostgreSQL lists in pg_locks for as long
-// as its session lives; the turn is an exclusive advisory lock; the news
-// is a NOTIFY. A loader that dies takes its announcement and its turn with
-// it, and nothing is written to the source database.
+// their dates together: a date ready to publish is announced; one loader
+// at a time takes the table's turn, claims every announced date that no
+// publish in flight has claimed, starts one statement publishing them,
+// hands the turn on once the table's rate limits allow the next start,
+// and when the statement has ended tells the others which dates it
+// published. Up to PublishesInFlight statements run at once. It keeps no
+// state of its own: announcements and claims are advisory locks on (a key
+// of the table, the date), which PostgreSQL lists in pg_locks for as long
+// as their session lives; the turn and the in-flight slots are advisory
+// locks too; the news is a NOTIFY. A loader that dies takes its
+// announcement, claims, turn and slot with it, and nothing is written to
+// the source database.
 
 // publishedChannel carries "key date,date,…" after each batch.
 const publishedChannel = "pgbq_published"
 
-// PublishBatch is what a leader does with its turn: publish the dates
-// (its own first), returning those it published.
-type PublishBatch func(ctx context.Context, days []civil.Date) ([]civil.Date, error)
+// PublishesInFlight is how many publish statements of one table run at
+// once: BigQuery runs 2 mutating DML statements of a table at a time and
+// queues the others (https://cloud.google.com/bigquery/docs/data-manipulation-language#update_delete_merge_dml_concurrency).
+const PublishesInFlight = 2
+
+// PublishBatch is what a leader does with its turn: publish the dates,
+// calling started once the statement is under way, and return those it
+// published.
+type PublishBatch func(ctx context.Context, days []civil.Date, started func()) ([]civil.Date, error)
 
 // PublishTogether announces day as ready to publish under key (the
 // destination table) and returns once it is published: by this process,
-// when it gets the turn first (lead is then called with day and the other
-// announced dates, at most limit of them), or by another that publishes it
-// in its batch. The turn is held for hold(n) after a batch of n dates
-// started, so that batches of any number of processes keep the table's
-// rate limits. Everything runs on one connection.
+// when it gets the turn while day is unclaimed (lead is then called with
+// day and the other unclaimed announced dates, at most limit of them), or
+// by another that publishes it in its batch. The turn is handed on hold(n)
+// after a batch of n dates started, so that the batches of any number of
+// processes keep the table's rate limits. Everything runs on one
+// connection.
 func (s *Source) PublishTogether(ctx context.Context, key string, day civil.Date, limit int, hold func(n int) time.Duration, lead PublishBatch) error {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("publish queue %s: %w", key, err)
 	}
-	q := &publishQueue{conn: conn, class: queueClass(key), turn: lockID("publish/" + key), day: day}
+	q := &publishQueue{conn: conn, key: key, announced: queueClass("ready", key), claimed: queueClass("claimed", key),
+		turn: lockID("publish/" + key), day: day}
 	err = q.run(ctx, limit, hold, lead)
-	if err != nil && q.conn != nil {
-		// A call cut short may have been granted the turn after all: the
-		// connection goes, and its locks with it.
-		q.conn.Conn().Close(context.WithoutCancel(ctx))
-	}
-	q.close()
+	q.close(err != nil)
 	return err
 }
 
 type publishQueue struct {
-	conn  *pgxpool.Conn
-	class int32 // the announcements' first key: the table
-	turn  int64
-	day   civil.Date
-	held  bool // holds the turn; released by close unless handed to a timer
+	conn               *pgxpool.Conn
+	key                string
+	announced, claimed int32 // advisory lock classes of (class, date) locks
+	turn               int64
+	day                civil.Date
 }
 
 var epoch = civil.Date{Year: 1970, Month: 1, Day: 1}
 
-func queueClass(key string) int32 {
+func dayKey(d civil.Date) int32 { return int32(d.DaysSince(epoch)) }
+
+func queueClass(what, key string) int32 {
 	h := fnv.New32a()
-	h.Write([]byte("pgbq ready\x00" + key))
+	h.Write([]byte("pgbq " + what + "\x00" + key))
 	return int32(h.Sum32() & 0x7fffffff)
 }
 
@@ -77,7 +87,8 @@ func lockID(name string) int64 {
 }
 
 // pollEvery bounds how long an announced date waits between two looks at
-// the turn; notifications end the wait sooner.
+// the turn (and a leader between two looks for a free slot);
+// notifications end the wait sooner.
 const pollEvery = 250 * time.Millisecond
 
 func (q *publishQueue) run(ctx context.Context, limit int, hold func(n int) time.Duration, lead PublishBatch) error {
@@ -86,23 +97,41 @@ func (q *publishQueue) run(ctx context.Context, limit int, hold func(n int) time
 	if _, err := q.conn.Exec(ctx, "LISTEN "+publishedChannel); err != nil {
 		return fmt.Errorf("publish queue: listen: %w", err)
 	}
-	if _, err := q.conn.Exec(ctx, `SELECT pg_advisory_lock_shared($1, $2)`, q.class, int32(q.day.DaysSince(epoch))); err != nil {
+	if _, err := q.conn.Exec(ctx, `SELECT pg_advisory_lock_shared($1, $2)`, q.announced, dayKey(q.day)); err != nil {
 		return fmt.Errorf("publish queue: announce %s: %w", q.day, err)
 	}
 	for {
-		var got bool
-		if err := q.conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, q.turn).Scan(&got); err != nil {
-			return fmt.Errorf("publish queue: turn: %w", err)
+		got, err := q.try(ctx, q.turn)
+		if err != nil {
+			return err
 		}
 		if got {
-			q.held = true
-			return q.lead(ctx, limit, hold, lead)
+			published, err := q.lead(ctx, limit, hold, lead)
+			if err != nil || published {
+				return err
+			}
+			// The date is in a batch in flight: wait for its news.
 		}
 		published, err := q.await(ctx)
 		if err != nil || published {
 			return err
 		}
 	}
+}
+
+func (q *publishQueue) try(ctx context.Context, lock int64) (bool, error) {
+	var got bool
+	if err := q.conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, lock).Scan(&got); err != nil {
+		return false, fmt.Errorf("publish queue %s: lock: %w", q.key, err)
+	}
+	return got, nil
+}
+
+func (q *publishQueue) unlock(ctx context.Context, lock int64) error {
+	if _, err := q.conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, lock); err != nil {
+		return fmt.Errorf("publish queue %s: unlock: %w", q.key, err)
+	}
+	return nil
 }
 
 // await waits up to pollEvery for news that the date was published.
@@ -128,94 +157,159 @@ func (q *publishQueue) await(ctx context.Context) (bool, error) {
 // this queue's key.
 func (q *publishQueue) names(payload string) bool {
 	cls, days, ok := strings.Cut(payload, " ")
-	if !ok || cls != fmt.Sprint(q.class) {
+	if !ok || cls != fmt.Sprint(q.announced) {
 		return false
 	}
 	return slices.Contains(strings.Split(days, ","), q.day.String())
 }
 
-// lead publishes the date and the other announced ones, then tells the
-// others. The turn is handed on hold(n) after the batch started, or when
-// it ended if that is later.
-func (q *publishQueue) lead(ctx context.Context, limit int, hold func(n int) time.Duration, lead PublishBatch) error {
-	rows, err := q.conn.Query(ctx, `SELECT objid::bigint FROM pg_locks
-WHERE locktype = 'advisory' AND objsubid = 2 AND granted AND classid::bigint = $1
-  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
-ORDER BY 1`, q.class)
-	if err != nil {
-		return fmt.Errorf("publish queue: read announcements: %w", err)
+// lead runs one batch with the turn held: it claims the announced dates
+// no batch in flight has claimed (the date first), takes a slot, starts
+// the batch, hands the turn on hold(n) after the start, and once the
+// batch has ended tells the others and gives back claims and slot. It
+// reports whether the date was published by it.
+func (q *publishQueue) lead(ctx context.Context, limit int, hold func(n int) time.Duration, lead PublishBatch) (bool, error) {
+	turnHeld := true
+	defer func() {
+		if turnHeld {
+			_ = q.unlock(context.WithoutCancel(ctx), q.turn) // an error closes the connection (close)
+		}
+	}()
+	days, err := q.claim(ctx, limit)
+	if err != nil || len(days) == 0 {
+		return false, err
 	}
-	days := []civil.Date{q.day}
+	defer q.unclaim(context.WithoutCancel(ctx), days)
+	slot, err := q.slot(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer func() { _ = q.unlock(context.WithoutCancel(ctx), slot) }()
+
+	type result struct {
+		done []civil.Date
+		err  error
+	}
+	started := make(chan time.Time, 1)
+	res := make(chan result, 1)
+	go func() {
+		var once sync.Once
+		done, err := lead(ctx, days, func() { once.Do(func() { started <- time.Now() }) })
+		res <- result{done, err}
+	}()
+	var r result
+	ended := false
+	select {
+	case t := <-started:
+		// The next batch may start hold(n) after this one did.
+		select {
+		case <-time.After(time.Until(t.Add(hold(len(days))))):
+		case r = <-res:
+			ended = true
+			if wait := time.Until(t.Add(hold(len(days)))); wait > 0 {
+				time.Sleep(wait)
+			}
+		}
+	case r = <-res:
+		ended = true // it never started, or started and ended at once
+	}
+	turnHeld = false
+	if err := q.unlock(ctx, q.turn); err != nil {
+		return false, err
+	}
+	if !ended {
+		r = <-res
+	}
+	if len(r.done) > 0 {
+		names := make([]string, len(r.done))
+		for i, d := range r.done {
+			names[i] = d.String()
+		}
+		if _, err := q.conn.Exec(ctx, `SELECT pg_notify($1, $2)`, publishedChannel, fmt.Sprint(q.announced)+" "+strings.Join(names, ",")); err != nil && r.err == nil {
+			// The others publish their dates again; no harm but time.
+			r.err = fmt.Errorf("publish queue: notify: %w", err)
+		}
+	}
+	return slices.Contains(r.done, q.day), r.err
+}
+
+// claim claims up to limit announced dates that no batch in flight has
+// claimed, the date first (if it is not claimed elsewhere).
+func (q *publishQueue) claim(ctx context.Context, limit int) ([]civil.Date, error) {
+	rows, err := q.conn.Query(ctx, `SELECT a.objid::bigint FROM pg_locks a
+WHERE a.locktype = 'advisory' AND a.objsubid = 2 AND a.granted AND a.classid::bigint = $1
+  AND a.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND NOT EXISTS (SELECT 1 FROM pg_locks c WHERE c.locktype = 'advisory' AND c.objsubid = 2
+    AND c.classid::bigint = $2 AND c.objid = a.objid AND c.database = a.database)
+ORDER BY a.objid::bigint <> $3, 1`, q.announced, q.claimed, dayKey(q.day))
+	if err != nil {
+		return nil, fmt.Errorf("publish queue: read announcements: %w", err)
+	}
+	var days []civil.Date
 	for rows.Next() {
 		var n int64
 		if err := rows.Scan(&n); err != nil {
-			return fmt.Errorf("publish queue: read announcements: %w", err)
+			return nil, fmt.Errorf("publish queue: read announcements: %w", err)
 		}
-		if d := epoch.AddDays(int(n)); d != q.day && len(days) < limit {
+		if d := epoch.AddDays(int(n)); !slices.Contains(days, d) {
 			days = append(days, d)
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("publish queue: read announcements: %w", err)
+		return nil, fmt.Errorf("publish queue: read announcements: %w", err)
 	}
-	start := time.Now()
-	done, err := lead(ctx, days)
-	if len(done) > 0 {
-		names := make([]string, len(done))
-		for i, d := range done {
-			names[i] = d.String()
+	var got []civil.Date
+	for _, d := range days {
+		if len(got) == limit {
+			break
 		}
-		if _, nerr := q.conn.Exec(ctx, `SELECT pg_notify($1, $2)`, publishedChannel, fmt.Sprint(q.class)+" "+strings.Join(names, ",")); nerr != nil && err == nil {
-			// The others publish their dates again; no harm but time.
-			err = fmt.Errorf("publish queue: notify: %w", nerr)
+		var ok bool
+		if err := q.conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1, $2)`, q.claimed, dayKey(d)).Scan(&ok); err != nil {
+			return nil, fmt.Errorf("publish queue: claim %s: %w", d, err)
+		}
+		if ok {
+			got = append(got, d)
 		}
 	}
-	if wait := hold(len(days)) - time.Since(start); wait > 0 {
-		q.held = false
-		conn, turn := q.conn, q.turn
-		q.conn = nil
-		// Unannounce now; the turn goes with the connection later.
-		unannounce(conn, q.class, q.day)
-		time.AfterFunc(wait, func() { releaseTurn(conn, turn) })
-	}
-	return err
+	return got, nil
 }
 
-func unannounce(conn *pgxpool.Conn, class int32, day civil.Date) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock_shared($1, $2)`, class, int32(day.DaysSince(epoch))); err != nil {
-		conn.Conn().Close(ctx)
+func (q *publishQueue) unclaim(ctx context.Context, days []civil.Date) {
+	for _, d := range days {
+		if _, err := q.conn.Exec(ctx, `SELECT pg_advisory_unlock($1, $2)`, q.claimed, dayKey(d)); err != nil {
+			return // close drops the connection, and the claims with it
+		}
 	}
 }
 
-// releaseTurn unlocks the turn and gives the connection back, clean: a
-// connection that cannot be cleaned is closed (its locks die with it).
-func releaseTurn(conn *pgxpool.Conn, turn int64) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, turn); err != nil {
-		conn.Conn().Close(ctx)
-	} else if _, err := conn.Exec(ctx, "UNLISTEN "+publishedChannel); err != nil {
-		conn.Conn().Close(ctx)
+// slot waits for one of the PublishesInFlight slots.
+func (q *publishQueue) slot(ctx context.Context) (int64, error) {
+	for {
+		for i := range PublishesInFlight {
+			lock := lockID(fmt.Sprintf("publish-slot/%d/%s", i, q.key))
+			got, err := q.try(ctx, lock)
+			if err != nil || got {
+				return lock, err
+			}
+		}
+		select {
+		case <-time.After(pollEvery / 2):
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
 	}
-	conn.Release()
 }
 
-// close ends the queue's part: unannounce, hand the turn on, stop
-// listening, give the connection back.
-func (q *publishQueue) close() {
-	if q.conn == nil {
-		return
-	}
-	unannounce(q.conn, q.class, q.day)
-	if q.held {
-		releaseTurn(q.conn, q.turn)
-		return
-	}
+// close ends the queue's part: every lock of the session (announcement,
+// claims, turn, slot) is let go, listening stops, the connection goes
+// back — or, after a failure that may have left it mid-call (a lock
+// granted as the call was cut short), is closed, its locks with it.
+func (q *publishQueue) close(failed bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if _, err := q.conn.Exec(ctx, "UNLISTEN "+publishedChannel); err != nil {
+	if failed {
+		q.conn.Conn().Close(ctx)
+	} else if _, err := q.conn.Exec(ctx, "SELECT pg_advisory_unlock_all(); UNLISTEN "+publishedChannel); err != nil {
 		q.conn.Conn().Close(ctx)
 	}
 	q.conn.Release()

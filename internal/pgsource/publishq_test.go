@@ -1,0 +1,103 @@
+package pgsource_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"cloud.google.com/go/civil"
+
+	"github.com/pgbq/pgbq/internal/pgsource"
+	"github.com/pgbq/pgbq/internal/testenv"
+)
+
+// Twelve loaders (each its own Source, as separate processes) announce a
+// date each, arriving a little apart, and publish through the queue with
+// a publish that takes 400 ms: every loader returns with its date
+// published, batches hold several dates, no date is in two batches at
+// once, at most PublishesInFlight batches run together, and each batch
+// starts at least hold(n) after the one before it started.
+func TestPublishTogetherBatchesBoundsAndSpaces(t *testing.T) {
+	t.Parallel()
+	dsn, pool := testenv.PG(t)
+	testenv.Exec(t, pool, `CREATE TABLE q (id bigint PRIMARY KEY, created_at timestamptz NOT NULL)`)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	const n = 12
+	const holdPer = 50 * time.Millisecond
+	hold := func(k int) time.Duration { return time.Duration(k) * holdPer }
+
+	var mu sync.Mutex
+	var inFlight, maxInFlight int
+	var starts []time.Time
+	var sizes []int
+	busy := map[civil.Date]bool{}
+	published := map[civil.Date]int{}
+	lead := func(ctx context.Context, days []civil.Date, started func()) ([]civil.Date, error) {
+		mu.Lock()
+		for _, d := range days {
+			if busy[d] {
+				t.Errorf("%s is in two batches at once", d)
+			}
+			busy[d] = true
+		}
+		inFlight++
+		maxInFlight = max(maxInFlight, inFlight)
+		if len(starts) > 0 {
+			if gap, want := time.Since(starts[len(starts)-1]), hold(sizes[len(sizes)-1]); gap < want {
+				t.Errorf("a batch started %s after the one before, want at least %s", gap, want)
+			}
+		}
+		starts, sizes = append(starts, time.Now()), append(sizes, len(days))
+		mu.Unlock()
+		started()
+		time.Sleep(400 * time.Millisecond)
+		mu.Lock()
+		defer mu.Unlock()
+		inFlight--
+		for _, d := range days {
+			busy[d] = false
+			published[d]++
+		}
+		return days, nil
+	}
+
+	first := civil.Date{Year: 2024, Month: 1, Day: 1}
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		src, err := pgsource.Open(ctx, pgsource.Config{DSN: dsn}, pgsource.TableSpec{Table: "q", IDColumn: "id", TimestampColumn: "created_at"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer src.Close()
+		wg.Go(func() {
+			time.Sleep(time.Duration(i) * 60 * time.Millisecond)
+			errs[i] = src.PublishTogether(ctx, "p.d.t", first.AddDays(i), 5, hold, lead)
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("loader %d: %v", i, err)
+		}
+	}
+	t.Logf("batches %v, at most %d in flight", sizes, maxInFlight)
+	for i := range n {
+		if published[first.AddDays(i)] == 0 {
+			t.Errorf("%s returned but was never published", first.AddDays(i))
+		}
+	}
+	if len(sizes) >= n {
+		t.Errorf("%d batches for %d dates: nothing was published together", len(sizes), n)
+	}
+	if maxInFlight != pgsource.PublishesInFlight {
+		t.Errorf("at most %d batches in flight at once, want %d: the turn is handed on once a batch has started", maxInFlight, pgsource.PublishesInFlight)
+	}
+	for _, k := range sizes {
+		if k > 5 {
+			t.Errorf("a batch of %d dates, limit 5", k)
+		}
+	}
+}
