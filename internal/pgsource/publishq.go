@@ -57,7 +57,7 @@ func (s *Source) PublishTogether(ctx context.Context, key string, day civil.Date
 	q := &publishQueue{conn: conn, key: key, announced: queueClass("ready", key), claimed: queueClass("claimed", key),
 		turn: lockID("publish/" + key), day: day}
 	err = q.run(ctx, limit, hold, lead)
-	q.close(err != nil)
+	q.close(context.WithoutCancel(ctx), err != nil)
 	return err
 }
 
@@ -304,8 +304,8 @@ func (q *publishQueue) slot(ctx context.Context) (int64, error) {
 // claims, turn, slot) is let go, listening stops, the connection goes
 // back — or, after a failure that may have left it mid-call (a lock
 // granted as the call was cut short), is closed, its locks with it.
-func (q *publishQueue) close(failed bool) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+func (q *publishQueue) close(ctx context.Context, failed bool) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if failed {
 		q.conn.Conn().Close(ctx)

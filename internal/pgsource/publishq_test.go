@@ -34,7 +34,7 @@ func TestPublishTogetherBatchesBoundsAndSpaces(t *testing.T) {
 	var sizes []int
 	busy := map[civil.Date]bool{}
 	published := map[civil.Date]int{}
-	lead := func(ctx context.Context, days []civil.Date, started func()) ([]civil.Date, error) {
+	lead := func(_ context.Context, days []civil.Date, started func()) ([]civil.Date, error) {
 		mu.Lock()
 		for _, d := range days {
 			if busy[d] {
