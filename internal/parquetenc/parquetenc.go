@@ -62,9 +62,10 @@ const (
 	dictProbe      = 16384
 )
 
-// Encoder writes batches of one table. It is not safe for concurrent use;
+// Encoder writes batches of one table. Concurrent Encode calls take turns;
 // its scratch buffers are reused from one batch to the next.
 type Encoder struct {
+	mu      sync.Mutex
 	table   schema.Table
 	leaves  []leaf
 	codec   int32 // zstd; snappy and none serve the tests and measurements
@@ -175,6 +176,11 @@ func New(t schema.Table) (*Encoder, error) {
 
 // Encode writes b as one Parquet file to w.
 func (e *Encoder) Encode(w io.Writer, b *schema.Batch) error {
+	// One table's Syncer encodes the chunks of all its dates in flight in
+	// a process with this one Encoder; its buffers are reused, one batch
+	// at a time.
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	e.w, e.written = w, 0
 	defer func() { e.w = nil }()
 	e.chunks = e.chunks[:0]
