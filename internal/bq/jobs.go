@@ -99,7 +99,7 @@ const maxJobIDs = 1000
 // cancelled: BigQuery would otherwise go on running work nobody waits for.
 //
 // Polls come at most pollYoung apart (a second for most jobs) while the job is young: most jobs
-// end within seconds, and a day's chain of jobs (read state, load, copy,
+// end within seconds, and a day's chain of jobs (read state, load, publish,
 // count) waits for each in turn, so a poll that comes late adds its delay
 // to the day (measured: 2–3 s a job with polls growing to 5 s apart).
 // Older jobs are polled less often, up to 5 s apart.

@@ -460,8 +460,8 @@ func (s *Syncer) stage(ctx context.Context, log *slog.Logger, day time.Time, st 
 // its generation, so when its row count (table metadata, no job) is still
 // known.Rows, it holds exactly those rows, each id once, and the query
 // that would count them is not needed; and when the count is still that
-// after the copy, the copy — which read staging in between — put exactly
-// them into the day, so the destination needs no count either. Any other
+// after the publish, the MERGE — which read staging in between — put
+// exactly them into the day, so the destination needs no count either. Any other
 // figure, or no known, takes the counting way: a query before the publish
 // and one after it. On BigQuery each query is a job's latency, seconds.
 func (s *Syncer) publish(ctx context.Context, log *slog.Logger, day time.Time, gen bq.Generation, prev syncstate.Entry, known *bq.Staged) (Outcome, error) {
@@ -527,9 +527,9 @@ func (s *Syncer) publish(ctx context.Context, log *slog.Logger, day time.Time, g
 	// finished short.
 	var dest bq.DayStats
 	var src int64
-	copied := known != nil && s.stagingHolds(ctx, day, gen, known.Rows)
+	unchanged := known != nil && s.stagingHolds(ctx, day, gen, known.Rows)
 	err = retry.Do(ctx, func(ctx context.Context, _ int) (err error) {
-		if copied {
+		if unchanged {
 			dest = bq.DayStats{Rows: st.Rows, DistinctIDs: st.DistinctIDs}
 		} else if dest, err = s.Warehouse.CountDay(ctx, day); err != nil {
 			return err
@@ -545,9 +545,8 @@ func (s *Syncer) publish(ctx context.Context, log *slog.Logger, day time.Time, g
 	log.Info("date published", "source_rows", src, "bigquery_rows", dest.Rows, "closed", closed, "publish_ms", publishMS)
 	switch {
 	case dest.Rows != dest.DistinctIDs:
-		// The copy ran while a concurrent loader appended rows staged
-		// twice: the next publish sees the duplicates in staging and
-		// writes the de-duplicated day instead.
+		// The publish keeps one row per id, so something else wrote
+		// the day: publish it again.
 		log.Warn("published day holds an id twice; publishing again", "bigquery_rows", dest.Rows, "distinct_ids", dest.DistinctIDs)
 		return Continue, nil
 	case src == dest.Rows && closed:

@@ -43,20 +43,20 @@ type PublishBatch func(ctx context.Context, days []civil.Date, started func()) (
 
 // PublishTogether announces day as ready to publish under key (the
 // destination table) and returns once it is published: by this process,
-// when it gets the turn while day is unclaimed (lead is then called with
+// when it gets the turn while day is unclaimed (publish is then called with
 // day and the other unclaimed announced dates, at most limit of them), or
 // by another that publishes it in its batch. The turn is handed on hold(n)
 // after a batch of n dates started, so that the batches of any number of
 // processes keep the table's rate limits. Everything runs on one
 // connection.
-func (s *Source) PublishTogether(ctx context.Context, key string, day civil.Date, limit int, hold func(n int) time.Duration, lead PublishBatch) error {
+func (s *Source) PublishTogether(ctx context.Context, key string, day civil.Date, limit int, hold func(n int) time.Duration, publish PublishBatch) error {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("publish queue %s: %w", key, err)
 	}
 	q := &publishQueue{conn: conn, key: key, announced: queueClass("ready", key), claimed: queueClass("claimed", key),
 		turn: lockID("publish/" + key), day: day}
-	err = q.run(ctx, limit, hold, lead)
+	err = q.run(ctx, limit, hold, publish)
 	q.close(context.WithoutCancel(ctx), err != nil)
 	return err
 }
@@ -91,7 +91,7 @@ func lockID(name string) int64 {
 // notifications end the wait sooner.
 const pollEvery = 250 * time.Millisecond
 
-func (q *publishQueue) run(ctx context.Context, limit int, hold func(n int) time.Duration, lead PublishBatch) error {
+func (q *publishQueue) run(ctx context.Context, limit int, hold func(n int) time.Duration, publish PublishBatch) error {
 	// Listen before announcing: no batch that includes the date can be
 	// missed.
 	if _, err := q.conn.Exec(ctx, "LISTEN "+publishedChannel); err != nil {
@@ -106,7 +106,7 @@ func (q *publishQueue) run(ctx context.Context, limit int, hold func(n int) time
 			return err
 		}
 		if got {
-			published, err := q.lead(ctx, limit, hold, lead)
+			published, err := q.lead(ctx, limit, hold, publish)
 			if err != nil || published {
 				return err
 			}
@@ -168,7 +168,7 @@ func (q *publishQueue) names(payload string) bool {
 // the batch, hands the turn on hold(n) after the start, and once the
 // batch has ended tells the others and gives back claims and slot. It
 // reports whether the date was published by it.
-func (q *publishQueue) lead(ctx context.Context, limit int, hold func(n int) time.Duration, lead PublishBatch) (bool, error) {
+func (q *publishQueue) lead(ctx context.Context, limit int, hold func(n int) time.Duration, publish PublishBatch) (bool, error) {
 	turnHeld := true
 	defer func() {
 		if turnHeld {
@@ -194,24 +194,24 @@ func (q *publishQueue) lead(ctx context.Context, limit int, hold func(n int) tim
 	res := make(chan result, 1)
 	go func() {
 		var once sync.Once
-		done, err := lead(ctx, days, func() { once.Do(func() { started <- time.Now() }) })
+		done, err := publish(ctx, days, func() { once.Do(func() { started <- time.Now() }) })
 		res <- result{done, err}
 	}()
 	var r result
 	ended := false
+	var at time.Time
 	select {
-	case t := <-started:
-		// The next batch may start hold(n) after this one did.
-		select {
-		case <-time.After(time.Until(t.Add(hold(len(days))))):
-		case r = <-res:
-			ended = true
-			if wait := time.Until(t.Add(hold(len(days)))); wait > 0 {
-				time.Sleep(wait)
-			}
-		}
+	case at = <-started:
 	case r = <-res:
-		ended = true // it never started, or started and ended at once
+		ended = true
+		select { // it may have started and ended at once
+		case at = <-started:
+		default:
+		}
+	}
+	if !at.IsZero() {
+		// The next batch may start hold(n) after this one did.
+		time.Sleep(time.Until(at.Add(hold(len(days)))))
 	}
 	turnHeld = false
 	if err := q.unlock(ctx, q.turn); err != nil {

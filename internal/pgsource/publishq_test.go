@@ -14,10 +14,11 @@ import (
 
 // Twelve loaders (each its own Source, as separate processes) announce a
 // date each, arriving a little apart, and publish through the queue with
-// a publish that takes 400 ms: every loader returns with its date
-// published, batches hold several dates, no date is in two batches at
-// once, at most PublishesInFlight batches run together, and each batch
-// starts at least hold(n) after the one before it started.
+// a publish that takes 400 ms (the first until a second has started):
+// every loader returns with its date published, batches hold several
+// dates, no date is in two batches at once, PublishesInFlight batches run
+// together and no more, and each batch starts at least hold(n) after the
+// one before it started.
 func TestPublishTogetherBatchesBoundsAndSpaces(t *testing.T) {
 	t.Parallel()
 	dsn, pool := testenv.PG(t)
@@ -34,6 +35,7 @@ func TestPublishTogetherBatchesBoundsAndSpaces(t *testing.T) {
 	var sizes []int
 	busy := map[civil.Date]bool{}
 	published := map[civil.Date]int{}
+	second := make(chan struct{}) // closed when the second batch starts
 	lead := func(_ context.Context, days []civil.Date, started func()) ([]civil.Date, error) {
 		mu.Lock()
 		for _, d := range days {
@@ -50,9 +52,21 @@ func TestPublishTogetherBatchesBoundsAndSpaces(t *testing.T) {
 			}
 		}
 		starts, sizes = append(starts, time.Now()), append(sizes, len(days))
+		batch := len(starts)
 		mu.Unlock()
 		started()
+		if batch == 2 {
+			close(second)
+		}
 		time.Sleep(400 * time.Millisecond)
+		if batch == 1 {
+			// The first batch ends only once another has started: with
+			// the turn held to the end of a batch it never would.
+			select {
+			case <-second:
+			case <-time.After(30 * time.Second):
+			}
+		}
 		mu.Lock()
 		defer mu.Unlock()
 		inFlight--
