@@ -40,8 +40,8 @@ func TestCheckAgreesWithLoader(t *testing.T) {
 	day := civil.DateOf(testenv.Clock(t)()).AddDays(-2).In(time.UTC)
 	testenv.Exec(t, pool,
 		`CREATE TABLE hostile (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, "first name" text, "some-col" integer,
-			"1col" integer, "café" text, "Foo" integer, foo integer, secret text)`,
-		fmt.Sprintf(`INSERT INTO hostile SELECT g, TIMESTAMPTZ '%s' + g * interval '1 hour', 'n' || g, g, g + 1, 'c' || g, g + 2, g + 3, 's'
+			"1col" integer, "café" text, "Foo" integer, foo integer, secret text, "__PGBQ_no_match" integer)`,
+		fmt.Sprintf(`INSERT INTO hostile SELECT g, TIMESTAMPTZ '%s' + g * interval '1 hour', 'n' || g, g, g + 1, 'c' || g, g + 2, g + 3, 's', g
 			FROM generate_series(1, 5) g`, day.Format(time.RFC3339)))
 	b := testenv.BigQuery(t)
 	env := map[string]string{"PG_DSN": dsn, "BQ_PROJECT": b.Project, "BQ_DATASET": b.Dataset, "BQ_ENDPOINT": b.Endpoint,
@@ -50,10 +50,10 @@ func TestCheckAgreesWithLoader(t *testing.T) {
 	defer cancel()
 
 	out, checkErr, loadErr := checkAndLoad(ctx, t, env, day)
-	if !errors.Is(checkErr, ErrUnsyncable) || !strings.Contains(out, "unsyncable=5") {
+	if !errors.Is(checkErr, ErrUnsyncable) || !strings.Contains(out, "unsyncable=6") {
 		t.Fatalf("check of refused names: err %v\n%s", checkErr, out)
 	}
-	for _, col := range []string{`column "first name"`, `column "some-col"`, `column "1col"`, `column "café"`, `columns "Foo" and "foo" differ only in case`} {
+	for _, col := range []string{`column "first name"`, `column "some-col"`, `column "1col"`, `column "café"`, `columns "Foo" and "foo" differ only in case`, `column "__PGBQ_no_match": pgbq reserves`} {
 		if !strings.Contains(out, "refused: "+bq.ErrColumnName.Error()+": "+col) {
 			t.Fatalf("check does not refuse %s:\n%s", col, out)
 		}
@@ -67,7 +67,7 @@ func TestCheckAgreesWithLoader(t *testing.T) {
 
 	// Renamed and excluded: check passes, the loader syncs, BigQuery holds
 	// the values under the new names and never sees the excluded column.
-	env["SYNC_TABLES"] = `[{"table":"hostile","columns":{"first name":"first_name","some-col":"some_col","1col":"col1","café":"cafe","Foo":"foo_upper"},"exclude":["secret"]}]`
+	env["SYNC_TABLES"] = `[{"table":"hostile","columns":{"first name":"first_name","some-col":"some_col","1col":"col1","café":"cafe","Foo":"foo_upper","__PGBQ_no_match":"no_match"},"exclude":["secret"]}]`
 	out, checkErr, loadErr = checkAndLoad(ctx, t, env, day)
 	if checkErr != nil || loadErr != nil || !strings.Contains(out, "unsyncable=0") || !strings.Contains(out, `arrives as "first_name"`) || !strings.Contains(out, "excluded: not synced") {
 		t.Fatalf("renamed: check %v, load %v\n%s", checkErr, loadErr, out)
@@ -80,7 +80,7 @@ func TestCheckAgreesWithLoader(t *testing.T) {
 	for _, f := range meta.Schema {
 		names = append(names, f.Name)
 	}
-	if got := strings.Join(names, ","); got != "id,created_at,first_name,some_col,col1,cafe,foo_upper,foo" {
+	if got := strings.Join(names, ","); got != "id,created_at,first_name,some_col,col1,cafe,foo_upper,foo,no_match" {
 		t.Fatalf("destination columns = %s", got)
 	}
 	it, err := bq.RunQuery(ctx, b.Client, fmt.Sprintf("SELECT first_name, some_col, col1, cafe, foo_upper, foo FROM `%s.%s.hostile` WHERE id = 3", b.Project, b.Dataset))

@@ -23,6 +23,10 @@ var columnNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,299}$`)
 var reservedPrefixes = []string{"_TABLE_", "_FILE_", "_PARTITION", "_ROW_TIMESTAMP", "__ROOT__", "_COLIDENTIFIER",
 	"_CHANGE_SEQUENCE_NUMBER", "_CHANGE_TYPE", "_CHANGE_TIMESTAMP"}
 
+// ownPrefix starts the names of columns pgbq adds to its own queries
+// (noMatch); a source column may not start with it.
+const ownPrefix = "__pgbq_"
+
 // ErrColumnName marks a column name BigQuery would refuse.
 var ErrColumnName = errors.New("column name BigQuery refuses")
 
@@ -52,6 +56,9 @@ func CheckColumnNames(t schema.Table) error {
 		case !columnNameRE.MatchString(c.Name):
 			errs = append(errs, fmt.Errorf("%w: column %s: BigQuery column names hold only letters, digits and underscores, do not start with a digit, and have at most 300 characters: %s",
 				ErrColumnName, label(c), fix(c)))
+			continue
+		case strings.HasPrefix(strings.ToLower(c.Name), ownPrefix):
+			errs = append(errs, fmt.Errorf("%w: column %s: pgbq reserves names starting with %s for its own columns: %s", ErrColumnName, label(c), ownPrefix, fix(c)))
 			continue
 		case reserved(c.Name) != "":
 			errs = append(errs, fmt.Errorf("%w: column %s: BigQuery reserves names starting with %s: %s", ErrColumnName, label(c), reserved(c.Name), fix(c)))
