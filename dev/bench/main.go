@@ -53,6 +53,7 @@ func main() {
 	flag.DurationVar(&o.jobLatency, "job-latency", 3*time.Second, "job latency of the latency-hiding run (the big day is synced with it and without)")
 	flag.IntVar(&o.latencyRounds, "latency-rounds", 1, "rounds of the big day without and with job latency, alternating; the best of each counts (each round adds about a minute)")
 	flag.BoolVar(&o.onlyLatency, "only-latency", false, "after seeding, run only the latency-hiding syncs (iterating)")
+	flag.BoolVar(&o.onlyWide, "only-wide", false, "run only the wide-rows sync and its peak RSS, seeding nothing else (iterating)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -79,6 +80,7 @@ type options struct {
 	jobLatency    time.Duration
 	latencyRounds int
 	onlyLatency   bool
+	onlyWide      bool
 }
 
 func run(ctx context.Context, rows, bigRows, days int64, chunk int, loader, workDir string, budget time.Duration, o options) error {
@@ -141,6 +143,15 @@ func run(ctx context.Context, rows, bigRows, days int64, chunk int, loader, work
 	logf("bench: PostgreSQL %s, %d CPUs (%s, load average %.2f %.2f %.2f at start), %d rows over %d days, chunk %d",
 		version, runtime.NumCPU(), host, load[0], load[1], load[2], rows, days, chunk)
 
+	if o.onlyWide {
+		c := e2eConfig{loader: loader, workDir: workDir, pgDSN: dsn, bqEndpoint: endpoint, bqProject: project, dataset: benchDataset, budget: budget, chunk: chunk}
+		kb, err := wideRows(ctx, c)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("bench: wide_rows_peak_rss_mb=%d (--only-wide)\n", int64(math.Round(float64(kb)/1024)))
+		return nil
+	}
 	if exists && o.reuse {
 		logf("seed: reusing the seeded pgbq_bench database (--reuse)")
 	} else if err := seed(ctx, dsn, l); err != nil {

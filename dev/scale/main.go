@@ -33,6 +33,7 @@ func main() {
 	flag.StringVar(&opt.Mode, "mode", scale.Pull, "dispatch: pull (StreamingPull workers with flow control) or push (Cloud Run stand-in)")
 	flag.IntVar(&opt.Dates, "dates", 200, "dates in the back-fill")
 	flag.IntVar(&opt.Loaders, "loaders", 20, "loaders (pull workers, or Cloud Run instances with one request each)")
+	flag.IntVar(&opt.Outstanding, "outstanding", 2, "pull: dates one loader works at once (LOADER_CONCURRENCY; the back-fill pool's default)")
 	flag.IntVar(&opt.RowsPerDate, "rows-per-date", 200, "rows on each date")
 	flag.IntVar(&opt.ChunkSize, "chunk", 100, "SYNC_CHUNK_SIZE")
 	flag.DurationVar(&opt.JobLatency, "job-latency", 3*time.Second, "how long each BigQuery job is pending and running (fidelity layer); push: default 3s x time-scale")

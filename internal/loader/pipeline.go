@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -59,13 +60,25 @@ type Stages struct {
 	InFlight int
 }
 
+// BytesInFlight bounds the memory of encoded chunks: a chunk is encoded
+// only while the buffers of those encoded and not yet committed hold less
+// than this (their capacity). Chunks of wide rows, tens of MB encoded,
+// then go one or two at a time, while chunks of ordinary rows (about
+// 1.5 MB for 250,000 rows of the bench's table) run InFlight at once.
+const BytesInFlight = 48 << 20
+
+// keepBuf is the largest encoded chunk buffer kept for the next chunk: the
+// free buffers take turns, so keeping every grown one would hold
+// InFlight+1 buffers of the widest chunk seen, in use or not.
+const keepBuf = 8 << 20
+
 // Extract reads and encodes the chunks of [from, to) after pos and hands
 // each to st.Load, then in order to st.Commit. The stages run at once —
 // reading chunk n+2, encoding n+1, loading n and up to InFlight-1 chunks
 // before it — joined by channels of one, so at most two batches and
-// InFlight+1 encoded chunks are in memory (encoding waits for a load to
-// end: loads take longer than encoding, and wide rows make every file
-// count). On real BigQuery a load job
+// InFlight+1 encoded chunks are in memory, and encoded chunks of no more
+// than BytesInFlight and one chunk (encoding waits for a load to end:
+// loads take longer than encoding, and wide rows make every file count). On real BigQuery a load job
 // takes seconds whatever its size; loads in flight side by side keep a
 // day from moving at one chunk per job latency. Extract stops after a
 // short chunk (done: every row of the day so far has been committed) or
@@ -96,6 +109,19 @@ func Extract(ctx context.Context, src ChunkReader, enc Encoder, from, to time.Ti
 			bufPool.Put(<-freeBufs)
 		}
 	}()
+	var held atomic.Int64 // capacity of the buffers out of freeBufs, once encoded
+	freed := make(chan struct{}, 1)
+	giveBack := func(b *bytes.Buffer) {
+		held.Add(-int64(b.Cap()))
+		if b.Cap() > keepBuf {
+			b = new(bytes.Buffer)
+		}
+		freeBufs <- b
+		select {
+		case freed <- struct{}{}:
+		default:
+		}
+	}
 	reads := make(chan read, 1)
 	encoded := make(chan Chunk, 1)
 	g, gctx := errgroup.WithContext(ctx)
@@ -139,6 +165,13 @@ func Extract(ctx context.Context, src ChunkReader, enc Encoder, from, to time.Ti
 	g.Go(func() error { // encode
 		defer close(encoded)
 		for r := range reads {
+			for held.Load() >= BytesInFlight {
+				select {
+				case <-freed:
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+			}
 			var buf *bytes.Buffer
 			select {
 			case buf = <-freeBufs:
@@ -153,6 +186,7 @@ func Extract(ctx context.Context, src ChunkReader, enc Encoder, from, to time.Ti
 					return fmt.Errorf("encode chunk %d: %w", r.n, err)
 				}
 			}
+			held.Add(int64(buf.Cap()))
 			c := Chunk{N: r.n, Rows: b.Rows, First: b.First, Last: b.Last, MaxID: b.MaxID, Data: buf,
 				Final: b.Rows < chunkSize && !b.Truncated,
 				Read:  r.took, Encode: time.Since(t0)}
@@ -191,34 +225,37 @@ func Extract(ctx context.Context, src ChunkReader, enc Encoder, from, to time.Ti
 				if c.Final {
 					done = true
 				}
-				freeBufs <- c.Data
+				giveBack(c.Data)
 			}
 			return nil
 		}
-		wait := func() error {
-			select {
-			case r := <-results:
-				return settle(r)
-			case <-gctx.Done():
-				return gctx.Err()
+		// Loads are settled as they end, also while no chunk is ready:
+		// settling commits and gives the buffers back, which encoding may
+		// be waiting for (BytesInFlight).
+		in := encoded
+		for in != nil || running > 0 {
+			ready := in
+			if running+len(loaded) >= inFlight {
+				ready = nil
 			}
-		}
-		for c := range encoded {
-			for running+len(loaded) >= inFlight {
-				if err := wait(); err != nil {
+			select {
+			case c, ok := <-ready:
+				if !ok {
+					in = nil
+					continue
+				}
+				running++
+				if c.Rows == 0 {
+					results <- result{c: c}
+					continue
+				}
+				go func() { results <- result{c: c, err: st.Load(gctx, c)} }()
+			case r := <-results:
+				if err := settle(r); err != nil {
 					return err
 				}
-			}
-			running++
-			if c.Rows == 0 {
-				results <- result{c: c}
-				continue
-			}
-			go func() { results <- result{c: c, err: st.Load(gctx, c)} }()
-		}
-		for running > 0 {
-			if err := wait(); err != nil {
-				return err
+			case <-gctx.Done():
+				return gctx.Err()
 			}
 		}
 		return nil

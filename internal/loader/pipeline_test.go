@@ -115,3 +115,55 @@ func TestExtractCommitsInOrder(t *testing.T) {
 		t.Fatalf("committed %d chunks, want 10", len(committed))
 	}
 }
+
+// bigEncoder writes size bytes a chunk, as a chunk of wide rows does.
+type bigEncoder struct{ size int }
+
+func (e bigEncoder) Encode(w io.Writer, _ *schema.Batch) error {
+	_, err := w.Write(make([]byte, e.size))
+	return err
+}
+
+// Encoded chunks of wide rows are held to BytesInFlight (and one chunk):
+// with 30 MB chunks at most two exist between encoding and commit, where
+// chunks of ordinary size still run InFlight loads and one encoded chunk
+// waiting for them.
+func TestExtractBoundsEncodedBytes(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		size, want int
+	}{{30 << 20, 2}, {1 << 20, 5}} {
+		var mu sync.Mutex
+		encoded, committed, most := 0, 0, 0
+		enc := countingEncoder{inner: bigEncoder{tc.size}, after: func() {
+			mu.Lock()
+			encoded++
+			most = max(most, encoded-committed)
+			mu.Unlock()
+		}}
+		load := func(context.Context, Chunk) error {
+			time.Sleep(20 * time.Millisecond) // loads take longer than encoding
+			return nil
+		}
+		commit := func(context.Context, Chunk) error { mu.Lock(); committed++; mu.Unlock(); return nil }
+		done, err := Extract(context.Background(), fakeReader{total: 95}, enc, time.Time{}, time.Time{}, nil, 10,
+			time.Now().Add(time.Minute), Stages{Load: load, Commit: commit, InFlight: 4})
+		if err != nil || !done || committed != 10 {
+			t.Fatalf("%d-byte chunks: Extract = %v, %v; %d committed", tc.size, done, err, committed)
+		}
+		if most != tc.want {
+			t.Errorf("%d-byte chunks: at most %d encoded and not committed, want %d", tc.size, most, tc.want)
+		}
+	}
+}
+
+type countingEncoder struct {
+	inner Encoder
+	after func()
+}
+
+func (e countingEncoder) Encode(w io.Writer, b *schema.Batch) error {
+	err := e.inner.Encode(w, b)
+	e.after()
+	return err
+}

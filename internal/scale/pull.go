@@ -35,7 +35,7 @@ func psClient(ctx context.Context, addr string) (*pubsub.Client, error) {
 
 // pull runs the back-fill the deployed way: the planner publishes every
 // date to a topic; each loader holds one StreamingPull on the
-// subscription with one outstanding message (loader.Receive, the loader
+// subscription with Outstanding messages at most (loader.Receive, the loader
 // binary's own pull code), its lease extended while the date is worked;
 // the subscription dead-letters after MaxDeliveryAttempts.
 func (r *run) pull(ctx context.Context, rep *Report) error {
@@ -87,7 +87,7 @@ func (r *run) pull(ctx context.Context, rep *Report) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := loader.Receive(wctx, c.Subscriber(subID), svc, 1, 0); err != nil {
+			if err := loader.Receive(wctx, c.Subscriber(subID), svc, r.opt.Outstanding, 0); err != nil {
 				errs <- fmt.Errorf("loader %d: %w", i, err)
 			}
 		}()

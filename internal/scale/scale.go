@@ -43,9 +43,12 @@ const Table = "events"
 
 // Options size a run.
 type Options struct {
-	Mode        string
-	Dates       int
-	Loaders     int
+	Mode    string
+	Dates   int
+	Loaders int
+	// Outstanding is how many dates one pulling loader works at once
+	// (LOADER_CONCURRENCY, flow control); pull only.
+	Outstanding int
 	RowsPerDate int
 	ChunkSize   int
 	// PGDSN is a database of the run's own: it creates Table there.
@@ -141,6 +144,9 @@ func (r *run) logf(format string, args ...any) {
 func Run(ctx context.Context, opt Options) (*Report, error) {
 	if opt.Mode != Pull && opt.Mode != Push {
 		return nil, fmt.Errorf("mode %q: want %s or %s", opt.Mode, Pull, Push)
+	}
+	if opt.Mode == Pull && opt.Outstanding < 1 {
+		return nil, fmt.Errorf("outstanding %d: a loader works at least one date", opt.Outstanding)
 	}
 	if opt.Dates < 1 || opt.Loaders < 1 || opt.RowsPerDate < 1 || opt.ChunkSize < 1 {
 		return nil, errors.New("dates, loaders, rows per date and chunk size must be positive")

@@ -17,7 +17,7 @@ func short(t *testing.T, mode string, dates, loaders int, timeScale float64) *Re
 	const latency = 200 * time.Millisecond
 	b, proxy := testenv.Fidelity(t, bqfidelity.Options{JobLatency: latency})
 	rep, err := Run(context.Background(), Options{
-		Mode: mode, Dates: dates, Loaders: loaders, RowsPerDate: 200, ChunkSize: 100,
+		Mode: mode, Dates: dates, Loaders: loaders, Outstanding: 2, RowsPerDate: 200, ChunkSize: 100,
 		PGDSN: dsn, BQ: b.Config(), Proxy: proxy, JobLatency: latency,
 		TimeScale: timeScale, MaxDatesPerRun: 500, Timeout: 5 * time.Minute, Log: testWriter{t},
 	})
@@ -31,7 +31,7 @@ func short(t *testing.T, mode string, dates, loaders int, timeScale float64) *Re
 	return rep
 }
 
-// Pull with flow control: a backlog three times the loaders' capacity
+// Pull with flow control: a backlog one and a half times the loaders' capacity
 // waits in the subscription; every date is synced exactly once, nothing
 // is dead-lettered, and a date is delivered about once.
 func TestPullBackfillWaitsInTheQueue(t *testing.T) {
