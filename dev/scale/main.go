@@ -39,6 +39,7 @@ func main() {
 	flag.DurationVar(&opt.JobLatency, "job-latency", 3*time.Second, "how long each BigQuery job is pending and running (fidelity layer); push: default 3s x time-scale")
 	flag.Float64Var(&opt.TimeScale, "time-scale", 0.01, "push: multiply Cloud Run's 10 s queue wait, the 600 s ack deadline, the 10-600 s retry backoff and the 480 s loader budget by this")
 	flag.IntVar(&opt.MaxDatesPerRun, "max-dates-per-run", 500, "the planner's cap per run (PLANNER_MAX_DATES)")
+	flag.StringVar(&opt.LoaderLog, "loader-log", "error", "the loaders' log level (info shows each date's chunk, publish and duration lines)")
 	flag.DurationVar(&opt.Timeout, "timeout", 30*time.Minute, "give up after")
 	flag.Parse()
 	latencySet := false

@@ -68,6 +68,7 @@ type Stats struct {
 	InsertAllDeduped     int            // streamed rows dropped because their insertId was seen
 	InsertAllDuplicates  int            // streamed rows without insertId stored again (same content within the window)
 	FaultsFired          int
+	EmulatorRequests     map[string]int // requests forwarded to the emulator, by method and resource
 }
 
 type counters struct {
@@ -76,7 +77,7 @@ type counters struct {
 }
 
 func newCounters() *counters {
-	return &counters{s: Stats{JobsRun: map[string]int{}, JobsFailed: map[string]int{}, DMLRun: map[string]int{}, RateLimited: map[string]int{}}}
+	return &counters{s: Stats{JobsRun: map[string]int{}, JobsFailed: map[string]int{}, DMLRun: map[string]int{}, RateLimited: map[string]int{}, EmulatorRequests: map[string]int{}}}
 }
 
 func (c *counters) add(fn func(*Stats)) {
@@ -94,5 +95,6 @@ func (p *Proxy) Stats() Stats {
 	s.JobsFailed = maps.Clone(s.JobsFailed)
 	s.DMLRun = maps.Clone(s.DMLRun)
 	s.RateLimited = maps.Clone(s.RateLimited)
+	s.EmulatorRequests = maps.Clone(s.EmulatorRequests)
 	return s
 }

@@ -101,14 +101,16 @@ func Start(emulatorEndpoint string, opt Options) (*Proxy, error) {
 		emu:      base,
 		emuBase:  base.String() + "/bigquery/v2/",
 		ln:       ln,
-		rp:       httputil.NewSingleHostReverseProxy(base),
-		http:     &http.Client{Timeout: 5 * time.Minute},
 		stats:    newCounters(),
 		faults:   &faults{},
 		uploads:  newUploads(),
 		closeCtx: ctx,
 		stop:     stop,
 	}
+	count := countingTransport{next: http.DefaultTransport, stats: p.stats}
+	p.rp = httputil.NewSingleHostReverseProxy(base)
+	p.rp.Transport = count
+	p.http = &http.Client{Timeout: 5 * time.Minute, Transport: count}
 	p.jobs = newJobTable()
 	p.lim = newLimits(opt, p.stats)
 	p.stream = newStreaming(opt.InsertIDWindow, opt.StreamingBufferWindow)
@@ -338,4 +340,38 @@ func readJSON(r *http.Request, v any) error {
 		return nil
 	}
 	return json.Unmarshal(b, v)
+}
+
+// countingTransport counts the requests that reach the emulator, by
+// method and resource (EmulatorRequests): where a simulation's time on
+// the emulator goes.
+type countingTransport struct {
+	next  http.RoundTripper
+	stats *counters
+}
+
+func (t countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	t.stats.add(func(s *Stats) { s.EmulatorRequests[r.Method+" "+resource(r.URL.Path)]++ })
+	return t.next.RoundTrip(r)
+}
+
+// resource names what a BigQuery REST path addresses without its ids:
+// ".../datasets/d/tables/t/insertAll" is "tables/insertAll".
+func resource(path string) string {
+	seg := strings.Split(strings.Trim(path, "/"), "/")
+	var kinds []string
+	for i, s := range seg {
+		switch s {
+		case "jobs", "queries", "datasets", "tables", "data", "insertAll", "cancel":
+			kinds = append(kinds, s)
+		case "upload":
+			if i == 0 {
+				kinds = append(kinds, s)
+			}
+		}
+	}
+	if len(kinds) > 2 {
+		kinds = kinds[len(kinds)-2:]
+	}
+	return strings.Join(kinds, "/")
 }

@@ -119,11 +119,11 @@ func TestBackfillWorkerPool(t *testing.T) {
 		if in.Vars["backfill_loaders"].AsBigFloat().Sign() != 0 {
 			t.Errorf("%s: back-fill loaders run by default: they are billed while they run", e)
 		}
-		// The default flow control is one date per instance.
+		// The default flow control is two dates per instance (make scale).
 		pool := single(t, in, "google_cloud_run_v2_worker_pool")
 		c := envOf(t, check(check(pool.One("template")).of(t).One("containers")).of(t))
-		if c["LOADER_CONCURRENCY"] != "1" {
-			t.Errorf("%s: default flow control %q dates per instance, want 1", e, c["LOADER_CONCURRENCY"])
+		if c["LOADER_CONCURRENCY"] != "2" {
+			t.Errorf("%s: default flow control %q dates per instance, want 2", e, c["LOADER_CONCURRENCY"])
 		}
 
 		sub := backfillSubscription(t, in)

@@ -12,6 +12,7 @@
 package scale
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -66,6 +67,8 @@ type Options struct {
 	MaxDatesPerRun int
 	Timeout        time.Duration
 	Log            io.Writer
+	// LoaderLog is the loaders' log level (to Log); "error" when empty.
+	LoaderLog string
 }
 
 // Report is what a run measured.
@@ -160,13 +163,13 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, opt.Timeout)
 	defer cancel()
-	// The loaders log warnings and errors only; the run's own progress
-	// goes to opt.Log.
+	// The loaders log errors only unless told otherwise; the run's own
+	// progress goes to opt.Log.
 	logOut := opt.Log
 	if logOut == nil {
 		logOut = io.Discard
 	}
-	ctx = logging.With(ctx, logging.New(logOut, "error"))
+	ctx = logging.With(ctx, logging.New(logOut, cmp.Or(opt.LoaderLog, "error")))
 
 	r := &run{opt: opt}
 	r.last = civil.DateOf(time.Now().UTC()).AddDays(-3)
@@ -216,8 +219,8 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 		return nil, err
 	}
 	rep.Stats = opt.Proxy.Stats()
-	r.logf("fidelity layer: jobs run %v, rate limited %v, transaction conflicts %d, DML queued %d",
-		rep.Stats.JobsRun, rep.Stats.RateLimited, rep.Stats.TransactionConflicts, rep.Stats.DMLQueued)
+	r.logf("fidelity layer: jobs run %v, DML %v, rate limited %v, transaction conflicts %d, DML queued %d; requests that reached the emulator %v",
+		rep.Stats.JobsRun, rep.Stats.DMLRun, rep.Stats.RateLimited, rep.Stats.TransactionConflicts, rep.Stats.DMLQueued, rep.Stats.EmulatorRequests)
 	if err := r.check(ctx, rep); err != nil {
 		return nil, err
 	}

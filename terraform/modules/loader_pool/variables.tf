@@ -47,7 +47,7 @@ variable "instance_count" {
 variable "max_outstanding" {
   description = "Dates one instance works at once (flow control)."
   type        = number
-  default     = 1
+  default     = 2
 }
 
 variable "cpu" {
