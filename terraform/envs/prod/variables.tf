@@ -267,7 +267,7 @@ variable "loader_budget_seconds" {
 }
 
 variable "loader_memory" {
-  description = "Memory of a loader instance (make bench measures peak RSS at 160-200 MB for 8-column rows and 305-315 MB for 5 MB rows: chunks end at 32 MB whatever the row width; raise it only for larger SYNC_CHUNK_SIZE)."
+  description = "Memory of a loader instance (make bench measures peak RSS per date at 170-200 MB for 8-column rows and 250-280 MB for 5 MB rows: chunks end at 32 MB and encoded chunks in flight at 48 MB whatever the row width; the back-fill pool works 2 dates at once; raise it only for larger SYNC_CHUNK_SIZE)."
   type        = string
   default     = "1Gi"
 
