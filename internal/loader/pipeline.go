@@ -78,9 +78,9 @@ const keepBuf = 8 << 20
 // before it — joined by channels of one, so at most two batches and
 // InFlight+1 encoded chunks are in memory, and encoded chunks of no more
 // than BytesInFlight and one chunk (encoding waits for a load to end:
-// loads take longer than encoding, and wide rows make every file count). On real BigQuery a load job
-// takes seconds whatever its size; loads in flight side by side keep a
-// day from moving at one chunk per job latency. Extract stops after a
+// loads take longer than encoding, and wide rows make every file count).
+// On real BigQuery a load job takes seconds whatever its size; loads in
+// flight side by side keep a day from moving at one chunk per job latency. Extract stops after a
 // short chunk (done: every row of the day so far has been committed) or
 // when no new read may start because deadline has passed.
 func Extract(ctx context.Context, src ChunkReader, enc Encoder, from, to time.Time, pos *schema.Key,

@@ -141,13 +141,32 @@ func TestExtractBoundsEncodedBytes(t *testing.T) {
 			most = max(most, encoded-committed)
 			mu.Unlock()
 		}}
-		load := func(context.Context, Chunk) error {
-			time.Sleep(20 * time.Millisecond) // loads take longer than encoding
+		// A load ends only once encoding has gone as far ahead as the
+		// bound lets it (or to the last chunk), so the bound is reached
+		// however slow the machine; then it gives a bound that is too
+		// loose a moment to show.
+		load := func(ctx context.Context, _ Chunk) error {
+			for {
+				mu.Lock()
+				ahead := encoded-committed >= tc.want || encoded == 10
+				mu.Unlock()
+				if ahead {
+					break
+				}
+				select {
+				case <-time.After(time.Millisecond):
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+			time.Sleep(20 * time.Millisecond)
 			return nil
 		}
 		commit := func(context.Context, Chunk) error { mu.Lock(); committed++; mu.Unlock(); return nil }
-		done, err := Extract(context.Background(), fakeReader{total: 95}, enc, time.Time{}, time.Time{}, nil, 10,
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a bound too tight never gets there
+		done, err := Extract(ctx, fakeReader{total: 95}, enc, time.Time{}, time.Time{}, nil, 10,
 			time.Now().Add(time.Minute), Stages{Load: load, Commit: commit, InFlight: 4})
+		cancel()
 		if err != nil || !done || committed != 10 {
 			t.Fatalf("%d-byte chunks: Extract = %v, %v; %d committed", tc.size, done, err, committed)
 		}
