@@ -15,18 +15,27 @@ import (
 	"github.com/pgbq/pgbq/internal/schema"
 )
 
-// ChunkReader reads one chunk of the rows with timestamps in [from, to) in
-// keyset order after a position (nil: from the start). Reading the same
-// position twice gives the same rows, so a failed read can be retried.
+// ChunkReader reads a piece of a chunk: up to limit of the rows with
+// timestamps in [from, to) in keyset order after a position (nil: from the
+// start), fewer (Truncated) once the chunk's earlier pieces' used bytes
+// and its own reach the reader's cap. Reading the same position twice
+// gives the same rows, so a failed read can be retried.
 type ChunkReader interface {
-	ReadChunk(ctx context.Context, from, to time.Time, after *schema.Key, limit int, b *schema.Batch) error
+	ReadPiece(ctx context.Context, from, to time.Time, after *schema.Key, limit, used int, b *schema.Batch) error
 }
 
-// Encoder writes a batch as one file for a load job. Encoding the same
-// batch twice gives the same bytes.
+// Encoder writes the batches next hands it, until nil, as one file for a
+// load job, one row group a batch. Encoding the same batches twice gives
+// the same bytes.
 type Encoder interface {
-	Encode(w io.Writer, b *schema.Batch) error
+	EncodeGroups(w io.Writer, next func() (*schema.Batch, error)) error
 }
+
+// PieceRows is the rows of one read, and of one row group: a chunk is
+// read in pieces, each encoded while the next is read, so that even a day
+// of a single chunk (the hourly run's today) does not read first and
+// encode after.
+const PieceRows = 32768
 
 // Chunk is one encoded chunk on its way to BigQuery.
 type Chunk struct {
@@ -74,21 +83,24 @@ const keepBuf = 8 << 20
 
 // Extract reads and encodes the chunks of [from, to) after pos and hands
 // each to st.Load, then in order to st.Commit. The stages run at once —
-// reading chunk n+2, encoding n+1, loading n and up to InFlight-1 chunks
-// before it — joined by channels of one, so at most two batches and
-// InFlight+1 encoded chunks are in memory, and encoded chunks of no more
-// than BytesInFlight and one chunk (encoding waits for a load to end:
-// loads take longer than encoding, and wide rows make every file count).
-// On real BigQuery a load job takes seconds whatever its size; loads in
-// flight side by side keep a day from moving at one chunk per job latency. Extract stops after a
-// short chunk (done: every row of the day so far has been committed) or
-// when no new read may start because deadline has passed.
+// reading a piece of chunk n+1, encoding the piece before it, loading n
+// and up to InFlight-1 chunks before it — joined by channels of one, so at
+// most two pieces and InFlight+1 encoded chunks are in memory, and encoded
+// chunks of no more than BytesInFlight and one chunk (encoding waits for a
+// load to end: loads take longer than encoding, and wide rows make every
+// file count). On real BigQuery a load job takes seconds whatever its
+// size; loads in flight side by side keep a day from moving at one chunk
+// per job latency. Extract stops after a short chunk (done: every row of
+// the day so far has been committed) or when no new read may start
+// because deadline has passed.
 func Extract(ctx context.Context, src ChunkReader, enc Encoder, from, to time.Time, pos *schema.Key,
 	chunkSize int, deadline time.Time, st Stages) (done bool, err error) {
-	type read struct {
-		n     int
-		batch *schema.Batch
-		took  time.Duration
+	// piece is one read; last: the chunk's last, final: the day's too.
+	type piece struct {
+		n           int
+		batch       *schema.Batch
+		took        time.Duration
+		last, final bool
 	}
 	inFlight := max(1, st.InFlight)
 	freeBatches := make(chan *schema.Batch, 2)
@@ -122,7 +134,7 @@ func Extract(ctx context.Context, src ChunkReader, enc Encoder, from, to time.Ti
 		default:
 		}
 	}
-	reads := make(chan read, 1)
+	reads := make(chan piece, 1)
 	encoded := make(chan Chunk, 1)
 	g, gctx := errgroup.WithContext(ctx)
 	take := func(ch chan *schema.Batch) (*schema.Batch, error) {
@@ -134,37 +146,63 @@ func Extract(ctx context.Context, src ChunkReader, enc Encoder, from, to time.Ti
 		}
 	}
 
-	g.Go(func() error { // read
-		defer close(reads)
+	g.Go(func() (err error) { // read
+		defer func() {
+			if err == nil { // at a chunk's end: on an error the encoder sees gctx end instead
+				close(reads)
+			}
+		}()
 		after := pos
 		for n := 1; time.Now().Before(deadline); n++ {
-			b, err := take(freeBatches)
-			if err != nil {
-				return err
+			rows, used := 0, 0
+			for k := 1; ; k++ {
+				b, err := take(freeBatches)
+				if err != nil {
+					return err
+				}
+				want := min(PieceRows, chunkSize-rows)
+				t0 := time.Now()
+				if err := retry.Do(gctx, func(ctx context.Context, _ int) error {
+					return src.ReadPiece(ctx, from, to, after, want, used, b)
+				}); err != nil {
+					return fmt.Errorf("read chunk %d piece %d: %w", n, k, err)
+				}
+				rows, used = rows+b.Rows, used+b.Bytes
+				p := piece{n: n, batch: b, took: time.Since(t0), final: b.Rows < want && !b.Truncated}
+				p.last = p.final || b.Truncated || rows == chunkSize
+				if b.Rows > 0 {
+					last := b.Last
+					after = &last
+				}
+				select {
+				case reads <- p:
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+				if p.final {
+					return nil
+				}
+				if p.last {
+					break
+				}
 			}
-			t0 := time.Now()
-			if err := retry.Do(gctx, func(ctx context.Context, _ int) error {
-				return src.ReadChunk(ctx, from, to, after, chunkSize, b)
-			}); err != nil {
-				return fmt.Errorf("read chunk %d: %w", n, err)
-			}
-			select {
-			case reads <- read{n: n, batch: b, took: time.Since(t0)}:
-			case <-gctx.Done():
-				return gctx.Err()
-			}
-			if b.Rows < chunkSize && !b.Truncated {
-				return nil
-			}
-			last := b.Last
-			after = &last
 		}
 		return nil
 	})
 
 	g.Go(func() error { // encode
 		defer close(encoded)
-		for r := range reads {
+		for {
+			var first piece
+			select {
+			case p, ok := <-reads:
+				if !ok {
+					return nil
+				}
+				first = p
+			case <-gctx.Done():
+				return gctx.Err()
+			}
 			for held.Load() >= BytesInFlight {
 				select {
 				case <-freed:
@@ -179,25 +217,65 @@ func Extract(ctx context.Context, src ChunkReader, enc Encoder, from, to time.Ti
 				return gctx.Err()
 			}
 			buf.Reset()
-			t0 := time.Now()
-			b := r.batch
-			if b.Rows > 0 {
-				if err := enc.Encode(buf, b); err != nil {
-					return fmt.Errorf("encode chunk %d: %w", r.n, err)
+			if first.batch.Rows == 0 { // an empty day, or one that ended with the last chunk
+				freeBatches <- first.batch
+				held.Add(int64(buf.Cap()))
+				c := Chunk{N: first.n, Data: buf, Final: first.final, Read: first.took}
+				select {
+				case encoded <- c:
+				case <-gctx.Done():
+					return gctx.Err()
 				}
+				continue
+			}
+			c := Chunk{N: first.n, Data: buf, First: first.batch.First}
+			var cur *schema.Batch // the piece being encoded
+			ended := false
+			var t0 time.Time
+			next := func() (*schema.Batch, error) {
+				if cur != nil {
+					c.Encode += time.Since(t0)
+					freeBatches <- cur
+					cur = nil
+				}
+				if ended {
+					return nil, nil
+				}
+				p := first
+				if c.Rows > 0 {
+					var ok bool
+					select {
+					case p, ok = <-reads:
+						if !ok {
+							return nil, fmt.Errorf("the reads ended inside chunk %d", c.N)
+						}
+					case <-gctx.Done():
+						return nil, gctx.Err()
+					}
+				}
+				b := p.batch
+				if b.Rows > 0 {
+					c.Last, c.MaxID = b.Last, max(c.MaxID, b.MaxID)
+				}
+				c.Rows += b.Rows
+				c.Read += p.took
+				ended, c.Final = p.last, p.final
+				cur, t0 = b, time.Now()
+				return b, nil
+			}
+			if err := enc.EncodeGroups(buf, next); err != nil {
+				if cur != nil {
+					freeBatches <- cur
+				}
+				return fmt.Errorf("encode chunk %d: %w", c.N, err)
 			}
 			held.Add(int64(buf.Cap()))
-			c := Chunk{N: r.n, Rows: b.Rows, First: b.First, Last: b.Last, MaxID: b.MaxID, Data: buf,
-				Final: b.Rows < chunkSize && !b.Truncated,
-				Read:  r.took, Encode: time.Since(t0)}
-			freeBatches <- b
 			select {
 			case encoded <- c:
 			case <-gctx.Done():
 				return gctx.Err()
 			}
 		}
-		return nil
 	})
 
 	g.Go(func() error { // load, up to inFlight at once; commit in order

@@ -8,20 +8,32 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/pgbq/pgbq/internal/schema"
 )
 
-// fakeReader serves rows 1..total as chunks; no PostgreSQL needed to show
-// the ordering rule of Extract's load stage.
-type fakeReader struct{ total int }
+// fakeReader serves rows 1..total as pieces; no PostgreSQL needed to show
+// the ordering rule of Extract's load stage. With maxBytes, each row
+// weighs rowBytes and a piece stops, Truncated, as PostgreSQL's reader
+// does at its cap.
+type fakeReader struct{ total, rowBytes, maxBytes int }
 
-func (f fakeReader) ReadChunk(_ context.Context, _, _ time.Time, after *schema.Key, limit int, b *schema.Batch) error {
+func (f fakeReader) ReadPiece(_ context.Context, _, _ time.Time, after *schema.Key, limit, used int, b *schema.Batch) error {
+	b.Reset(0)
 	start := int64(1)
 	if after != nil {
 		start = after.ID + 1
 	}
 	n := min(int64(limit), int64(f.total)-start+1)
+	if f.maxBytes > 0 {
+		room := int64(max(f.maxBytes-used, 0)+f.rowBytes-1) / int64(f.rowBytes) // rows until the cap is reached
+		if room < n {
+			n, b.Truncated = max(room, 1), true
+		}
+	}
 	b.Rows = int(max(n, 0))
+	b.Bytes = b.Rows * f.rowBytes
 	if n > 0 {
 		b.First = schema.Key{ID: start}
 		b.Last = schema.Key{ID: start + n - 1}
@@ -30,10 +42,22 @@ func (f fakeReader) ReadChunk(_ context.Context, _, _ time.Time, after *schema.K
 	return nil
 }
 
+// drain takes the batches of one file.
+func drain(next func() (*schema.Batch, error)) error {
+	for {
+		b, err := next()
+		if b == nil || err != nil {
+			return err
+		}
+	}
+}
+
 // nopEncoder writes nothing: these tests are about ordering.
 type nopEncoder struct{}
 
-func (nopEncoder) Encode(io.Writer, *schema.Batch) error { return nil }
+func (nopEncoder) EncodeGroups(_ io.Writer, next func() (*schema.Batch, error)) error {
+	return drain(next)
+}
 
 // Loads run side by side and end in any order, but a chunk is committed
 // only once it and every chunk before it have loaded: when chunk 1's load
@@ -119,7 +143,10 @@ func TestExtractCommitsInOrder(t *testing.T) {
 // bigEncoder writes size bytes a chunk, as a chunk of wide rows does.
 type bigEncoder struct{ size int }
 
-func (e bigEncoder) Encode(w io.Writer, _ *schema.Batch) error {
+func (e bigEncoder) EncodeGroups(w io.Writer, next func() (*schema.Batch, error)) error {
+	if err := drain(next); err != nil {
+		return err
+	}
 	_, err := w.Write(make([]byte, e.size))
 	return err
 }
@@ -181,8 +208,105 @@ type countingEncoder struct {
 	after func()
 }
 
-func (e countingEncoder) Encode(w io.Writer, b *schema.Batch) error {
-	err := e.inner.Encode(w, b)
+func (e countingEncoder) EncodeGroups(w io.Writer, next func() (*schema.Batch, error)) error {
+	err := e.inner.EncodeGroups(w, next)
 	e.after()
 	return err
+}
+
+// pieceEncoder records the row groups of each file; its first row group
+// ends only once the reader has gone on to the next piece.
+type pieceEncoder struct {
+	mu     *sync.Mutex
+	groups *[][2]int64 // first and last id of each row group, in order
+	reads  *int        // pieces read so far
+}
+
+func (e pieceEncoder) EncodeGroups(_ io.Writer, next func() (*schema.Batch, error)) error {
+	for {
+		b, err := next()
+		if b == nil || err != nil {
+			return err
+		}
+		e.mu.Lock()
+		*e.groups = append(*e.groups, [2]int64{b.First.ID, b.Last.ID})
+		first := len(*e.groups) == 1
+		e.mu.Unlock()
+		for first { // the next piece is read while this one is encoded
+			time.Sleep(time.Millisecond)
+			e.mu.Lock()
+			first = *e.reads < 2
+			e.mu.Unlock()
+		}
+	}
+}
+
+type countingReader struct {
+	fakeReader
+	mu    *sync.Mutex
+	reads *int
+}
+
+func (r countingReader) ReadPiece(ctx context.Context, from, to time.Time, after *schema.Key, limit, used int, b *schema.Batch) error {
+	err := r.fakeReader.ReadPiece(ctx, from, to, after, limit, used, b)
+	r.mu.Lock()
+	*r.reads++
+	r.mu.Unlock()
+	return err
+}
+
+// A chunk is read in pieces of PieceRows, each a row group, the next read
+// while one is encoded (a day of one chunk would otherwise read, then
+// encode); a chunk's bytes are capped across its pieces, so a chunk may
+// end early, Truncated, and the next one go on from there. Every row is
+// in exactly one row group of one committed chunk, in order.
+func TestExtractReadsPiecesWhileEncoding(t *testing.T) {
+	t.Parallel()
+	const total, chunk = 3*PieceRows + 500, 2*PieceRows + 100
+	for _, tc := range []struct {
+		name   string
+		reader fakeReader
+		chunks [][2]int64 // first and last id of each committed chunk
+	}{
+		{"rows", fakeReader{total: total}, [][2]int64{{1, chunk}, {chunk + 1, total}}},
+		// The day ends with a full chunk: an empty read ends it.
+		{"whole chunks", fakeReader{total: 2 * chunk}, [][2]int64{{1, chunk}, {chunk + 1, 2 * chunk}}},
+		// 10 bytes a row, capped at 1.5 pieces' worth: each chunk ends
+		// halfway through its second piece.
+		{"bytes", fakeReader{total: total, rowBytes: 10, maxBytes: 15 * PieceRows},
+			[][2]int64{{1, 3 * PieceRows / 2}, {3*PieceRows/2 + 1, 3 * PieceRows}, {3*PieceRows + 1, total}}},
+	} {
+		var mu sync.Mutex
+		var groups [][2]int64
+		var reads int
+		var committed [][2]int64
+		commit := func(_ context.Context, c Chunk) error {
+			if c.Rows != int(c.Last.ID-c.First.ID+1) || c.MaxID != c.Last.ID {
+				t.Errorf("%s: chunk %d: %d rows from %d to %d, max id %d", tc.name, c.N, c.Rows, c.First.ID, c.Last.ID, c.MaxID)
+			}
+			committed = append(committed, [2]int64{c.First.ID, c.Last.ID})
+			return nil
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		done, err := Extract(ctx, countingReader{tc.reader, &mu, &reads}, pieceEncoder{&mu, &groups, &reads},
+			time.Time{}, time.Time{}, nil, chunk, time.Now().Add(time.Minute),
+			Stages{Load: func(context.Context, Chunk) error { return nil }, Commit: commit, InFlight: 2})
+		cancel()
+		if err != nil || !done {
+			t.Fatalf("%s: Extract = %v, %v", tc.name, done, err)
+		}
+		if diff := cmp.Diff(tc.chunks, committed); diff != "" {
+			t.Errorf("%s: committed chunks (-want +got):\n%s", tc.name, diff)
+		}
+		next := int64(1)
+		for _, g := range groups {
+			if g[0] != next || g[1]-g[0]+1 > PieceRows {
+				t.Fatalf("%s: row groups %v: not consecutive pieces of at most %d rows", tc.name, groups, PieceRows)
+			}
+			next = g[1] + 1
+		}
+		if want := int64(tc.reader.total); next != want+1 {
+			t.Errorf("%s: row groups end at id %d, want %d", tc.name, next-1, want)
+		}
+	}
 }

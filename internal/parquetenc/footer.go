@@ -34,7 +34,7 @@ const (
 func float64bits(f float64) uint64 { return math.Float64bits(f) }
 
 // footer is the file's FileMetaData.
-func (e *Encoder) footer(rows int) []byte {
+func (e *Encoder) footer(groups []rowGroup) []byte {
 	w := &compact{}
 	w.i32(1, 1) // version
 	n := 1
@@ -72,12 +72,26 @@ func (e *Encoder) footer(rows int) []byte {
 		}
 		e.leafElement(w, l, repOptional, l.col.Name)
 	}
+	rows := 0
+	for _, g := range groups {
+		rows += g.rows
+	}
 	w.i64(3, int64(rows))
-	w.list(4, tStruct, 1)
-	w.begin(0) // RowGroup
-	w.list(1, tStruct, len(e.chunks))
+	w.list(4, tStruct, len(groups))
+	for _, g := range groups {
+		e.rowGroupMeta(w, g)
+	}
+	w.str(6, "pgbq")
+	w.b = append(w.b, 0)
+	return w.b
+}
+
+// rowGroupMeta writes a RowGroup.
+func (e *Encoder) rowGroupMeta(w *compact, g rowGroup) {
+	w.begin(0)
+	w.list(1, tStruct, len(g.chunks))
 	var total, totalComp int64
-	for i, cm := range e.chunks {
+	for i, cm := range g.chunks {
 		l := &e.leaves[i]
 		total += cm.uncompressed
 		totalComp += cm.compressed
@@ -99,15 +113,12 @@ func (e *Encoder) footer(rows int) []byte {
 		w.end()
 	}
 	w.i64(2, total)
-	w.i64(3, int64(rows))
-	if len(e.chunks) > 0 {
-		w.i64(5, e.chunks[0].start)
+	w.i64(3, int64(g.rows))
+	if len(g.chunks) > 0 {
+		w.i64(5, g.chunks[0].start)
 	}
 	w.i64(6, totalComp)
 	w.end()
-	w.str(6, "pgbq")
-	w.b = append(w.b, 0)
-	return w.b
 }
 
 // leafElement writes the SchemaElement of a column's values.

@@ -3,7 +3,8 @@
 // Parquet columns by position, BigQuery itself by name) and its names.
 //
 // It writes the file itself, column by column, straight from the batch's
-// typed vectors: one row group per batch, data pages v1, PLAIN or
+// typed vectors: one row group per batch (a file may hold several, handed
+// over one at a time while the next is being read), data pages v1, PLAIN or
 // dictionary (RLE_DICTIONARY) values, RLE levels, pages compressed with
 // zstd. A generic Parquet library's row API costs a boxed value per cell;
 // here a cell costs a few bytes appended to a page.
@@ -62,19 +63,30 @@ const (
 	dictProbe      = 16384
 )
 
-// Encoder writes batches of one table. Concurrent Encode calls take turns;
-// its scratch buffers are reused from one batch to the next.
+// Encoder writes batches of one table. Concurrent files take turns a row
+// group at a time; its scratch buffers are reused from one row group to
+// the next.
 type Encoder struct {
-	mu      sync.Mutex
-	table   schema.Table
-	leaves  []leaf
-	codec   int32 // zstd; snappy and none serve the tests and measurements
-	cols    []*columnWriter
-	outs    []columnOut
-	order   []int // the order columns are taken in by the column writers
-	written int64
+	mu     sync.Mutex
+	table  schema.Table
+	leaves []leaf
+	codec  int32 // zstd; snappy and none serve the tests and measurements
+	cols   []*columnWriter
+	outs   []columnOut
+	order  []int // the order columns are taken in by the column writers
+}
+
+// file is one Parquet file being written.
+type file struct {
 	w       io.Writer
-	chunks  []chunkMeta
+	written int64
+	groups  []rowGroup
+}
+
+// rowGroup is where a row group's column chunks were written.
+type rowGroup struct {
+	rows   int
+	chunks []chunkMeta
 }
 
 // columnWriter encodes one column chunk at a time with its own scratch
@@ -174,53 +186,86 @@ func New(t schema.Table) (*Encoder, error) {
 	return e, nil
 }
 
-// Encode writes b as one Parquet file to w.
+// Encode writes b as one Parquet file of one row group to w.
 func (e *Encoder) Encode(w io.Writer, b *schema.Batch) error {
-	// One table's Syncer encodes the chunks of all its dates in flight in
-	// a process with this one Encoder; its buffers are reused, one batch
-	// at a time.
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.w, e.written = w, 0
-	defer func() { e.w = nil }()
-	e.chunks = e.chunks[:0]
-	if err := e.write([]byte("PAR1")); err != nil {
+	return e.EncodeGroups(w, func() (*schema.Batch, error) {
+		next := b
+		b = nil
+		return next, nil
+	})
+}
+
+// EncodeGroups writes one Parquet file to w, a row group for each batch
+// next returns, until it returns nil. A batch is the encoder's until next
+// is called again; next may wait for its rows, the encoder holds nothing
+// other files need meanwhile. A batch of no rows adds no row group.
+func (e *Encoder) EncodeGroups(w io.Writer, next func() (*schema.Batch, error)) error {
+	f := &file{w: w}
+	if err := f.write([]byte("PAR1")); err != nil {
 		return err
 	}
-	for _, c := range e.cols {
-		c.codec = e.codec
-	}
-	if len(e.cols) > 1 && b.Rows >= parallelRows {
-		if err := e.columnsSideBySide(b); err != nil {
+	for {
+		b, err := next()
+		if err != nil {
 			return err
 		}
-	} else {
-		c := e.cols[0]
-		for i := range e.leaves {
-			c.dst, c.n = e.w, 0
-			cm, err := c.column(&e.leaves[i], &b.Vectors[i], b.Rows)
-			e.written += c.n
-			if err != nil {
-				return fmt.Errorf("encode parquet column %q: %w", e.leaves[i].col.Name, err)
-			}
-			e.place(cm, e.written-c.n)
+		if b == nil {
+			break
 		}
-		c.dst = nil
+		if b.Rows == 0 {
+			continue
+		}
+		if err := e.rowGroup(f, b); err != nil {
+			return err
+		}
 	}
-	footer := e.footer(b.Rows)
-	if err := e.write(footer); err != nil {
+	footer := e.footer(f.groups)
+	if err := f.write(footer); err != nil {
 		return err
 	}
 	var tail [8]byte
 	binary.LittleEndian.PutUint32(tail[:4], uint32(len(footer)))
 	copy(tail[4:], "PAR1")
-	return e.write(tail[:])
+	return f.write(tail[:])
+}
+
+// rowGroup writes b as the file's next row group.
+func (e *Encoder) rowGroup(f *file, b *schema.Batch) error {
+	// One table's Syncer encodes the chunks of all its dates in flight in
+	// a process with this one Encoder; its buffers are reused, one row
+	// group at a time.
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, c := range e.cols {
+		c.codec = e.codec
+	}
+	g := rowGroup{rows: b.Rows}
+	if len(e.cols) > 1 && b.Rows >= parallelRows {
+		if err := e.columnsSideBySide(f, &g, b); err != nil {
+			return err
+		}
+	} else {
+		c := e.cols[0]
+		for i := range e.leaves {
+			c.dst, c.n = f.w, 0
+			cm, err := c.column(&e.leaves[i], &b.Vectors[i], b.Rows)
+			f.written += c.n
+			if err != nil {
+				c.dst = nil
+				return fmt.Errorf("encode parquet column %q: %w", e.leaves[i].col.Name, err)
+			}
+			g.place(cm, f.written-c.n)
+		}
+		c.dst = nil
+	}
+	f.groups = append(f.groups, g)
+	return nil
 }
 
 // columnsSideBySide encodes the batch's columns into memory, one column
 // writer a goroutine taking the next column, then writes them in order.
 // The bytes are those of a column after column encoding.
-func (e *Encoder) columnsSideBySide(b *schema.Batch) error {
+func (e *Encoder) columnsSideBySide(f *file, g *rowGroup, b *schema.Batch) error {
 	// Largest columns first, so that the writers end together (the
 	// last column taken is a small one).
 	e.order = e.order[:0]
@@ -258,11 +303,11 @@ func (e *Encoder) columnsSideBySide(b *schema.Batch) error {
 		if o.err != nil {
 			return fmt.Errorf("encode parquet column %q: %w", e.leaves[i].col.Name, o.err)
 		}
-		start := e.written
-		if err := e.write(o.buf.b); err != nil {
+		start := f.written
+		if err := f.write(o.buf.b); err != nil {
 			return err
 		}
-		e.place(o.cm, start)
+		g.place(o.cm, start)
 		if cap(o.buf.b) > keepOut {
 			o.buf.b = nil
 		}
@@ -291,18 +336,18 @@ func weight(l *leaf, v *schema.Vector) int {
 }
 
 // place records a column chunk written at start.
-func (e *Encoder) place(cm chunkMeta, start int64) {
+func (g *rowGroup) place(cm chunkMeta, start int64) {
 	cm.start += start
 	cm.dataOffset += start
 	if cm.dictOffset >= 0 {
 		cm.dictOffset += start
 	}
-	e.chunks = append(e.chunks, cm)
+	g.chunks = append(g.chunks, cm)
 }
 
-func (e *Encoder) write(p []byte) error {
-	n, err := e.w.Write(p)
-	e.written += int64(n)
+func (f *file) write(p []byte) error {
+	n, err := f.w.Write(p)
+	f.written += int64(n)
 	if err != nil {
 		return fmt.Errorf("encode parquet: %w", err)
 	}

@@ -2,8 +2,11 @@ package parquetenc
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"syscall"
 	"testing"
@@ -231,6 +234,56 @@ func TestEncodeRoundTrip(t *testing.T) {
 				t.Fatalf("%d rows, codec %d: values differ (-want +got):\n%.3000s", n, codec, diff)
 			}
 		}
+	}
+}
+
+// A file of several row groups, batches handed over one at a time (one of
+// them empty), reads back as their rows in order, and its footer lists
+// one row group per non-empty batch with that batch's row count.
+func TestEncodeGroupsRoundTrip(t *testing.T) {
+	t.Parallel()
+	tbl := allTypesTable()
+	enc, err := New(tbl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	var batches []*schema.Batch
+	var want [][]cell
+	for _, n := range []int{7000, 0, 1, 12000} {
+		b, w := randomBatch(tbl, n, rng)
+		batches = append(batches, b)
+		want = append(want, w...)
+	}
+	var buf bytes.Buffer
+	i := 0
+	if err := enc.EncodeGroups(&buf, func() (*schema.Batch, error) {
+		if i == len(batches) {
+			return nil, nil
+		}
+		i++
+		return batches[i-1], nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, readBack(t, tbl, buf.Bytes())); diff != "" {
+		t.Fatalf("values differ (-want +got):\n%.3000s", diff)
+	}
+	f, err := parquet.OpenFile(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []int64
+	for _, g := range f.Metadata().RowGroups {
+		rows = append(rows, g.NumRows)
+	}
+	if !slices.Equal(rows, []int64{7000, 1, 12000}) {
+		t.Fatalf("row groups of %v rows, want [7000 1 12000]", rows)
+	}
+	// A failing batch source fails the file.
+	errGone := errors.New("connection gone")
+	if err := enc.EncodeGroups(io.Discard, func() (*schema.Batch, error) { return nil, errGone }); !errors.Is(err, errGone) {
+		t.Fatalf("EncodeGroups with a failing source: %v, want %v", err, errGone)
 	}
 }
 

@@ -217,6 +217,14 @@ const MaxBatchBytes = 32 << 20
 // [from, to), in (timestamp, id) order, after position after (nil: from
 // the start).
 func (s *Source) ReadChunk(ctx context.Context, from, to time.Time, after *schema.Key, limit int, b *schema.Batch) error {
+	return s.ReadPiece(ctx, from, to, after, limit, 0, b)
+}
+
+// ReadPiece is ReadChunk for a piece of a chunk whose earlier pieces hold
+// used bytes (their Batch.Bytes): the piece ends early, Truncated, once
+// used and its own bytes reach MaxBytes, so that a chunk read in pieces
+// is capped as one read whole.
+func (s *Source) ReadPiece(ctx context.Context, from, to time.Time, after *schema.Key, limit, used int, b *schema.Batch) error {
 	b.Reset(len(s.cols))
 	var rows pgx.Rows
 	var err error
@@ -261,11 +269,12 @@ func (s *Source) ReadChunk(ctx context.Context, from, to time.Time, after *schem
 			}
 		}
 		b.Rows++
-		if b.Rows < limit && size >= s.MaxBytes {
+		if b.Rows < limit && used+size >= s.MaxBytes {
 			b.Truncated = true
 			break
 		}
 	}
+	b.Bytes = size
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("read %s: %w", s.Name(), err)
 	}

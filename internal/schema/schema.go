@@ -149,6 +149,9 @@ type Batch struct {
 	// Truncated means the batch stopped before its row limit because its
 	// bytes reached the reader's cap: more rows may follow.
 	Truncated bool
+	// Bytes is about what the rows take, as the reader weighs them
+	// against its cap.
+	Bytes int
 }
 
 // Reset empties the batch for reuse, keeping its capacity.
@@ -156,6 +159,7 @@ func (b *Batch) Reset(ncols int) {
 	b.Rows = 0
 	b.MaxID = 0
 	b.Truncated = false
+	b.Bytes = 0
 	b.First, b.Last = Key{}, Key{}
 	if len(b.Vectors) != ncols {
 		b.Vectors = make([]Vector, ncols)
