@@ -207,10 +207,11 @@ func (s *Source) Name() string { return s.ident.Sanitize() }
 
 // MaxBatchBytes caps the bytes of one chunk (its values as sent plus the
 // vectors' fixed bytes a row), so that memory is bounded by bytes whatever
-// the row width: the loader holds at most two batches and two encoded
-// files, about 4 × MaxBatchBytes plus a few times the widest single row.
-// A chunk that reaches it ends early, Truncated. The bench table's
-// 250,000-row chunks hold about 30 MB.
+// the row width: the loader holds at most two pieces read (see ReadPiece)
+// and a bounded set of encoded files (loader.BytesInFlight), a few times
+// MaxBatchBytes plus a few times the widest single row. A chunk that
+// reaches it ends early, Truncated. The bench table's 250,000-row chunks
+// hold about 30 MB.
 const MaxBatchBytes = 32 << 20
 
 // ReadChunk fills b with up to limit rows whose timestamp is in
