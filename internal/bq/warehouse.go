@@ -258,7 +258,7 @@ type Generation int64
 // dropped and made again: the date is then synced from its start, so none
 // of its rows lacks the new columns.
 func (w *Warehouse) EnsureStaging(ctx context.Context, day time.Time) (Generation, error) {
-	gen, _, err := w.ensureStaging(ctx, day)
+	gen, _, err := w.ensureStaging(ctx, day, false)
 	return gen, err
 }
 
@@ -275,11 +275,26 @@ func (w *Warehouse) stagingMeta() *bigquery.TableMetadata {
 
 // ensureStaging is EnsureStaging; created reports that this call made the
 // table (not a 409 from a retried or concurrent insert), so it was empty
-// when made.
-func (w *Warehouse) ensureStaging(ctx context.Context, day time.Time) (gen Generation, created bool, err error) {
+// when made. createFirst: the table is most likely absent (a read just
+// found none), so its creation is tried before a read of it.
+func (w *Warehouse) ensureStaging(ctx context.Context, day time.Time, createFirst bool) (gen Generation, created bool, err error) {
 	t := w.Client.Dataset(w.cfg.StagingDataset).Table(w.Staging(day))
 	meta := w.stagingMeta()
-	got, created, err := w.ensureTable(ctx, t, meta)
+	var got *bigquery.TableMetadata
+	if createFirst {
+		err = t.Create(ctx, meta)
+		switch {
+		case err == nil:
+			created = true
+		case IsStatus(err, http.StatusConflict): // made meanwhile: read it below
+			err = nil
+		default:
+			return 0, false, fmt.Errorf("create table %s: %w", t.TableID, err)
+		}
+	}
+	if !created {
+		got, created, err = w.ensureTable(ctx, t, meta)
+	}
 	if err == nil && got != nil && len(got.Schema) != len(meta.Schema) {
 		if err := w.DropStaging(ctx, day); err != nil {
 			return 0, false, err
@@ -298,10 +313,11 @@ func (w *Warehouse) ensureStaging(ctx context.Context, day time.Time) (gen Gener
 }
 
 // OpenStaging ensures the staging table of day and reads what it holds
-// (StagedState). A table this call created is empty and is not read: on
-// BigQuery every read is a query job's latency (seconds).
+// (StagedState); it follows an ExistingStaged that found none, so it
+// tries to create the table first. A table this call created is empty and
+// is not read: on BigQuery every read is a query job's latency (seconds).
 func (w *Warehouse) OpenStaging(ctx context.Context, day time.Time) (Staged, error) {
-	gen, created, err := w.ensureStaging(ctx, day)
+	gen, created, err := w.ensureStaging(ctx, day, true)
 	if err != nil || created {
 		return Staged{Gen: gen}, err
 	}
