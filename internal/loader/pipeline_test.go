@@ -232,7 +232,10 @@ func (e pieceEncoder) EncodeGroups(_ io.Writer, next func() (*schema.Batch, erro
 		*e.groups = append(*e.groups, [2]int64{b.First.ID, b.Last.ID})
 		first := len(*e.groups) == 1
 		e.mu.Unlock()
-		for first { // the next piece is read while this one is encoded
+		for give := time.Now().Add(20 * time.Second); first; { // the next piece is read while this one is encoded
+			if time.Now().After(give) {
+				return errors.New("the second piece was not read while the first was encoded")
+			}
 			time.Sleep(time.Millisecond)
 			e.mu.Lock()
 			first = *e.reads < 2
