@@ -37,6 +37,15 @@ type Encoder interface {
 // encode after.
 const PieceRows = 32768
 
+// piece is one read of a chunk; last: the chunk's last, final: the day's
+// too.
+type piece struct {
+	n           int
+	batch       *schema.Batch
+	took        time.Duration
+	last, final bool
+}
+
 // Chunk is one encoded chunk on its way to BigQuery.
 type Chunk struct {
 	N           int // 1-based within this run
@@ -95,13 +104,6 @@ const keepBuf = 8 << 20
 // because deadline has passed.
 func Extract(ctx context.Context, src ChunkReader, enc Encoder, from, to time.Time, pos *schema.Key,
 	chunkSize int, deadline time.Time, st Stages) (done bool, err error) {
-	// piece is one read; last: the chunk's last, final: the day's too.
-	type piece struct {
-		n           int
-		batch       *schema.Batch
-		took        time.Duration
-		last, final bool
-	}
 	inFlight := max(1, st.InFlight)
 	freeBatches := make(chan *schema.Batch, 2)
 	freeBufs := make(chan *bytes.Buffer, inFlight+1)
@@ -217,57 +219,9 @@ func Extract(ctx context.Context, src ChunkReader, enc Encoder, from, to time.Ti
 				return gctx.Err()
 			}
 			buf.Reset()
-			if first.batch.Rows == 0 { // an empty day, or one that ended with the last chunk
-				freeBatches <- first.batch
-				held.Add(int64(buf.Cap()))
-				c := Chunk{N: first.n, Data: buf, Final: first.final, Read: first.took}
-				select {
-				case encoded <- c:
-				case <-gctx.Done():
-					return gctx.Err()
-				}
-				continue
-			}
-			c := Chunk{N: first.n, Data: buf, First: first.batch.First}
-			var cur *schema.Batch // the piece being encoded
-			ended := false
-			var t0 time.Time
-			next := func() (*schema.Batch, error) {
-				if cur != nil {
-					c.Encode += time.Since(t0)
-					freeBatches <- cur
-					cur = nil
-				}
-				if ended {
-					return nil, nil
-				}
-				p := first
-				if c.Rows > 0 {
-					var ok bool
-					select {
-					case p, ok = <-reads:
-						if !ok {
-							return nil, fmt.Errorf("the reads ended inside chunk %d", c.N)
-						}
-					case <-gctx.Done():
-						return nil, gctx.Err()
-					}
-				}
-				b := p.batch
-				if b.Rows > 0 {
-					c.Last, c.MaxID = b.Last, max(c.MaxID, b.MaxID)
-				}
-				c.Rows += b.Rows
-				c.Read += p.took
-				ended, c.Final = p.last, p.final
-				cur, t0 = b, time.Now()
-				return b, nil
-			}
-			if err := enc.EncodeGroups(buf, next); err != nil {
-				if cur != nil {
-					freeBatches <- cur
-				}
-				return fmt.Errorf("encode chunk %d: %w", c.N, err)
+			c := Chunk{N: first.n, Data: buf}
+			if err := encodeChunk(gctx, enc, &c, first, reads, freeBatches); err != nil {
+				return err
 			}
 			held.Add(int64(buf.Cap()))
 			select {
@@ -342,4 +296,62 @@ func Extract(ctx context.Context, src ChunkReader, enc Encoder, from, to time.Ti
 		return false, err
 	}
 	return done, nil
+}
+
+// encodeChunk encodes the chunk that starts with the piece first, taking
+// its other pieces from reads, into c.Data, and fills in c from them. An
+// empty first piece (an empty day, or one that ended with the last chunk)
+// is the whole chunk: nothing is encoded. Each batch goes back to free
+// once encoded.
+func encodeChunk(ctx context.Context, enc Encoder, c *Chunk, first piece, reads <-chan piece, free chan<- *schema.Batch) error {
+	if first.batch.Rows == 0 {
+		free <- first.batch
+		c.Final, c.Read = first.final, first.took
+		return nil
+	}
+	c.First = first.batch.First
+	pending := &first     // the piece to hand over before reading another
+	var cur *schema.Batch // the piece being encoded
+	ended := false
+	var t0 time.Time
+	next := func() (*schema.Batch, error) {
+		if cur != nil {
+			c.Encode += time.Since(t0)
+			free <- cur
+			cur = nil
+		}
+		if ended {
+			return nil, nil
+		}
+		var p piece
+		if pending != nil {
+			p, pending = *pending, nil
+		} else {
+			var ok bool
+			select {
+			case p, ok = <-reads:
+				if !ok {
+					return nil, fmt.Errorf("the reads ended inside chunk %d", c.N)
+				}
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		b := p.batch
+		if b.Rows > 0 {
+			c.Last, c.MaxID = b.Last, max(c.MaxID, b.MaxID)
+		}
+		c.Rows += b.Rows
+		c.Read += p.took
+		ended, c.Final = p.last, p.final
+		cur, t0 = b, time.Now()
+		return b, nil
+	}
+	if err := enc.EncodeGroups(c.Data, next); err != nil {
+		if cur != nil {
+			free <- cur
+		}
+		return fmt.Errorf("encode chunk %d: %w", c.N, err)
+	}
+	return nil
 }
