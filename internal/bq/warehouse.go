@@ -411,6 +411,48 @@ func (w *Warehouse) Load(ctx context.Context, day time.Time, gen Generation, fir
 	return err
 }
 
+// PublishFile replaces day in the destination with the rows of data —
+// every row of the day, first..last in keyset order, each id once, read in
+// one go while they were staged into generation gen — as one load job
+// writing the day's partition decorator with WRITE_TRUNCATE: the
+// partition is replaced atomically, and every row must belong to the day
+// or the job fails (https://cloud.google.com/bigquery/docs/managing-partitioned-table-data,
+// https://cloud.google.com/bigquery/docs/load-data-partitioned-tables).
+// It is one of the destination's table writes, which BigQuery refuses
+// beyond 5 per 10 s (TableWritesPer10s), and one of its 1,500 load jobs a
+// day (https://cloud.google.com/bigquery/quotas#load_jobs); the caller
+// keeps to both (see pgsource.PublishAlone). The id is derived from what
+// the file holds, so a retry adopts the job through 409. started, if
+// set, is called once the job is inserted. Its statistics say how many
+// rows it wrote.
+func (w *Warehouse) PublishFile(ctx context.Context, day time.Time, gen Generation, first, last schema.Key, rows int, data []byte, started func()) (int64, error) {
+	part := w.dest + "$" + day.Format("20060102")
+	id := JobID("publishfile", day.Format("20060102"), w.dest, gen, first.Time.UnixMicro(), first.ID, last.Time.UnixMicro(), last.ID, rows)
+	job, err := runJobPolled(ctx, w.Client, id, 250*time.Millisecond, func(ctx context.Context, id string) (*bigquery.Job, error) {
+		src := bigquery.NewReaderSource(bytes.NewReader(data))
+		src.SourceFormat = bigquery.Parquet
+		src.ParquetOptions = &bigquery.ParquetOptions{EnableListInference: true}
+		l := w.Client.Dataset(w.cfg.Dataset).Table(part).LoaderFrom(src)
+		l.WriteDisposition = bigquery.WriteTruncate
+		l.CreateDisposition = bigquery.CreateNever
+		l.JobID = id
+		l.MediaOptions = w.cfg.mediaOptions()
+		j, err := l.Run(ctx)
+		if err == nil && started != nil {
+			started()
+		}
+		return j, err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("publish %s by load: %w", part, err)
+	}
+	st, ok := job.LastStatus().Statistics.Details.(*bigquery.LoadStatistics)
+	if !ok {
+		return 0, fmt.Errorf("publish %s by load: job %s has no load statistics", part, job.ID())
+	}
+	return st.OutputRows, nil
+}
+
 // StagingRows reads the staging table of day's generation and row count
 // from its metadata (tables.get: no job, so none of a job's latency).
 // BigQuery's numRows counts every row but those in the streaming buffer

@@ -10,9 +10,10 @@ import (
 var probes sync.Map // *Syncer → *probe
 
 type probe struct {
-	hook    atomic.Pointer[func(point string) error]
-	noLease atomic.Bool
-	loaded  atomic.Int64
+	hook     atomic.Pointer[func(point string) error]
+	noLease  atomic.Bool
+	noDirect atomic.Bool
+	loaded   atomic.Int64
 }
 
 func probeOf(s *Syncer) *probe {
@@ -28,6 +29,7 @@ func init() {
 		return nil
 	}
 	seams.noLease = func(s *Syncer) bool { return probeOf(s).noLease.Load() }
+	seams.noDirect = func(s *Syncer) bool { return probeOf(s).noDirect.Load() }
 	seams.loaded = func(s *Syncer, rows int) { probeOf(s).loaded.Add(int64(rows)) }
 }
 
@@ -42,6 +44,9 @@ func setHook(s *Syncer, f func(point string) error) {
 
 // setNoLease makes s sync without taking the date's lease.
 func setNoLease(s *Syncer, on bool) { probeOf(s).noLease.Store(on) }
+
+// setNoDirect makes s publish every day from staging, never by load.
+func setNoDirect(s *Syncer, on bool) { probeOf(s).noDirect.Store(on) }
 
 // rowsLoaded is how many rows s has appended to staging so far.
 func rowsLoaded(s *Syncer) int64 { return probeOf(s).loaded.Load() }

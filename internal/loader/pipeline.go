@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/pgbq/pgbq/internal/parquetenc"
 	"github.com/pgbq/pgbq/internal/retry"
 	"github.com/pgbq/pgbq/internal/schema"
 )
@@ -53,6 +54,9 @@ type Chunk struct {
 	First, Last schema.Key
 	MaxID       int64
 	Data        *bytes.Buffer // Parquet; empty when Rows is 0
+	// Layout is where Data's row groups are, when the encoder says
+	// (a parquetenc.Encoder does).
+	Layout parquetenc.Layout
 	// Final: the day's rows so far end with this chunk.
 	Final  bool
 	Read   time.Duration
@@ -76,6 +80,10 @@ type Stages struct {
 	// InFlight bounds the chunks loaded but not yet committed, so also
 	// the work redone after a crash; below 1 means 1.
 	InFlight int
+	// Encoded, if set, sees each chunk in chunk order as its load is
+	// about to start (the day's last one, Final, too, even when empty).
+	// c.Data is only valid during the call.
+	Encoded func(c Chunk)
 }
 
 // BytesInFlight bounds the memory of encoded chunks: a chunk is encoded
@@ -277,6 +285,9 @@ func Extract(ctx context.Context, src ChunkReader, enc Encoder, from, to time.Ti
 					continue
 				}
 				running++
+				if st.Encoded != nil {
+					st.Encoded(c)
+				}
 				if c.Rows == 0 {
 					results <- result{c: c}
 					continue
@@ -347,11 +358,23 @@ func encodeChunk(ctx context.Context, enc Encoder, c *Chunk, first piece, reads 
 		cur, t0 = b, time.Now()
 		return b, nil
 	}
-	if err := enc.EncodeGroups(c.Data, next); err != nil {
+	var err error
+	if le, ok := enc.(layoutEncoder); ok {
+		c.Layout, err = le.EncodeLayout(c.Data, next)
+	} else {
+		err = enc.EncodeGroups(c.Data, next)
+	}
+	if err != nil {
 		if cur != nil {
 			free <- cur
 		}
 		return fmt.Errorf("encode chunk %d: %w", c.N, err)
 	}
 	return nil
+}
+
+// layoutEncoder is an Encoder that also says where a file's row groups
+// are (Chunk.Layout).
+type layoutEncoder interface {
+	EncodeLayout(w io.Writer, next func() (*schema.Batch, error)) (parquetenc.Layout, error)
 }

@@ -154,6 +154,7 @@ func TestLostAnswersAdoptTheJob(t *testing.T) {
 	day := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
 	seedDays(t, r.pool, day, 2, 90, false)
 	s := r.open(40)
+	setNoDirect(s, true) // staging loads and the MERGE; TestPublishByLoad shows the load that publishes
 
 	// Day 1 through load jobs and the publish (a MERGE query job).
 	proxy.Inject(bqfidelity.Fault{Kind: "load", Count: 2, AfterWork: true})
@@ -212,6 +213,7 @@ func TestJobErrorsByReason(t *testing.T) {
 	day := time.Date(2024, 6, 1, 0, 0, 0, 0, time.UTC)
 	seedDays(t, r.pool, day, 1, 120, false)
 	s := r.open(30)
+	setNoDirect(s, true) // the staging path's loads and MERGE
 	proxy.Inject(bqfidelity.Fault{Kind: "load", Count: 1, JobErrorReason: "internalError"})
 	proxy.Inject(bqfidelity.Fault{Kind: "load", Count: 1, JobErrorReason: "backendError"})
 	proxy.Inject(bqfidelity.Fault{Kind: "load", Count: 1, JobErrorReason: "rateLimitExceeded"})
@@ -400,6 +402,7 @@ func TestPublishTrustsRowCountsOnlyWhileStagingIsUnchanged(t *testing.T) {
 	day := time.Date(2024, 10, 1, 0, 0, 0, 0, time.UTC)
 	seedDays(t, r.pool, day, 2, 100, false)
 	s := r.open(30)
+	setNoDirect(s, true) // the staging path's counting
 	queries := func() int { return proxy.Stats().JobsRun["query"] }
 	before := queries()
 	if out := r.syncAll(s, day); out != Finished {

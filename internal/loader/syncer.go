@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"cloud.google.com/go/civil"
@@ -85,6 +86,9 @@ type Syncer struct {
 	// mu guards Source, Warehouse and Encoder, which a schema change
 	// replaces: each Sync reads them under the read lock.
 	mu sync.RWMutex
+	// loadsOffUntil (UnixNano) is when days may be published by load
+	// again after a refusal for quota (see direct.go).
+	loadsOffUntil atomic.Int64
 }
 
 // refresh follows columns added to the source: the destination gains them
@@ -171,9 +175,10 @@ func (s *Syncer) now() time.Time {
 // error aborts the sync there as a crash would; noLease skips the lease to
 // show correctness without it; loaded counts rows appended to staging.
 var seams struct {
-	hook    func(s *Syncer, point string) error
-	noLease func(s *Syncer) bool
-	loaded  func(s *Syncer, rows int)
+	hook     func(s *Syncer, point string) error
+	noLease  func(s *Syncer) bool
+	noDirect func(s *Syncer) bool
+	loaded   func(s *Syncer, rows int)
 }
 
 func (s *Syncer) at(point string) error {
@@ -271,7 +276,15 @@ func (s *Syncer) Sync(ctx context.Context, day time.Time, deadline time.Time) (O
 	// loaded below, each row once (see publish).
 	exact := unique && st.Rows == st.DistinctIDs && resumed == st.Pos
 	st.Pos = resumed
-	done, known, err := s.stage(ctx, log, day, st, state, deadline)
+	// A closed day read to its end from its start into an empty staging
+	// table, with unique ids, may be published by one load job of its
+	// files (see direct.go).
+	to := s.horizon(day)
+	var d *direct
+	if resumed == nil && st.Rows == 0 && unique && to.Equal(day.AddDate(0, 0, 1)) && s.byLoad() {
+		d = s.newDirect(log, day, st.Gen, state)
+	}
+	done, known, err := s.stage(ctx, log, day, to, st, state, deadline, d)
 	if errors.Is(err, errFinished) {
 		if made {
 			// Made for a date that turned out finished (a message
@@ -298,6 +311,9 @@ func (s *Syncer) Sync(ctx context.Context, day time.Time, deadline time.Time) (O
 	}
 	if prev.IsFinished {
 		return AlreadyFinished, nil
+	}
+	if d != nil && d.ok {
+		return s.publishedByLoad(ctx, log, day, prev, d)
 	}
 	if !exact {
 		known = nil
@@ -368,16 +384,21 @@ func (s *Syncer) horizon(day time.Time) time.Time {
 // committed (their loads are adopted by job id, not run again).
 const LoadsInFlight = 4
 
-// stage runs the chunk loop: chunks are loaded up to LoadsInFlight at a
-// time, and checkpointed in order over the prefix that is entirely staged;
+// stage runs the chunk loop over the rows of day before to: chunks are
+// loaded up to LoadsInFlight at a time, and checkpointed in order over the
+// prefix that is entirely staged;
 // reading and encoding the next chunks overlap the loads (see Extract).
 // The first checkpoint waits for the date's state (errFinished when the
 // date turns out finished), so loads may start before it is read. It
 // returns done when a short chunk showed that every row of the day so far
 // is staged, and what staging holds if it held st and took each chunk
 // once: st plus the chunks, counted.
-func (s *Syncer) stage(ctx context.Context, log *slog.Logger, day time.Time, st bq.Staged,
-	state func() (syncstate.Entry, error), deadline time.Time) (done bool, known *bq.Staged, err error) {
+//
+// With d set, each chunk's file also goes to d as its load starts, and
+// once d has published the day the staging stops (done, with known as far
+// as it got: d.ok tells).
+func (s *Syncer) stage(ctx context.Context, log *slog.Logger, day, to time.Time, st bq.Staged,
+	state func() (syncstate.Entry, error), deadline time.Time, d *direct) (done bool, known *bq.Staged, err error) {
 	now := st
 	var mu sync.Mutex
 	loadTimes := map[int]time.Duration{}
@@ -446,8 +467,28 @@ func (s *Syncer) stage(ctx context.Context, log *slog.Logger, day time.Time, st 
 			"checkpoint_ms", time.Since(t1).Milliseconds(), "last_id", c.Last.ID)
 		return s.at("checkpointed")
 	}
-	done, err = Extract(ctx, s.Source, s.Encoder, day, s.horizon(day), st.Pos, s.ChunkSize, deadline,
-		Stages{Load: load, Commit: commit, InFlight: LoadsInFlight})
+	stages := Stages{Load: load, Commit: commit, InFlight: LoadsInFlight}
+	xctx := ctx
+	if d != nil {
+		var stop context.CancelCauseFunc
+		xctx, stop = context.WithCancelCause(ctx)
+		defer stop(nil)
+		d.stop = stop
+		stages.Encoded = func(c Chunk) { d.add(ctx, c) }
+	}
+	done, err = Extract(xctx, s.Source, s.Encoder, day, to, st.Pos, s.ChunkSize, deadline, stages)
+	if d != nil {
+		d.giveUp() // when the day's last chunk was never reached
+		if d.wait(ctx) {
+			return true, &now, nil
+		}
+		if d.crash != nil {
+			return false, &now, d.crash
+		}
+		if err == nil && ctx.Err() != nil {
+			err = ctx.Err()
+		}
+	}
 	return done, &now, err
 }
 
@@ -540,8 +581,45 @@ func (s *Syncer) publish(ctx context.Context, log *slog.Logger, day time.Time, g
 	if err != nil {
 		return 0, err
 	}
+	return s.settle(ctx, log, day, e, dest, src, publishMS)
+}
+
+// closed reports whether day ended more than Grace ago: no row can still
+// join it.
+func (s *Syncer) closed(day time.Time) bool {
+	return s.now().After(day.AddDate(0, 0, 1).Add(s.Grace))
+}
+
+// publishedByLoad finishes a day that d published by load: the day holds
+// exactly d's rows (the load is atomic and replaced the partition), each
+// id once; the source is counted after it, as after every publish.
+func (s *Syncer) publishedByLoad(ctx context.Context, log *slog.Logger, day time.Time, prev syncstate.Entry, d *direct) (Outcome, error) {
+	if err := s.at("published_by_load"); err != nil {
+		return 0, err
+	}
+	if err := s.at("published"); err != nil {
+		return 0, err
+	}
+	e := syncstate.Entry{Table: s.Table, Date: civil.DateOf(day), LastMaxID: max(prev.LastMaxID, d.maxID),
+		LastCreatedAt: d.last.Time, LastID: d.last.ID, RowsStaged: int64(d.rows), Writer: s.Writer}
+	var src int64
+	err := retry.Do(ctx, func(ctx context.Context, _ int) (err error) {
+		src, err = s.Source.CountDay(ctx, day)
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	log.Info("date published by load", "rows", d.rows)
+	return s.settle(ctx, log, day, e, bq.DayStats{Rows: int64(d.rows), DistinctIDs: int64(d.rows)}, src, d.ms)
+}
+
+// settle decides, from the counts after a publish, whether the date is
+// finished, and records it.
+func (s *Syncer) settle(ctx context.Context, log *slog.Logger, day time.Time, e syncstate.Entry, dest bq.DayStats, src, publishMS int64) (Outcome, error) {
+	date := e.Date
 	e.SourceRows, e.BigQueryRows = src, dest.Rows
-	closed := s.now().After(day.AddDate(0, 0, 1).Add(s.Grace))
+	closed := s.closed(day)
 	log.Info("date published", "source_rows", src, "bigquery_rows", dest.Rows, "closed", closed, "publish_ms", publishMS)
 	switch {
 	case dest.Rows != dest.DistinctIDs:

@@ -11,8 +11,10 @@
 package parquetenc
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"runtime"
@@ -200,14 +202,36 @@ func (e *Encoder) Encode(w io.Writer, b *schema.Batch) error {
 // is called again; next may wait for its rows, the encoder holds nothing
 // other files need meanwhile. A batch of no rows adds no row group.
 func (e *Encoder) EncodeGroups(w io.Writer, next func() (*schema.Batch, error)) error {
+	_, err := e.EncodeLayout(w, next)
+	return err
+}
+
+// Layout is where a file's row groups are, for Join.
+type Layout struct {
+	groups []rowGroup
+	end    int64 // where the last row group ends (the footer starts)
+}
+
+// Rows is the rows of the file.
+func (l Layout) Rows() int {
+	n := 0
+	for _, g := range l.groups {
+		n += g.rows
+	}
+	return n
+}
+
+// EncodeLayout is EncodeGroups, and returns where the file's row groups
+// were written.
+func (e *Encoder) EncodeLayout(w io.Writer, next func() (*schema.Batch, error)) (Layout, error) {
 	f := &file{w: w}
 	if err := f.write([]byte("PAR1")); err != nil {
-		return err
+		return Layout{}, err
 	}
 	for {
 		b, err := next()
 		if err != nil {
-			return err
+			return Layout{}, err
 		}
 		if b == nil {
 			break
@@ -216,9 +240,15 @@ func (e *Encoder) EncodeGroups(w io.Writer, next func() (*schema.Batch, error)) 
 			continue
 		}
 		if err := e.rowGroup(f, b); err != nil {
-			return err
+			return Layout{}, err
 		}
 	}
+	l := Layout{groups: f.groups, end: f.written}
+	return l, e.finish(f)
+}
+
+// finish writes the footer of f's row groups.
+func (e *Encoder) finish(f *file) error {
 	footer := e.footer(f.groups)
 	if err := f.write(footer); err != nil {
 		return err
@@ -227,6 +257,61 @@ func (e *Encoder) EncodeGroups(w io.Writer, next func() (*schema.Batch, error)) 
 	binary.LittleEndian.PutUint32(tail[:4], uint32(len(footer)))
 	copy(tail[4:], "PAR1")
 	return f.write(tail[:])
+}
+
+// Part is one file of this encoder, as EncodeLayout wrote it and said.
+type Part struct {
+	Data   []byte
+	Layout Layout
+}
+
+// Joiner builds one file of the row groups of files of its encoder, in
+// the order they are added: their bytes are copied as they are, and one
+// footer lists them all at their new places. Joining the files of a day's
+// chunks gives the file one load job can replace the day with.
+type Joiner struct {
+	e *Encoder
+	f file
+	b bytes.Buffer
+}
+
+// NewJoiner starts a joined file.
+func (e *Encoder) NewJoiner() *Joiner {
+	j := &Joiner{e: e}
+	j.f.w = &j.b
+	_ = j.f.write([]byte("PAR1")) // a bytes.Buffer does not fail
+	return j
+}
+
+// Add appends p's row groups.
+func (j *Joiner) Add(p Part) error {
+	if p.Layout.end < 4 || p.Layout.end > int64(len(p.Data)) || string(p.Data[:4]) != "PAR1" {
+		return errors.New("join parquet: a part that is not a file of this encoder's layout")
+	}
+	shift := j.f.written - 4
+	_ = j.f.write(p.Data[4:p.Layout.end])
+	for _, g := range p.Layout.groups {
+		moved := rowGroup{rows: g.rows, chunks: make([]chunkMeta, len(g.chunks))}
+		for k, cm := range g.chunks {
+			moved.chunks[k] = cm
+			moved.chunks[k].start += shift
+			moved.chunks[k].dataOffset += shift
+			if cm.dictOffset >= 0 {
+				moved.chunks[k].dictOffset += shift
+			}
+		}
+		j.f.groups = append(j.f.groups, moved)
+	}
+	return nil
+}
+
+// Len is the bytes added so far.
+func (j *Joiner) Len() int { return j.b.Len() }
+
+// Finish writes the footer and returns the file.
+func (j *Joiner) Finish() []byte {
+	_ = j.e.finish(&j.f)
+	return j.b.Bytes()
 }
 
 // rowGroup writes b as the file's next row group.

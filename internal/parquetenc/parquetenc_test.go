@@ -287,6 +287,68 @@ func TestEncodeGroupsRoundTrip(t *testing.T) {
 	}
 }
 
+// Files joined are one file of their row groups, in order, read back
+// whole; a part that is not a file of the encoder is refused.
+func TestJoin(t *testing.T) {
+	t.Parallel()
+	tbl := allTypesTable()
+	enc, err := New(tbl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(7, 8))
+	var parts []Part
+	var want [][]cell
+	for _, sizes := range [][]int{{5000, 3}, {1}, {}, {9000, 4096}} {
+		var batches []*schema.Batch
+		for _, n := range sizes {
+			b, w := randomBatch(tbl, n, rng)
+			batches = append(batches, b)
+			want = append(want, w...)
+		}
+		var buf bytes.Buffer
+		i := 0
+		l, err := enc.EncodeLayout(&buf, func() (*schema.Batch, error) {
+			if i == len(batches) {
+				return nil, nil
+			}
+			i++
+			return batches[i-1], nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts = append(parts, Part{Data: buf.Bytes(), Layout: l})
+	}
+	j := enc.NewJoiner()
+	for _, p := range parts {
+		if err := j.Add(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	joined := bytes.NewBuffer(j.Finish())
+	if diff := cmp.Diff(want, readBack(t, tbl, joined.Bytes())); diff != "" {
+		t.Fatalf("values differ (-want +got):\n%.3000s", diff)
+	}
+	f, err := parquet.OpenFile(bytes.NewReader(joined.Bytes()), int64(joined.Len()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []int64
+	for _, g := range f.Metadata().RowGroups {
+		rows = append(rows, g.NumRows)
+	}
+	if !slices.Equal(rows, []int64{5000, 3, 1, 9000, 4096}) {
+		t.Fatalf("row groups of %v rows, want [5000 3 1 9000 4096]", rows)
+	}
+	if got := f.NumRows(); got != 18100 {
+		t.Fatalf("joined file holds %d rows, want 18100", got)
+	}
+	if err := enc.NewJoiner().Add(Part{Data: []byte("not parquet"), Layout: parts[0].Layout}); err == nil {
+		t.Fatal("Add of a part that is not a file of the encoder: no error")
+	}
+}
+
 // The logical types are the ones BigQuery maps to the table's types.
 func TestEncodeSchema(t *testing.T) {
 	t.Parallel()

@@ -54,7 +54,7 @@ func (s *Source) PublishTogether(ctx context.Context, key string, day civil.Date
 	if err != nil {
 		return fmt.Errorf("publish queue %s: %w", key, err)
 	}
-	q := &publishQueue{conn: conn, key: key, announced: queueClass("ready", key), claimed: queueClass("claimed", key),
+	q := &publishQueue{pool: s.pool, conn: conn, key: key, announced: queueClass("ready", key), claimed: queueClass("claimed", key),
 		turn: lockID("publish/" + key), day: day}
 	err = q.run(ctx, limit, hold, publish)
 	q.close(context.WithoutCancel(ctx), err != nil)
@@ -62,6 +62,7 @@ func (s *Source) PublishTogether(ctx context.Context, key string, day civil.Date
 }
 
 type publishQueue struct {
+	pool               *pgxpool.Pool
 	conn               *pgxpool.Conn
 	key                string
 	announced, claimed int32 // advisory lock classes of (class, date) locks
@@ -210,6 +211,14 @@ func (q *publishQueue) lead(ctx context.Context, limit int, hold func(n int) tim
 		}
 	}
 	if !at.IsZero() {
+		// The statement is one of the table's writes: it takes a write
+		// token if one is free, so that a publish by load job
+		// (PublishAlone) sees it. DML is not refused for lack of one; a
+		// token not taken (none free, PostgreSQL unreachable) can only
+		// make such a load meet rateLimitExceeded.
+		if token, got, err := tokensFor(q.pool).take(ctx, q.key); err == nil && got {
+			token(at)
+		}
 		// The next batch may start hold(n) after this one did.
 		time.Sleep(time.Until(at.Add(hold(len(days)))))
 	}
@@ -286,7 +295,7 @@ func (q *publishQueue) unclaim(ctx context.Context, days []civil.Date) {
 func (q *publishQueue) slot(ctx context.Context) (int64, error) {
 	for {
 		for i := range PublishesInFlight {
-			lock := lockID(fmt.Sprintf("publish-slot/%d/%s", i, q.key))
+			lock := slotID(i, q.key)
 			got, err := q.try(ctx, lock)
 			if err != nil || got {
 				return lock, err
@@ -299,6 +308,8 @@ func (q *publishQueue) slot(ctx context.Context) (int64, error) {
 		}
 	}
 }
+
+func slotID(i int, key string) int64 { return lockID(fmt.Sprintf("publish-slot/%d/%s", i, key)) }
 
 // close ends the queue's part: every lock of the session (announcement,
 // claims, turn, slot) is let go, listening stops, the connection goes

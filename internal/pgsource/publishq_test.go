@@ -115,3 +115,81 @@ func TestPublishTogetherBatchesBoundsAndSpaces(t *testing.T) {
 		}
 	}
 }
+
+// A publish by itself (PublishAlone) runs only when it cannot get in the
+// way: not while a date waits in the queue, not while a queued publish
+// runs, and not once TableWrites publishes of the table — its own and the
+// queue's, from any process — started within TableWriteWindow.
+func TestPublishAloneKeepsToTheTableWrites(t *testing.T) {
+	t.Parallel()
+	dsn, pool := testenv.PG(t)
+	testenv.Exec(t, pool, `CREATE TABLE q (id bigint PRIMARY KEY, created_at timestamptz NOT NULL)`)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	open := func() *pgsource.Source {
+		src, err := pgsource.Open(ctx, pgsource.Config{DSN: dsn}, pgsource.TableSpec{Table: "q", IDColumn: "id", TimestampColumn: "created_at"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(src.Close)
+		return src
+	}
+	a, b := open(), open()
+	const key = "p.d.alone"
+	alone := func(src *pgsource.Source) bool {
+		t.Helper()
+		ran, err := src.PublishAlone(ctx, key, 0, func(_ context.Context, started func()) error {
+			started()
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ran
+	}
+	day := civil.Date{Year: 2024, Month: 3, Day: 1}
+
+	// A date waiting in the queue (its batch held open by a slow publish
+	// of another date that a second loader runs) keeps a publish by
+	// itself out, and so does the publish running.
+	release := make(chan struct{})
+	running := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		err := b.PublishTogether(ctx, key, day, 1, func(int) time.Duration { return 0 }, func(_ context.Context, days []civil.Date, started func()) ([]civil.Date, error) {
+			started()
+			close(running)
+			<-release
+			return days, nil
+		})
+		if err != nil {
+			t.Error(err)
+		}
+	})
+	<-running
+	for range 10 { // also once the queued publish has handed the turn on
+		if alone(a) {
+			t.Error("a publish by itself ran while a queued publish ran")
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	close(release)
+	wg.Wait()
+
+	// The queued publish above took one write token: four publishes by
+	// themselves may follow within the window, then none.
+	ran := 0
+	for range pgsource.TableWrites + 1 {
+		if alone(a) {
+			ran++
+		}
+	}
+	if ran != pgsource.TableWrites-1 {
+		t.Fatalf("%d publishes by themselves ran after a queued one, within %s; want %d", ran, pgsource.TableWriteWindow, pgsource.TableWrites-1)
+	}
+	// Another process sees the same tokens.
+	if alone(b) {
+		t.Error("another process published by itself with every write token of the window taken")
+	}
+}

@@ -197,7 +197,10 @@ func (s *Source) Refreshed(ctx context.Context) (*Source, []string, error) {
 }
 
 // Close releases the connections.
-func (s *Source) Close() { s.pool.Close() }
+func (s *Source) Close() {
+	tokensFor(s.pool).close()
+	s.pool.Close()
+}
 
 // Table is the table's neutral description.
 func (s *Source) Table() schema.Table { return s.table }

@@ -122,15 +122,21 @@ const Attempts = 8
 // rateLimitExceeded, on the request (403 or 429) or on a job's errorResult
 // (BigQuery's troubleshooting page). A bare 429 without that reason is a
 // plain transient failure.
-func RateLimited(err error) bool {
+func RateLimited(err error) bool { return hasReason(err, "rateLimitExceeded") }
+
+// QuotaExceeded reports whether err is BigQuery's "not today": the reason
+// quotaExceeded, on the request or on a job's errorResult.
+func QuotaExceeded(err error) bool { return hasReason(err, "quotaExceeded") }
+
+func hasReason(err error, reason string) bool {
 	var jobErr *bigquery.Error
 	if errors.As(err, &jobErr) {
-		return jobErr.Reason == "rateLimitExceeded"
+		return jobErr.Reason == reason
 	}
 	var gErr *googleapi.Error
 	if errors.As(err, &gErr) {
 		for _, e := range gErr.Errors {
-			if e.Reason == "rateLimitExceeded" {
+			if e.Reason == reason {
 				return true
 			}
 		}

@@ -1,0 +1,183 @@
+package loader
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/pgbq/pgbq/internal/bq"
+	"github.com/pgbq/pgbq/internal/parquetenc"
+	"github.com/pgbq/pgbq/internal/retry"
+	"github.com/pgbq/pgbq/internal/schema"
+	"github.com/pgbq/pgbq/internal/syncstate"
+)
+
+// A day that is read in one go from its start can be published without
+// waiting for its staging: the chunks' files, joined, are the whole day,
+// and one load job writing the day's partition decorator with
+// WRITE_TRUNCATE replaces it atomically (bq.Warehouse.PublishFile). Then
+// a day's chain of jobs after its last row is read is one job, the
+// publish, instead of two one after the other (the last staging load,
+// then the MERGE that must read it), and the staging loads still paced
+// by BigQuery's 5 writes per table per 10 s are not waited for: once the
+// day is published they are cancelled and staging is dropped.
+//
+// Only when each of these holds (otherwise the day is staged and
+// published by MERGE as before):
+//   - the day is closed: no row can still join it, so any two complete
+//     readings of it are the same rows, and a publish that ran late would
+//     write the same day (a MERGE from staging, by a loader that staged the
+//     day itself, too);
+//   - the day is read from its start by this call, so the files hold all
+//     of it;
+//   - a unique index proves the ids unique: the rows, each at its own
+//     keyset position, then hold each id once, which a load cannot check
+//     (the MERGE de-duplicates);
+//   - the files together stay under DirectMaxBytes (memory);
+//   - the table's publishes leave room: pgsource.PublishAlone takes the
+//     turn, finds no date waiting, no publish running and a write token
+//     free, else the day goes through the queue with the others.
+//
+// Staging keeps every chunk that loaded, so a crash before the publish
+// resumes as before; the publish, like every other, is verified by
+// counting the source after it.
+
+// DirectMaxBytes bounds a day's files held for a publish by load: about
+// 5M rows of the bench's table.
+const DirectMaxBytes = 32 << 20
+
+// errDirectPublished stops the staging of a day published by load.
+var errDirectPublished = errors.New("day published by load")
+
+// direct gathers a day's files as their loads start (Stages.Encoded) and
+// publishes the day once the last one is there.
+type direct struct {
+	s     *Syncer
+	log   *slog.Logger
+	day   time.Time
+	gen   bq.Generation
+	state func() (syncstate.Entry, error)
+	join  *parquetenc.Joiner
+	stop  context.CancelCauseFunc // ends the staging once published
+
+	rows        int
+	first, last schema.Key
+	maxID       int64
+
+	done  chan struct{} // closed when the publish has ended (or was not tried)
+	ok    bool          // the day is published, rows rows
+	ms    int64
+	crash error // a test's hook stopped the publish (seams)
+}
+
+// loadsOff is how long a process publishes from staging only after
+// BigQuery refused a publish by load for quota (1,500 load jobs per table
+// per day, https://cloud.google.com/bigquery/quotas#load_jobs): the quota
+// is a rolling day, and every refused job counts toward it.
+const loadsOff = time.Hour
+
+// byLoad reports whether days may be published by load now (a test turns
+// it off to show the staging path alone).
+func (s *Syncer) byLoad() bool {
+	if seams.noDirect != nil && seams.noDirect(s) {
+		return false
+	}
+	return time.Now().UnixNano() >= s.loadsOffUntil.Load()
+}
+
+func (s *Syncer) newDirect(log *slog.Logger, day time.Time, gen bq.Generation, state func() (syncstate.Entry, error)) *direct {
+	return &direct{s: s, log: log, day: day, gen: gen, state: state, join: s.Encoder.NewJoiner(), done: make(chan struct{})}
+}
+
+// add takes chunk c's file; with the day's last chunk it starts the
+// publish. It runs on the load stage, in chunk order.
+func (d *direct) add(ctx context.Context, c Chunk) {
+	if d.join == nil {
+		return
+	}
+	if c.Rows > 0 {
+		if d.join.Len()+c.Data.Len() > DirectMaxBytes {
+			d.giveUp()
+			return
+		}
+		if err := d.join.Add(parquetenc.Part{Data: c.Data.Bytes(), Layout: c.Layout}); err != nil {
+			d.log.Warn("day not published by load", "error", err.Error())
+			d.giveUp()
+			return
+		}
+		if d.rows == 0 {
+			d.first = c.First
+		}
+		d.rows += c.Rows
+		d.last = c.Last
+		d.maxID = max(d.maxID, c.MaxID)
+	}
+	if !c.Final {
+		return
+	}
+	if d.rows == 0 {
+		d.giveUp()
+		return
+	}
+	data := d.join.Finish()
+	d.join = nil
+	go d.publish(ctx, data)
+}
+
+func (d *direct) giveUp() {
+	if d.join != nil {
+		d.join = nil
+		close(d.done)
+	}
+}
+
+// publish publishes the day by load when the table's publishes leave room,
+// and ends the staging when it did.
+func (d *direct) publish(ctx context.Context, data []byte) {
+	defer close(d.done)
+	prev, err := d.state()
+	if err != nil || prev.IsFinished {
+		return // the staging says so too
+	}
+	if err := d.s.at("publish"); err != nil {
+		d.crash = err // a test's crash: the whole sync stops here
+		d.stop(err)
+		return
+	}
+	wh := d.s.Warehouse
+	t0 := time.Now()
+	var wrote int64
+	ran, err := d.s.Source.PublishAlone(ctx, wh.DestRef(), bq.PublishHold(1), func(ctx context.Context, started func()) (err error) {
+		wrote, err = wh.PublishFile(ctx, d.day, d.gen, d.first, d.last, d.rows, data, started)
+		return err
+	})
+	d.ms = time.Since(t0).Milliseconds()
+	switch {
+	case err != nil && retry.QuotaExceeded(err):
+		// The destination's 1,500 load jobs a day are spent (a long
+		// back-fill): publish from staging for a while.
+		d.s.loadsOffUntil.Store(time.Now().Add(loadsOff).UnixNano())
+		d.log.Warn("publish by load refused by quota; days are published from staging for an hour", "error", err.Error())
+	case err != nil:
+		d.log.Warn("publish by load failed; the day is published from staging", "error", err.Error())
+	case !ran:
+		d.log.Info("publish by load: the table's publishes leave no room; the day is published from staging")
+	case wrote != int64(d.rows):
+		d.log.Warn("publish by load wrote another row count; the day is published from staging", "rows", d.rows, "written", wrote)
+	default:
+		d.ok = true
+		d.stop(errDirectPublished)
+	}
+}
+
+// wait waits for the publish, if one started, and reports whether it
+// published the day.
+func (d *direct) wait(ctx context.Context) bool {
+	select {
+	case <-d.done:
+		return d.ok
+	case <-ctx.Done():
+		return false
+	}
+}

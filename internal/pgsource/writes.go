@@ -1,0 +1,156 @@
+package pgsource
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Write tokens count the publishes that wrote a destination table in the
+// last TableWriteWindow, across processes: a publish that starts takes
+// one of TableWrites advisory locks of the table, if one is free, and
+// keeps it for TableWriteWindow after its start. BigQuery refuses a load,
+// copy or query job writing a table that already had 5 writes in the
+// last 10 s (DML counts toward them without being refused:
+// https://cloud.google.com/bigquery/quotas#standard_tables), so a publish
+// by load job (PublishAlone) may only start with a token in hand. A
+// process keeps its tokens on one connection of its own, so that holding
+// them takes no connection from the pool; a process that dies lets its
+// tokens go, which can only make a later load meet rateLimitExceeded.
+const (
+	TableWrites      = 5
+	TableWriteWindow = 10*time.Second + 500*time.Millisecond
+)
+
+type writeTokens struct {
+	pool *pgxpool.Pool
+	mu   sync.Mutex
+	conn *pgx.Conn
+	held map[int64]bool // tokens this process holds (advisory locks nest within a session)
+}
+
+// tokensByPool gives every Source of one pool the same tokens.
+var tokensByPool sync.Map
+
+func tokensFor(pool *pgxpool.Pool) *writeTokens {
+	t, _ := tokensByPool.LoadOrStore(pool, &writeTokens{pool: pool, held: map[int64]bool{}})
+	return t.(*writeTokens)
+}
+
+func tokenID(key string, i int) int64 { return lockID(fmt.Sprintf("publish-write/%d/%s", i, key)) }
+
+// take takes a free token of key, if there is one, for a write about to
+// start; the token goes TableWriteWindow after the start that the
+// returned function is given (once the write has started, or failed to).
+func (w *writeTokens) take(ctx context.Context, key string) (started func(time.Time), ok bool, err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.conn == nil || w.conn.IsClosed() {
+		conn, err := pgx.ConnectConfig(ctx, w.pool.Config().ConnConfig.Copy())
+		if err != nil {
+			return nil, false, fmt.Errorf("publish write tokens: connect: %w", err)
+		}
+		w.conn, w.held = conn, map[int64]bool{}
+	}
+	for i := range TableWrites {
+		id := tokenID(key, i)
+		if w.held[id] {
+			continue
+		}
+		var got bool
+		if err := w.conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, id).Scan(&got); err != nil {
+			w.conn.Close(context.WithoutCancel(ctx))
+			return nil, false, fmt.Errorf("publish write tokens: %w", err)
+		}
+		if !got {
+			continue
+		}
+		w.held[id] = true
+		conn := w.conn
+		var once sync.Once
+		// The token outlives the request that took it: give runs on a
+		// timer, on a context of its own.
+		return func(start time.Time) { //nolint:contextcheck // see above
+			once.Do(func() { time.AfterFunc(time.Until(start.Add(TableWriteWindow)), func() { w.give(conn, id) }) })
+		}, true, nil
+	}
+	return nil, false, nil
+}
+
+// give lets token id go, if conn still holds it.
+func (w *writeTokens) give(conn *pgx.Conn, id int64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if conn != w.conn || !w.held[id] {
+		return
+	}
+	delete(w.held, id)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, id); err != nil {
+		conn.Close(ctx) // its tokens go with it
+	}
+}
+
+// close lets every token go.
+func (w *writeTokens) close() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.conn != nil {
+		// Closing the socket ends the session, and its locks with it.
+		_ = w.conn.PgConn().Conn().Close()
+		w.conn = nil
+	}
+	tokensByPool.Delete(w.pool)
+}
+
+// PublishAlone publishes day of the destination key by itself, with
+// publish (a load job replacing the day: one of the table's refusable
+// writes), when that cannot get in the way of the publish queue
+// (PublishTogether) or of BigQuery's limits: it takes the table's turn
+// without waiting, finds no date announced, takes every publish slot (no
+// DML publish of the table runs) and a write token. Otherwise it does
+// nothing and reports false, and the date goes through the queue. The
+// turn is kept until the publish has ended and at least hold after its
+// start. It reports whether publish ran; its error is publish's.
+func (s *Source) PublishAlone(ctx context.Context, key string, hold time.Duration, publish func(ctx context.Context, started func()) error) (ran bool, err error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return false, fmt.Errorf("publish queue %s: %w", key, err)
+	}
+	q := &publishQueue{pool: s.pool, conn: conn, key: key, announced: queueClass("ready", key), claimed: queueClass("claimed", key),
+		turn: lockID("publish/" + key)}
+	defer func() { q.close(context.WithoutCancel(ctx), err != nil && !ran) }()
+	if got, err := q.try(ctx, q.turn); err != nil || !got {
+		return false, err
+	}
+	var waiting bool
+	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2
+  AND classid::bigint = $1 AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))`, q.announced).Scan(&waiting); err != nil {
+		return false, fmt.Errorf("publish queue: read announcements: %w", err)
+	}
+	if waiting {
+		return false, nil
+	}
+	for i := range PublishesInFlight {
+		if got, err := q.try(ctx, slotID(i, key)); err != nil || !got {
+			return false, err
+		}
+	}
+	token, got, err := tokensFor(s.pool).take(ctx, key)
+	if err != nil || !got {
+		return false, err
+	}
+	var start time.Time
+	err = publish(ctx, func() { start = time.Now(); token(start) })
+	if start.IsZero() { // it never started, or did while the answer was lost
+		start = time.Now()
+		token(start)
+	}
+	time.Sleep(time.Until(start.Add(hold)))
+	return true, err
+}
