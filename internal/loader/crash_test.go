@@ -222,6 +222,7 @@ func TestLateRowBelowPosition(t *testing.T) {
 	day := time.Date(2024, 8, 8, 0, 0, 0, 0, time.UTC)
 	seedDays(t, r.pool, day, 1, 200, false)
 	s := r.open(30)
+	setNoDirect(s, true) // the check before a MERGE publish; the crash comes mid-staging
 	r.crash(s, day, "checkpointed", 4)
 	r.exec(`INSERT INTO activity_logs (id, user_id, action, created_at) VALUES (5000, 1, 'late', '2024-08-08 00:00:01+00')`)
 	if got := r.syncAll(s, day); got != Finished {

@@ -50,7 +50,7 @@ const DirectMaxBytes = 32 << 20
 // errDirectPublished stops the staging of a day published by load.
 var errDirectPublished = errors.New("day published by load")
 
-// direct gathers a day's files as their loads start (Stages.Encoded) and
+// direct gathers a day's files as they are encoded (Stages.Encoded) and
 // publishes the day once the last one is there.
 type direct struct {
 	s     *Syncer
@@ -91,7 +91,7 @@ func (s *Syncer) newDirect(log *slog.Logger, day time.Time, gen bq.Generation, s
 }
 
 // add takes chunk c's file; with the day's last chunk it starts the
-// publish. It runs on the load stage, in chunk order.
+// publish. It runs on the encoding stage, in chunk order.
 func (d *direct) add(ctx context.Context, c Chunk) {
 	if d.join == nil {
 		return
@@ -149,8 +149,15 @@ func (d *direct) publish(ctx context.Context, data []byte) {
 	t0 := time.Now()
 	var wrote int64
 	ran, err := d.s.Source.PublishAlone(ctx, wh.DestRef(), bq.PublishHold(1), func(ctx context.Context, started func()) (err error) {
-		wrote, err = wh.PublishFile(ctx, d.day, d.gen, d.first, d.last, d.rows, data, started)
-		return err
+		// A lost answer is tried again under the same job id, which
+		// meets 409 and adopts the job; a refusal for rate or quota is
+		// not waited out: the day goes through staging instead.
+		for attempt := 1; ; attempt++ {
+			wrote, err = wh.PublishFile(ctx, d.day, d.gen, d.first, d.last, d.rows, data, started)
+			if err == nil || attempt == 3 || !retry.Transient(err) || retry.RateLimited(err) || ctx.Err() != nil {
+				return err
+			}
+		}
 	})
 	d.ms = time.Since(t0).Milliseconds()
 	switch {

@@ -58,7 +58,7 @@ func TestPublishByLoad(t *testing.T) {
 
 	// The publishing load's answer is lost once: the re-send meets 409
 	// and adopts the job, and the day arrives once.
-	proxy.Inject(bqfidelity.Fault{Kind: "load", Table: "activity_logs", Count: 1, AfterWork: true})
+	proxy.Inject(bqfidelity.Fault{Kind: "load", Table: "activity_logs$", Count: 1, AfterWork: true}) // the destination's decorator, not staging
 	second := first.AddDate(0, 0, 1)
 	if got := r.syncAll(s, second); got != Finished {
 		t.Fatalf("outcome %v, want finished", got)

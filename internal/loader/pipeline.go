@@ -80,9 +80,12 @@ type Stages struct {
 	// InFlight bounds the chunks loaded but not yet committed, so also
 	// the work redone after a crash; below 1 means 1.
 	InFlight int
-	// Encoded, if set, sees each chunk in chunk order as its load is
-	// about to start (the day's last one, Final, too, even when empty).
-	// c.Data is only valid during the call.
+	// Encoded, if set, sees each chunk in chunk order as soon as it is
+	// encoded (the day's last one, Final, too, even when empty); c.Data is
+	// only valid during the call. While it is set, reading and encoding do
+	// not wait for loads to start: encoded chunks queue for their loads,
+	// up to BytesInFlight of them, so the day's end is reached at the speed
+	// of reading, however slowly BigQuery's rates let the loads go.
 	Encoded func(c Chunk)
 }
 
@@ -102,10 +105,11 @@ const keepBuf = 8 << 20
 // each to st.Load, then in order to st.Commit. The stages run at once —
 // reading a piece of chunk n+1, encoding the piece before it, loading n
 // and up to InFlight-1 chunks before it — joined by channels of one, so at
-// most two pieces and InFlight+1 encoded chunks are in memory, and encoded
-// chunks of no more than BytesInFlight and one chunk (encoding waits for a
-// load to end: loads take longer than encoding, and wide rows make every
-// file count). On real BigQuery a load job takes seconds whatever its
+// most two pieces and InFlight+1 encoded chunks are in memory (more with
+// st.Encoded set, which lets encoded chunks queue for their loads), and
+// encoded chunks of no more than BytesInFlight and one chunk (encoding
+// waits for a load to end: loads take longer than encoding, and wide rows
+// make every file count). On real BigQuery a load job takes seconds whatever its
 // size; loads in flight side by side keep a day from moving at one chunk
 // per job latency. Extract stops after a short chunk (done: every row of
 // the day so far has been committed) or when no new read may start
@@ -133,12 +137,16 @@ func Extract(ctx context.Context, src ChunkReader, enc Encoder, from, to time.Ti
 	}()
 	var held atomic.Int64 // capacity of the buffers out of freeBufs, once encoded
 	freed := make(chan struct{}, 1)
+	eager := st.Encoded != nil
 	giveBack := func(b *bytes.Buffer) {
 		held.Add(-int64(b.Cap()))
 		if b.Cap() > keepBuf {
 			b = new(bytes.Buffer)
 		}
-		freeBufs <- b
+		select {
+		case freeBufs <- b:
+		default: // eager encoding made more buffers than are kept
+		}
 		select {
 		case freed <- struct{}{}:
 		default:
@@ -223,8 +231,16 @@ func Extract(ctx context.Context, src ChunkReader, enc Encoder, from, to time.Ti
 			var buf *bytes.Buffer
 			select {
 			case buf = <-freeBufs:
-			case <-gctx.Done():
-				return gctx.Err()
+			default:
+				if eager {
+					buf = new(bytes.Buffer)
+					break
+				}
+				select {
+				case buf = <-freeBufs:
+				case <-gctx.Done():
+					return gctx.Err()
+				}
 			}
 			buf.Reset()
 			c := Chunk{N: first.n, Data: buf}
@@ -232,6 +248,9 @@ func Extract(ctx context.Context, src ChunkReader, enc Encoder, from, to time.Ti
 				return err
 			}
 			held.Add(int64(buf.Cap()))
+			if eager {
+				st.Encoded(c)
+			}
 			select {
 			case encoded <- c:
 			case <-gctx.Done():
@@ -271,11 +290,23 @@ func Extract(ctx context.Context, src ChunkReader, enc Encoder, from, to time.Ti
 		}
 		// Loads are settled as they end, also while no chunk is ready:
 		// settling commits and gives the buffers back, which encoding may
-		// be waiting for (BytesInFlight).
+		// be waiting for (BytesInFlight). Chunks are taken from the encoder
+		// when a load can start, or at once when eager (they wait in queue).
 		in := encoded
-		for in != nil || running > 0 {
+		var queue []Chunk
+		for in != nil || running > 0 || len(queue) > 0 {
+			for len(queue) > 0 && running+len(loaded) < inFlight {
+				c := queue[0]
+				queue = queue[1:]
+				running++
+				if c.Rows == 0 {
+					results <- result{c: c}
+					continue
+				}
+				go func() { results <- result{c: c, err: st.Load(gctx, c)} }()
+			}
 			ready := in
-			if running+len(loaded) >= inFlight {
+			if !eager && (len(queue) > 0 || running+len(loaded) >= inFlight) {
 				ready = nil
 			}
 			select {
@@ -284,15 +315,7 @@ func Extract(ctx context.Context, src ChunkReader, enc Encoder, from, to time.Ti
 					in = nil
 					continue
 				}
-				running++
-				if st.Encoded != nil {
-					st.Encoded(c)
-				}
-				if c.Rows == 0 {
-					results <- result{c: c}
-					continue
-				}
-				go func() { results <- result{c: c, err: st.Load(gctx, c)} }()
+				queue = append(queue, c)
 			case r := <-results:
 				if err := settle(r); err != nil {
 					return err

@@ -313,3 +313,50 @@ func TestExtractReadsPiecesWhileEncoding(t *testing.T) {
 		}
 	}
 }
+
+// With Encoded set, reading and encoding reach the day's end while no load
+// has ended (as while BigQuery's per-table rate holds the loads back): the
+// loads here wait until Encoded has seen the day's last chunk, which
+// without eager encoding would never come (InFlight loads block the
+// rest). Encoded sees every chunk once, in order, the last one Final, and
+// loads still run at most InFlight at once and commit in order.
+func TestEagerEncodingReachesTheDayEnd(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	end := make(chan struct{})
+	var mu sync.Mutex
+	var seen, committed []int
+	running, maxRunning := 0, 0
+	load := func(ctx context.Context, c Chunk) error {
+		mu.Lock()
+		running++
+		maxRunning = max(maxRunning, running)
+		mu.Unlock()
+		defer func() { mu.Lock(); running--; mu.Unlock() }()
+		select {
+		case <-end:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	encoded := func(c Chunk) {
+		seen = append(seen, c.N)
+		if c.Final {
+			close(end)
+		}
+	}
+	commit := func(_ context.Context, c Chunk) error { committed = append(committed, c.N); return nil }
+	done, err := Extract(ctx, fakeReader{total: 95}, nopEncoder{}, time.Time{}, time.Time{}, nil, 10,
+		time.Now().Add(time.Minute), Stages{Load: load, Commit: commit, InFlight: 2, Encoded: encoded})
+	if err != nil || !done {
+		t.Fatalf("Extract = %v, %v; want the day done (no load ends before the day's last chunk is encoded)", done, err)
+	}
+	if want := []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}; !cmp.Equal(seen, want) || !cmp.Equal(committed, want) {
+		t.Fatalf("Encoded saw %v, committed %v; want both %v", seen, committed, want)
+	}
+	if maxRunning > 2 {
+		t.Fatalf("%d loads at once, InFlight 2", maxRunning)
+	}
+}

@@ -394,7 +394,8 @@ const LoadsInFlight = 4
 // is staged, and what staging holds if it held st and took each chunk
 // once: st plus the chunks, counted.
 //
-// With d set, each chunk's file also goes to d as its load starts, and
+// With d set, each chunk's file also goes to d as it is encoded (reading
+// runs ahead of the loads to the day's end: Stages.Encoded), and
 // once d has published the day the staging stops (done, with known as far
 // as it got: d.ok tells).
 func (s *Syncer) stage(ctx context.Context, log *slog.Logger, day, to time.Time, st bq.Staged,
