@@ -20,8 +20,9 @@ import (
 // a day's chain of jobs after its last row is read is one job, the
 // publish, instead of two one after the other (the last staging load,
 // then the MERGE that must read it), and the staging loads still paced
-// by BigQuery's 5 writes per table per 10 s are not waited for: once the
-// day is published they are cancelled and staging is dropped.
+// by BigQuery's 5 writes per table per 10 s are not waited for: the day
+// is read ahead of them to its end, and once it is published they are
+// cancelled and staging is dropped.
 //
 // Only when each of these holds (otherwise the day is staged and
 // published by MERGE as before):
@@ -29,8 +30,10 @@ import (
 //     readings of it are the same rows, and a publish that ran late would
 //     write the same day (a MERGE from staging, by a loader that staged the
 //     day itself, too);
-//   - the day is read from its start by this call, so the files hold all
-//     of it;
+//   - the day is read from its start by this call into an empty staging
+//     table, so the files hold all of it (a day whose staging already
+//     holds rows takes the staging path, where rows that have left the
+//     source since show as a failure instead of a quietly smaller day);
 //   - a unique index proves the ids unique: the rows, each at its own
 //     keyset position, then hold each id once, which a load cannot check
 //     (the MERGE de-duplicates);
