@@ -94,20 +94,23 @@ func (s *Syncer) newDirect(log *slog.Logger, day time.Time, gen bq.Generation, s
 }
 
 // add takes chunk c's file; with the day's last chunk it starts the
-// publish. It runs on the encoding stage, in chunk order.
-func (d *direct) add(ctx context.Context, c Chunk) {
+// publish. It runs on the encoding stage, in chunk order, and reports
+// whether reading should go on ahead of the loads: only while the day may
+// still be published by load (otherwise a day too large for it would
+// queue chunks past a request's budget, which only bounds reading).
+func (d *direct) add(ctx context.Context, c Chunk) bool {
 	if d.join == nil {
-		return
+		return false
 	}
 	if c.Rows > 0 {
 		if d.join.Len()+c.Data.Len() > DirectMaxBytes {
 			d.giveUp()
-			return
+			return false
 		}
 		if err := d.join.Add(parquetenc.Part{Data: c.Data.Bytes(), Layout: c.Layout}); err != nil {
 			d.log.Warn("day not published by load", "error", err.Error())
 			d.giveUp()
-			return
+			return false
 		}
 		if d.rows == 0 {
 			d.first = c.First
@@ -117,15 +120,16 @@ func (d *direct) add(ctx context.Context, c Chunk) {
 		d.maxID = max(d.maxID, c.MaxID)
 	}
 	if !c.Final {
-		return
+		return true
 	}
 	if d.rows == 0 {
 		d.giveUp()
-		return
+		return false
 	}
 	data := d.join.Finish()
 	d.join = nil
 	go d.publish(ctx, data)
+	return false
 }
 
 func (d *direct) giveUp() {

@@ -82,11 +82,12 @@ type Stages struct {
 	InFlight int
 	// Encoded, if set, sees each chunk in chunk order as soon as it is
 	// encoded (the day's last one, Final, too, even when empty); c.Data is
-	// only valid during the call. While it is set, reading and encoding do
-	// not wait for loads to start: encoded chunks queue for their loads,
-	// up to BytesInFlight of them, so the day's end is reached at the speed
-	// of reading, however slowly BigQuery's rates let the loads go.
-	Encoded func(c Chunk)
+	// only valid during the call. Until it returns false, reading and
+	// encoding do not wait for loads to start: encoded chunks queue for
+	// their loads, up to BytesInFlight of them, so the day's end is
+	// reached at the speed of reading, however slowly BigQuery's rates let
+	// the loads go. Once it has returned false it is not called again.
+	Encoded func(c Chunk) (ahead bool)
 }
 
 // BytesInFlight bounds the memory of encoded chunks: a chunk is encoded
@@ -137,7 +138,8 @@ func Extract(ctx context.Context, src ChunkReader, enc Encoder, from, to time.Ti
 	}()
 	var held atomic.Int64 // capacity of the buffers out of freeBufs, once encoded
 	freed := make(chan struct{}, 1)
-	eager := st.Encoded != nil
+	var eager atomic.Bool // reading ahead of the loads (st.Encoded)
+	eager.Store(st.Encoded != nil)
 	giveBack := func(b *bytes.Buffer) {
 		held.Add(-int64(b.Cap()))
 		if b.Cap() > keepBuf {
@@ -232,7 +234,7 @@ func Extract(ctx context.Context, src ChunkReader, enc Encoder, from, to time.Ti
 			select {
 			case buf = <-freeBufs:
 			default:
-				if eager {
+				if eager.Load() {
 					buf = new(bytes.Buffer)
 					break
 				}
@@ -248,8 +250,8 @@ func Extract(ctx context.Context, src ChunkReader, enc Encoder, from, to time.Ti
 				return err
 			}
 			held.Add(int64(buf.Cap()))
-			if eager {
-				st.Encoded(c)
+			if eager.Load() && !st.Encoded(c) {
+				eager.Store(false)
 			}
 			select {
 			case encoded <- c:
@@ -306,7 +308,7 @@ func Extract(ctx context.Context, src ChunkReader, enc Encoder, from, to time.Ti
 				go func() { results <- result{c: c, err: st.Load(gctx, c)} }()
 			}
 			ready := in
-			if !eager && (len(queue) > 0 || running+len(loaded) >= inFlight) {
+			if !eager.Load() && (len(queue) > 0 || running+len(loaded) >= inFlight) {
 				ready = nil
 			}
 			select {

@@ -341,11 +341,12 @@ func TestEagerEncodingReachesTheDayEnd(t *testing.T) {
 			return ctx.Err()
 		}
 	}
-	encoded := func(c Chunk) {
+	encoded := func(c Chunk) bool {
 		seen = append(seen, c.N)
 		if c.Final {
 			close(end)
 		}
+		return true
 	}
 	commit := func(_ context.Context, c Chunk) error { committed = append(committed, c.N); return nil }
 	done, err := Extract(ctx, fakeReader{total: 95}, nopEncoder{}, time.Time{}, time.Time{}, nil, 10,
@@ -358,5 +359,32 @@ func TestEagerEncodingReachesTheDayEnd(t *testing.T) {
 	}
 	if maxRunning > 2 {
 		t.Fatalf("%d loads at once, InFlight 2", maxRunning)
+	}
+}
+
+// Once Encoded returns false, it is not called again and reading goes back
+// to waiting for loads: with every load stuck, reading stops a few chunks
+// on instead of running to the day's end.
+func TestEncodedFalseStopsReadingAhead(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	var mu sync.Mutex
+	reads := 0
+	var seen []int
+	load := func(ctx context.Context, _ Chunk) error { <-ctx.Done(); return ctx.Err() }
+	encoded := func(c Chunk) bool { seen = append(seen, c.N); return c.N < 2 }
+	_, err := Extract(ctx, countingReader{fakeReader{total: 1000}, &mu, &reads}, nopEncoder{}, time.Time{}, time.Time{}, nil, 10,
+		time.Now().Add(time.Minute), Stages{Load: load, InFlight: 2, Encoded: encoded})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Extract with every load stuck: %v, want the deadline", err)
+	}
+	if !cmp.Equal(seen, []int{1, 2}) {
+		t.Fatalf("Encoded saw chunks %v, want [1 2]", seen)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if n := reads; n > 8 {
+		t.Fatalf("%d chunks read with every load stuck after reading ahead stopped at chunk 2; want a few", n)
 	}
 }

@@ -475,7 +475,7 @@ func (s *Syncer) stage(ctx context.Context, log *slog.Logger, day, to time.Time,
 		xctx, stop = context.WithCancelCause(ctx)
 		defer stop(nil)
 		d.stop = stop
-		stages.Encoded = func(c Chunk) { d.add(ctx, c) }
+		stages.Encoded = func(c Chunk) bool { return d.add(ctx, c) }
 	}
 	done, err = Extract(xctx, s.Source, s.Encoder, day, to, st.Pos, s.ChunkSize, deadline, stages)
 	if d != nil {
