@@ -394,21 +394,27 @@ func (w *Warehouse) WithTable(t schema.Table) (*Warehouse, error) {
 func (w *Warehouse) Load(ctx context.Context, day time.Time, gen Generation, first, last schema.Key, rows int, data []byte) error {
 	id := JobID("load", day.Format("20060102"), w.dest, gen, first.Time.UnixMicro(), first.ID, last.Time.UnixMicro(), last.ID, rows)
 	_, err := runJob(ctx, w.Client, id, func(ctx context.Context, id string) (*bigquery.Job, error) {
-		src := bigquery.NewReaderSource(bytes.NewReader(data))
-		src.SourceFormat = bigquery.Parquet
-		// Parquet LISTs become REPEATED columns, not records of list.element.
-		src.ParquetOptions = &bigquery.ParquetOptions{EnableListInference: true}
-		l := w.Client.Dataset(w.cfg.StagingDataset).Table(w.Staging(day)).LoaderFrom(src)
-		l.WriteDisposition = bigquery.WriteAppend
-		l.CreateDisposition = bigquery.CreateNever
-		l.JobID = id
-		l.MediaOptions = w.cfg.mediaOptions()
-		return l.Run(ctx)
+		return w.parquetLoader(w.Client.Dataset(w.cfg.StagingDataset).Table(w.Staging(day)), id, data, bigquery.WriteAppend).Run(ctx)
 	})
 	if err != nil && notFound(err, w.Staging(day)) && !w.stagingExists(ctx, day) {
 		return fmt.Errorf("load %s: %w", id, ErrStagingGone)
 	}
 	return err
+}
+
+// parquetLoader is the load job id of the Parquet file data into the
+// existing table t, uploaded in the request.
+func (w *Warehouse) parquetLoader(t *bigquery.Table, id string, data []byte, write bigquery.TableWriteDisposition) *bigquery.Loader {
+	src := bigquery.NewReaderSource(bytes.NewReader(data))
+	src.SourceFormat = bigquery.Parquet
+	// Parquet LISTs become REPEATED columns, not records of list.element.
+	src.ParquetOptions = &bigquery.ParquetOptions{EnableListInference: true}
+	l := t.LoaderFrom(src)
+	l.WriteDisposition = write
+	l.CreateDisposition = bigquery.CreateNever
+	l.JobID = id
+	l.MediaOptions = w.cfg.mediaOptions()
+	return l
 }
 
 // PublishFile replaces day in the destination with the rows of data —
@@ -429,15 +435,7 @@ func (w *Warehouse) PublishFile(ctx context.Context, day time.Time, gen Generati
 	part := w.dest + "$" + day.Format("20060102")
 	id := JobID("publishfile", day.Format("20060102"), w.dest, gen, first.Time.UnixMicro(), first.ID, last.Time.UnixMicro(), last.ID, rows)
 	job, err := runJobPolled(ctx, w.Client, id, 250*time.Millisecond, func(ctx context.Context, id string) (*bigquery.Job, error) {
-		src := bigquery.NewReaderSource(bytes.NewReader(data))
-		src.SourceFormat = bigquery.Parquet
-		src.ParquetOptions = &bigquery.ParquetOptions{EnableListInference: true}
-		l := w.Client.Dataset(w.cfg.Dataset).Table(part).LoaderFrom(src)
-		l.WriteDisposition = bigquery.WriteTruncate
-		l.CreateDisposition = bigquery.CreateNever
-		l.JobID = id
-		l.MediaOptions = w.cfg.mediaOptions()
-		j, err := l.Run(ctx)
+		j, err := w.parquetLoader(w.Client.Dataset(w.cfg.Dataset).Table(part), id, data, bigquery.WriteTruncate).Run(ctx)
 		if err == nil && started != nil {
 			started()
 		}

@@ -157,15 +157,6 @@ func Extract(ctx context.Context, src ChunkReader, enc Encoder, from, to time.Ti
 	reads := make(chan piece, 1)
 	encoded := make(chan Chunk, 1)
 	g, gctx := errgroup.WithContext(ctx)
-	take := func(ch chan *schema.Batch) (*schema.Batch, error) {
-		select {
-		case b := <-ch:
-			return b, nil
-		case <-gctx.Done():
-			return nil, gctx.Err()
-		}
-	}
-
 	g.Go(func() (err error) { // read
 		defer func() {
 			if err == nil { // at a chunk's end: on an error the encoder sees gctx end instead
@@ -176,7 +167,7 @@ func Extract(ctx context.Context, src ChunkReader, enc Encoder, from, to time.Ti
 		for n := 1; time.Now().Before(deadline); n++ {
 			rows, used := 0, 0
 			for k := 1; ; k++ {
-				b, err := take(freeBatches)
+				b, err := take(gctx, freeBatches)
 				if err != nil {
 					return err
 				}
@@ -230,19 +221,9 @@ func Extract(ctx context.Context, src ChunkReader, enc Encoder, from, to time.Ti
 					return gctx.Err()
 				}
 			}
-			var buf *bytes.Buffer
-			select {
-			case buf = <-freeBufs:
-			default:
-				if eager.Load() {
-					buf = new(bytes.Buffer)
-					break
-				}
-				select {
-				case buf = <-freeBufs:
-				case <-gctx.Done():
-					return gctx.Err()
-				}
+			buf, err := buffer(gctx, freeBufs, eager.Load())
+			if err != nil {
+				return err
 			}
 			buf.Reset()
 			c := Chunk{N: first.n, Data: buf}
@@ -332,6 +313,31 @@ func Extract(ctx context.Context, src ChunkReader, enc Encoder, from, to time.Ti
 		return false, err
 	}
 	return done, nil
+}
+
+// take receives from ch, or fails once ctx ends.
+func take[T any](ctx context.Context, ch <-chan T) (T, error) {
+	select {
+	case v := <-ch:
+		return v, nil
+	case <-ctx.Done():
+		var zero T
+		return zero, ctx.Err()
+	}
+}
+
+// buffer is a free buffer; reading ahead, a new one when none is free
+// (more than are kept: see giveBack).
+func buffer(ctx context.Context, free <-chan *bytes.Buffer, ahead bool) (*bytes.Buffer, error) {
+	if ahead {
+		select {
+		case b := <-free:
+			return b, nil
+		default:
+			return new(bytes.Buffer), nil
+		}
+	}
+	return take(ctx, free)
 }
 
 // encodeChunk encodes the chunk that starts with the piece first, taking

@@ -50,15 +50,24 @@ type PublishBatch func(ctx context.Context, days []civil.Date, started func()) (
 // processes keep the table's rate limits. Everything runs on one
 // connection.
 func (s *Source) PublishTogether(ctx context.Context, key string, day civil.Date, limit int, hold func(n int) time.Duration, publish PublishBatch) error {
-	conn, err := s.pool.Acquire(ctx)
+	q, err := s.openQueue(ctx, key)
 	if err != nil {
-		return fmt.Errorf("publish queue %s: %w", key, err)
+		return err
 	}
-	q := &publishQueue{pool: s.pool, conn: conn, key: key, announced: queueClass("ready", key), claimed: queueClass("claimed", key),
-		turn: lockID("publish/" + key), day: day}
+	q.day = day
 	err = q.run(ctx, limit, hold, publish)
 	q.close(context.WithoutCancel(ctx), err != nil)
 	return err
+}
+
+// openQueue takes a connection for the publish queue of key.
+func (s *Source) openQueue(ctx context.Context, key string) (*publishQueue, error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("publish queue %s: %w", key, err)
+	}
+	return &publishQueue{pool: s.pool, conn: conn, key: key, announced: queueClass("ready", key), claimed: queueClass("claimed", key),
+		turn: lockID("publish/" + key)}, nil
 }
 
 type publishQueue struct {

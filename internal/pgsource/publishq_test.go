@@ -12,6 +12,17 @@ import (
 	"github.com/pgbq/pgbq/internal/testenv"
 )
 
+// openQ opens table q as a loader process of its own would.
+func openQ(ctx context.Context, t *testing.T, dsn string) *pgsource.Source {
+	t.Helper()
+	src, err := pgsource.Open(ctx, pgsource.Config{DSN: dsn}, pgsource.TableSpec{Table: "q", IDColumn: "id", TimestampColumn: "created_at"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(src.Close)
+	return src
+}
+
 // Twelve loaders (each its own Source, as separate processes) announce a
 // date each, arriving a little apart, and publish through the queue with
 // a publish that takes 400 ms (the first until a second has started):
@@ -81,11 +92,7 @@ func TestPublishTogetherBatchesBoundsAndSpaces(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make([]error, n)
 	for i := range n {
-		src, err := pgsource.Open(ctx, pgsource.Config{DSN: dsn}, pgsource.TableSpec{Table: "q", IDColumn: "id", TimestampColumn: "created_at"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer src.Close()
+		src := openQ(ctx, t, dsn)
 		wg.Go(func() {
 			time.Sleep(time.Duration(i) * 60 * time.Millisecond)
 			errs[i] = src.PublishTogether(ctx, "p.d.t", first.AddDays(i), 5, hold, lead)
@@ -126,15 +133,7 @@ func TestPublishAloneKeepsToTheTableWrites(t *testing.T) {
 	testenv.Exec(t, pool, `CREATE TABLE q (id bigint PRIMARY KEY, created_at timestamptz NOT NULL)`)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	open := func() *pgsource.Source {
-		src, err := pgsource.Open(ctx, pgsource.Config{DSN: dsn}, pgsource.TableSpec{Table: "q", IDColumn: "id", TimestampColumn: "created_at"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(src.Close)
-		return src
-	}
-	a, b := open(), open()
+	a, b := openQ(ctx, t, dsn), openQ(ctx, t, dsn)
 	const key = "p.d.alone"
 	alone := func(src *pgsource.Source) bool {
 		t.Helper()

@@ -198,7 +198,7 @@ func (s *Source) Refreshed(ctx context.Context) (*Source, []string, error) {
 
 // Close releases the connections.
 func (s *Source) Close() {
-	tokensFor(s.pool).close()
+	closeTokens(s.pool)
 	s.pool.Close()
 }
 

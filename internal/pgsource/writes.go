@@ -105,12 +105,17 @@ func (w *writeTokens) close() {
 		_ = w.conn.PgConn().Conn().Close()
 		w.conn = nil
 	}
-	tokensByPool.Delete(w.pool)
 }
 
-// PublishAlone publishes day of the destination key by itself, with
-// publish (a load job replacing the day: one of the table's refusable
-// writes), when that cannot get in the way of the publish queue
+// closeTokens lets every token of pool go.
+func closeTokens(pool *pgxpool.Pool) {
+	if t, ok := tokensByPool.LoadAndDelete(pool); ok {
+		t.(*writeTokens).close()
+	}
+}
+
+// PublishAlone runs publish (a load job replacing a day of the
+// destination key: one of the table's refusable writes) by itself, when that cannot get in the way of the publish queue
 // (PublishTogether) or of BigQuery's limits: it takes the table's turn
 // without waiting, finds no date announced, takes every publish slot (no
 // DML publish of the table runs) and a write token. Otherwise it does
@@ -118,18 +123,16 @@ func (w *writeTokens) close() {
 // turn is kept until the publish has ended and at least hold after its
 // start. It reports whether publish ran; its error is publish's.
 func (s *Source) PublishAlone(ctx context.Context, key string, hold time.Duration, publish func(ctx context.Context, started func()) error) (ran bool, err error) {
-	conn, err := s.pool.Acquire(ctx)
+	q, err := s.openQueue(ctx, key)
 	if err != nil {
-		return false, fmt.Errorf("publish queue %s: %w", key, err)
+		return false, err
 	}
-	q := &publishQueue{pool: s.pool, conn: conn, key: key, announced: queueClass("ready", key), claimed: queueClass("claimed", key),
-		turn: lockID("publish/" + key)}
 	defer func() { q.close(context.WithoutCancel(ctx), err != nil && !ran) }()
 	if got, err := q.try(ctx, q.turn); err != nil || !got {
 		return false, err
 	}
 	var waiting bool
-	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2
+	if err := q.conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2
   AND classid::bigint = $1 AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))`, q.announced).Scan(&waiting); err != nil {
 		return false, fmt.Errorf("publish queue: read announcements: %w", err)
 	}
