@@ -27,8 +27,11 @@ chaos:
 scale:
 	bash dev/scale.sh $(ARGS)
 
-## lint: gofmt, go vet, go mod tidy check, golangci-lint (.golangci.yml; pinned in go.mod), terraform fmt
+## lint: gofmt, go vet, go mod tidy check, golangci-lint (.golangci.yml; pinned in go.mod), terraform fmt,
+## and no tracked file over 5 MB (binaries and build output belong in .gitignore)
 lint:
+	@big="$$(git ls-files -z | xargs -0 -r stat -c '%s %n' | awk '$$1 > 5000000 {print $$2}')"; \
+	  test -z "$$big" || { echo "lint: tracked files over 5 MB (build output?): $$big"; exit 1; }
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
 	go vet ./...
 	go mod tidy -diff
