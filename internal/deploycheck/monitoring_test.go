@@ -10,6 +10,7 @@ import (
 
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/pgbq/pgbq/internal/docscheck"
 	"github.com/pgbq/pgbq/internal/tfeval"
 )
 
@@ -118,36 +119,11 @@ func (m monitored) checkFilter(t *testing.T, where, filter string) map[string]st
 	return terms
 }
 
-// runbookAnchors are the GitHub anchors of the headings in README.md's
-// Runbook section.
+// runbookAnchors are the GitHub anchors of the headings of docs/runbook.md.
 func runbookAnchors(t *testing.T) map[string]bool {
 	t.Helper()
-	readme := string(check(os.ReadFile(repo(t, "README.md"))).of(t))
-	_, section, ok := strings.Cut(readme, "\n## Runbook\n")
-	if !ok {
-		t.Fatal("README.md has no \"## Runbook\" section")
-	}
-	if i := strings.Index(section, "\n## "); i >= 0 {
-		section = section[:i]
-	}
-	anchors := map[string]bool{}
-	for _, line := range strings.Split(section, "\n") {
-		if h, ok := strings.CutPrefix(line, "### "); ok {
-			slug := strings.Map(func(r rune) rune {
-				switch {
-				case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '-', r == '_':
-					return r
-				case r >= 'A' && r <= 'Z':
-					return r + 'a' - 'A'
-				case r == ' ':
-					return '-'
-				}
-				return -1
-			}, h)
-			anchors[slug] = true
-		}
-	}
-	return anchors
+	page := string(check(os.ReadFile(repo(t, "docs/runbook.md"))).of(t))
+	return docscheck.Parse("docs/runbook.md", page).Anchors()
 }
 
 // logMetricOn names the log-based metric that extracts field (or counts,
@@ -238,7 +214,7 @@ func TestAlertPolicies(t *testing.T) {
 			if link == nil {
 				t.Errorf("%s: the documentation has no link into the runbook (%s#…):\n%s", where, runbook, content)
 			} else if !anchors[link[1]] {
-				t.Errorf("%s: links to #%s, which is no heading of README.md's Runbook section (%v)", where, link[1], anchors)
+				t.Errorf("%s: links to #%s, which is no heading of docs/runbook.md (%v)", where, link[1], anchors)
 			}
 			if len(strings.Fields(content)) < 25 {
 				t.Errorf("%s: the documentation does not say what to do:\n%s", where, content)

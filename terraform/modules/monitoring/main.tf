@@ -1,4 +1,4 @@
-# What watches pgbq (README, "Runbook"): log-based metrics from the
+# What watches pgbq (docs/runbook.md): log-based metrics from the
 # binaries' structured logs, alert policies that each tell the on-call
 # person what to do, and one dashboard. Everything refers to the loader
 # service, the planner job and the subscriptions by the names passed in.

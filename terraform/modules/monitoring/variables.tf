@@ -35,7 +35,7 @@ variable "notification_channels" {
 }
 
 variable "runbook_url" {
-  description = "URL of the README's Runbook section; each alert links to its own subsection (#anchor appended)."
+  description = "URL of the runbook page (docs/runbook.md); each alert links to its own heading (#anchor appended)."
   type        = string
 }
 

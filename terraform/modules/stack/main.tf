@@ -159,6 +159,7 @@ module "planner" {
   vpc_egress                      = var.vpc_egress
   deletion_protection             = var.deletion_protection
   in_flight                       = var.planner.in_flight
+  queued                          = var.planner.queued
   recheck_days                    = var.planner.recheck_days
   quarantine_after                = var.planner.quarantine_after
 }
