@@ -13,6 +13,21 @@ variable "loader_service" {
   type        = string
 }
 
+variable "backfill_pool" {
+  description = "Name of the back-fill Cloud Run worker pool (loader --pull), whose logs are watched."
+  type        = string
+}
+
+variable "pull_subscription" {
+  description = "Name of the back-fill pull subscription the worker pool consumes (backlog and its age)."
+  type        = string
+}
+
+variable "planner_queued" {
+  description = "PLANNER_QUEUED (a duration such as 24h): the back-fill alert fires when a date has waited 3/4 of it."
+  type        = string
+}
+
 variable "planner_job" {
   description = "Name of the planner's Cloud Run job, whose logs and executions are watched."
   type        = string
