@@ -43,7 +43,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 build:
 	CGO_ENABLED=0 go build -ldflags "-X github.com/pgbq/pgbq/internal/cli.Version=$(VERSION)" -o bin/ ./planner ./loader
 
-## stack-up / stack-down: BigQuery emulator + Pub/Sub fake for your own PostgreSQL (see README)
+## stack-up / stack-down: BigQuery emulator + Pub/Sub fake for your own PostgreSQL (docs/getting-started.md)
 stack-up:
 	bash dev/devstack.sh up
 stack-down:

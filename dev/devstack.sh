@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Local stand-ins for BigQuery and Pub/Sub, for running the planner and the
-# loader against your own PostgreSQL (README: "Run against your own PostgreSQL").
+# loader against your own PostgreSQL (docs/getting-started.md, "Sync your own table").
 #   dev/devstack.sh up     start the BigQuery emulator (behind the fidelity layer,
 #                          which gives it BigQuery's rules the emulator lacks: partition
 #                          decorators, rate limits) and the Pub/Sub fake in the

@@ -71,7 +71,7 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 	version := fs.Bool("version", false, "print the version and exit")
 	if err := cli.Parse(fs, args, 0); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			cli.Help(stdout, "loader", about, fs, nil, &Config{}, examples)
+			cli.Help(stdout, "loader", about, fs, nil, &Config{}, cli.LoaderExitCodes, examples)
 		}
 		return err
 	}

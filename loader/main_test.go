@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"maps"
@@ -11,6 +13,8 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,6 +31,7 @@ import (
 	"github.com/pgbq/pgbq/internal/bq"
 	"github.com/pgbq/pgbq/internal/cli"
 	"github.com/pgbq/pgbq/internal/config"
+	"github.com/pgbq/pgbq/internal/docscheck"
 	"github.com/pgbq/pgbq/internal/testenv"
 )
 
@@ -139,10 +144,35 @@ func TestTableErrorsNameTheColumn(t *testing.T) {
 	}
 }
 
-// The README's table documents every variable the loader reads.
-func TestReadmeListsEveryVariable(t *testing.T) {
+// docs/configuration.md documents every variable the loader reads, and
+// the docs show every flag of loader -h, and no other.
+func TestDocumented(t *testing.T) {
 	t.Parallel()
-	testenv.ReadmeDocuments(t, "../README.md", config.Variables(&Config{}))
+	root := docscheck.Root(t)
+	page, err := os.ReadFile(filepath.Join(root, "docs", "configuration.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range docscheck.VariableProblems(string(page), config.Variables(&Config{}), nil) {
+		t.Error("docs/configuration.md: " + p)
+	}
+	var help bytes.Buffer
+	if err := run(t.Context(), []string{"-h"}, nil, &help); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("loader -h: %v", err)
+	}
+	if strings.Contains(help.String(), "\n  3 ") {
+		t.Errorf("loader -h lists exit code 3, which the loader never returns:\n%s", help.String())
+	}
+	prog := docscheck.Program{Name: "loader", Flags: docscheck.FlagsInHelp(help.String())}
+	if len(prog.Flags) < 4 {
+		t.Fatalf("loader -h lists %q as its flags:\n%s", prog.Flags, help.String())
+	}
+	for _, p := range prog.CommandProblems(docscheck.Load(t, root, docscheck.Pages(t, root))) {
+		t.Error(p)
+	}
+	for _, p := range prog.Undocumented(docscheck.Load(t, root, []string{"docs/cli.md"})) {
+		t.Error("docs/cli.md: " + p)
+	}
 }
 
 // SIGTERM (the context run gets from signal.NotifyContext) in the middle

@@ -31,7 +31,7 @@ type cmdLine struct {
 var commands = []struct{ name, summary string }{
 	{"", "re-check recent dates, plan the unfinished ones and publish one message per date (the scheduled job)"},
 	{"status", "per date: state, rows staged, last writer and time, from sync_control only; then a summary per table"},
-	{"resync", "re-open finished, failed or quarantined dates on purpose and publish them again"},
+	{"resync", "re-open finished, failed, mismatched or quarantined dates on purpose and publish them again (to PUBSUB_TOPIC)"},
 	{"pause", "stop planning a table; loaders ack its messages without work"},
 	{"resume", "plan a paused table again (from the next run)"},
 	{"verify", "compare each date in PostgreSQL and BigQuery; --repair rebuilds the ones that differ"},
@@ -164,5 +164,5 @@ func help(w io.Writer, c *cmdLine) {
 	for _, cmd := range commands {
 		cmds = append(cmds, cli.Command{Name: cmd.name, Summary: cmd.summary, Flags: c.sets[cmd.name]})
 	}
-	cli.Help(w, "planner", "plans the dates of the configured tables and is the operator's tool", c.global, cmds, &Config{}, examples)
+	cli.Help(w, "planner", "plans the dates of the configured tables and is the operator's tool", c.global, cmds, &Config{}, cli.ExitCodes, examples)
 }

@@ -310,7 +310,7 @@ func check(ctx context.Context, stdout io.Writer, lookuper envconfig.Lookuper) e
 		}
 		tw.Flush()
 		if n, err := pgsource.CountUndatedOf(ctx, c.PG, t.Spec()); err == nil {
-			fmt.Fprintf(stdout, "rows without a date: %d (never synced: README, \"Rows without a date\")\n", n)
+			fmt.Fprintf(stdout, "rows without a date: %d (never synced: docs/types.md, \"Rows without a date\")\n", n)
 		}
 		// The verdict is the loader's own validation (app.Checker).
 		rep, err := checker.Check(ctx, i, t)

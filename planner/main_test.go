@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +19,7 @@ import (
 	"github.com/pgbq/pgbq/internal/app"
 	"github.com/pgbq/pgbq/internal/bq"
 	"github.com/pgbq/pgbq/internal/config"
+	"github.com/pgbq/pgbq/internal/docscheck"
 	"github.com/pgbq/pgbq/internal/planner"
 	"github.com/pgbq/pgbq/internal/syncstate"
 	"github.com/pgbq/pgbq/internal/testenv"
@@ -98,10 +102,34 @@ func testDryRun(t *testing.T, clock func() time.Time) { //nolint:thelper // a te
 	}
 }
 
-// The README's table documents every variable the planner reads.
-func TestReadmeListsEveryVariable(t *testing.T) {
+// docs/configuration.md documents every variable the planner reads, and
+// the docs show every command and flag the planner defines, and no other.
+func TestDocumented(t *testing.T) {
 	t.Parallel()
-	testenv.ReadmeDocuments(t, "../README.md", config.Variables(&Config{}))
+	root := docscheck.Root(t)
+	page, err := os.ReadFile(filepath.Join(root, "docs", "configuration.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range docscheck.VariableProblems(string(page), config.Variables(&Config{}), nil) {
+		t.Error("docs/configuration.md: " + p)
+	}
+	c, err := parseArgs(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prog := docscheck.Program{Name: "planner", Commands: map[string][]string{}}
+	c.global.VisitAll(func(f *flag.Flag) { prog.Flags = append(prog.Flags, f.Name) })
+	for name, fs := range c.sets {
+		prog.Commands[name] = nil
+		fs.VisitAll(func(f *flag.Flag) { prog.Commands[name] = append(prog.Commands[name], f.Name) })
+	}
+	for _, p := range prog.CommandProblems(docscheck.Load(t, root, docscheck.Pages(t, root))) {
+		t.Error(p)
+	}
+	for _, p := range prog.Undocumented(docscheck.Load(t, root, []string{"docs/cli.md"})) {
+		t.Error("docs/cli.md: " + p)
+	}
 }
 
 // verify finds a row deleted in BigQuery and a row added in PostgreSQL to

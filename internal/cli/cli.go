@@ -23,12 +23,20 @@ const (
 	ExitMismatch = 3 // verify found differences; check found an unsyncable table
 )
 
-// ExitCodes is the help text's table of exit codes.
+// ExitCodes is the planner's help text's table of exit codes.
 const ExitCodes = `Exit codes:
   0  ok
   1  runtime failure
   2  usage or configuration error
   3  verification mismatch (verify) or unsyncable table (check)
+`
+
+// LoaderExitCodes is the loader's: it never compares dates, so never
+// exits 3 (a date that fails is recorded failed; --date exits 1).
+const LoaderExitCodes = `Exit codes:
+  0  ok
+  1  runtime failure (with --date: a table's date failed)
+  2  usage or configuration error
 `
 
 // Version is set at build time: -ldflags "-X github.com/pgbq/pgbq/internal/cli.Version=…".
@@ -114,8 +122,8 @@ func Parse(fs *flag.FlagSet, args []string, extra int) error {
 
 // Help writes a program's help: what it is, its commands and their flags,
 // the environment variables of cfg (a pointer to its configuration
-// struct), the exit codes and examples.
-func Help(w io.Writer, prog, about string, global *flag.FlagSet, cmds []Command, cfg any, examples string) {
+// struct), its exit codes and examples.
+func Help(w io.Writer, prog, about string, global *flag.FlagSet, cmds []Command, cfg any, exitCodes, examples string) {
 	fmt.Fprintf(w, "%s (pgbq %s): %s\n\nUsage:\n", prog, Version, about)
 	fmt.Fprintf(w, "  %s [flags] [command] [command flags]\n\n", prog)
 	if global != nil {
@@ -145,9 +153,9 @@ func Help(w io.Writer, prog, about string, global *flag.FlagSet, cmds []Command,
 		}
 		fmt.Fprintf(w, "  %-28s %s\n", v.Name, d)
 	}
-	fmt.Fprintln(w, "  (the README's variable table says what each one does)")
+	fmt.Fprintln(w, "  (docs/configuration.md says what each one does)")
 	fmt.Fprintln(w)
-	fmt.Fprint(w, ExitCodes)
+	fmt.Fprint(w, exitCodes)
 	if examples != "" {
 		fmt.Fprintf(w, "\nExamples:\n%s", examples)
 	}

@@ -7,9 +7,11 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/pgbq/pgbq/internal/docscheck"
 	"github.com/pgbq/pgbq/internal/tfeval"
 )
 
@@ -25,12 +27,15 @@ var builtinMetrics = map[string]string{
 
 // monitored is what an environment's monitoring may refer to: its
 // log-based metrics (type -> the metric's resource), and the names of
-// its loader service, planner job and subscriptions.
+// its loader service, back-fill worker pool, planner job and
+// subscriptions.
 type monitored struct {
 	metrics       map[string]tfeval.Resource // logging.googleapis.com/user/NAME -> metric
 	loader        string
+	pool          string
 	planner       string
 	push          string
+	pull          string
 	deadLetter    string
 	subscriptions map[string]bool
 }
@@ -52,6 +57,8 @@ func monitoredOf(t *testing.T, in *tfeval.Instance) monitored {
 	run := cloudRun(t, in)
 	m.loader, _, _ = run[0].resource.Str("name")
 	m.planner, _, _ = run[1].resource.Str("name")
+	m.pool, _, _ = single(t, in, "google_cloud_run_v2_worker_pool").Str("name")
+	m.pull, _, _ = backfillSubscription(t, in).Str("name")
 	push := pushSubscription(t, in)
 	m.push, _, _ = push.Str("name")
 	dlTopic, _, _ := check(push.One("dead_letter_policy")).of(t).Str("dead_letter_topic")
@@ -112,56 +119,36 @@ func (m monitored) checkFilter(t *testing.T, where, filter string) map[string]st
 	if v, ok := terms["resource.labels.service_name"]; ok && v != m.loader {
 		t.Errorf("%s: service %q is not the loader %q", where, v, m.loader)
 	}
+	if v, ok := terms["resource.labels.worker_pool_name"]; ok && v != m.pool {
+		t.Errorf("%s: worker pool %q is not the back-fill pool %q", where, v, m.pool)
+	}
 	if v, ok := terms["resource.labels.job_name"]; ok && v != m.planner {
 		t.Errorf("%s: job %q is not the planner %q", where, v, m.planner)
 	}
 	return terms
 }
 
-// runbookAnchors are the GitHub anchors of the headings in README.md's
-// Runbook section.
+// runbookAnchors are the GitHub anchors of the headings of docs/runbook.md.
 func runbookAnchors(t *testing.T) map[string]bool {
 	t.Helper()
-	readme := string(check(os.ReadFile(repo(t, "README.md"))).of(t))
-	_, section, ok := strings.Cut(readme, "\n## Runbook\n")
-	if !ok {
-		t.Fatal("README.md has no \"## Runbook\" section")
-	}
-	if i := strings.Index(section, "\n## "); i >= 0 {
-		section = section[:i]
-	}
-	anchors := map[string]bool{}
-	for _, line := range strings.Split(section, "\n") {
-		if h, ok := strings.CutPrefix(line, "### "); ok {
-			slug := strings.Map(func(r rune) rune {
-				switch {
-				case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '-', r == '_':
-					return r
-				case r >= 'A' && r <= 'Z':
-					return r + 'a' - 'A'
-				case r == ' ':
-					return '-'
-				}
-				return -1
-			}, h)
-			anchors[slug] = true
-		}
-	}
-	return anchors
+	page := string(check(os.ReadFile(repo(t, "docs/runbook.md"))).of(t))
+	return docscheck.Parse("docs/runbook.md", page).Anchors()
 }
 
 // logMetricOn names the log-based metric that extracts field (or counts,
-// when field is "") lines with message.
-func logMetricOn(t *testing.T, m monitored, message, field string) string {
+// when field is "") lines with message logged by resources of resource
+// type res.
+func logMetricOn(t *testing.T, m monitored, message, field, res string) string {
 	t.Helper()
 	for typ, r := range m.metrics {
 		f, _, _ := r.Str("filter")
 		ve, set, _ := r.Str("value_extractor")
-		if filterTerms(f)["jsonPayload.message"] == message && ((field == "" && !set) || ve == "EXTRACT(jsonPayload."+field+")") {
+		terms := filterTerms(f)
+		if terms["jsonPayload.message"] == message && terms["resource.type"] == res && ((field == "" && !set) || ve == "EXTRACT(jsonPayload."+field+")") {
 			return typ
 		}
 	}
-	t.Errorf("no log-based metric of %q lines extracting %q", message, field)
+	t.Errorf("no log-based metric of %q lines of %s extracting %q", message, res, field)
 	return ""
 }
 
@@ -171,24 +158,35 @@ func logMetricOn(t *testing.T, m monitored, message, field string) string {
 func TestAlertPolicies(t *testing.T) {
 	t.Parallel()
 	anchors := runbookAnchors(t)
+	ops := string(check(os.ReadFile(repo(t, "docs/operations.md"))).of(t))
 	channels := cty.ListVal([]cty.Value{str("projects/acme-data/notificationChannels/123")})
 	for _, e := range environments {
 		in := env(t, e, map[string]cty.Value{"notification_channels": channels})
 		m := monitoredOf(t, in)
 		runbook := varString(t, in, "runbook_url")
 		lag := in.Vars["freshness_lag_hours"].AsBigFloat()
-		want := map[string]struct {
+		queued := parseDuration(t, varString(t, in, "planner_queued"))
+		type cond struct {
 			metric string
 			terms  map[string]string
-		}{
-			"dead_letter":      {"pubsub.googleapis.com/subscription/num_undelivered_messages", map[string]string{"resource.labels.subscription_id": m.deadLetter}},
-			"oldest_unacked":   {"pubsub.googleapis.com/subscription/oldest_unacked_message_age", map[string]string{"resource.labels.subscription_id": m.push}},
-			"planner_failed":   {"run.googleapis.com/job/completed_execution_count", map[string]string{"resource.labels.job_name": m.planner, "metric.labels.result": "failed"}},
-			"loader_errors":    {"run.googleapis.com/request_count", map[string]string{"resource.labels.service_name": m.loader, "metric.labels.response_code_class": "5xx"}},
-			"date_failing":     {logMetricOn(t, m, "date failed", ""), nil},
-			"freshness":        {logMetricOn(t, m, "table status", "freshness_lag_s"), nil},
-			"stale_dates":      {logMetricOn(t, m, "finished date differs", ""), nil},
-			"date_quarantined": {logMetricOn(t, m, "date quarantined", ""), map[string]string{"resource.type": "cloud_run_job"}},
+		}
+		// Each policy's conditions, in order.
+		want := map[string][]cond{
+			"dead_letter":    {{"pubsub.googleapis.com/subscription/num_undelivered_messages", map[string]string{"resource.labels.subscription_id": m.deadLetter}}},
+			"oldest_unacked": {{"pubsub.googleapis.com/subscription/oldest_unacked_message_age", map[string]string{"resource.labels.subscription_id": m.push}}},
+			// The back-fill's backlog: it warns before PLANNER_QUEUED lets
+			// the hourly planner push the waiting dates again.
+			"backfill_backlog": {{"pubsub.googleapis.com/subscription/oldest_unacked_message_age", map[string]string{"resource.labels.subscription_id": m.pull}}},
+			"planner_failed":   {{"run.googleapis.com/job/completed_execution_count", map[string]string{"resource.labels.job_name": m.planner, "metric.labels.result": "failed"}}},
+			"loader_errors":    {{"run.googleapis.com/request_count", map[string]string{"resource.labels.service_name": m.loader, "metric.labels.response_code_class": "5xx"}}},
+			// A date failing on the push service or on the back-fill pool.
+			"date_failing": {
+				{logMetricOn(t, m, "date failed", "", "cloud_run_revision"), map[string]string{"resource.type": "cloud_run_revision"}},
+				{logMetricOn(t, m, "date failed", "", "cloud_run_worker_pool"), map[string]string{"resource.type": "cloud_run_worker_pool"}},
+			},
+			"freshness":        {{logMetricOn(t, m, "table status", "freshness_lag_s", "cloud_run_job"), nil}},
+			"stale_dates":      {{logMetricOn(t, m, "finished date differs", "", "cloud_run_job"), nil}},
+			"date_quarantined": {{logMetricOn(t, m, "date quarantined", "", "cloud_run_job"), map[string]string{"resource.type": "cloud_run_job"}}},
 		}
 		found := map[string]bool{}
 		for _, p := range check(in.AllResources("google_monitoring_alert_policy")).of(t) {
@@ -199,38 +197,32 @@ func TestAlertPolicies(t *testing.T) {
 				continue
 			}
 			found[p.Name] = true
+			// docs/operations.md lists it by the name an incident shows.
+			dn, _, _ := p.Str("display_name")
+			if _, title, _ := strings.Cut(dn, ": "); !strings.Contains(ops, "\n| "+title+" |") {
+				t.Errorf("%s: %q is not a row of docs/operations.md's alert table", where, dn)
+			}
 			nc, _, err := p.Attr("notification_channels")
 			if err != nil || !nc.Equals(channels).True() {
 				t.Errorf("%s: notification_channels %#v, want var.notification_channels (%v)", where, nc, err)
 			}
 			conds := check(p.Blocks("conditions")).of(t)
-			if len(conds) != 1 {
-				t.Fatalf("%s: %d conditions, want 1", where, len(conds))
+			if len(conds) != len(w) {
+				t.Fatalf("%s: %d conditions, want %d", where, len(conds), len(w))
 			}
-			ct := check(conds[0].One("condition_threshold")).of(t)
-			filter, _, _ := ct.Str("filter")
-			terms := m.checkFilter(t, where, filter)
-			if terms["metric.type"] != w.metric {
-				t.Errorf("%s: reads %s, want %s", where, terms["metric.type"], w.metric)
-			}
-			for k, v := range w.terms {
-				if terms[k] != v {
-					t.Errorf("%s: filter's %s is %q, want %q", where, k, terms[k], v)
+			for i, c := range conds {
+				ct := check(c.One("condition_threshold")).of(t)
+				filter, _, _ := ct.Str("filter")
+				terms := m.checkFilter(t, where, filter)
+				if terms["metric.type"] != w[i].metric {
+					t.Errorf("%s: condition %d reads %s, want %s", where, i, terms["metric.type"], w[i].metric)
 				}
-			}
-			if den, ok, _ := ct.Str("denominator_filter"); ok {
-				dt := m.checkFilter(t, where+" denominator", den)
-				if dt["resource.labels.service_name"] != terms["resource.labels.service_name"] || dt["metric.type"] != terms["metric.type"] {
-					t.Errorf("%s: the ratio's denominator %q is not the same requests", where, den)
+				for k, v := range w[i].terms {
+					if terms[k] != v {
+						t.Errorf("%s: condition %d's filter's %s is %q, want %q", where, i, k, terms[k], v)
+					}
 				}
-			} else if p.Name == "loader_errors" {
-				t.Errorf("%s: an error ratio needs a denominator_filter", where)
-			}
-			if p.Name == "freshness" {
-				th, _, _ := ct.Num("threshold_value")
-				if th.Cmp(new(big.Float).Mul(lag, big.NewFloat(3600))) != 0 {
-					t.Errorf("%s: threshold %s s, want freshness_lag_hours × 3600", where, th)
-				}
+				checkThreshold(t, where, p.Name, ct, m, lag, queued)
 			}
 			doc := check(p.One("documentation")).of(t)
 			content, _, _ := doc.Str("content")
@@ -238,7 +230,7 @@ func TestAlertPolicies(t *testing.T) {
 			if link == nil {
 				t.Errorf("%s: the documentation has no link into the runbook (%s#…):\n%s", where, runbook, content)
 			} else if !anchors[link[1]] {
-				t.Errorf("%s: links to #%s, which is no heading of README.md's Runbook section (%v)", where, link[1], anchors)
+				t.Errorf("%s: links to #%s, which is no heading of docs/runbook.md (%v)", where, link[1], anchors)
 			}
 			if len(strings.Fields(content)) < 25 {
 				t.Errorf("%s: the documentation does not say what to do:\n%s", where, content)
@@ -272,6 +264,10 @@ func TestLogMetrics(t *testing.T) {
 				if terms["resource.labels.service_name"] != m.loader {
 					t.Errorf("%s: counts service %q, not the loader %q", where, terms["resource.labels.service_name"], m.loader)
 				}
+			case "cloud_run_worker_pool":
+				if terms["resource.labels.worker_pool_name"] != m.pool {
+					t.Errorf("%s: counts worker pool %q, not the back-fill pool %q", where, terms["resource.labels.worker_pool_name"], m.pool)
+				}
 			case "cloud_run_job":
 				if terms["resource.labels.job_name"] != m.planner {
 					t.Errorf("%s: counts job %q, not the planner %q", where, terms["resource.labels.job_name"], m.planner)
@@ -300,6 +296,13 @@ func TestLogMetrics(t *testing.T) {
 			}
 			if !contains(labels, "table") {
 				t.Errorf("%s: no table label: nothing could be shown per table", where)
+			}
+			// The loader also runs on the back-fill pool: whatever is
+			// counted from its lines on the service is counted there too.
+			if terms["resource.type"] == "cloud_run_revision" {
+				ve, _, _ := r.Str("value_extractor")
+				field := strings.TrimSuffix(strings.TrimPrefix(ve, "EXTRACT(jsonPayload."), ")")
+				logMetricOn(t, m, terms["jsonPayload.message"], field, "cloud_run_worker_pool")
 			}
 		}
 	}
@@ -355,6 +358,7 @@ func TestDashboard(t *testing.T) {
 			t.Fatalf("%s: the dashboard has no tiles", e)
 		}
 		var titles []string
+		charted := map[string]bool{}
 		for _, tile := range dash.MosaicLayout.Tiles {
 			where := e + " chart " + tile.Widget.Title
 			titles = append(titles, strings.ToLower(tile.Widget.Title))
@@ -366,13 +370,28 @@ func TestDashboard(t *testing.T) {
 			}
 			for _, ds := range tile.Widget.XyChart.DataSets {
 				f := ds.TimeSeriesQuery.TimeSeriesFilter
-				m.checkFilter(t, where, f.Filter)
-				if !contains(f.Aggregation.GroupByFields, "metric.label.table") {
+				terms := m.checkFilter(t, where, f.Filter)
+				if _, builtin := builtinMetrics[terms["metric.type"]]; builtin {
+					if !m.subscriptions[terms["resource.labels.subscription_id"]] || !contains(f.Aggregation.GroupByFields, "resource.label.subscription_id") {
+						t.Errorf("%s: a Pub/Sub chart not on one of the stack's subscriptions, per subscription: %s, group by %v", where, f.Filter, f.Aggregation.GroupByFields)
+					}
+				} else if !contains(f.Aggregation.GroupByFields, "metric.label.table") {
 					t.Errorf("%s: not per table: group by %v", where, f.Aggregation.GroupByFields)
 				}
+				charted[terms["metric.type"]+" "+terms["resource.labels.subscription_id"]] = true
 				if f.Aggregation.PerSeriesAligner == "" || f.Aggregation.AlignmentPeriod == "" {
 					t.Errorf("%s: no aligner or alignment period", where)
 				}
+			}
+		}
+		// The back-fill path shows: its backlog and what its pool stages.
+		for _, want := range []string{
+			"pubsub.googleapis.com/subscription/oldest_unacked_message_age " + m.pull,
+			logMetricOn(t, m, "chunk staged", "", "cloud_run_worker_pool") + " ",
+			logMetricOn(t, m, "date failed", "", "cloud_run_worker_pool") + " ",
+		} {
+			if !charted[want] {
+				t.Errorf("%s: no chart of %s", e, want)
 			}
 		}
 		for _, topic := range []string{"progress", "throughput", "lag", "error"} {
@@ -422,4 +441,45 @@ func TestNoModuleDependsOnOverDataSources(t *testing.T) {
 			}
 		}
 	}
+}
+
+// checkThreshold holds a condition's threshold to what it must mean: an
+// error ratio has the same requests as denominator, freshness is
+// freshness_lag_hours, the back-fill's backlog age fires before
+// PLANNER_QUEUED has passed (then the hourly planner pushes its dates
+// again) and not before half of it.
+func checkThreshold(t *testing.T, where, policy string, ct tfeval.Scope, m monitored, lag *big.Float, queued time.Duration) {
+	t.Helper()
+	if den, ok, _ := ct.Str("denominator_filter"); ok {
+		filter, _, _ := ct.Str("filter")
+		terms := filterTerms(filter)
+		dt := m.checkFilter(t, where+" denominator", den)
+		if dt["resource.labels.service_name"] != terms["resource.labels.service_name"] || dt["metric.type"] != terms["metric.type"] {
+			t.Errorf("%s: the ratio's denominator %q is not the same requests", where, den)
+		}
+	} else if policy == "loader_errors" {
+		t.Errorf("%s: an error ratio needs a denominator_filter", where)
+	}
+	th, _, _ := ct.Num("threshold_value")
+	switch policy {
+	case "freshness":
+		if th.Cmp(new(big.Float).Mul(lag, big.NewFloat(3600))) != 0 {
+			t.Errorf("%s: threshold %s s, want freshness_lag_hours × 3600", where, th)
+		}
+	case "backfill_backlog":
+		s, _ := th.Float64()
+		if age := time.Duration(s * float64(time.Second)); age >= queued || age < queued/2 {
+			t.Errorf("%s: threshold %s, want between PLANNER_QUEUED/2 and PLANNER_QUEUED (%s)", where, age, queued)
+		}
+	}
+}
+
+// parseDuration reads a Go duration Terraform passes to a binary.
+func parseDuration(t *testing.T, s string) time.Duration {
+	t.Helper()
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		t.Fatalf("%q is not a duration: %v", s, err)
+	}
+	return d
 }

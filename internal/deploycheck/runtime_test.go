@@ -91,6 +91,19 @@ func TestCloudRunEnvironmentMatchesConfiguration(t *testing.T) {
 					t.Errorf("%s: %s is set but %s does not read it", where, name, rr.binary)
 				}
 			}
+			// Each variable only the planner reads (PLANNER_*) is set from
+			// Terraform, so that a deployment can tune it.
+			if rr.binary == "planner" {
+				common := map[string]bool{}
+				for _, v := range config.Variables(&config.Common{}) {
+					common[v.Name] = true
+				}
+				for name := range known {
+					if _, ok := got[name]; !ok && !common[name] {
+						t.Errorf("%s: %s is not set: Terraform has no variable for it", where, name)
+					}
+				}
+			}
 			// Cloud Run sets PORT itself and rejects a revision that sets it.
 			if _, ok := got["PORT"]; ok {
 				t.Errorf("%s: PORT is reserved by Cloud Run", where)

@@ -170,13 +170,16 @@ func validationCases() []validationCase {
 		{"planner_in_flight", str("1h30m"), nil},
 		{"planner_in_flight", str("15 minutes"), []string{"planner_in_flight"}},
 		{"planner_in_flight", str(""), []string{"planner_in_flight"}},
+		{"planner_queued", str("72h"), nil},
+		{"planner_queued", str("1 day"), []string{"planner_queued", "PLANNER_QUEUED"}},
+		{"planner_queued", str(""), []string{"planner_queued"}},
 
 		{"notification_channels", cty.ListVal([]cty.Value{str("projects/my-project-1/notificationChannels/123")}), nil},
 		{"notification_channels", cty.ListVal([]cty.Value{str("123")}), []string{"notification channel", "projects/PROJECT/notificationChannels/NUMBER"}},
 
-		{"runbook_url", str("https://example.com/pgbq/README.md"), nil},
-		{"runbook_url", str("https://example.com/README.md#runbook"), []string{"runbook_url", "fragment"}},
-		{"runbook_url", str("http://example.com/README.md"), []string{"runbook_url"}},
+		{"runbook_url", str("https://example.com/pgbq/docs/runbook.md"), nil},
+		{"runbook_url", str("https://example.com/docs/runbook.md#alert-data-not-fresh"), []string{"runbook_url", "fragment"}},
+		{"runbook_url", str("http://example.com/docs/runbook.md"), []string{"runbook_url"}},
 
 		{"backfill_loaders", num(0), nil},
 		{"backfill_loaders", num(50), nil},

@@ -34,7 +34,7 @@ INSERT INTO typed VALUES
   NULL, NULL, NULL, 'Infinity', 0.000000001, NULL, NULL, '-Infinity'),
  (4, '2024-06-01 06:00:00+00', NULL, NULL, NULL, 'ok', NULL, NULL, NULL, NULL, NULL, NULL, NULL, '-Infinity', NULL, NULL, NULL, 'NaN');`
 
-// Every type of the contract arrives as the README's table says, edges
+// Every type of the contract arrives as docs/types.md's table says, edges
 // included: read back from BigQuery and compared with PostgreSQL's own
 // rendering of each value.
 func TestTypeContractRoundTrip(t *testing.T) {

@@ -10,7 +10,7 @@ import (
 
 // BigQuery's TIMESTAMP range is [DatedFrom, DatedUntil). A row whose
 // timestamp column is NULL, ±infinity or outside that range belongs to no
-// date: pgbq never syncs it, and counts it (README, "Rows without a date").
+// date: pgbq never syncs it, and counts it (docs/types.md, "Rows without a date").
 var (
 	DatedFrom  = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)
 	DatedUntil = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)

@@ -18,7 +18,7 @@ const AuditDays = 31
 // StaleMessage is the ERROR line of a finished date that differs from the
 // source outside the recheck window: the planner does not re-open such a
 // date by itself (rebuilding old dates is an operator's decision), so the
-// monitoring alerts on the line (README, "Alert: finished dates differ").
+// monitoring alerts on the line (docs/runbook.md, "Alert: finished dates differ").
 const StaleMessage = "finished date differs"
 
 // Audit compares one block of finished dates older than the recheck

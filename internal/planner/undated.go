@@ -9,7 +9,7 @@ import (
 // UndatedCounter is a source that counts its rows that belong to no date:
 // timestamp NULL, ±infinity, or outside BigQuery's TIMESTAMP range. pgbq
 // never syncs those rows; it counts them wherever it reports a table
-// (README, "Rows without a date").
+// (docs/types.md, "Rows without a date").
 type UndatedCounter interface {
 	CountUndated(ctx context.Context) (int64, error)
 }

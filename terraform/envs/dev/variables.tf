@@ -310,6 +310,17 @@ variable "planner_in_flight" {
   }
 }
 
+variable "planner_queued" {
+  description = "PLANNER_QUEUED: a date planned (its message published) but not yet started is not published again for this long, e.g. 24h; raise it for a back-fill that takes longer (docs/operations.md, \"Back-fills\")."
+  type        = string
+  default     = "24h"
+
+  validation {
+    condition     = can(regex("^([0-9]+h)?([0-9]+m)?([0-9]+s)?$", var.planner_queued)) && var.planner_queued != ""
+    error_message = "The planner_queued must be a duration such as 24h or 72h (PLANNER_QUEUED)."
+  }
+}
+
 variable "planner_recheck_days" {
   description = "PLANNER_RECHECK_DAYS: each planner run compares the finished dates of this many days before today again and re-opens those with rows that arrived late (0: never)."
   type        = number
@@ -401,9 +412,9 @@ variable "notification_channels" {
 }
 
 variable "runbook_url" {
-  description = "URL of the README that holds the Runbook section; each alert links to its subsection."
+  description = "URL of the runbook page (docs/runbook.md); each alert links to its own heading (#anchor appended)."
   type        = string
-  default     = "https://github.com/pgbq/pgbq/blob/main/README.md"
+  default     = "https://github.com/pgbq/pgbq/blob/main/docs/runbook.md"
 
   validation {
     condition     = can(regex("^https://[^ #]+$", var.runbook_url))
@@ -423,7 +434,7 @@ variable "freshness_lag_hours" {
 }
 
 variable "backfill_loaders" {
-  description = "Instances of the back-fill worker pool (loader --pull on the back-fill subscription); 0 when no back-fill runs (nothing billed). README, \"Back-fills\"."
+  description = "Instances of the back-fill worker pool (loader --pull on the back-fill subscription); 0 when no back-fill runs (nothing billed). docs/operations.md, \"Back-fills\"."
   type        = number
   default     = 0
 

@@ -1,5 +1,5 @@
 # Copy to terraform.tfvars and fill in. Nothing here is secret: the database
-# password lives in Secret Manager (README, "Deploy").
+# password lives in Secret Manager (docs/deploy.md).
 
 project_id  = "my-project-prod"
 region      = "us-central1"

@@ -42,6 +42,7 @@ module "stack" {
     time_zone        = var.planner_time_zone
     max_dates        = var.planner_max_dates
     in_flight        = var.planner_in_flight
+    queued           = var.planner_queued
     recheck_days     = var.planner_recheck_days
     quarantine_after = var.planner_quarantine_after
   }

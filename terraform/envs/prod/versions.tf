@@ -8,7 +8,7 @@ terraform {
     }
   }
 
-  # The state bucket is created once, by hand (README, "Deploy"), and named at
+  # The state bucket is created once, by hand (docs/deploy.md), and named at
   # init: terraform init -backend-config="bucket=YOUR_STATE_BUCKET"
   backend "gcs" {
     prefix = "pgbq/prod"

@@ -32,7 +32,7 @@ resource "google_artifact_registry_repository" "images" {
 
 # Optional: the Cloud Build trigger for this environment, on a repository
 # already connected to Cloud Build (2nd gen). Without it, create the trigger
-# by hand (README, "Deploy") with the same substitutions.
+# by hand (docs/deploy.md) with the same substitutions.
 resource "google_cloudbuild_trigger" "deploy" {
   count = var.trigger == null ? 0 : 1
 

@@ -1,4 +1,4 @@
-# The environment both binaries read (README, "Environment variables"), built
+# The environment both binaries read (docs/configuration.md), built
 # once so the loader and the planner cannot disagree. No resources here.
 #
 # PG_DSN carries no password: PG_PASSWORD comes from Secret Manager and

@@ -1,20 +1,48 @@
-# What watches pgbq (README, "Runbook"): log-based metrics from the
+# What watches pgbq (docs/runbook.md): log-based metrics from the
 # binaries' structured logs, alert policies that each tell the on-call
 # person what to do, and one dashboard. Everything refers to the loader
-# service, the planner job and the subscriptions by the names passed in.
+# service, the back-fill worker pool, the planner job and the subscriptions
+# by the names passed in.
 #
 # The binaries log JSON lines to stdout (internal/logging): Cloud Logging
 # keeps them as jsonPayload, message in jsonPayload.message. The loader's
 # lines carry table and sync_date; the planner logs one "table status" line
 # per table and run.
+#
+# The loader runs in two places that log under different monitored
+# resources: the push service (cloud_run_revision, service_name) and the
+# back-fill worker pool (cloud_run_worker_pool, worker_pool_name: the
+# resource `gcloud run worker-pools logs read` filters on,
+# https://cloud.google.com/sdk/gcloud/reference/run/worker-pools/logs).
+# A log-based metric's series belong to the resource of the lines it
+# counts, so each loader metric has a twin on the pool (backfill_…): an
+# alert or chart then reads one resource type at a time.
 
 locals {
-  loader_logs  = "resource.type=\"cloud_run_revision\" AND resource.labels.service_name=\"${var.loader_service}\""
-  planner_logs = "resource.type=\"cloud_run_job\" AND resource.labels.job_name=\"${var.planner_job}\""
+  loader_logs   = "resource.type=\"cloud_run_revision\" AND resource.labels.service_name=\"${var.loader_service}\""
+  backfill_logs = "resource.type=\"cloud_run_worker_pool\" AND resource.labels.worker_pool_name=\"${var.backfill_pool}\""
+  planner_logs  = "resource.type=\"cloud_run_job\" AND resource.labels.job_name=\"${var.planner_job}\""
+
+  # PLANNER_QUEUED in seconds (a Go duration of h, m and s, as the
+  # planner variable's validation allows).
+  queued_seconds = (
+    try(tonumber(regex("([0-9]+)h", var.planner_queued)[0]), 0) * 3600 +
+    try(tonumber(regex("([0-9]+)m", var.planner_queued)[0]), 0) * 60 +
+    try(tonumber(regex("([0-9]+)s", var.planner_queued)[0]), 0)
+  )
+
+  metrics = merge(
+    local.loader_metrics,
+    { for k, m in local.loader_metrics : "backfill_${k}" => merge(m, {
+      description = "Back-fill pool: ${m.description}"
+      logs        = local.backfill_logs
+    }) },
+    local.planner_metrics,
+  )
 
   # name => what it counts. field: the jsonPayload field whose value is
   # recorded (a distribution); null: the matching lines are counted.
-  metrics = {
+  loader_metrics = {
     chunks_staged = {
       description = "Chunks staged by the loader (one load job each), per table."
       logs        = local.loader_logs
@@ -63,6 +91,9 @@ locals {
       unit        = "1"
       labels      = ["table", "sync_date"]
     }
+  }
+
+  planner_metrics = {
     dates_quarantined = {
       description = "Dates the planner quarantined (failed PLANNER_QUARANTINE_AFTER times; no longer planned until `planner resync`), per table and date."
       logs        = local.planner_logs
@@ -142,6 +173,7 @@ locals {
   runbook = {
     dead_letter    = "${var.runbook_url}#alert-dates-dead-lettered"
     oldest_unacked = "${var.runbook_url}#alert-backlog-not-draining"
+    backfill       = "${var.runbook_url}#alert-back-fill-not-draining"
     planner_failed = "${var.runbook_url}#alert-planner-run-failed"
     loader_errors  = "${var.runbook_url}#alert-loader-error-ratio"
     date_failing   = "${var.runbook_url}#alert-a-date-fails-repeatedly"
@@ -248,9 +280,41 @@ resource "google_monitoring_alert_policy" "oldest_unacked" {
     mime_type = "text/markdown"
     subject   = "${var.name}: backlog not draining"
     content   = <<-EOT
-      The oldest date waiting in ${var.push_subscription} is older than ${var.oldest_unacked_seconds} seconds: the loaders do not keep up or keep failing the same messages.
-      Check the loader's instance count and errors on the dashboard; during a planned back-fill, raise the loader capacity or wait.
+      The oldest date waiting in ${var.push_subscription} (the hourly push path) is older than ${var.oldest_unacked_seconds} seconds: the loader service does not keep up or keeps failing the same messages, and each failed push spends a delivery attempt.
+      Read the loader service's "date interrupted" lines and its 5xx/429 responses; if many dates were pushed at once (a new table with history), plan them into the back-fill path instead.
       Runbook: ${local.runbook.oldest_unacked}
+    EOT
+  }
+}
+
+resource "google_monitoring_alert_policy" "backfill_backlog" {
+  project               = var.project_id
+  display_name          = "${var.name}: back-fill not draining"
+  combiner              = "OR"
+  severity              = "WARNING"
+  notification_channels = var.notification_channels
+
+  conditions {
+    display_name = "Oldest unacked message in ${var.pull_subscription} older than 3/4 of PLANNER_QUEUED (${local.queued_seconds * 3 / 4}s)"
+    condition_threshold {
+      filter          = "resource.type=\"pubsub_subscription\" AND resource.labels.subscription_id=\"${var.pull_subscription}\" AND metric.type=\"pubsub.googleapis.com/subscription/oldest_unacked_message_age\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = local.queued_seconds * 3 / 4
+      duration        = "600s"
+      aggregations {
+        alignment_period   = "300s"
+        per_series_aligner = "ALIGN_MAX"
+      }
+    }
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    subject   = "${var.name}: back-fill not draining"
+    content   = <<-EOT
+      A date has waited in the back-fill subscription ${var.pull_subscription} for more than 3/4 of PLANNER_QUEUED (${var.planner_queued}). Once it has waited PLANNER_QUEUED, the hourly planner publishes it again to the push path, where a large backlog burns delivery attempts.
+      Check that the worker pool ${var.backfill_pool} has instances (backfill_loaders) and that its "date processed" lines keep coming; then add loaders, or raise planner_queued for the back-fill's duration.
+      Runbook: ${local.runbook.backfill}
     EOT
   }
 }
@@ -349,11 +413,27 @@ resource "google_monitoring_alert_policy" "date_failing" {
     }
   }
 
+  conditions {
+    display_name = "On the back-fill pool, one (table, date) failed more than ${var.date_failures} times in 6 h"
+    condition_threshold {
+      filter          = "resource.type=\"cloud_run_worker_pool\" AND metric.type=\"${local.metric_type.backfill_date_failures}\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = var.date_failures
+      duration        = "0s"
+      aggregations {
+        alignment_period     = "21600s"
+        per_series_aligner   = "ALIGN_SUM"
+        cross_series_reducer = "REDUCE_SUM"
+        group_by_fields      = ["metric.label.table", "metric.label.sync_date"]
+      }
+    }
+  }
+
   documentation {
     mime_type = "text/markdown"
     subject   = "${var.name}: a date fails repeatedly"
     content   = <<-EOT
-      The same (table, date) failed permanently more than ${var.date_failures} times in 6 hours; every planner run re-plans it and it fails again.
+      The same (table, date) failed permanently more than ${var.date_failures} times in 6 hours, on the loader service or on the back-fill pool; every planner run re-plans it and it fails again.
       The incident's labels name the table and date; the loader's "date failed" line says why (a column that cannot travel, a mismatch after three re-syncs).
       Runbook: ${local.runbook.date_failing}
     EOT
@@ -466,36 +546,44 @@ resource "google_monitoring_alert_policy" "freshness" {
 
 locals {
   # One chart: title, and data sets of [metric type, resource type, aligner,
-  # reducer, alignment period].
+  # reducer, alignment period, group by]: per table for pgbq's own metrics,
+  # per subscription for Pub/Sub's.
   charts = [
     { title = "Back-fill progress: dates finished / total", sets = [
-      [local.metric_type.status_dates_finished, "cloud_run_job", "ALIGN_MEAN", "REDUCE_SUM", "3600s"],
-      [local.metric_type.status_dates_total, "cloud_run_job", "ALIGN_MEAN", "REDUCE_SUM", "3600s"],
+      [local.metric_type.status_dates_finished, "cloud_run_job", "ALIGN_MEAN", "REDUCE_SUM", "3600s", "metric.label.table"],
+      [local.metric_type.status_dates_total, "cloud_run_job", "ALIGN_MEAN", "REDUCE_SUM", "3600s", "metric.label.table"],
     ] },
     { title = "Dates failed and in flight", sets = [
-      [local.metric_type.status_dates_failed, "cloud_run_job", "ALIGN_MEAN", "REDUCE_SUM", "3600s"],
-      [local.metric_type.status_dates_in_flight, "cloud_run_job", "ALIGN_MEAN", "REDUCE_SUM", "3600s"],
+      [local.metric_type.status_dates_failed, "cloud_run_job", "ALIGN_MEAN", "REDUCE_SUM", "3600s", "metric.label.table"],
+      [local.metric_type.status_dates_in_flight, "cloud_run_job", "ALIGN_MEAN", "REDUCE_SUM", "3600s", "metric.label.table"],
     ] },
     { title = "Throughput: rows staged in the last hour", sets = [
-      [local.metric_type.status_rows_staged_last_hour, "cloud_run_job", "ALIGN_MEAN", "REDUCE_SUM", "3600s"],
+      [local.metric_type.status_rows_staged_last_hour, "cloud_run_job", "ALIGN_MEAN", "REDUCE_SUM", "3600s", "metric.label.table"],
     ] },
-    { title = "Chunks staged per second", sets = [
-      [local.metric_type.chunks_staged, "cloud_run_revision", "ALIGN_RATE", "REDUCE_SUM", "300s"],
+    { title = "Chunks staged per second: loader service, back-fill pool", sets = [
+      [local.metric_type.chunks_staged, "cloud_run_revision", "ALIGN_RATE", "REDUCE_SUM", "300s", "metric.label.table"],
+      [local.metric_type.backfill_chunks_staged, "cloud_run_worker_pool", "ALIGN_RATE", "REDUCE_SUM", "300s", "metric.label.table"],
+    ] },
+    { title = "Back-fill backlog: dates waiting, oldest age (s)", sets = [
+      ["pubsub.googleapis.com/subscription/num_undelivered_messages", "pubsub_subscription", "ALIGN_MAX", "REDUCE_MAX", "300s", "resource.label.subscription_id", var.pull_subscription],
+      ["pubsub.googleapis.com/subscription/oldest_unacked_message_age", "pubsub_subscription", "ALIGN_MAX", "REDUCE_MAX", "300s", "resource.label.subscription_id", var.pull_subscription],
     ] },
     { title = "Lag: seconds since the newest finished date ended", sets = [
-      [local.metric_type.status_freshness_lag_s, "cloud_run_job", "ALIGN_MEAN", "REDUCE_MAX", "3600s"],
+      [local.metric_type.status_freshness_lag_s, "cloud_run_job", "ALIGN_MEAN", "REDUCE_MAX", "3600s", "metric.label.table"],
     ] },
     { title = "Rows without a date (never synced)", sets = [
-      [local.metric_type.status_rows_undated, "cloud_run_job", "ALIGN_MEAN", "REDUCE_SUM", "3600s"],
+      [local.metric_type.status_rows_undated, "cloud_run_job", "ALIGN_MEAN", "REDUCE_SUM", "3600s", "metric.label.table"],
     ] },
-    { title = "Errors: dates failed per hour", sets = [
-      [local.metric_type.date_failures, "cloud_run_revision", "ALIGN_SUM", "REDUCE_SUM", "3600s"],
+    { title = "Errors: dates failed per hour (loader service, back-fill pool)", sets = [
+      [local.metric_type.date_failures, "cloud_run_revision", "ALIGN_SUM", "REDUCE_SUM", "3600s", "metric.label.table"],
+      [local.metric_type.backfill_date_failures, "cloud_run_worker_pool", "ALIGN_SUM", "REDUCE_SUM", "3600s", "metric.label.table"],
     ] },
     { title = "Load job duration (p99, ms)", sets = [
-      [local.metric_type.chunk_load_ms, "cloud_run_revision", "ALIGN_PERCENTILE_99", "REDUCE_MAX", "300s"],
+      [local.metric_type.chunk_load_ms, "cloud_run_revision", "ALIGN_PERCENTILE_99", "REDUCE_MAX", "300s", "metric.label.table"],
     ] },
-    { title = "Date work per message (p99, ms)", sets = [
-      [local.metric_type.date_duration_ms, "cloud_run_revision", "ALIGN_PERCENTILE_99", "REDUCE_MAX", "300s"],
+    { title = "Date work per message (p99, ms): loader service, back-fill pool", sets = [
+      [local.metric_type.date_duration_ms, "cloud_run_revision", "ALIGN_PERCENTILE_99", "REDUCE_MAX", "300s", "metric.label.table"],
+      [local.metric_type.backfill_date_duration_ms, "cloud_run_worker_pool", "ALIGN_PERCENTILE_99", "REDUCE_MAX", "300s", "metric.label.table"],
     ] },
   ]
 }
@@ -518,12 +606,12 @@ resource "google_monitoring_dashboard" "sync" {
               plotType = "LINE"
               timeSeriesQuery = {
                 timeSeriesFilter = {
-                  filter = "metric.type=\"${s[0]}\" resource.type=\"${s[1]}\""
+                  filter = "metric.type=\"${s[0]}\" resource.type=\"${s[1]}\"${try(" resource.labels.subscription_id=\"${s[6]}\"", "")}"
                   aggregation = {
                     alignmentPeriod    = s[4]
                     perSeriesAligner   = s[2]
                     crossSeriesReducer = s[3]
-                    groupByFields      = ["metric.label.table"]
+                    groupByFields      = [s[5]]
                   }
                 }
               }

@@ -13,6 +13,21 @@ variable "loader_service" {
   type        = string
 }
 
+variable "backfill_pool" {
+  description = "Name of the back-fill Cloud Run worker pool (loader --pull), whose logs are watched."
+  type        = string
+}
+
+variable "pull_subscription" {
+  description = "Name of the back-fill pull subscription the worker pool consumes (backlog and its age)."
+  type        = string
+}
+
+variable "planner_queued" {
+  description = "PLANNER_QUEUED (a duration such as 24h): the back-fill alert fires when a date has waited 3/4 of it."
+  type        = string
+}
+
 variable "planner_job" {
   description = "Name of the planner's Cloud Run job, whose logs and executions are watched."
   type        = string
@@ -35,7 +50,7 @@ variable "notification_channels" {
 }
 
 variable "runbook_url" {
-  description = "URL of the README's Runbook section; each alert links to its own subsection (#anchor appended)."
+  description = "URL of the runbook page (docs/runbook.md); each alert links to its own heading (#anchor appended)."
   type        = string
 }
 

@@ -9,6 +9,7 @@ locals {
   env = merge(var.env, {
     PLANNER_MAX_DATES        = tostring(var.max_dates)
     PLANNER_IN_FLIGHT        = var.in_flight
+    PLANNER_QUEUED           = var.queued
     PLANNER_RECHECK_DAYS     = tostring(var.recheck_days)
     PLANNER_QUARANTINE_AFTER = tostring(var.quarantine_after)
   })

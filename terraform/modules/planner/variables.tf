@@ -41,6 +41,12 @@ variable "in_flight" {
   default     = "15m"
 }
 
+variable "queued" {
+  description = "PLANNER_QUEUED: a date planned but not yet started is left alone this long (its message may wait behind a back-fill)."
+  type        = string
+  default     = "24h"
+}
+
 variable "recheck_days" {
   description = "PLANNER_RECHECK_DAYS: each run compares this many finished days before today again."
   type        = number

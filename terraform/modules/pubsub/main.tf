@@ -64,7 +64,7 @@ resource "google_pubsub_subscription" "push" {
 }
 
 # Back-fills: the planner run by hand with PUBSUB_TOPIC set to this topic
-# (README, "Deploy") publishes dates here, and the loader worker pool pulls
+# (docs/deploy.md) publishes dates here, and the loader worker pool pulls
 # them. A backlog larger than the pool waits here: a pulled message's lease
 # is extended by the client for as long as its date takes, so waiting costs
 # no delivery attempt and only real failures count towards dead-lettering.
@@ -114,7 +114,7 @@ resource "google_pubsub_subscription_iam_member" "agent_forwards_from_backfill" 
 }
 
 # Without a subscription, messages published to the dead-letter topic are
-# dropped. Pull it to inspect or replay (README, "Deploy").
+# dropped. Pull it to inspect or replay (docs/deploy.md).
 resource "google_pubsub_subscription" "dead_letter" {
   project = var.project_id
   name    = "${var.name}-dates-dead-letter"

@@ -1,6 +1,6 @@
 # The PostgreSQL password. Terraform creates the secret but never its value:
 # a value written here would sit in the Terraform state. Add versions with
-# gcloud (README, "Deploy") and pin the version the services use.
+# gcloud (docs/deploy.md) and pin the version the services use.
 
 resource "google_secret_manager_secret" "pg_password" {
   project   = var.project_id

@@ -159,6 +159,7 @@ module "planner" {
   vpc_egress                      = var.vpc_egress
   deletion_protection             = var.deletion_protection
   in_flight                       = var.planner.in_flight
+  queued                          = var.planner.queued
   recheck_days                    = var.planner.recheck_days
   quarantine_after                = var.planner.quarantine_after
 }
@@ -169,8 +170,11 @@ module "monitoring" {
   project_id               = var.project_id
   name                     = local.name
   loader_service           = module.loader.name
+  backfill_pool            = module.loader_pool.name
   planner_job              = module.planner.name
+  planner_queued           = var.planner.queued
   push_subscription        = module.pubsub.push_subscription
+  pull_subscription        = module.pubsub.backfill_subscription
   dead_letter_subscription = module.pubsub.dead_letter_subscription
   notification_channels    = var.monitoring.notification_channels
   runbook_url              = var.monitoring.runbook_url

@@ -121,12 +121,13 @@ variable "loader" {
 }
 
 variable "planner" {
-  description = "The planner job: schedule (cron), time_zone, max_dates (PLANNER_MAX_DATES), in_flight (PLANNER_IN_FLIGHT), recheck_days (PLANNER_RECHECK_DAYS), quarantine_after (PLANNER_QUARANTINE_AFTER)."
+  description = "The planner job: schedule (cron), time_zone, max_dates (PLANNER_MAX_DATES), in_flight (PLANNER_IN_FLIGHT), queued (PLANNER_QUEUED), recheck_days (PLANNER_RECHECK_DAYS), quarantine_after (PLANNER_QUARANTINE_AFTER)."
   type = object({
     schedule         = string
     time_zone        = string
     max_dates        = number
     in_flight        = string
+    queued           = string
     recheck_days     = number
     quarantine_after = number
   })
@@ -141,7 +142,7 @@ variable "pubsub" {
 }
 
 variable "monitoring" {
-  description = "Monitoring: notification_channels every alert notifies, runbook_url (the README's Runbook section), freshness_lag_hours."
+  description = "Monitoring: notification_channels every alert notifies, runbook_url (the runbook page, docs/runbook.md), freshness_lag_hours."
   type = object({
     notification_channels = list(string)
     runbook_url           = string

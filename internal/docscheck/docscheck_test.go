@@ -1,0 +1,147 @@
+package docscheck
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/pgbq/pgbq/internal/config"
+)
+
+// Every relative link of the README and the docs leads somewhere: the
+// file exists, and an #anchor names a heading of that page.
+func TestLinksResolve(t *testing.T) {
+	t.Parallel()
+	root := Root(t)
+	for _, p := range LinkProblems(root, Pages(t, root)) {
+		t.Error(p)
+	}
+}
+
+// Every `make X` the docs show is a target of the Makefile.
+func TestMakeTargetsExist(t *testing.T) {
+	t.Parallel()
+	root := Root(t)
+	mf, err := os.ReadFile(filepath.Join(root, "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range MakeProblems(MakeTargets(string(mf)), Load(t, root, Pages(t, root))) {
+		t.Error(p)
+	}
+}
+
+// docs/configuration.md has a row for every variable either binary reads,
+// with its default, and says which binary reads it.
+func TestConfigurationListsEveryVariable(t *testing.T) {
+	t.Parallel()
+	root := Root(t)
+	page, err := os.ReadFile(filepath.Join(root, "docs", "configuration.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range VariableProblems(string(page), Variables(), UsedBy()) {
+		t.Error(p)
+	}
+}
+
+// The README keeps to what a newcomer reads first.
+func TestReadmeIsShort(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile(filepath.Join(Root(t), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > 200 {
+		t.Errorf("README.md has %d lines, at most 200", len(lines))
+	}
+	head := strings.Join(lines[:min(60, len(lines))], "\n")
+	for _, cmd := range []string{"make demo", "make test"} {
+		if !strings.Contains(head, cmd) {
+			t.Errorf("README.md does not show %q in its first 60 lines", cmd)
+		}
+	}
+}
+
+func TestSlug(t *testing.T) {
+	t.Parallel()
+	for h, want := range map[string]string{
+		"Alert: dates dead-lettered":                                         "alert-dates-dead-lettered",
+		"What the emulator hides: the fidelity layer and `make cloud-check`": "what-the-emulator-hides-the-fidelity-layer-and-make-cloud-check",
+		"Back-fills at scale: `make scale`":                                  "back-fills-at-scale-make-scale",
+		"PLANNER_QUEUED and the pull path":                                   "planner_queued-and-the-pull-path",
+	} {
+		if got := Slug(h); got != want {
+			t.Errorf("Slug(%q) = %q, want %q", h, got, want)
+		}
+	}
+}
+
+// Each check finds what it is for: a broken link, an anchor that is no
+// heading, a make target that does not exist, a missing or wrong row.
+func TestChecksFail(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	write := func(name, text string) {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(root, name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, name), []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("README.md", "# x\n[ok](docs/a.md#alert-one) [gone](docs/b.md) [bad](docs/a.md#alert-two) [self](#x) `[not](a link)`\n"+
+		"```sh\n# [nor](this)\nmake demo\n```\nRun `make nothing`, then make sure.\n")
+	write("docs/a.md", "# A\n## Alert: one\n```\n## Alert: two\n```\n")
+	got := LinkProblems(root, []string{"README.md", "docs/a.md"})
+	want := []string{
+		`README.md:2: link "docs/b.md": docs/b.md does not exist`,
+		`README.md:2: link "docs/a.md#alert-two": docs/a.md has no heading with the anchor #alert-two`,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("link problems (-want +got):\n%s", diff)
+	}
+	b, _ := os.ReadFile(filepath.Join(root, "README.md"))
+	got = MakeProblems(MakeTargets("demo:\n\tbash dev/demo.sh\nX := 1\n"), []Doc{Parse("README.md", string(b))})
+	if diff := cmp.Diff([]string{"README.md:7: `make nothing` is no target of the Makefile"}, got); diff != "" {
+		t.Errorf("make problems (-want +got):\n%s", diff)
+	}
+	page := "| variable | used by | meaning | default |\n|---|---|---|---|\n" +
+		"| `A_SIZE` | both | size | `100` |\n| `A_WAIT` | loader | a wait, not `15m` | `1h` |\n| `A_NAME` | both | name | required |\n"
+	got = VariableProblems(page, []config.Var{{Name: "A_SIZE", Default: "100"}, {Name: "A_WAIT", Default: "15m"}, {Name: "A_NAME"}, {Name: "SYNC_X"}},
+		map[string]string{"A_SIZE": "both", "A_NAME": "planner"})
+	want = []string{
+		"the row for A_WAIT gives the default \"`1h`\", want `15m`",
+		`the row for A_NAME says it is used by "both", want "planner"`,
+		"no row for SYNC_X",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("variable problems (-want +got):\n%s", diff)
+	}
+}
+
+// Command lines are read from inline code and shell blocks only, and a
+// command or flag the program lacks is named.
+func TestCommandProblems(t *testing.T) {
+	t.Parallel()
+	p := Program{Name: "planner", Flags: []string{"dry-run", "version"},
+		Commands: map[string][]string{"status": {"table", "verify"}, "check": nil}}
+	doc := Parse("docs/cli.md", "Run `planner status --table T [--verify]` or `planner --dry-run`; `pgbq-prod-planner` is a job.\n"+
+		"```sh\nplanner stats --table T   # a typo\nplanner status --tabel T; planner --dry-runn\n"+
+		"gcloud run jobs execute pgbq-prod-planner --args=status\n```\n```\nplanner (Cloud Run job)\n```\n")
+	want := []string{
+		`docs/cli.md:3: planner has no command "stats"`,
+		"docs/cli.md:4: planner status has no flag --tabel",
+		"docs/cli.md:4: planner has no flag --dry-runn",
+	}
+	if diff := cmp.Diff(want, p.CommandProblems([]Doc{doc})); diff != "" {
+		t.Errorf("command problems (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"planner --version is not shown", "planner check is not shown"}, p.Undocumented([]Doc{doc})); diff != "" {
+		t.Errorf("undocumented (-want +got):\n%s", diff)
+	}
+}
