@@ -3,7 +3,7 @@
 // evaluate every environment with internal/tfeval against its
 // example.tfvars and hold the result against the binaries' own
 // configuration (internal/config: the variables each binary reads, their
-// defaults, its validation) and DESIGN.md's rules: required environment
+// defaults, its validation) and the rules docs/ states: required environment
 // variables, the push ack deadline and the loader's work budget,
 // dead-lettering, the back-fill pull path, least-privilege IAM, deletion
 // protection, image ownership, variable validation, the monitoring

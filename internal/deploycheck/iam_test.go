@@ -24,8 +24,8 @@ type allowed struct {
 	optional     bool
 }
 
-// leastPrivilege is DESIGN.md's table ("Google Cloud facts for terraform/",
-// least privilege) for the runtime identities, extended with what the other
+// leastPrivilege is the least-privilege table of the runtime identities
+// (docs/security.md), extended with what the other
 // components need: the push identity and the scheduler only invoke, the
 // deployer only pushes images and rolls revisions, Pub/Sub's agent only
 // dead-letters. The planner also reads PostgreSQL (its password and, on

@@ -174,7 +174,7 @@ func parseSeconds(t *testing.T, where, s string) time.Duration {
 
 // Pub/Sub push gives a request at most 600 s before it counts as failed;
 // the loader's request timeout matches the ack deadline and its work budget
-// stays below it (DESIGN.md, "Long dates and Pub/Sub push").
+// stays below it (docs/design.md, "Requests and the push deadline").
 func TestAckDeadlineCoversTheLoaderBudget(t *testing.T) {
 	t.Parallel()
 	maxBudget := config.MaxLoaderBudget
@@ -333,7 +333,8 @@ func symbolID(t *testing.T, s string) string {
 }
 
 // The planner runs on Cloud Scheduler's HTTP target for the Cloud Run Admin
-// API's jobs:run, with an OAuth token (DESIGN.md, "Google Cloud facts").
+// API's jobs:run, with an OAuth token
+// (https://cloud.google.com/run/docs/execute/jobs-on-schedule).
 func TestSchedulerRunsThePlannerJob(t *testing.T) {
 	t.Parallel()
 	uriRE := regexp.MustCompile(`^https://([a-z0-9-]+)-run\.googleapis\.com/apis/run\.googleapis\.com/v1/namespaces/(.+)/jobs/([^/:]+):run$`)

@@ -1,5 +1,5 @@
 # One service account per component, each with only what it needs
-# (DESIGN.md, "Google Cloud facts": least privilege). Grants on the Cloud Run
+# (least privilege; docs/security.md, terraform/README.md). Grants on the Cloud Run
 # service and job themselves (run.invoker, run.developer) live next to those
 # resources in the loader and planner modules; Pub/Sub's own service agent is
 # granted its dead-lettering rights in the pubsub module.
