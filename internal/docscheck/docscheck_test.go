@@ -145,3 +145,27 @@ func TestCommandProblems(t *testing.T) {
 		t.Errorf("undocumented (-want +got):\n%s", diff)
 	}
 }
+
+// The README's own-table steps are one shell block right after the
+// marker that the own-table trial (dev/trial) looks for, and hold the
+// commands it runs.
+func TestOwnTableSteps(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile(filepath.Join(Root(t), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const marker = "<!-- own-table-steps: dev/trial runs this block literally -->\n```sh\n"
+	_, block, ok := strings.Cut(string(b), marker)
+	if !ok {
+		t.Fatalf("README.md has no %q followed by a sh block", strings.Split(marker, "\n")[0])
+	}
+	block, _, _ = strings.Cut(block, "\n```")
+	for _, want := range []string{"make stack-up", "source .devstack/env", "export PG_DSN=", "export SYNC_TABLE=",
+		"export SYNC_ID_COLUMN=", "export SYNC_TIMESTAMP_COLUMN=", "export BQ_DATASET=", "export SYNC_FINISH_GRACE=0s",
+		"planner migrate", "planner --dry-run", "\nplanner ", "loader --pull --exit-when-idle=", "planner status"} {
+		if !strings.Contains("\n"+block, want) {
+			t.Errorf("the own-table block lacks %q:\n%s", want, block)
+		}
+	}
+}
