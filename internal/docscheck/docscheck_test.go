@@ -46,6 +46,9 @@ func TestConfigurationListsEveryVariable(t *testing.T) {
 	for _, p := range VariableProblems(string(page), Variables(), UsedBy()) {
 		t.Error(p)
 	}
+	for _, p := range UnknownRows(string(page), Variables()) {
+		t.Error(p)
+	}
 }
 
 // The README keeps to what a newcomer reads first.
@@ -121,6 +124,10 @@ func TestChecksFail(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("variable problems (-want +got):\n%s", diff)
+	}
+	got = UnknownRows(page+"| `OLD_NAME` | both | gone | `1` |\n| `x` | not a variable | | |\n", []config.Var{{Name: "A_SIZE"}, {Name: "A_WAIT"}, {Name: "A_NAME"}})
+	if diff := cmp.Diff([]string{"a row for OLD_NAME, which neither binary reads"}, got); diff != "" {
+		t.Errorf("unknown rows (-want +got):\n%s", diff)
 	}
 }
 
