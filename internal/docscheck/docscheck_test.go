@@ -34,6 +34,20 @@ func TestMakeTargetsExist(t *testing.T) {
 	}
 }
 
+// What the docs name in the code — paths, identifiers of internal
+// packages, tests — exists.
+func TestNamedCodeExists(t *testing.T) {
+	t.Parallel()
+	root := Root(t)
+	problems, err := CodeProblems(root, Load(t, root, Pages(t, root)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Error(p)
+	}
+}
+
 // docs/configuration.md has a row for every variable either binary reads,
 // with its default, and says which binary reads it.
 func TestConfigurationListsEveryVariable(t *testing.T) {
@@ -128,6 +142,38 @@ func TestChecksFail(t *testing.T) {
 	got = UnknownRows(page+"| `OLD_NAME` | both | gone | `1` |\n| `x` | not a variable | | |\n", []config.Var{{Name: "A_SIZE"}, {Name: "A_WAIT"}, {Name: "A_NAME"}})
 	if diff := cmp.Diff([]string{"a row for OLD_NAME, which neither binary reads"}, got); diff != "" {
 		t.Errorf("unknown rows (-want +got):\n%s", diff)
+	}
+}
+
+// A path, an identifier or a test the docs name and the code lacks is
+// found; one the code has, or a package that is not ours, is not.
+func TestCodeProblems(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	for name, text := range map[string]string{
+		"internal/foo/foo.go":      "package foo\n\nconst Bar = 1\n\ntype T struct{}\n\nfunc (T) Run() {}\n",
+		"internal/foo/foo_test.go": "package foo\n\nfunc TestBar(t *testing.T) {}\n",
+	} {
+		if err := os.MkdirAll(filepath.Join(root, filepath.Dir(name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, name), []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	doc := Parse("docs/x.md", "`foo.Bar`, `foo.Run`, `job.Wait`, `internal/foo/foo.go`, `TestBar`\n"+
+		"`foo.Baz`, `internal/foo/gone.go`, `TestGone`\n")
+	got, err := CodeProblems(root, []Doc{doc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"docs/x.md:2: internal/foo declares no Baz",
+		"docs/x.md:2: internal/foo/gone.go does not exist",
+		"docs/x.md:2: no test is named TestGone",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("code problems (-want +got):\n%s", diff)
 	}
 }
 
