@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -127,6 +128,64 @@ func testNames(root string) (map[string]bool, error) {
 		}
 		for _, m := range decl.FindAllStringSubmatch(string(b), -1) {
 			out[m[1]] = true
+		}
+		return nil
+	})
+	return out, err
+}
+
+// refRE is a pointer from code into the docs: docs/page.md, optionally
+// followed by a quoted heading ("Rows without a date"), the quotes
+// escaped inside a Go or HCL string.
+var refRE = regexp.MustCompile(`docs/([a-z0-9-]+\.md)(?:, *\\?"([^"\\]+)\\?")?`)
+
+// refSources are the files whose comments and messages point into the
+// docs.
+var refSources = []string{".go", ".tf", ".hcl", ".sh", ".yaml", "Makefile"}
+
+// RefProblems lists each pointer into the docs from the code, Terraform,
+// scripts and build files under root whose page does not exist, or whose
+// quoted heading is no heading of that page.
+func RefProblems(root string) ([]string, error) {
+	var out []string
+	pages := map[string]map[string]bool{}
+	err := filepath.WalkDir(root, func(path string, e fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if e.IsDir() {
+			// This package's own tests name pages that do not exist.
+			if path != root && (strings.HasPrefix(e.Name(), ".") || e.Name() == "testdata" || e.Name() == "docs" || e.Name() == "docscheck") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !slices.ContainsFunc(refSources, func(s string) bool { return strings.HasSuffix(path, s) }) {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, path)
+		for i, line := range strings.Split(string(b), "\n") {
+			for _, m := range refRE.FindAllStringSubmatch(line, -1) {
+				where := fmt.Sprintf("%s:%d", filepath.ToSlash(rel), i+1)
+				anchors, ok := pages[m[1]]
+				if !ok {
+					text, err := os.ReadFile(filepath.Join(root, "docs", m[1]))
+					if err == nil {
+						anchors = Parse("docs/"+m[1], string(text)).Anchors()
+					}
+					pages[m[1]] = anchors
+				}
+				switch {
+				case anchors == nil:
+					out = append(out, fmt.Sprintf("%s: docs/%s does not exist", where, m[1]))
+				case m[2] != "" && !anchors[Slug(m[2])]:
+					out = append(out, fmt.Sprintf("%s: docs/%s has no heading %q", where, m[1], m[2]))
+				}
+			}
 		}
 		return nil
 	})

@@ -48,6 +48,19 @@ func TestNamedCodeExists(t *testing.T) {
 	}
 }
 
+// Where the code, Terraform, scripts and build files point into the docs
+// ("docs/types.md, \"Rows without a date\""), the page and heading exist.
+func TestRefsIntoDocsResolve(t *testing.T) {
+	t.Parallel()
+	problems, err := RefProblems(Root(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Error(p)
+	}
+}
+
 // docs/configuration.md has a row for every variable either binary reads,
 // with its default, and says which binary reads it.
 func TestConfigurationListsEveryVariable(t *testing.T) {
@@ -174,6 +187,38 @@ func TestCodeProblems(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("code problems (-want +got):\n%s", diff)
+	}
+}
+
+// A pointer from code into a page that does not exist, or to a heading
+// the page lacks, is found.
+func TestRefProblems(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	for name, text := range map[string]string{
+		"docs/a.md":     "# A\n\n## Alert: one\n",
+		"x/x.go":        "package x\n\n// docs/a.md, \"Alert: one\"; docs/a.md\nconst m = \"see docs/a.md, \\\"Alert: two\\\"\"\n",
+		"x/main.tf":     "# docs/b.md\n",
+		"x/notes.txt":   "docs/c.md is not read\n",
+		"docs/inner.go": "// docs/d.md: the docs themselves are not read\n",
+	} {
+		if err := os.MkdirAll(filepath.Join(root, filepath.Dir(name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, name), []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := RefProblems(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		`x/main.tf:1: docs/b.md does not exist`,
+		`x/x.go:4: docs/a.md has no heading "Alert: two"`,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("ref problems (-want +got):\n%s", diff)
 	}
 }
 
