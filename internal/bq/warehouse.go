@@ -394,7 +394,7 @@ func (w *Warehouse) WithTable(t schema.Table) (*Warehouse, error) {
 func (w *Warehouse) Load(ctx context.Context, day time.Time, gen Generation, first, last schema.Key, rows int, data []byte) error {
 	id := JobID("load", day.Format("20060102"), w.dest, gen, first.Time.UnixMicro(), first.ID, last.Time.UnixMicro(), last.ID, rows)
 	_, err := runJob(ctx, w.Client, id, func(ctx context.Context, id string) (*bigquery.Job, error) {
-		return w.parquetLoader(w.Client.Dataset(w.cfg.StagingDataset).Table(w.Staging(day)), id, data, bigquery.WriteAppend).Run(ctx)
+		return w.parquetLoader(w.Client.Dataset(w.cfg.StagingDataset).Table(w.Staging(day)), BigQuerySchema(w.table), id, data, bigquery.WriteAppend).Run(ctx)
 	})
 	if err != nil && notFound(err, w.Staging(day)) && !w.stagingExists(ctx, day) {
 		return fmt.Errorf("load %s: %w", id, ErrStagingGone)
@@ -403,10 +403,16 @@ func (w *Warehouse) Load(ctx context.Context, day time.Time, gen Generation, fir
 }
 
 // parquetLoader is the load job id of the Parquet file data into the
-// existing table t, uploaded in the request.
-func (w *Warehouse) parquetLoader(t *bigquery.Table, id string, data []byte, write bigquery.TableWriteDisposition) *bigquery.Loader {
+// existing table t of schema ts, uploaded in the request. The job names
+// the table's schema: without one BigQuery types each column from the
+// file by its conversion table, where a TIMESTAMP(MICROS) column becomes
+// TIMESTAMP whatever isAdjustedToUTC says, and a DATETIME column of the
+// table then refuses it (https://cloud.google.com/bigquery/docs/loading-data-cloud-storage-parquet#parquet_conversions);
+// Google's Python client sends the schema with every Parquet load too.
+func (w *Warehouse) parquetLoader(t *bigquery.Table, ts bigquery.Schema, id string, data []byte, write bigquery.TableWriteDisposition) *bigquery.Loader {
 	src := bigquery.NewReaderSource(bytes.NewReader(data))
 	src.SourceFormat = bigquery.Parquet
+	src.Schema = ts
 	// Parquet LISTs become REPEATED columns, not records of list.element.
 	src.ParquetOptions = &bigquery.ParquetOptions{EnableListInference: true}
 	l := t.LoaderFrom(src)
@@ -435,7 +441,7 @@ func (w *Warehouse) PublishFile(ctx context.Context, day time.Time, gen Generati
 	part := w.dest + "$" + day.Format("20060102")
 	id := JobID("publishfile", day.Format("20060102"), w.dest, gen, first.Time.UnixMicro(), first.ID, last.Time.UnixMicro(), last.ID, rows)
 	job, err := runJobPolled(ctx, w.Client, id, 250*time.Millisecond, func(ctx context.Context, id string) (*bigquery.Job, error) {
-		j, err := w.parquetLoader(w.Client.Dataset(w.cfg.Dataset).Table(part), id, data, bigquery.WriteTruncate).Run(ctx)
+		j, err := w.parquetLoader(w.Client.Dataset(w.cfg.Dataset).Table(part), BigQuerySchema(w.table), id, data, bigquery.WriteTruncate).Run(ctx)
 		if err == nil && started != nil {
 			started()
 		}

@@ -123,6 +123,9 @@ func (p *Proxy) planJob(ctx context.Context, j *job) (*plan, *apiError) {
 		return nil, err
 	}
 	pl.decor = d
+	if err := p.checkLoadTyping(ctx, j); err != nil {
+		return nil, err
+	}
 	return pl, nil
 }
 
