@@ -70,6 +70,40 @@ func BigQuerySchema(t schema.Table) bigquery.Schema {
 	return s
 }
 
+// StagingSchema is the staging tables' schema for t: the destination's,
+// with JSON columns as STRING. A batch load of JSON data must come from
+// CSV, Avro or JSON files ("Other batch load formats are not supported",
+// https://cloud.google.com/bigquery/docs/json-data#limitations), so JSON
+// travels as its text in a Parquet STRING into a STRING column of
+// staging, and the publish MERGE turns it into JSON with PARSE_JSON.
+func StagingSchema(t schema.Table) bigquery.Schema {
+	s := BigQuerySchema(t)
+	for _, f := range s {
+		if f.Type == bigquery.JSONFieldType {
+			f.Type = bigquery.StringFieldType
+		}
+	}
+	return s
+}
+
+// ByLoad reports whether day may be published by loading Parquet into the
+// destination's decorator (PublishFile): not when the table has a JSON
+// column (Parquet into JSON is not a documented load, see StagingSchema).
+func (w *Warehouse) ByLoad(time.Time) bool {
+	return !HasJSON(w.table)
+}
+
+// HasJSON reports whether the table has a JSON column (or array of JSON):
+// its days cannot be published by loading Parquet into the destination.
+func HasJSON(t schema.Table) bool {
+	for _, c := range t.Columns {
+		if c.Type == schema.JSON {
+			return true
+		}
+	}
+	return false
+}
+
 func fieldType(t schema.Type) bigquery.FieldType {
 	switch t {
 	case schema.Int64:
@@ -265,7 +299,7 @@ func (w *Warehouse) EnsureStaging(ctx context.Context, day time.Time) (Generatio
 // stagingMeta is what a staging table of day is created with.
 func (w *Warehouse) stagingMeta() *bigquery.TableMetadata {
 	return w.partitioning(&bigquery.TableMetadata{
-		Schema: BigQuerySchema(w.table),
+		Schema: StagingSchema(w.table),
 		// A staging table left behind (a date abandoned) goes away by
 		// itself; losing one costs a re-sync of that date, never data.
 		ExpirationTime: time.Now().Add(14 * 24 * time.Hour),
@@ -295,7 +329,9 @@ func (w *Warehouse) ensureStaging(ctx context.Context, day time.Time, createFirs
 	if !created {
 		got, created, err = w.ensureTable(ctx, t, meta)
 	}
-	if err == nil && got != nil && len(got.Schema) != len(meta.Schema) {
+	// A staging table of other columns (made before the source gained
+	// some, or by a pgbq that staged JSON as JSON) is made again.
+	if got != nil && (err == nil && len(got.Schema) != len(meta.Schema) || errors.Is(err, ErrSchema)) {
 		if err := w.DropStaging(ctx, day); err != nil {
 			return 0, false, err
 		}
@@ -394,7 +430,7 @@ func (w *Warehouse) WithTable(t schema.Table) (*Warehouse, error) {
 func (w *Warehouse) Load(ctx context.Context, day time.Time, gen Generation, first, last schema.Key, rows int, data []byte) error {
 	id := JobID("load", day.Format("20060102"), w.dest, gen, first.Time.UnixMicro(), first.ID, last.Time.UnixMicro(), last.ID, rows)
 	_, err := runJob(ctx, w.Client, id, func(ctx context.Context, id string) (*bigquery.Job, error) {
-		return w.parquetLoader(w.Client.Dataset(w.cfg.StagingDataset).Table(w.Staging(day)), BigQuerySchema(w.table), id, data, bigquery.WriteAppend).Run(ctx)
+		return w.parquetLoader(w.Client.Dataset(w.cfg.StagingDataset).Table(w.Staging(day)), StagingSchema(w.table), id, data, bigquery.WriteAppend).Run(ctx)
 	})
 	if err != nil && notFound(err, w.Staging(day)) && !w.stagingExists(ctx, day) {
 		return fmt.Errorf("load %s: %w", id, ErrStagingGone)
@@ -439,6 +475,9 @@ func (w *Warehouse) parquetLoader(t *bigquery.Table, ts bigquery.Schema, id stri
 // rows it wrote.
 func (w *Warehouse) PublishFile(ctx context.Context, day time.Time, gen Generation, first, last schema.Key, rows int, data []byte, started func()) (int64, error) {
 	part := w.dest + "$" + day.Format("20060102")
+	if !w.ByLoad(day) {
+		return 0, fmt.Errorf("publish %s by load: the table has a JSON column, which a Parquet load cannot fill: publish it from staging", part)
+	}
 	id := JobID("publishfile", day.Format("20060102"), w.dest, gen, first.Time.UnixMicro(), first.ID, last.Time.UnixMicro(), last.ID, rows)
 	job, err := runJobPolled(ctx, w.Client, id, 250*time.Millisecond, func(ctx context.Context, id string) (*bigquery.Job, error) {
 		j, err := w.parquetLoader(w.Client.Dataset(w.cfg.Dataset).Table(part), BigQuerySchema(w.table), id, data, bigquery.WriteTruncate).Run(ctx)
@@ -659,11 +698,32 @@ func (w *Warehouse) MissingStaging(ctx context.Context, days []time.Time) []time
 // meets a real one.
 const noMatch = ownPrefix + "no_match"
 
-// dedupSQL selects the staged rows of day, each id once, and noMatch.
+// stagedValue is the destination's value of column c from its staged
+// value v: JSON is staged as its text (StagingSchema) and parsed here.
+// PARSE_JSON's default wide_number_mode 'exact' fails on a number JSON
+// cannot hold without loss; the loader refuses such numbers before they
+// are staged (pgsource), so no publish of many days fails for one value.
+// https://cloud.google.com/bigquery/docs/reference/standard-sql/json_functions#parse_json
+func stagedValue(c schema.Column, v string) string {
+	switch {
+	case c.Type != schema.JSON:
+		return v
+	case c.Repeated:
+		return "ARRAY(SELECT PARSE_JSON(e) FROM UNNEST(" + v + ") AS e WITH OFFSET AS o ORDER BY o)"
+	default:
+		return "PARSE_JSON(" + v + ")"
+	}
+}
+
+// dedupSQL selects the staged rows of day, each id once, as the
+// destination's values (stagedValue), and noMatch.
 func (w *Warehouse) dedupSQL(day time.Time) string {
 	cols := make([]string, len(w.table.Columns))
 	for i, c := range w.table.Columns {
 		cols[i] = quote(c.Name)
+		if c.Type == schema.JSON {
+			cols[i] = stagedValue(c, quote(c.Name)) + " AS " + quote(c.Name)
+		}
 	}
 	return fmt.Sprintf("SELECT %s, CAST(NULL AS INT64) AS %s FROM %s WHERE %s QUALIFY ROW_NUMBER() OVER (PARTITION BY %s ORDER BY %s) = 1",
 		strings.Join(cols, ", "), noMatch, w.stagingRef(day), w.dayBounds(day), quote(w.idName()), quote(w.tsName()))

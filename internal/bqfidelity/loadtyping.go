@@ -39,6 +39,12 @@ import (
 // file's columns must convert to them: a column's conversion-table type,
 // or DATETIME for a TIMESTAMP whose isAdjustedToUTC is false (the reading
 // of Google's own clients, which send DATETIME for such columns).
+//
+// "If you use a batch load job to ingest JSON data into a table, the
+// source data must be in CSV, Avro, or JSON format. Other batch load
+// formats are not supported"
+// (https://cloud.google.com/bigquery/docs/json-data#limitations): a
+// Parquet load that fills a JSON column is refused.
 
 // parquetColumn is one top-level column of a Parquet file.
 type parquetColumn struct {
@@ -243,6 +249,11 @@ func (p *Proxy) checkLoadTyping(ctx context.Context, j *job) *apiError {
 	}
 	given, hasSchema := c["schema"]
 	givenFields := fieldsOf(given)
+	for _, f := range givenFields {
+		if f.typ == "JSON" {
+			return invalid("Unsupported field type: JSON (field %s): a Parquet load cannot fill a JSON column", f.name)
+		}
+	}
 	meta := p.tableMeta(ctx, dest)
 	if meta == nil {
 		return nil // created by the load (CREATE_IF_NEEDED), or notFound later
@@ -271,6 +282,11 @@ func (p *Proxy) checkLoadTyping(ctx context.Context, j *job) *apiError {
 	} else {
 		for _, col := range cols {
 			load = append(load, brought{col.name, col.typ, col.repeated})
+		}
+	}
+	for _, b := range load {
+		if f, ok := findField(have, b.name); ok && f.typ == "JSON" {
+			return invalid("Unsupported field type: JSON (field %s of %s): batch loads of JSON data take CSV, Avro or JSON files, not Parquet", f.name, dest)
 		}
 	}
 	for _, b := range load {

@@ -16,12 +16,12 @@ import (
 
 // typedFile is a one-row Parquet file as pgbq writes it: id INT64,
 // ts TIMESTAMP(isAdjustedToUTC=true), local TIMESTAMP(isAdjustedToUTC=false),
-// at TIME, doc STRING.
+// at TIME, doc (JSON text as STRING).
 func typedFile(t *testing.T) []byte {
 	t.Helper()
 	tbl := schema.Table{Columns: []schema.Column{
 		{Name: "id", Type: schema.Int64}, {Name: "ts", Type: schema.Timestamp},
-		{Name: "local", Type: schema.Datetime}, {Name: "at", Type: schema.Time}, {Name: "doc", Type: schema.String},
+		{Name: "local", Type: schema.Datetime}, {Name: "at", Type: schema.Time}, {Name: "doc", Type: schema.JSON},
 	}, TimestampIndex: 1}
 	enc, err := parquetenc.New(tbl)
 	if err != nil {
@@ -114,5 +114,22 @@ func TestParquetLoadTyping(t *testing.T) {
 	want := []bigquery.Value{civil.DateTime{Date: civil.Date{Year: 2024, Month: 3, Day: 1}, Time: civil.Time{Hour: 10}}, civil.Time{Hour: 1}, `{"a": 1}`}
 	if diff := cmp.Diff(want, row); diff != "" {
 		t.Fatalf("loaded values differ (-want +got):\n%s", diff)
+	}
+}
+
+// Parquet cannot fill a JSON column: "If you use a batch load job to ingest
+// JSON data into a table, the source data must be in CSV, Avro, or JSON
+// format." The layer refuses it with or without a schema in the job.
+func TestParquetIntoJSONRefused(t *testing.T) {
+	t.Parallel()
+	f := start(t, Options{})
+	withJSON := append(bigquery.Schema{}, typedSchema...)
+	withJSON[4] = &bigquery.FieldSchema{Name: "doc", Type: bigquery.JSONFieldType}
+	f.typedTable(t, "dest", withJSON)
+	data := typedFile(t)
+	for _, s := range []bigquery.Schema{nil, withJSON, typedSchema} {
+		if reason, msg := f.loadFile(t, "dest", s, data); reason != "invalid" || !strings.Contains(msg, "JSON") {
+			t.Fatalf("Parquet into a JSON column (schema %v): %q %q; want invalid", s != nil, reason, msg)
+		}
 	}
 }

@@ -37,6 +37,8 @@ import (
 //   - a unique index proves the ids unique: the rows, each at its own
 //     keyset position, then hold each id once, which a load cannot check
 //     (the MERGE de-duplicates);
+//   - BigQuery can load the day so (bq.Warehouse.ByLoad): the table has no
+//     JSON column (Parquet into JSON is not a documented load);
 //   - the files together stay under DirectMaxBytes (memory);
 //   - the table's publishes leave room: pgsource.PublishAlone takes the
 //     turn, finds no date waiting, no publish running and a write token

@@ -26,6 +26,7 @@ func TestPublishByLoad(t *testing.T) {
 	first := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
 	const perDay, chunk = 250, 60 // five chunks: the fifth load waits for the pacer
 	seedDays(t, r.pool, first, 3, perDay, true)
+	r.dropJSON()
 	s := r.open(chunk)
 	var byLoad atomic.Int32
 	setHook(s, func(point string) error {
@@ -103,6 +104,7 @@ func TestPublishByLoadStopsAtTheLoadQuota(t *testing.T) {
 	r, proxy := newFidelityRig(t, bqfidelity.Options{LoadJobsPerTablePerDay: 1})
 	first := time.Date(2024, 6, 1, 0, 0, 0, 0, time.UTC)
 	seedDays(t, r.pool, first, 3, 40, false)
+	r.dropJSON()
 	s := r.open(100) // one chunk a day: one load per staging table
 	var byLoad atomic.Int32
 	setHook(s, func(point string) error {

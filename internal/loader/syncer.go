@@ -278,10 +278,11 @@ func (s *Syncer) Sync(ctx context.Context, day time.Time, deadline time.Time) (O
 	st.Pos = resumed
 	// A closed day read to its end from its start into an empty staging
 	// table, with unique ids, may be published by one load job of its
-	// files (see direct.go).
+	// files (see direct.go), when BigQuery can load its columns and day
+	// that way (bq.Warehouse.ByLoad).
 	to := s.horizon(day)
 	var d *direct
-	if resumed == nil && st.Rows == 0 && unique && to.Equal(day.AddDate(0, 0, 1)) && s.byLoad() {
+	if resumed == nil && st.Rows == 0 && unique && to.Equal(day.AddDate(0, 0, 1)) && s.byLoad() && s.Warehouse.ByLoad(day) {
 		d = s.newDirect(log, day, st.Gen, state)
 	}
 	done, known, err := s.stage(ctx, log, day, to, st, state, deadline, d)

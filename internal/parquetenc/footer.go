@@ -16,7 +16,6 @@ const (
 	ctTimeMicros      = 8
 	ctTimestampMicros = 10
 	ctInt64           = 18
-	ctJSON            = 19
 )
 
 // LogicalType union members.
@@ -28,7 +27,6 @@ const (
 	ltTime      = 7
 	ltTimestamp = 8
 	ltInteger   = 10
-	ltJSON      = 12
 )
 
 func float64bits(f float64) uint64 { return math.Float64bits(f) }
@@ -151,12 +149,13 @@ func (e *Encoder) leafElement(w *compact, l *leaf, repetition int32, name string
 			w.b = append(w.b, 64)
 			w.boolean(2, true)
 		})
-	case schema.String:
+	case schema.String, schema.JSON:
+		// JSON is written as its text, a STRING: BigQuery's batch loads of
+		// JSON data take only CSV, Avro or JSON files
+		// (https://cloud.google.com/bigquery/docs/json-data#limitations), so
+		// it is staged as STRING and parsed by the publish (bq.StagingSchema).
 		w.i32(6, ctUTF8)
 		logical(ltString, func() {})
-	case schema.JSON:
-		w.i32(6, ctJSON)
-		logical(ltJSON, func() {})
 	case schema.Numeric:
 		w.i32(6, ctDecimal)
 		w.i32(7, schema.NumericScale)

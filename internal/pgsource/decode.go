@@ -87,6 +87,9 @@ func appendValue(v *schema.Vector, c *column, raw []byte) error {
 				return err
 			}
 		}
+		if err := checkJSONNumbers(raw); err != nil {
+			return err
+		}
 		v.AppendBytes(raw)
 	case schema.Date:
 		if len(raw) != 4 {
