@@ -23,8 +23,8 @@ var columnNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,299}$`)
 var reservedPrefixes = []string{"_TABLE_", "_FILE_", "_PARTITION", "_ROW_TIMESTAMP", "__ROOT__", "_COLIDENTIFIER",
 	"_CHANGE_SEQUENCE_NUMBER", "_CHANGE_TYPE", "_CHANGE_TIMESTAMP"}
 
-// ownPrefix starts the names of columns pgbq adds to its own queries
-// (noMatch); a source column may not start with it.
+// ownPrefix is kept for the names of columns pgbq adds to its own queries
+// (none today); a source column may not start with it.
 const ownPrefix = "__pgbq_"
 
 // ErrColumnName marks a column name BigQuery would refuse.

@@ -652,17 +652,16 @@ func (w *Warehouse) PublishDays(ctx context.Context, days []time.Time, started f
 		replaced[i] = "(" + w.boundsOf("T.", day) + ")"
 		labels = append(labels, day.Format("20060102"))
 	}
-	// The join is on a key that is NULL in every staged row, so no row
-	// ever matches (NULL equals nothing): the meaning of ON FALSE, written
-	// as an equality. An engine may plan ON FALSE with a merge that keeps
-	// the target's unmatched rows as a cross product of both sides: DuckDB,
-	// under the emulator, took minutes on a 100,000-row day of a 1M-row
-	// table, and grew with rows × rows; the equality is a hash join there.
-	// BigQuery reads only the replaced days of the target either way: the
-	// only clause that touches target rows is filtered on them
+	// ON FALSE: no staged row matches a destination row, so every staged
+	// row is inserted and every destination row of the replaced days
+	// deleted. With WHEN NOT MATCHED and WHEN NOT MATCHED BY SOURCE
+	// together BigQuery prunes the target only when the merge condition is
+	// a constant false predicate; then it reads only the partitions the
+	// NOT MATCHED BY SOURCE filter names
 	// (https://cloud.google.com/bigquery/docs/using-dml-with-partitioned-tables#pruning_partitions_when_using_a_merge_statement).
-	sql := fmt.Sprintf("MERGE %s AS T USING (\n%s\n) AS S ON T.%s = S.%s\nWHEN NOT MATCHED BY SOURCE AND (%s) THEN DELETE\nWHEN NOT MATCHED THEN INSERT (%s) VALUES (%s)",
-		w.DestRef(), strings.Join(sources, "\nUNION ALL\n"), quote(w.idName()), noMatch,
+	// Any other condition is a full outer join over the whole destination.
+	sql := fmt.Sprintf("MERGE %s AS T USING (\n%s\n) AS S ON FALSE\nWHEN NOT MATCHED BY SOURCE AND (%s) THEN DELETE\nWHEN NOT MATCHED THEN INSERT (%s) VALUES (%s)",
+		w.DestRef(), strings.Join(sources, "\nUNION ALL\n"),
 		strings.Join(replaced, " OR "), strings.Join(cols, ", "), strings.Join(vals, ", "))
 	labels = append(labels, w.dest, time.Now().UnixNano())
 	id := JobID("publish", days[0].Format("20060102"), labels...)
@@ -693,11 +692,6 @@ func (w *Warehouse) MissingStaging(ctx context.Context, days []time.Time) []time
 	return gone
 }
 
-// noMatch is the column of NULLs the publish MERGE joins on (PublishDays);
-// CheckColumnNames refuses source columns with its prefix, so it never
-// meets a real one.
-const noMatch = ownPrefix + "no_match"
-
 // stagedValue is the destination's value of column c from its staged
 // value v: JSON is staged as its text (StagingSchema) and parsed here.
 // PARSE_JSON's default wide_number_mode 'exact' fails on a number JSON
@@ -716,7 +710,7 @@ func stagedValue(c schema.Column, v string) string {
 }
 
 // dedupSQL selects the staged rows of day, each id once, as the
-// destination's values (stagedValue), and noMatch.
+// destination's values (stagedValue).
 func (w *Warehouse) dedupSQL(day time.Time) string {
 	cols := make([]string, len(w.table.Columns))
 	for i, c := range w.table.Columns {
@@ -725,8 +719,8 @@ func (w *Warehouse) dedupSQL(day time.Time) string {
 			cols[i] = stagedValue(c, quote(c.Name)) + " AS " + quote(c.Name)
 		}
 	}
-	return fmt.Sprintf("SELECT %s, CAST(NULL AS INT64) AS %s FROM %s WHERE %s QUALIFY ROW_NUMBER() OVER (PARTITION BY %s ORDER BY %s) = 1",
-		strings.Join(cols, ", "), noMatch, w.stagingRef(day), w.dayBounds(day), quote(w.idName()), quote(w.tsName()))
+	return fmt.Sprintf("SELECT %s FROM %s WHERE %s QUALIFY ROW_NUMBER() OVER (PARTITION BY %s ORDER BY %s) = 1",
+		strings.Join(cols, ", "), w.stagingRef(day), w.dayBounds(day), quote(w.idName()), quote(w.tsName()))
 }
 
 // DayStats are the destination's figures for one day.

@@ -65,6 +65,7 @@ type Stats struct {
 	Duplicate409         int            // jobs.insert answered 409 (job id reused)
 	JobsCancelled        int            // jobs stopped by jobs.cancel before they took effect
 	DecoratorJobs        int            // jobs translated for a partition decorator
+	UnprunableMerges     int            // MERGE statements that insert and delete by source without ON FALSE (merge.go)
 	InsertAllDeduped     int            // streamed rows dropped because their insertId was seen
 	InsertAllDuplicates  int            // streamed rows without insertId stored again (same content within the window)
 	FaultsFired          int

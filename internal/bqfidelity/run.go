@@ -23,6 +23,7 @@ type plan struct {
 	days        int             // partitions a DML statement modifies (see dmlDays)
 	alter       []string        // a multi-action ALTER TABLE, split
 	decor       *decorPlan      // partition decorators to translate
+	sql         string          // a query's SQL as the emulator runs it, if translated (merge.go)
 }
 
 type tableUse struct {
@@ -114,6 +115,7 @@ func (p *Proxy) planJob(ctx context.Context, j *job) (*plan, *apiError) {
 			pl.partitioned[t.key()] = isPartitioned(p.tableMeta(ctx, t))
 		}
 		pl.alter = splitAlter(sql)
+		pl.sql = p.planMerge(ctx, j.project, defDataset, sql)
 		if pl.alter != nil && len(pl.stmts) > 0 {
 			pl.stmts = pl.stmts[:1] // one metadata update for the whole ALTER
 		}
@@ -265,7 +267,11 @@ func (p *Proxy) execute(ctx context.Context, j *job, pl *plan) *apiError {
 		}
 		return nil
 	}
-	res, err := p.emuJob(ctx, j.project, j.kind, j.config, j.media, j.mediaType)
+	config := j.config
+	if pl.sql != "" {
+		config = withQuery(j.config, pl.sql)
+	}
+	res, err := p.emuJob(ctx, j.project, j.kind, config, j.media, j.mediaType)
 	if err != nil {
 		return err
 	}
@@ -275,6 +281,23 @@ func (p *Proxy) execute(ctx context.Context, j *job, pl *plan) *apiError {
 	j.emuJob = res
 	p.jobs.mu.Unlock()
 	return nil
+}
+
+// withQuery is a query job's configuration with its SQL replaced.
+func withQuery(config map[string]any, sql string) map[string]any {
+	q := map[string]any{}
+	if c, ok := config["query"].(map[string]any); ok {
+		for k, v := range c {
+			q[k] = v
+		}
+	}
+	q["query"] = sql
+	out := map[string]any{}
+	for k, v := range config {
+		out[k] = v
+	}
+	out["query"] = q
+	return out
 }
 
 // emuJob runs one job on the emulator (which runs it before answering) and
