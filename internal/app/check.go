@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"cloud.google.com/go/bigquery"
 
@@ -77,6 +78,11 @@ func (ch *Checker) Check(ctx context.Context, i int, tc config.TableConfig) (Che
 		return r, err
 	}
 	r.Warnings, r.Problems = append(r.Warnings, warnings...), append(r.Problems, problems...)
+	notes, err := partitionNotes(ctx, src, tc)
+	if err != nil {
+		return r, err
+	}
+	r.Warnings = append(r.Warnings, notes...)
 	if ch.bq == nil {
 		r.Warnings = append(r.Warnings, "the destination was not compared (BQ_PROJECT or BQ_DATASET unset): "+
 			"set them to find columns changed since the last sync")
@@ -96,6 +102,28 @@ func (ch *Checker) Check(ctx context.Context, i int, tc config.TableConfig) (Che
 		r.Problems = append(r.Problems, fmt.Errorf("table %s: %w", tc.Table, err))
 	}
 	return r, nil
+}
+
+// partitionNotes says what BigQuery's day partitions make of the days the
+// table would sync (bq.PartitionNote): days outside 1960..2159 and more
+// days than a table's partitions. The first day is the configured start
+// date, else the source's first row's.
+func partitionNotes(ctx context.Context, src *pgsource.Source, tc config.TableConfig) ([]string, error) {
+	first, ok, err := src.FirstDay(ctx)
+	if err != nil || !ok {
+		return nil, err
+	}
+	if start, ok := tc.Start(); ok && start.After(first) {
+		first = start
+	}
+	last, _, err := src.LastDay(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if today := time.Now().UTC().Truncate(24 * time.Hour); today.After(last) {
+		last = today // the planner plans every day through today
+	}
+	return bq.PartitionNote(first, last), nil
 }
 
 // flatten lists the errors joined in err.

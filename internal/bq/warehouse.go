@@ -88,9 +88,10 @@ func StagingSchema(t schema.Table) bigquery.Schema {
 
 // ByLoad reports whether day may be published by loading Parquet into the
 // destination's decorator (PublishFile): not when the table has a JSON
-// column (Parquet into JSON is not a documented load, see StagingSchema).
-func (w *Warehouse) ByLoad(time.Time) bool {
-	return !HasJSON(w.table)
+// column (Parquet into JSON is not a documented load, see StagingSchema)
+// and not for a day without a partition of its own (HasPartition).
+func (w *Warehouse) ByLoad(day time.Time) bool {
+	return !HasJSON(w.table) && HasPartition(day)
 }
 
 // HasJSON reports whether the table has a JSON column (or array of JSON):
@@ -476,7 +477,7 @@ func (w *Warehouse) parquetLoader(t *bigquery.Table, ts bigquery.Schema, id stri
 func (w *Warehouse) PublishFile(ctx context.Context, day time.Time, gen Generation, first, last schema.Key, rows int, data []byte, started func()) (int64, error) {
 	part := w.dest + "$" + day.Format("20060102")
 	if !w.ByLoad(day) {
-		return 0, fmt.Errorf("publish %s by load: the table has a JSON column, which a Parquet load cannot fill: publish it from staging", part)
+		return 0, fmt.Errorf("publish %s by load: the table has a JSON column or the day has no partition of its own: publish it from staging", part)
 	}
 	id := JobID("publishfile", day.Format("20060102"), w.dest, gen, first.Time.UnixMicro(), first.ID, last.Time.UnixMicro(), last.ID, rows)
 	job, err := runJobPolled(ctx, w.Client, id, 250*time.Millisecond, func(ctx context.Context, id string) (*bigquery.Job, error) {

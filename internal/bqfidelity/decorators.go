@@ -67,6 +67,12 @@ func dayOf(t tableRef, meta map[string]any) (field, ftype string, d time.Time, e
 	if perr != nil || len(t.Decorator) != 8 {
 		return "", "", d, invalid("Invalid partition decorator: %s$%s", t, t.Decorator)
 	}
+	// Day partitions cover 1960-01-01..2159-12-31; rows of other days are
+	// kept in __UNPARTITIONED__, which has no decorator of a day
+	// (https://cloud.google.com/bigquery/docs/partitioned-tables#date_timestamp_partitioned_tables).
+	if d.Before(firstPartitionDay) || d.After(lastPartitionDay) {
+		return "", "", d, invalid("Invalid partition decorator: %s$%s: day partitions cover 1960-01-01 through 2159-12-31", t, t.Decorator)
+	}
 	field, _ = tp["field"].(string)
 	if field == "" {
 		return "", "", d, invalid("fidelity: ingestion-time partitioned tables are not modelled (%s)", t)
@@ -78,6 +84,11 @@ func dayOf(t tableRef, meta map[string]any) (field, ftype string, d time.Time, e
 	}
 	return "", "", d, invalid("partitioning column %s is not in the schema of %s", field, t)
 }
+
+var (
+	firstPartitionDay = time.Date(1960, 1, 1, 0, 0, 0, 0, time.UTC)
+	lastPartitionDay  = time.Date(2159, 12, 31, 0, 0, 0, 0, time.UTC)
+)
 
 type fieldInfo struct{ name, typ string }
 

@@ -133,3 +133,17 @@ func TestParquetIntoJSONRefused(t *testing.T) {
 		}
 	}
 }
+
+// Day partitions cover 1960-01-01..2159-12-31: a decorator for another day
+// is refused.
+func TestDecoratorOutsidePartitionRange(t *testing.T) {
+	t.Parallel()
+	f := start(t, Options{})
+	f.typedTable(t, "dest", typedSchema)
+	data := typedFile(t)
+	for _, d := range []string{"19591231", "21600101", "00010101"} {
+		if reason, msg := f.loadFile(t, "dest$"+d, typedSchema, data); reason != "invalid" || !strings.Contains(msg, "1960-01-01") {
+			t.Fatalf("load to dest$%s: %q %q; want invalid", d, reason, msg)
+		}
+	}
+}

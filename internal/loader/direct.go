@@ -38,7 +38,8 @@ import (
 //     keyset position, then hold each id once, which a load cannot check
 //     (the MERGE de-duplicates);
 //   - BigQuery can load the day so (bq.Warehouse.ByLoad): the table has no
-//     JSON column (Parquet into JSON is not a documented load);
+//     JSON column (Parquet into JSON is not a documented load) and the
+//     day has a partition of its own (1960-01-01..2159-12-31);
 //   - the files together stay under DirectMaxBytes (memory);
 //   - the table's publishes leave room: pgsource.PublishAlone takes the
 //     turn, finds no date waiting, no publish running and a write token

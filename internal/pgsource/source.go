@@ -25,8 +25,8 @@ type Source struct {
 	table   schema.Table
 	formats pgx.QueryResultFormats
 
-	firstSQL, nextSQL, countSQL, countUpToSQL, minSQL string
-	undatedSQL, instant                               string
+	firstSQL, nextSQL, countSQL, countUpToSQL, minSQL, maxSQL string
+	undatedSQL, instant                                       string
 
 	// MaxBytes caps a chunk's bytes; MaxBatchBytes by default.
 	MaxBytes int
@@ -129,6 +129,7 @@ func newSource(ctx context.Context, pool *pgxpool.Pool, spec TableSpec) (*Source
 	// Only rows BigQuery can date: min() of a column holding -infinity
 	// is -infinity, which no time.Time holds.
 	s.minSQL = fmt.Sprintf(`SELECT min(%s) FROM %s WHERE %s >= $1 AND %s < $2`, instant, tbl, ts, ts)
+	s.maxSQL = fmt.Sprintf(`SELECT max(%s) FROM %s WHERE %s >= $1 AND %s < $2`, instant, tbl, ts, ts)
 	s.undatedSQL = undatedSQL(tbl, ts)
 	return s, nil
 }
@@ -362,6 +363,19 @@ func (s *Source) FirstDay(ctx context.Context) (day time.Time, ok bool, err erro
 	var t *time.Time
 	if err := s.pool.QueryRow(ctx, s.minSQL, s.param(DatedFrom), s.param(DatedUntil)).Scan(&t); err != nil {
 		return time.Time{}, false, fmt.Errorf("first day of %s: %w", s.Name(), err)
+	}
+	if t == nil {
+		return time.Time{}, false, nil
+	}
+	return t.UTC().Truncate(24 * time.Hour), true, nil
+}
+
+// LastDay is the UTC date of the table's latest row; ok is false for an
+// empty table.
+func (s *Source) LastDay(ctx context.Context) (day time.Time, ok bool, err error) {
+	var t *time.Time
+	if err := s.pool.QueryRow(ctx, s.maxSQL, s.param(DatedFrom), s.param(DatedUntil)).Scan(&t); err != nil {
+		return time.Time{}, false, fmt.Errorf("last day of %s: %w", s.Name(), err)
 	}
 	if t == nil {
 		return time.Time{}, false, nil
