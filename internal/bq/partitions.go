@@ -57,7 +57,7 @@ func PartitionNote(first, last time.Time) []string {
 	if days := int(hi.Sub(lo)/(24*time.Hour)) + 1; !hi.Before(lo) && days > MaxPartitions*9/10 {
 		notes = append(notes, fmt.Sprintf("the table spans %d days with day partitions (%s..%s), near or over BigQuery's %d partitions per table, "+
 			"beyond which the jobs that would make more are refused: set a later start date (SYNC_START_DATE, or start_date in SYNC_TABLES) "+
-			"to keep fewer days, or move older history to a destination of its own", days, lo.Format(time.DateOnly), hi.Format(time.DateOnly), MaxPartitions))
+			"to sync fewer days", days, lo.Format(time.DateOnly), hi.Format(time.DateOnly), MaxPartitions))
 	}
 	return notes
 }

@@ -260,11 +260,7 @@ func (p *Proxy) checkLoadTyping(ctx context.Context, j *job) *apiError {
 	}
 	have := p.destFields(ctx, j.project, dest, meta)
 	// The types the load brings: the job's schema, else the file's.
-	type brought struct {
-		name, typ string
-		repeated  bool
-	}
-	var load []brought
+	var load []tableField
 	if hasSchema {
 		for _, col := range cols {
 			f, ok := findField(givenFields, col.name)
@@ -276,12 +272,10 @@ func (p *Proxy) checkLoadTyping(ctx context.Context, j *job) *apiError {
 					col.name, col.typ, mode(col.repeated), f.typ, mode(f.repeated))
 			}
 		}
-		for _, f := range givenFields {
-			load = append(load, brought{f.name, f.typ, f.repeated})
-		}
+		load = givenFields
 	} else {
 		for _, col := range cols {
-			load = append(load, brought{col.name, col.typ, col.repeated})
+			load = append(load, tableField{name: col.name, typ: col.typ, repeated: col.repeated})
 		}
 	}
 	for _, b := range load {
