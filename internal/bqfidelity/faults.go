@@ -69,6 +69,12 @@ type Stats struct {
 	InsertAllDuplicates  int            // streamed rows without insertId stored again (same content within the window)
 	FaultsFired          int
 	EmulatorRequests     map[string]int // requests forwarded to the emulator, by method and resource
+
+	// BytesProcessed is what successful query jobs processed, by statement
+	// type (SELECT, INSERT, MERGE, …), as on-demand pricing counts it
+	// (billing.go); BytesBilled is their totalBytesBilled.
+	BytesProcessed map[string]int64
+	BytesBilled    int64
 }
 
 type counters struct {
@@ -77,7 +83,7 @@ type counters struct {
 }
 
 func newCounters() *counters {
-	return &counters{s: Stats{JobsRun: map[string]int{}, JobsFailed: map[string]int{}, DMLRun: map[string]int{}, RateLimited: map[string]int{}, EmulatorRequests: map[string]int{}}}
+	return &counters{s: Stats{JobsRun: map[string]int{}, JobsFailed: map[string]int{}, DMLRun: map[string]int{}, RateLimited: map[string]int{}, EmulatorRequests: map[string]int{}, BytesProcessed: map[string]int64{}}}
 }
 
 func (c *counters) add(fn func(*Stats)) {
@@ -96,5 +102,6 @@ func (p *Proxy) Stats() Stats {
 	s.DMLRun = maps.Clone(s.DMLRun)
 	s.RateLimited = maps.Clone(s.RateLimited)
 	s.EmulatorRequests = maps.Clone(s.EmulatorRequests)
+	s.BytesProcessed = maps.Clone(s.BytesProcessed)
 	return s
 }

@@ -210,9 +210,14 @@ func (p *Proxy) run(j *job) {
 	}
 	j.effect = true
 	p.jobs.mu.Unlock()
+	m, merr := p.meter(ctx, j, pl)
+	if merr != nil && p.opt.Logf != nil {
+		p.opt.Logf("bqfidelity: bytes processed by job %s not known: %v", j.id, merr)
+	}
 	aerr = p.execute(ctx, j, pl)
 	p.lim.release(j, pl, aerr == nil)
 	if aerr == nil {
+		p.charge(j, m)
 		p.stats.add(func(s *Stats) {
 			for _, st := range pl.stmts {
 				if st.dml() {
