@@ -46,6 +46,7 @@ type Options struct {
 	PartitionModsPer10s        int // 50
 	PartitionModsPerDay        int // 30,000
 	LoadJobsPerTablePerDay     int // 1,500
+	LoadJobsPerProjectPerDay   int // 100,000 (quotas.go)
 	CopyJobsPerTablePerDay     int // 1,000
 	TablesInsertPerSecond      int // 10
 
@@ -153,6 +154,7 @@ func (o Options) withDefaults() Options {
 	def(&o.PartitionModsPer10s, 50)
 	def(&o.PartitionModsPerDay, 30000)
 	def(&o.LoadJobsPerTablePerDay, 1500)
+	def(&o.LoadJobsPerProjectPerDay, 100000)
 	def(&o.CopyJobsPerTablePerDay, 1000)
 	def(&o.TablesInsertPerSecond, 10)
 	if o.InsertIDWindow <= 0 {
@@ -208,6 +210,8 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 		p.handleGetQueryResults(w, r, project, seg[2])
 	case len(seg) == 4 && seg[1] == "datasets" && seg[3] == "tables" && r.Method == http.MethodPost:
 		p.handleTablesInsert(w, r, project, seg[2])
+	case len(seg) == 5 && seg[1] == "datasets" && seg[3] == "tables" && r.Method == http.MethodDelete:
+		p.handleTablesDelete(w, r, project, seg[2], seg[4])
 	case len(seg) == 5 && seg[1] == "datasets" && seg[3] == "tables" && (r.Method == http.MethodPatch || r.Method == http.MethodPut):
 		p.handleTablesUpdate(w, r, project, seg[2], seg[4])
 	case len(seg) == 6 && seg[1] == "datasets" && seg[3] == "tables" && seg[5] == "insertAll" && r.Method == http.MethodPost:

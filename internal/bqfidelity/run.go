@@ -180,7 +180,7 @@ func (p *Proxy) run(j *job) {
 		}
 	}
 	if j.forcedErr != "" {
-		p.lim.countJobQuota(pl)
+		p.lim.countJobQuota(j, pl)
 		p.finish(j, injected(j, pl))
 		return
 	}
