@@ -59,6 +59,7 @@ type Stats struct {
 	JobsFailed           map[string]int // jobs that ended DONE with errorResult, by reason
 	DMLRun               map[string]int // DML statements of jobs that took effect, by verb
 	TransactionConflicts int            // transactions aborted for a concurrent update
+	DMLConflicts         int            // mutating DML statements that met a concurrent commit to one of their partitions (each rerun or failure)
 	DMLQueued            int            // DML statements that waited in a table's queue
 	DMLQueueFull         int            // DML statements refused: too many outstanding
 	RateLimited          map[string]int // refusals by limit (see limit* constants)

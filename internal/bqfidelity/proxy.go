@@ -50,6 +50,11 @@ type Options struct {
 	CopyJobsPerTablePerDay     int // 1,000
 	TablesInsertPerSecond      int // 10
 
+	// DMLConflictRetries is how often a mutating DML statement that
+	// conflicts on a partition is run again before it fails (conflicts.go);
+	// 0 means BigQuery's three.
+	DMLConflictRetries int
+
 	// InsertIDWindow is how long insertAll remembers an insertId (about a
 	// minute, per the streaming documentation). 0 = 1 minute.
 	InsertIDWindow time.Duration
@@ -65,22 +70,23 @@ type Options struct {
 
 // Proxy is a running fidelity layer.
 type Proxy struct {
-	opt      Options
-	emu      *url.URL // emulator base: scheme://host
-	emuBase  string   // emulator REST base ending in /bigquery/v2/
-	ln       net.Listener
-	srv      *http.Server
-	rp       *httputil.ReverseProxy
-	http     *http.Client
-	jobs     *jobTable
-	lim      *limits
-	stream   *streaming
-	faults   *faults
-	uploads  *uploads
-	stats    *counters
-	closeCtx context.Context
-	stop     context.CancelFunc
-	wg       sync.WaitGroup
+	opt       Options
+	emu       *url.URL // emulator base: scheme://host
+	emuBase   string   // emulator REST base ending in /bigquery/v2/
+	ln        net.Listener
+	srv       *http.Server
+	rp        *httputil.ReverseProxy
+	http      *http.Client
+	jobs      *jobTable
+	lim       *limits
+	stream    *streaming
+	conflicts *conflicts
+	faults    *faults
+	uploads   *uploads
+	stats     *counters
+	closeCtx  context.Context
+	stop      context.CancelFunc
+	wg        sync.WaitGroup
 }
 
 // Start listens on a held 127.0.0.1 port and proxies to emulatorEndpoint
@@ -98,15 +104,16 @@ func Start(emulatorEndpoint string, opt Options) (*Proxy, error) {
 	opt = opt.withDefaults()
 	ctx, stop := context.WithCancel(context.Background())
 	p := &Proxy{
-		opt:      opt,
-		emu:      base,
-		emuBase:  base.String() + "/bigquery/v2/",
-		ln:       ln,
-		stats:    newCounters(),
-		faults:   &faults{},
-		uploads:  newUploads(),
-		closeCtx: ctx,
-		stop:     stop,
+		opt:       opt,
+		emu:       base,
+		emuBase:   base.String() + "/bigquery/v2/",
+		ln:        ln,
+		stats:     newCounters(),
+		faults:    &faults{},
+		uploads:   newUploads(),
+		conflicts: newConflicts(),
+		closeCtx:  ctx,
+		stop:      stop,
 	}
 	count := countingTransport{next: http.DefaultTransport, stats: p.stats}
 	p.rp = httputil.NewSingleHostReverseProxy(base)

@@ -201,9 +201,15 @@ func (p *Proxy) run(j *job) {
 		p.finish(j, aerr)
 		return
 	}
+	if aerr := p.commitDML(j, pl); aerr != nil { // conflicts.go
+		p.lim.release(j, pl, false)
+		p.finish(j, aerr)
+		return
+	}
 	p.jobs.mu.Lock()
 	if j.cancelled {
 		p.jobs.mu.Unlock()
+		p.conflicts.unclaim(j)
 		p.lim.release(j, pl, false)
 		p.finish(j, errStopped)
 		return
@@ -215,6 +221,9 @@ func (p *Proxy) run(j *job) {
 		p.opt.Logf("bqfidelity: bytes processed by job %s not known: %v", j.id, merr)
 	}
 	aerr = p.execute(ctx, j, pl)
+	if aerr != nil {
+		p.conflicts.unclaim(j)
+	}
 	p.lim.release(j, pl, aerr == nil)
 	if aerr == nil {
 		p.charge(j, m)
