@@ -65,6 +65,7 @@ type Stats struct {
 	RateLimited           map[string]int // refusals by limit (see limit* constants)
 	Duplicate409          int            // jobs.insert answered 409 (job id reused)
 	JobsCancelled         int            // jobs stopped by jobs.cancel before they took effect
+	CancelsLost           int            // jobs.cancel answered while the job went on (Options.CancelLoses)
 	DecoratorJobs         int            // jobs translated for a partition decorator
 	InsertAllDeduped      int            // streamed rows dropped because their insertId was seen
 	InsertAllDuplicates   int            // streamed rows without insertId stored again (same content within the window)

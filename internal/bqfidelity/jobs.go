@@ -231,8 +231,9 @@ func (p *Proxy) handleJobsCancel(w http.ResponseWriter, r *http.Request, project
 	if j == nil {
 		return
 	}
+	lost := p.cancelLoses() // cancel.go
 	p.jobs.mu.Lock()
-	if !j.cancelled && j.state != "DONE" {
+	if !lost && !j.cancelled && j.state != "DONE" {
 		j.cancelled = true
 		close(j.cancelCh)
 	}

@@ -55,6 +55,10 @@ type Options struct {
 	// 0 means BigQuery's three.
 	DMLConflictRetries int
 
+	// CancelLoses is the share of jobs.cancel requests (0..1) that are
+	// answered while the job goes on to complete (cancel.go); 0: none.
+	CancelLoses float64
+
 	// InsertIDWindow is how long insertAll remembers an insertId (about a
 	// minute, per the streaming documentation). 0 = 1 minute.
 	InsertIDWindow time.Duration
