@@ -69,6 +69,7 @@ type Stats struct {
 	DecoratorJobs         int            // jobs translated for a partition decorator
 	InsertAllDeduped      int            // streamed rows dropped because their insertId was seen
 	InsertAllDuplicates   int            // streamed rows without insertId stored again (same content within the window)
+	StreamRowsRefusedLate int            // streamed rows the emulator refused after the visibility delay
 	FaultsFired           int
 	UploadsCompletedAgain int            // requests to a completed resumable upload, answered with its job
 	EmulatorRequests      map[string]int // requests forwarded to the emulator, by method and resource

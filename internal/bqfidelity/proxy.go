@@ -68,6 +68,10 @@ type Options struct {
 	// touch them (30 minutes per the DML page). 0 = 30 minutes.
 	StreamingBufferWindow time.Duration
 
+	// StreamingVisibilityDelay: rows streamed with insertAll reach queries
+	// this long after they were accepted (streamdelay.go); 0: at once.
+	StreamingVisibilityDelay time.Duration
+
 	// Logf, if set, is told why a limit refused something.
 	Logf func(format string, args ...any)
 }
