@@ -187,7 +187,7 @@ func TestDefaultsAreTheDocumentedValues(t *testing.T) {
 	got := Options{}.withDefaults()
 	want := Options{TableMetadataUpdatesPer10s: 5, DMLPer10s: 25, MutatingDMLRunning: 2, MutatingDMLQueued: 20,
 		InsertDMLFreePerDay: 1500, InsertDMLRunning: 10, InsertDMLQueued: 100, PartitionModsPer10s: 50,
-		PartitionModsPerDay: 30000, LoadJobsPerTablePerDay: 1500, LoadJobsPerProjectPerDay: 100000, CopyJobsPerTablePerDay: 1000, TablesInsertPerSecond: 10,
+		PartitionModsPerDay: 30000, LoadJobsPerTablePerDay: 1500, LoadJobsPerProjectPerDay: 100000, CopyJobsPerTablePerDay: 1000, TablesInsertPerSecond: 10, PartitionsPerTable: 10000, PartitionsPerJob: 4000,
 		InsertIDWindow: time.Minute, StreamingBufferWindow: 30 * time.Minute}
 	if g, w := fmt.Sprintf("%+v", got), fmt.Sprintf("%+v", want); g != w {
 		t.Fatalf("defaults %s\nwant %s", g, w)

@@ -49,6 +49,8 @@ type Options struct {
 	LoadJobsPerProjectPerDay   int // 100,000 (quotas.go)
 	CopyJobsPerTablePerDay     int // 1,000
 	TablesInsertPerSecond      int // 10
+	PartitionsPerTable         int // 10,000 (partitions.go)
+	PartitionsPerJob           int // 4,000
 
 	// DMLConflictRetries is how often a mutating DML statement that
 	// conflicts on a partition is run again before it fails (conflicts.go);
@@ -172,6 +174,8 @@ func (o Options) withDefaults() Options {
 	def(&o.LoadJobsPerProjectPerDay, 100000)
 	def(&o.CopyJobsPerTablePerDay, 1000)
 	def(&o.TablesInsertPerSecond, 10)
+	def(&o.PartitionsPerTable, 10000)
+	def(&o.PartitionsPerJob, 4000)
 	if o.InsertIDWindow <= 0 {
 		o.InsertIDWindow = time.Minute
 	}

@@ -168,6 +168,9 @@ func (p *Proxy) run(j *job) {
 		p.finish(j, errStopped)
 		return
 	}
+	if aerr == nil {
+		aerr = p.checkPartitions(ctx, j, pl) // partitions.go
+	}
 	if aerr != nil {
 		p.finish(j, aerr)
 		return
