@@ -220,12 +220,15 @@ func prunedDays(bs []bound, col, alias string, bare bool) []string {
 // meter computes what query job j will process, before it runs (the
 // sizes are the tables' "at the time the query starts"). A nil result with
 // no error means the job is not a query.
-func (p *Proxy) meter(ctx context.Context, j *job, pl *plan) (*meterResult, error) {
+//
+// sql is the statement as the client sent it (clientSQL, read before the
+// job is planned): a rule that rewrites SQL for the emulator must not
+// change what is billed.
+func (p *Proxy) meter(ctx context.Context, j *job, pl *plan, sql string) (*meterResult, error) {
 	if j.kind != "query" {
 		return nil, nil
 	}
 	c, _ := j.config["query"].(map[string]any)
-	sql, _ := c["query"].(string)
 	defDataset := ""
 	if dd, ok := c["defaultDataset"].(map[string]any); ok {
 		defDataset, _ = dd["datasetId"].(string)
@@ -292,6 +295,13 @@ func (p *Proxy) meter(ctx context.Context, j *job, pl *plan) (*meterResult, erro
 	}
 	res.billed = (res.billed + mib - 1) / mib * mib
 	return res, nil
+}
+
+// clientSQL is a query job's SQL as the client sent it.
+func clientSQL(j *job) string {
+	c, _ := j.config["query"].(map[string]any)
+	sql, _ := c["query"].(string)
+	return sql
 }
 
 // mergeFilter is the text a MERGE target's partitions may be pruned by:

@@ -159,6 +159,7 @@ func (p *Proxy) run(j *job) {
 	defer func() { j.media = nil }() // a finished job keeps no upload in memory
 	ctx := p.closeCtx
 	half := p.opt.JobLatency / 2
+	sent := clientSQL(j) // billed as sent, whatever the emulator is given (billing.go)
 	// Reading what the job changes takes emulator calls; it happens while
 	// the job is PENDING, which ends half the latency after its creation
 	// however long the reading took, so that jobs created together reach
@@ -219,7 +220,7 @@ func (p *Proxy) run(j *job) {
 	}
 	j.effect = true
 	p.jobs.mu.Unlock()
-	m, merr := p.meter(ctx, j, pl)
+	m, merr := p.meter(ctx, j, pl, sent)
 	if merr != nil && p.opt.Logf != nil {
 		p.opt.Logf("bqfidelity: bytes processed by job %s not known: %v", j.id, merr)
 	}
