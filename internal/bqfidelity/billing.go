@@ -264,7 +264,7 @@ func (p *Proxy) meter(ctx context.Context, j *job, pl *plan, sql string) (*meter
 		}
 		t.merge = target && verb == "MERGE"
 		t.changed = target && verb != "INSERT" && (verb != "MERGE" || mutating)
-		field, _ := partitionField(t.meta)
+		field := partitionField(t.meta)
 		var days []string
 		pruned := false
 		if field != "" {
@@ -327,19 +327,19 @@ func mergeFilter(sql string) string {
 	return sql[on : on+when]
 }
 
-// partitionField is a time-partitioned table's column and its type.
-func partitionField(meta map[string]any) (string, string) {
+// partitionField is a time-partitioned table's column ("" if none).
+func partitionField(meta map[string]any) string {
 	tp, ok := meta["timePartitioning"].(map[string]any)
 	if !ok {
-		return "", ""
+		return ""
 	}
 	field, _ := tp["field"].(string)
 	for _, f := range schemaFields(meta) {
 		if strings.EqualFold(f.name, field) {
-			return f.name, f.typ
+			return f.name
 		}
 	}
-	return "", ""
+	return ""
 }
 
 // sizeExpr is the SQL summing one column's bytes by the data size table.

@@ -82,7 +82,7 @@ func (p *Proxy) partitionCounts(ctx context.Context, j *job, t tableRef, days ma
 		return invalid("Too many partitions produced by %s, allowed %d, %s produces at least %d partitions (%s)", what, perJob, what, len(days), t)
 	}
 	meta := p.tableMeta(ctx, t)
-	field, _ := partitionField(meta)
+	field := partitionField(meta)
 	if meta == nil || field == "" {
 		return nil
 	}

@@ -112,7 +112,7 @@ func (p *Proxy) handleInsertAll(w http.ResponseWriter, r *http.Request, project,
 	out := map[string]any{"kind": "bigquery#tableDataInsertAllResponse"}
 	if len(keep) > 0 && p.opt.StreamingVisibilityDelay > 0 {
 		req["rows"] = keep
-		p.streamLater(project, dataset, table, req) // streamdelay.go
+		p.streamLater(project, dataset, table, req) //nolint:contextcheck // the rows outlive the request (streamdelay.go)
 		s.mu.Lock()
 		s.streamed[tkey] = time.Now()
 		s.mu.Unlock()
