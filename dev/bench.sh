@@ -8,7 +8,7 @@
 # bench program, e.g.
 #   bash dev/bench.sh --rows 500000 --big-day-rows 200000 --e2e-budget 2m
 # The last line printed is
-#   bench: copy_rows_per_s=C extract_encode_rows_per_s=E end_to_end_rows_per_s=T ratio=R peak_rss_mb=M ... chunk_flatness_rising=FR chunk_flatness_shuffled=FS latency_hiding=H
+#   bench: copy_rows_per_s=C extract_encode_rows_per_s=E end_to_end_rows_per_s=T ratio=R peak_rss_mb=M ... chunk_flatness_rising=FR chunk_flatness_shuffled=FS latency_hiding=H publish_bytes_per_day=P
 # Everything it starts is stopped and removed at the end.
 source "$(dirname "$0")/stack.sh"
 cd "$ROOT"

@@ -5,6 +5,9 @@
 # BQ_EMULATOR_ENDPOINT (the raw emulator), BQ_EMU_PROJECT, STACK_DIR.
 #   PGBQ_JOB_LATENCY  how long each BigQuery job is PENDING then RUNNING
 #                     before it takes effect (Go duration, default 100ms)
+#   PGBQ_STREAMING_VISIBILITY_DELAY  how long streamed rows stay invisible to
+#                     queries (Go duration, default 0s: at once)
+#   PGBQ_CANCEL_LOSES the share (0..1) of job cancels the job wins (default 0)
 #   PGBQ_FIDELITY=0   no proxy: BQ_ENDPOINT is the raw emulator (to compare)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -54,6 +57,7 @@ fidelity_start() {
   local latency="${PGBQ_JOB_LATENCY:-100ms}" epfile="$STACK_DIR/bqfidelity.endpoint"
   (cd "$ROOT" && go build -o "$STACK_DIR/bqfidelity" ./dev/bqfidelity)
   "$STACK_DIR/bqfidelity" --emulator "$BQ_EMULATOR_ENDPOINT" --job-latency "$latency" \
+    --streaming-visibility-delay "${PGBQ_STREAMING_VISIBILITY_DELAY:-0s}" --cancel-loses "${PGBQ_CANCEL_LOSES:-0}" \
     --endpoint-file "$epfile" >"$STACK_DIR/bqfidelity.log" 2>&1 &
   stack_track $!
   for _ in $(seq 1 100); do [[ -s "$epfile" ]] && break; sleep 0.1; done

@@ -7,7 +7,7 @@
 // end against the BigQuery emulator with its peak RSS. The last line is
 // machine-readable:
 //
-//	bench: copy_rows_per_s=C extract_encode_rows_per_s=E end_to_end_rows_per_s=T ratio=R peak_rss_mb=M wide_rows_peak_rss_mb=W bytes_per_row=B extract_cpu_s_per_mrows=U chunk_flatness_rising=FR chunk_flatness_shuffled=FS latency_hiding=H
+//	bench: copy_rows_per_s=C extract_encode_rows_per_s=E end_to_end_rows_per_s=T ratio=R peak_rss_mb=M wide_rows_peak_rss_mb=W bytes_per_row=B extract_cpu_s_per_mrows=U chunk_flatness_rising=FR chunk_flatness_shuffled=FS latency_hiding=H publish_bytes_per_day=P
 //
 // W is the loader's peak RSS syncing a day of 28 rows of 5 MB text. B is the bytes handed to BigQuery per row; U is the CPU seconds (user +
 // system) pgbq's own process spends extracting and encoding a million rows.
@@ -15,7 +15,10 @@
 // full chunk's read time over the first's on the big day, best of 5 each,
 // for ids rising with time and shuffled ids. H (latency_hiding) is the big
 // day's end-to-end rows/s through the fidelity layer with 3 s job latency
-// over the same without (see latency.go); M includes those runs.
+// over the same without (see latency.go); M includes those runs. P
+// (publish_bytes_per_day) is what the big day's publish from staging (a
+// MERGE) processed, by the fidelity layer's count of on-demand bytes (see
+// publish.go).
 package main
 
 import (
@@ -54,6 +57,7 @@ func main() {
 	flag.IntVar(&o.latencyRounds, "latency-rounds", 1, "rounds of the big day without and with job latency, alternating; the best of each counts (each round adds about a minute)")
 	flag.BoolVar(&o.onlyLatency, "only-latency", false, "after seeding, run only the latency-hiding syncs (iterating)")
 	flag.BoolVar(&o.onlyWide, "only-wide", false, "run only the wide-rows sync and its peak RSS, seeding nothing else (iterating)")
+	flag.BoolVar(&o.onlyPublishBytes, "only-publish-bytes", false, "after seeding, sync only the big day through the fidelity layer and print the bytes its publish processed (iterating)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -61,6 +65,20 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench: FAILED:", err)
 		os.Exit(1)
 	}
+}
+
+// publishFigure measures publishCost and logs it against the docs' bound.
+func publishFigure(ctx context.Context, c e2eConfig, emulator string, l layout) (int64, error) {
+	pb, sb, rb, err := publishCost(ctx, c, emulator, l)
+	if err != nil {
+		return 0, err
+	}
+	verdict := "within"
+	if pb > sb+rb {
+		verdict = "MORE than"
+	}
+	logf("publish: the big day's publish from staging processed %d bytes, %s staging (%d) plus the replaced day (%d)", pb, verdict, sb, rb)
+	return pb, nil
 }
 
 func env(name string) (string, error) {
@@ -73,14 +91,15 @@ func env(name string) (string, error) {
 
 // options are the knobs for iterating on one machine.
 type options struct {
-	rounds        int
-	profile       string
-	skipE2E       bool
-	reuse         bool
-	jobLatency    time.Duration
-	latencyRounds int
-	onlyLatency   bool
-	onlyWide      bool
+	rounds           int
+	profile          string
+	skipE2E          bool
+	reuse            bool
+	jobLatency       time.Duration
+	latencyRounds    int
+	onlyLatency      bool
+	onlyWide         bool
+	onlyPublishBytes bool
 }
 
 func run(ctx context.Context, rows, bigRows, days int64, chunk int, loader, workDir string, budget time.Duration, o options) error {
@@ -165,6 +184,15 @@ func run(ctx context.Context, rows, bigRows, days int64, chunk int, loader, work
 			return err
 		}
 		fmt.Printf("bench: latency_hiding=%.2f (--only-latency)\n", h)
+		return nil
+	}
+	if o.onlyPublishBytes {
+		c := e2eConfig{loader: loader, workDir: workDir, pgDSN: dsn, bqProject: project, chunk: chunk}
+		pb, err := publishFigure(ctx, c, emulator, l)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("bench: publish_bytes_per_day=%d (--only-publish-bytes)\n", pb)
 		return nil
 	}
 
@@ -260,8 +288,12 @@ func run(ctx context.Context, rows, bigRows, days int64, chunk int, loader, work
 	for _, r := range best {
 		peakMB = max(peakMB, int64(math.Round(float64(r.run.rusage.Maxrss)/1024)))
 	}
+	pb, err := publishFigure(ctx, c, emulator, l)
+	if err != nil {
+		return err
+	}
 	logf("bench: total wall time %.1f s", time.Since(start).Seconds())
-	fmt.Printf("bench: copy_rows_per_s=%d extract_encode_rows_per_s=%d end_to_end_rows_per_s=%d ratio=%.2f peak_rss_mb=%d wide_rows_peak_rss_mb=%d bytes_per_row=%.2f extract_cpu_s_per_mrows=%.2f %s latency_hiding=%.2f\n",
-		int64(math.Round(copyRate)), int64(math.Round(eeRate)), int64(math.Round(e2eRate)), ratio, peakMB, wideMB, ee.bytesPerRow, ee.cpuPerMRows, flat, hiding)
+	fmt.Printf("bench: copy_rows_per_s=%d extract_encode_rows_per_s=%d end_to_end_rows_per_s=%d ratio=%.2f peak_rss_mb=%d wide_rows_peak_rss_mb=%d bytes_per_row=%.2f extract_cpu_s_per_mrows=%.2f %s latency_hiding=%.2f publish_bytes_per_day=%d\n",
+		int64(math.Round(copyRate)), int64(math.Round(eeRate)), int64(math.Round(e2eRate)), ratio, peakMB, wideMB, ee.bytesPerRow, ee.cpuPerMRows, flat, hiding, pb)
 	return nil
 }

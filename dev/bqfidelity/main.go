@@ -25,6 +25,8 @@ func main() {
 func run() error {
 	emulator := flag.String("emulator", "", `the emulator's REST endpoint, like "http://127.0.0.1:9050/bigquery/v2/"`)
 	latency := flag.Duration("job-latency", 100*time.Millisecond, "how long each job is PENDING then RUNNING before it takes effect")
+	streamDelay := flag.Duration("streaming-visibility-delay", 0, "how long rows streamed with insertAll stay invisible to queries (0: visible at once)")
+	cancelLoses := flag.Float64("cancel-loses", 0, "the share (0..1) of jobs.cancel requests answered while the job goes on to complete")
 	endpointFile := flag.String("endpoint-file", "", "write the proxy's endpoint to this file once it listens")
 	flag.Parse()
 	if *emulator == "" {
@@ -33,7 +35,7 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	logf := func(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) }
-	p, err := bqfidelity.Start(*emulator, bqfidelity.Options{JobLatency: *latency, Logf: logf})
+	p, err := bqfidelity.Start(*emulator, bqfidelity.Options{JobLatency: *latency, StreamingVisibilityDelay: *streamDelay, CancelLoses: *cancelLoses, Logf: logf})
 	if err != nil {
 		return err
 	}

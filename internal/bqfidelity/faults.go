@@ -13,7 +13,7 @@ import (
 //     (HTTP 200), without doing the work.
 //   - neither: HTTP 500 before any work.
 type Fault struct {
-	Kind           string // "load", "copy", "query", "extract", "insertAll", "tables.insert", "tables.patch"
+	Kind           string // "load", "copy", "query", "extract", "insertAll", "tables.insert", "tables.patch", "tables.delete", "upload.final"
 	Table          string // optional: only when the destination/target table id contains this
 	Count          int
 	AfterWork      bool
@@ -55,21 +55,31 @@ func (f *faults) take(kind, table string) (Fault, bool) {
 
 // Stats counts what the proxy modelled.
 type Stats struct {
-	JobsRun              map[string]int // jobs that took effect, by kind (load, copy, query, extract)
-	JobsFailed           map[string]int // jobs that ended DONE with errorResult, by reason
-	DMLRun               map[string]int // DML statements of jobs that took effect, by verb
-	TransactionConflicts int            // transactions aborted for a concurrent update
-	DMLQueued            int            // DML statements that waited in a table's queue
-	DMLQueueFull         int            // DML statements refused: too many outstanding
-	RateLimited          map[string]int // refusals by limit (see limit* constants)
-	Duplicate409         int            // jobs.insert answered 409 (job id reused)
-	JobsCancelled        int            // jobs stopped by jobs.cancel before they took effect
-	DecoratorJobs        int            // jobs translated for a partition decorator
-	UnprunableMerges     int            // MERGE statements that insert and delete by source without ON FALSE (merge.go)
-	InsertAllDeduped     int            // streamed rows dropped because their insertId was seen
-	InsertAllDuplicates  int            // streamed rows without insertId stored again (same content within the window)
-	FaultsFired          int
-	EmulatorRequests     map[string]int // requests forwarded to the emulator, by method and resource
+	JobsRun               map[string]int // jobs that took effect, by kind (load, copy, query, extract)
+	JobsFailed            map[string]int // jobs that ended DONE with errorResult, by reason
+	DMLRun                map[string]int // DML statements of jobs that took effect, by verb
+	TransactionConflicts  int            // transactions aborted for a concurrent update
+	DMLConflicts          int            // mutating DML statements that met a concurrent commit to one of their partitions (each rerun or failure)
+	DMLQueued             int            // DML statements that waited in a table's queue
+	DMLQueueFull          int            // DML statements refused: too many outstanding
+	RateLimited           map[string]int // refusals by limit (see limit* constants)
+	Duplicate409          int            // jobs.insert answered 409 (job id reused)
+	JobsCancelled         int            // jobs stopped by jobs.cancel before they took effect
+	CancelsLost           int            // jobs.cancel answered while the job went on (Options.CancelLoses)
+	DecoratorJobs         int            // jobs translated for a partition decorator
+	UnprunableMerges      int            // MERGE statements that insert and delete by source without ON FALSE (merge.go)
+	InsertAllDeduped      int            // streamed rows dropped because their insertId was seen
+	InsertAllDuplicates   int            // streamed rows without insertId stored again (same content within the window)
+	StreamRowsRefusedLate int            // streamed rows the emulator refused after the visibility delay
+	FaultsFired           int
+	UploadsCompletedAgain int            // requests to a completed resumable upload, answered with its job
+	EmulatorRequests      map[string]int // requests forwarded to the emulator, by method and resource
+
+	// BytesProcessed is what successful query jobs processed, by statement
+	// type (SELECT, INSERT, MERGE, …), as on-demand pricing counts it
+	// (billing.go); BytesBilled is their totalBytesBilled.
+	BytesProcessed map[string]int64
+	BytesBilled    int64
 }
 
 type counters struct {
@@ -78,7 +88,7 @@ type counters struct {
 }
 
 func newCounters() *counters {
-	return &counters{s: Stats{JobsRun: map[string]int{}, JobsFailed: map[string]int{}, DMLRun: map[string]int{}, RateLimited: map[string]int{}, EmulatorRequests: map[string]int{}}}
+	return &counters{s: Stats{JobsRun: map[string]int{}, JobsFailed: map[string]int{}, DMLRun: map[string]int{}, RateLimited: map[string]int{}, EmulatorRequests: map[string]int{}, BytesProcessed: map[string]int64{}}}
 }
 
 func (c *counters) add(fn func(*Stats)) {
@@ -97,5 +107,6 @@ func (p *Proxy) Stats() Stats {
 	s.DMLRun = maps.Clone(s.DMLRun)
 	s.RateLimited = maps.Clone(s.RateLimited)
 	s.EmulatorRequests = maps.Clone(s.EmulatorRequests)
+	s.BytesProcessed = maps.Clone(s.BytesProcessed)
 	return s
 }

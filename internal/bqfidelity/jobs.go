@@ -39,6 +39,7 @@ type job struct {
 	schema         any            // result schema when no emulator job holds it
 	effect         bool           // the work has begun on the emulator
 	cancelled      bool
+	meter          *meterResult // bytes processed, once the query job succeeded
 	cancelCh       chan struct{}
 	done           chan struct{}
 }
@@ -124,6 +125,7 @@ func (p *Proxy) resource(j *job) map[string]any {
 	if !j.ended.IsZero() {
 		stats["endTime"] = msec(j.ended)
 	}
+	meterStats(j, stats)
 	status := map[string]any{"state": j.state}
 	if j.errResult != nil {
 		status["errorResult"] = j.errResult
@@ -229,8 +231,9 @@ func (p *Proxy) handleJobsCancel(w http.ResponseWriter, r *http.Request, project
 	if j == nil {
 		return
 	}
+	lost := p.cancelLoses() // cancel.go
 	p.jobs.mu.Lock()
-	if !j.cancelled && j.state != "DONE" {
+	if !lost && !j.cancelled && j.state != "DONE" {
 		j.cancelled = true
 		close(j.cancelCh)
 	}
@@ -391,6 +394,11 @@ func (p *Proxy) handleJobsQuery(w http.ResponseWriter, r *http.Request, project 
 		writeError(w, aerr)
 		return
 	}
+	p.jobs.mu.Lock()
+	if j.meter != nil {
+		out["totalBytesProcessed"] = strconv.FormatInt(j.meter.processed, 10)
+	}
+	p.jobs.mu.Unlock()
 	out["kind"] = "bigquery#queryResponse"
 	out["jobReference"] = ref
 	writeJSON(w, http.StatusOK, out)

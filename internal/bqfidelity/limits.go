@@ -104,17 +104,18 @@ type tableState struct {
 }
 
 type limits struct {
-	opt     Options
-	stats   *counters
-	mu      sync.Mutex
-	cond    *sync.Cond
-	tables  map[string]*tableState
-	tblIns  window
-	closing bool
+	opt       Options
+	stats     *counters
+	mu        sync.Mutex
+	cond      *sync.Cond
+	tables    map[string]*tableState
+	tblIns    window
+	projLoads map[string]*window // load jobs by project (quotas.go)
+	closing   bool
 }
 
 func newLimits(opt Options, st *counters) *limits {
-	l := &limits{opt: opt, stats: st, tables: map[string]*tableState{}}
+	l := &limits{opt: opt, stats: st, tables: map[string]*tableState{}, projLoads: map[string]*window{}}
 	l.cond = sync.NewCond(&l.mu)
 	return l
 }
@@ -207,10 +208,13 @@ func (l *limits) partitionLocked(s *tableState, now time.Time, n int) *apiError 
 
 // countJobQuota counts a load or copy job that failed before it was admitted
 // (failed load jobs count toward the daily per-table quota).
-func (l *limits) countJobQuota(pl *plan) {
+func (l *limits) countJobQuota(j *job, pl *plan) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := time.Now()
+	if pl.kind == "load" {
+		_ = l.projectLoadsLocked(j.project, now)
+	}
 	for _, w := range pl.writes {
 		s := l.table(w.ref)
 		switch pl.kind {
@@ -230,6 +234,11 @@ func (l *limits) admit(j *job, pl *plan, cancelled func() bool) *apiError {
 	defer l.mu.Unlock()
 	now := time.Now()
 	// Daily job quotas count failed jobs too, so they are spent first.
+	if pl.kind == "load" {
+		if err := l.projectLoadsLocked(j.project, now); err != nil {
+			return err
+		}
+	}
 	for _, w := range pl.writes {
 		s := l.table(w.ref)
 		switch pl.kind {

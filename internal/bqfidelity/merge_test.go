@@ -9,18 +9,18 @@ import (
 	"cloud.google.com/go/bigquery"
 )
 
-const publishMerge = "MERGE `p.d.dest` AS T USING (\nSELECT `id`, `ts` FROM `p.s.stage` WHERE ts >= TIMESTAMP '2024-01-02' QUALIFY ROW_NUMBER() OVER (PARTITION BY `id` ORDER BY `ts`) = 1\n) AS S ON FALSE\n" +
+const onFalseMerge = "MERGE `p.d.dest` AS T USING (\nSELECT `id`, `ts` FROM `p.s.stage` WHERE ts >= TIMESTAMP '2024-01-02' QUALIFY ROW_NUMBER() OVER (PARTITION BY `id` ORDER BY `ts`) = 1\n) AS S ON FALSE\n" +
 	"WHEN NOT MATCHED BY SOURCE AND ((T.`ts` >= TIMESTAMP '2024-01-02' AND T.`ts` < TIMESTAMP '2024-01-03')) THEN DELETE\nWHEN NOT MATCHED THEN INSERT (`id`, `ts`) VALUES (S.`id`, S.`ts`)"
 
 // The translation keeps the statement and changes only its condition and
 // source: ON FALSE becomes an equality with a column of NULLs.
 func TestTranslateOnFalse(t *testing.T) {
 	t.Parallel()
-	sh, ok := readMerge(publishMerge, "p", "")
+	sh, ok := readMerge(onFalseMerge, "p", "")
 	if !ok || sh.target.key() != "p.d.dest" || sh.targetAlias != "T" || sh.sourceAlias != "S" || sh.onFalseStart < 0 || !sh.insertAndPrune {
 		t.Fatalf("readMerge = %+v, %v", sh, ok)
 	}
-	got := translateOnFalse(publishMerge, sh, "id", "INT64")
+	got := translateOnFalse(onFalseMerge, sh, "id", "INT64")
 	for _, want := range []string{
 		"USING (SELECT __bqfid_s.*, CAST(NULL AS INT64) AS __bqfid_no_match FROM (\nSELECT `id`, `ts` FROM `p.s.stage`",
 		") AS __bqfid_s) AS S ON T.`id` = S.__bqfid_no_match\nWHEN NOT MATCHED BY SOURCE AND ((T.`ts` >= TIMESTAMP '2024-01-02'",
@@ -33,9 +33,9 @@ func TestTranslateOnFalse(t *testing.T) {
 		t.Fatalf("translation kept ON FALSE:\n%s", got)
 	}
 	for sql, unprunable := range map[string]bool{
-		publishMerge: false,
-		strings.Replace(publishMerge, "ON FALSE", "ON T.`id` = S.__pgbq_no_match", 1):   true,
-		strings.Replace(publishMerge, "ON FALSE", "ON T.id = S.id", 1):                  true,
+		onFalseMerge: false,
+		strings.Replace(onFalseMerge, "ON FALSE", "ON T.`id` = S.__pgbq_no_match", 1):   true,
+		strings.Replace(onFalseMerge, "ON FALSE", "ON T.id = S.id", 1):                  true,
 		"MERGE d.t T USING d.s S ON T.id = S.id WHEN MATCHED THEN UPDATE SET T.x = S.x": false,
 		"MERGE d.t T USING d.s S ON FALSE WHEN NOT MATCHED THEN INSERT ROW":             false,
 	} {
@@ -57,7 +57,7 @@ func TestMergeOnFalseThroughLayer(t *testing.T) {
 	const rows, day = 300_000, 86_400
 	f.rawExec(t, fmt.Sprintf("INSERT INTO %s (id, ts) SELECT x, TIMESTAMP_ADD(TIMESTAMP '2024-01-01', INTERVAL x SECOND) FROM UNNEST(GENERATE_ARRAY(1, %d)) AS x", f.ref("dest"), rows))
 	f.rawExec(t, fmt.Sprintf("INSERT INTO %s (id, ts) SELECT x + 10000000, TIMESTAMP_ADD(TIMESTAMP '2024-01-02', INTERVAL x SECOND) FROM UNNEST(GENERATE_ARRAY(0, %d)) AS x", f.ref("stage"), day-1))
-	sql := strings.NewReplacer("`p.d.dest`", f.ref("dest"), "`p.s.stage`", f.ref("stage")).Replace(publishMerge)
+	sql := strings.NewReplacer("`p.d.dest`", f.ref("dest"), "`p.s.stage`", f.ref("stage")).Replace(onFalseMerge)
 	t0 := time.Now()
 	if reason, msg := f.runJob(t, func() (*bigquery.Job, error) { return f.c.Query(sql).Run(ctxT(t, 5*time.Minute)) }); reason != "" {
 		t.Fatalf("MERGE ON FALSE: %s %s", reason, msg)

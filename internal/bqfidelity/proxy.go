@@ -46,8 +46,20 @@ type Options struct {
 	PartitionModsPer10s        int // 50
 	PartitionModsPerDay        int // 30,000
 	LoadJobsPerTablePerDay     int // 1,500
+	LoadJobsPerProjectPerDay   int // 100,000 (quotas.go)
 	CopyJobsPerTablePerDay     int // 1,000
 	TablesInsertPerSecond      int // 10
+	PartitionsPerTable         int // 10,000 (partitions.go)
+	PartitionsPerJob           int // 4,000
+
+	// DMLConflictRetries is how often a mutating DML statement that
+	// conflicts on a partition is run again before it fails (conflicts.go);
+	// 0 means BigQuery's three.
+	DMLConflictRetries int
+
+	// CancelLoses is the share of jobs.cancel requests (0..1) that are
+	// answered while the job goes on to complete (cancel.go); 0: none.
+	CancelLoses float64
 
 	// InsertIDWindow is how long insertAll remembers an insertId (about a
 	// minute, per the streaming documentation). 0 = 1 minute.
@@ -58,28 +70,33 @@ type Options struct {
 	// touch them (30 minutes per the DML page). 0 = 30 minutes.
 	StreamingBufferWindow time.Duration
 
+	// StreamingVisibilityDelay: rows streamed with insertAll reach queries
+	// this long after they were accepted (streamdelay.go); 0: at once.
+	StreamingVisibilityDelay time.Duration
+
 	// Logf, if set, is told why a limit refused something.
 	Logf func(format string, args ...any)
 }
 
 // Proxy is a running fidelity layer.
 type Proxy struct {
-	opt      Options
-	emu      *url.URL // emulator base: scheme://host
-	emuBase  string   // emulator REST base ending in /bigquery/v2/
-	ln       net.Listener
-	srv      *http.Server
-	rp       *httputil.ReverseProxy
-	http     *http.Client
-	jobs     *jobTable
-	lim      *limits
-	stream   *streaming
-	faults   *faults
-	uploads  *uploads
-	stats    *counters
-	closeCtx context.Context
-	stop     context.CancelFunc
-	wg       sync.WaitGroup
+	opt       Options
+	emu       *url.URL // emulator base: scheme://host
+	emuBase   string   // emulator REST base ending in /bigquery/v2/
+	ln        net.Listener
+	srv       *http.Server
+	rp        *httputil.ReverseProxy
+	http      *http.Client
+	jobs      *jobTable
+	lim       *limits
+	stream    *streaming
+	conflicts *conflicts
+	faults    *faults
+	uploads   *uploads
+	stats     *counters
+	closeCtx  context.Context
+	stop      context.CancelFunc
+	wg        sync.WaitGroup
 }
 
 // Start listens on a held 127.0.0.1 port and proxies to emulatorEndpoint
@@ -97,15 +114,16 @@ func Start(emulatorEndpoint string, opt Options) (*Proxy, error) {
 	opt = opt.withDefaults()
 	ctx, stop := context.WithCancel(context.Background())
 	p := &Proxy{
-		opt:      opt,
-		emu:      base,
-		emuBase:  base.String() + "/bigquery/v2/",
-		ln:       ln,
-		stats:    newCounters(),
-		faults:   &faults{},
-		uploads:  newUploads(),
-		closeCtx: ctx,
-		stop:     stop,
+		opt:       opt,
+		emu:       base,
+		emuBase:   base.String() + "/bigquery/v2/",
+		ln:        ln,
+		stats:     newCounters(),
+		faults:    &faults{},
+		uploads:   newUploads(),
+		conflicts: newConflicts(),
+		closeCtx:  ctx,
+		stop:      stop,
 	}
 	count := countingTransport{next: http.DefaultTransport, stats: p.stats}
 	p.rp = httputil.NewSingleHostReverseProxy(base)
@@ -153,8 +171,11 @@ func (o Options) withDefaults() Options {
 	def(&o.PartitionModsPer10s, 50)
 	def(&o.PartitionModsPerDay, 30000)
 	def(&o.LoadJobsPerTablePerDay, 1500)
+	def(&o.LoadJobsPerProjectPerDay, 100000)
 	def(&o.CopyJobsPerTablePerDay, 1000)
 	def(&o.TablesInsertPerSecond, 10)
+	def(&o.PartitionsPerTable, 10000)
+	def(&o.PartitionsPerJob, 4000)
 	if o.InsertIDWindow <= 0 {
 		o.InsertIDWindow = time.Minute
 	}
@@ -208,6 +229,8 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 		p.handleGetQueryResults(w, r, project, seg[2])
 	case len(seg) == 4 && seg[1] == "datasets" && seg[3] == "tables" && r.Method == http.MethodPost:
 		p.handleTablesInsert(w, r, project, seg[2])
+	case len(seg) == 5 && seg[1] == "datasets" && seg[3] == "tables" && r.Method == http.MethodDelete:
+		p.handleTablesDelete(w, r, project, seg[2], seg[4])
 	case len(seg) == 5 && seg[1] == "datasets" && seg[3] == "tables" && (r.Method == http.MethodPatch || r.Method == http.MethodPut):
 		p.handleTablesUpdate(w, r, project, seg[2], seg[4])
 	case len(seg) == 6 && seg[1] == "datasets" && seg[3] == "tables" && seg[5] == "insertAll" && r.Method == http.MethodPost:

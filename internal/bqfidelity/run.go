@@ -164,6 +164,7 @@ func (p *Proxy) run(j *job) {
 	defer func() { j.media = nil }() // a finished job keeps no upload in memory
 	ctx := p.closeCtx
 	half := p.opt.JobLatency / 2
+	sent := clientSQL(j) // billed as sent, whatever the emulator is given (billing.go)
 	// Reading what the job changes takes emulator calls; it happens while
 	// the job is PENDING, which ends half the latency after its creation
 	// however long the reading took, so that jobs created together reach
@@ -172,6 +173,9 @@ func (p *Proxy) run(j *job) {
 	if !p.sleep(j, time.Until(j.created.Add(half))) {
 		p.finish(j, errStopped)
 		return
+	}
+	if aerr == nil {
+		aerr = p.checkPartitions(ctx, j, pl) // partitions.go
 	}
 	if aerr != nil {
 		p.finish(j, aerr)
@@ -185,7 +189,7 @@ func (p *Proxy) run(j *job) {
 		}
 	}
 	if j.forcedErr != "" {
-		p.lim.countJobQuota(pl)
+		p.lim.countJobQuota(j, pl)
 		p.finish(j, injected(j, pl))
 		return
 	}
@@ -206,18 +210,32 @@ func (p *Proxy) run(j *job) {
 		p.finish(j, aerr)
 		return
 	}
+	if aerr := p.commitDML(j, pl); aerr != nil { // conflicts.go
+		p.lim.release(j, pl, false)
+		p.finish(j, aerr)
+		return
+	}
 	p.jobs.mu.Lock()
 	if j.cancelled {
 		p.jobs.mu.Unlock()
+		p.conflicts.unclaim(j)
 		p.lim.release(j, pl, false)
 		p.finish(j, errStopped)
 		return
 	}
 	j.effect = true
 	p.jobs.mu.Unlock()
+	m, merr := p.meter(ctx, j, pl, sent)
+	if merr != nil && p.opt.Logf != nil {
+		p.opt.Logf("bqfidelity: bytes processed by job %s not known: %v", j.id, merr)
+	}
 	aerr = p.execute(ctx, j, pl)
+	if aerr != nil {
+		p.conflicts.unclaim(j)
+	}
 	p.lim.release(j, pl, aerr == nil)
 	if aerr == nil {
+		p.charge(j, m)
 		p.stats.add(func(s *Stats) {
 			for _, st := range pl.stmts {
 				if st.dml() {

@@ -110,6 +110,14 @@ func (p *Proxy) handleInsertAll(w http.ResponseWriter, r *http.Request, project,
 	p.stats.add(func(st *Stats) { st.InsertAllDeduped += deduped; st.InsertAllDuplicates += dups })
 
 	out := map[string]any{"kind": "bigquery#tableDataInsertAllResponse"}
+	if len(keep) > 0 && p.opt.StreamingVisibilityDelay > 0 {
+		req["rows"] = keep
+		p.streamLater(project, dataset, table, req) //nolint:contextcheck // the rows outlive the request (streamdelay.go)
+		s.mu.Lock()
+		s.streamed[tkey] = time.Now()
+		s.mu.Unlock()
+		keep = nil
+	}
 	if len(keep) > 0 {
 		req["rows"] = keep
 		res, err := p.emuDo(r.Context(), http.MethodPost, "projects/"+project+"/datasets/"+dataset+"/tables/"+table+"/insertAll", req)

@@ -25,7 +25,13 @@ func (p *Proxy) handleTablesInsert(w http.ResponseWriter, r *http.Request, proje
 	if ref.Dataset == "" {
 		ref.Dataset = dataset
 	}
-	p.passWithLimits(w, r, raw, "tables.insert", ref, p.lim.tablesInsert, func() { p.lim.created(ref) })
+	limit := func() *apiError {
+		if e := p.lim.tablesInsert(); e != nil {
+			return e
+		}
+		return p.lim.metadataRoom(ref, "tables.insert") // quotas.go
+	}
+	p.passWithLimits(w, r, raw, "tables.insert", ref, limit, func() { p.lim.created(ref) })
 }
 
 func (p *Proxy) handleTablesUpdate(w http.ResponseWriter, r *http.Request, project, dataset, table string) {

@@ -17,12 +17,25 @@ import (
 // media in chunks). Both end in the same asynchronous job as a JSON
 // jobs.insert; a resumable session is buffered here and sent to the emulator
 // as one multipart request, since the emulator cannot take resumable uploads.
+//
+// A request to a session whose upload is complete — the final chunk sent
+// again after its answer was lost, or a status query — is answered as
+// https://cloud.google.com/storage/docs/performing-resumable-uploads#status-check
+// says of a completed upload: 200 with the resource the upload made, here
+// the same job; no second job is made. Fault kind "upload.final" fails the
+// request carrying a session's final chunk: before any work (503, the
+// chunk not kept), or with AfterWork once the job is made (the answer lost).
 
 type session struct {
 	project   string
 	meta      map[string]any
 	mediaType string
 	buf       []byte
+	mu        sync.Mutex // one request of the session at a time
+	// set once the final chunk made the job
+	done        bool
+	jobLocation string
+	jobID       string
 }
 
 type uploads struct {
@@ -110,8 +123,18 @@ func (p *Proxy) resumableChunk(w http.ResponseWriter, r *http.Request, id string
 		writeError(w, &apiError{Code: 400, Reason: "invalid", Message: err.Error()})
 		return
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.done {
+		if j := p.jobs.get(s.project, s.jobLocation, s.jobID); j != nil {
+			p.stats.add(func(st *Stats) { st.UploadsCompletedAgain++ })
+			writeJSON(w, http.StatusOK, p.resource(j))
+			return
+		}
+	}
 	cr := strings.TrimPrefix(r.Header.Get("Content-Range"), "bytes ")
 	rng, total, _ := strings.Cut(cr, "/")
+	kept := len(s.buf)
 	if rng != "*" && rng != "" {
 		a, _, _ := strings.Cut(rng, "-")
 		start, err := strconv.Atoi(a)
@@ -122,10 +145,7 @@ func (p *Proxy) resumableChunk(w http.ResponseWriter, r *http.Request, id string
 		s.buf = append(s.buf[:start], b...)
 	}
 	if n, err := strconv.Atoi(total); err == nil && n == len(s.buf) {
-		p.uploads.mu.Lock()
-		delete(p.uploads.sessions, id)
-		p.uploads.mu.Unlock()
-		p.insertJob(w, r, s.project, s.meta, s.buf, s.mediaType)
+		p.finishUpload(w, r, s, kept)
 		return
 	}
 	if len(s.buf) > 0 {
@@ -138,4 +158,39 @@ func (p *Proxy) resumableChunk(w http.ResponseWriter, r *http.Request, id string
 		return
 	}
 	w.WriteHeader(http.StatusPermanentRedirect)
+}
+
+// finishUpload makes the job of a session whose final chunk arrived (kept:
+// the bytes held before this request), or fails the request as an
+// "upload.final" fault says. Called with s.mu held.
+func (p *Proxy) finishUpload(w http.ResponseWriter, r *http.Request, s *session, kept int) {
+	ref, _ := s.meta["jobReference"].(map[string]any)
+	if ref == nil {
+		ref = map[string]any{}
+		s.meta["jobReference"] = ref
+	}
+	if id, _ := ref["jobId"].(string); id == "" {
+		ref["jobId"] = randomID("job_")
+	}
+	s.jobID, _ = ref["jobId"].(string)
+	loc, _ := ref["location"].(string)
+	s.jobLocation = normLocation(loc)
+	cfg, _ := s.meta["configuration"].(map[string]any)
+	f, faulted := p.faults.take("upload.final", targetTableID("load", cfg))
+	if faulted {
+		p.stats.add(func(st *Stats) { st.FaultsFired++ })
+	}
+	if faulted && !f.AfterWork {
+		s.buf = s.buf[:kept]
+		writeError(w, &apiError{Code: 503, Reason: "backendError", Message: "fidelity fault: the final chunk was not received"})
+		return
+	}
+	rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK, discard: faulted}
+	p.insertJob(rec, r, s.project, s.meta, s.buf, s.mediaType)
+	if rec.code/100 == 2 {
+		s.done, s.buf = true, nil
+	}
+	if faulted {
+		writeError(w, &apiError{Code: 503, Reason: "backendError", Message: "fidelity fault: the answer to the final chunk was lost after the job was made"})
+	}
 }

@@ -102,6 +102,15 @@ func (s *Service) Handle(ctx context.Context, data []byte) error {
 	defer cancel()
 	outcome, err := syncer.Sync(workCtx, day, deadline)
 	if err != nil {
+		if ctx.Err() == nil && retry.QuotaExceeded(err) {
+			// A daily quota is spent (the project's 100,000 load jobs,
+			// https://cloud.google.com/bigquery/quotas#load_jobs): nothing
+			// is wrong with the date, and a redelivery within minutes
+			// meets the same refusal. Acked without a failure; the planner
+			// plans the date again once its checkpoint is no longer fresh.
+			log.Warn("date deferred: a BigQuery quota is spent", "error", err.Error(), "duration_ms", time.Since(start).Milliseconds())
+			return nil
+		}
 		if ctx.Err() == nil && !retry.Transient(err) {
 			log.Error("date failed", "error", err.Error(), "duration_ms", time.Since(start).Milliseconds())
 			s.recordFailure(ctx, syncer, day, err)
