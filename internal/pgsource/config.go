@@ -21,6 +21,10 @@ type Config struct {
 	// Password, when set, replaces the DSN's password (for a secret
 	// injected on its own).
 	Password string `env:"PASSWORD"`
+	// AllowUnverifiedTLS accepts a connection to a remote server that
+	// does not verify the server's certificate (sslmode require and
+	// weaker). Loopback hosts and Unix sockets never need it.
+	AllowUnverifiedTLS bool `env:"ALLOW_UNVERIFIED_TLS"`
 }
 
 // Validate reports every problem, naming the variable with prefix.
@@ -28,18 +32,24 @@ func (c Config) Validate(prefix string) error {
 	if c.DSN == "" {
 		return fmt.Errorf("%sDSN is required (a PostgreSQL connection string)", prefix)
 	}
-	if _, err := pgx.ParseConfig(c.DSN); err != nil {
+	cc, err := pgx.ParseConfig(c.DSN)
+	if err != nil {
 		// The parse error can echo the DSN, password included: do not wrap it.
-		return fmt.Errorf("%sDSN is not a valid PostgreSQL connection string", prefix)
+		return fmt.Errorf("%sDSN is not a valid PostgreSQL connection string%s", prefix, parseError(err))
 	}
-	return nil
+	return checkTLS(cc, c.AllowUnverifiedTLS, prefix+"DSN")
 }
 
 // PoolConfig builds a pool configuration from c.
 func (c Config) PoolConfig() (*pgxpool.Config, error) {
 	pc, err := pgxpool.ParseConfig(c.DSN)
 	if err != nil {
-		return nil, errors.New("PG_DSN is not a valid PostgreSQL connection string")
+		return nil, errors.New("PG_DSN is not a valid PostgreSQL connection string" + parseError(err))
+	}
+	// Here too, not only in Validate: this is where the password joins
+	// the connection.
+	if err := checkTLS(pc.ConnConfig, c.AllowUnverifiedTLS, "PG_DSN"); err != nil {
+		return nil, err
 	}
 	if c.Password != "" {
 		pc.ConnConfig.Password = c.Password
