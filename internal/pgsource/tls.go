@@ -11,7 +11,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
-	)
+)
 
 // Host is one address a connection string sends its password to: a host
 // name, an IP address or a Unix socket directory, and the port.
