@@ -63,6 +63,14 @@ const examples = `  loader                                    serve push request
 // run is the loader; opts (tests pin the clock with app.WithClock) go to
 // app.Open.
 func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout io.Writer, opts ...app.Option) error {
+	// As the planner: nothing reaches past what the deployment pins.
+	pins, args, err := config.TakePins(args)
+	if err != nil {
+		return cli.Usage(err)
+	}
+	if err := pins.Check(lookuper); err != nil {
+		return cli.Usage(err)
+	}
 	fs := flag.NewFlagSet("loader", flag.ContinueOnError)
 	pull := fs.Bool("pull", false, "pull messages from PUBSUB_SUBSCRIPTION instead of serving push requests")
 	idle := fs.Duration("exit-when-idle", 0, "with --pull: exit once no message has arrived for this long (0: never)")

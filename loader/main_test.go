@@ -60,6 +60,7 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		// The password would go to a server nobody verified (issue 28).
 		{"remote DSN with sslmode=require", map[string]string{"PG_DSN": "host=db.example.com user=x dbname=x password=s3cret-pw sslmode=require"}, nil, "PG_DSN: the connection to db.example.com does not verify the server"},
 		{"remote DSN without sslmode", map[string]string{"PG_DSN": "postgres://x:s3cret-pw@10.20.0.5/x"}, nil, "PG_ALLOW_UNVERIFIED_TLS=true"},
+		{"DSN past the pinned host", nil, []string{"--pin=PG_HOST=10.20.0.5"}, `PG_DSN connects to host "127.0.0.1", but the deployment pins PG_HOST="10.20.0.5"`},
 		{"chunk size zero", map[string]string{"SYNC_CHUNK_SIZE": "0"}, nil, "SYNC_CHUNK_SIZE 0 is out of range"},
 		{"chunk size text", map[string]string{"SYNC_CHUNK_SIZE": "lots"}, nil, "SYNC_CHUNK_SIZE"},
 		{"missing table", map[string]string{"SYNC_TABLE": ""}, nil, "SYNC_TABLE is required"},

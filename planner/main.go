@@ -40,6 +40,15 @@ func main() {
 // run is the planner; opts (tests pin the clock with app.WithClock) go to
 // app.Open.
 func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout, logOut io.Writer, opts ...app.Option) error {
+	// First of all: an execution with overrides must not send the password
+	// or the rows past what the deployment pins (config.Pins).
+	pins, args, err := config.TakePins(args)
+	if err != nil {
+		return cli.Usage(err)
+	}
+	if err := pins.Check(lookuper); err != nil {
+		return cli.Usage(err)
+	}
 	cl, err := parseArgs(args)
 	if errors.Is(err, flag.ErrHelp) {
 		help(stdout, cl)
