@@ -58,12 +58,9 @@ func TestBackfillWorkerPool(t *testing.T) {
 				t.Errorf("%s: args %#v, want [--pull]", where, args)
 			}
 			svc := cloudRun(t, in)[0]
-			for _, attr := range []string{"service_account"} {
-				a, _, _ := tmpl.Str(attr)
-				b, _, _ := svc.template.Str(attr)
-				if a != b {
-					t.Errorf("%s: %s %q, the loader service runs as %q", where, attr, a, b)
-				}
+			// One identity per workload (issue 28): the pool is not the push service.
+			if a, _, _ := tmpl.Str("service_account"); !strings.Contains(a, "/google_service_account.backfill.") {
+				t.Errorf("%s: service_account %q, want the back-fill identity of its own", where, a)
 			}
 			got := envOf(t, container)
 			sub := backfillSubscription(t, in)
@@ -93,6 +90,7 @@ func TestBackfillWorkerPool(t *testing.T) {
 			for k, v := range got {
 				lookup[k] = v
 			}
+			lookup = withMountedCA(t, where, tmpl, container, lookup)
 			known := map[string]bool{}
 			for _, v := range binaryVars(t, "loader") {
 				known[v.Name] = true
@@ -156,14 +154,15 @@ func TestBackfillWorkerPool(t *testing.T) {
 			t.Errorf("%s: max_delivery_attempts %d outside 5..100", where, a)
 		}
 		// Pub/Sub's agent must be able to forward dead letters from it, the
-		// loader to pull from it.
-		var agent, loader bool
+		// back-fill pool to pull from it, and the push service must not.
+		var agent, pulls, pushPulls bool
 		for _, g := range iamGrants(t, in) {
 			agent = agent || (g.principal == pubsubAgent && g.role == "roles/pubsub.subscriber" && g.target == sub.ID())
-			loader = loader || (g.principal == "loader" && g.role == "roles/pubsub.subscriber" && g.target == sub.ID())
+			pulls = pulls || (g.principal == "backfill" && g.role == "roles/pubsub.subscriber" && g.target == sub.ID())
+			pushPulls = pushPulls || (g.principal == "loader" && g.target == sub.ID())
 		}
-		if !agent || !loader {
-			t.Errorf("%s: subscriber grants: Pub/Sub's agent %v, the loader %v", where, agent, loader)
+		if !agent || !pulls || pushPulls {
+			t.Errorf("%s: subscriber grants: Pub/Sub's agent %v, the back-fill pool %v, the push service %v (want true, true, false)", where, agent, pulls, pushPulls)
 		}
 		if strings.Contains(subTopicName(t, in, sub), "dead-letter") {
 			t.Errorf("%s: the pull subscription is on the dead-letter topic", where)

@@ -205,9 +205,16 @@ func TestCloudBuildSteps(t *testing.T) {
 		"tag_regex":  cty.StringVal("^v.*$"),
 	})
 	in := env(t, "prod", map[string]cty.Value{"build_trigger": trigger})
-	trig := single(t, in, "google_cloudbuild_trigger")
-	if f, _, err := trig.Str("filename"); err != nil || f != "cloudbuild.yaml" {
-		t.Errorf("the trigger builds %q (%v)", f, err)
+	files := map[string]string{}
+	for _, trig := range check(in.AllResources("google_cloudbuild_trigger")).of(t) {
+		f, _, err := trig.Str("filename")
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[trig.Name] = f
+	}
+	if files["deploy"] != "cloudbuild.yaml" || files["test"] != "cloudbuild-test.yaml" {
+		t.Errorf("the triggers build %v, want deploy: cloudbuild.yaml, test: cloudbuild-test.yaml", files)
 	}
 }
 

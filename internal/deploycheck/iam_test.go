@@ -27,12 +27,18 @@ type allowed struct {
 // leastPrivilege is the least-privilege table of the runtime identities
 // (docs/security.md), extended with what the other
 // components need: the push identity and the scheduler only invoke, the
-// deployer only pushes images and rolls revisions, Pub/Sub's agent only
-// dead-letters. The planner also reads PostgreSQL (its password and, on
-// Cloud SQL, the connector) and may create the destination table and
-// sync_control when it starts before any loader; its operator commands
-// (resync, pause, quarantine) append to sync_control and `verify --repair`
-// rebuilds dates through the staging dataset.
+// deployer only pushes images, rolls revisions and reads whether the test
+// build of its commit passed, the tester only writes its logs, Pub/Sub's
+// agent only dead-letters. Every runtime identity reads PostgreSQL (its
+// password, the CA that verifies the server and, on Cloud SQL, the
+// connector, conditioned on the instance: TestCloudSQLGrantOnTheInstance).
+// The push service and the back-fill pool are two identities (issue 28):
+// only the pool pulls the back-fill subscription. The planner may create
+// the destination table and sync_control when it starts before any
+// loader; its operator commands (resync, pause, quarantine) append to
+// sync_control and `verify --repair` rebuilds dates through the staging
+// dataset. Dataset roles are the datasets' access entries (WRITER is
+// roles/bigquery.dataEditor).
 var leastPrivilege = map[string][]allowed{
 	"loader": {
 		{role: "roles/bigquery.jobUser", target: "project"},
@@ -40,10 +46,19 @@ var leastPrivilege = map[string][]allowed{
 		{role: "roles/bigquery.dataEditor", target: "google_bigquery_dataset.staging"},
 		{role: "roles/bigquery.dataEditor", target: "google_bigquery_dataset.state"},
 		{role: "roles/secretmanager.secretAccessor", target: "google_secret_manager_secret.pg_password"},
+		{role: "roles/secretmanager.secretAccessor", target: "google_secret_manager_secret.pg_ca"},
 		{role: "roles/cloudsql.client", target: "project", optional: true},
 		{role: "roles/pubsub.publisher", target: "google_pubsub_topic.dates"},
-		// The back-fill worker pool runs as the loader: it pulls, and
-		// would publish a continuation to the back-fill topic.
+	},
+	"backfill": {
+		{role: "roles/bigquery.jobUser", target: "project"},
+		{role: "roles/bigquery.dataEditor", target: "google_bigquery_dataset.destination"},
+		{role: "roles/bigquery.dataEditor", target: "google_bigquery_dataset.staging"},
+		{role: "roles/bigquery.dataEditor", target: "google_bigquery_dataset.state"},
+		{role: "roles/secretmanager.secretAccessor", target: "google_secret_manager_secret.pg_password"},
+		{role: "roles/secretmanager.secretAccessor", target: "google_secret_manager_secret.pg_ca"},
+		{role: "roles/cloudsql.client", target: "project", optional: true},
+		// It pulls, and would publish a continuation to the back-fill topic.
 		{role: "roles/pubsub.subscriber", target: "google_pubsub_subscription.backfill"},
 		{role: "roles/pubsub.publisher", target: "google_pubsub_topic.backfill"},
 	},
@@ -54,6 +69,7 @@ var leastPrivilege = map[string][]allowed{
 		// verify --repair rebuilds dates through staging tables.
 		{role: "roles/bigquery.dataEditor", target: "google_bigquery_dataset.staging"},
 		{role: "roles/secretmanager.secretAccessor", target: "google_secret_manager_secret.pg_password"},
+		{role: "roles/secretmanager.secretAccessor", target: "google_secret_manager_secret.pg_ca"},
 		{role: "roles/cloudsql.client", target: "project", optional: true},
 		{role: "roles/pubsub.publisher", target: "google_pubsub_topic.dates"},
 		{role: "roles/pubsub.publisher", target: "google_pubsub_topic.backfill"},
@@ -68,10 +84,15 @@ var leastPrivilege = map[string][]allowed{
 		{role: "roles/artifactregistry.writer", target: "google_artifact_registry_repository.images"},
 		{role: "roles/logging.logWriter", target: "project"},
 		{role: "roles/iam.serviceAccountUser", target: "google_service_account.loader"},
+		{role: "roles/iam.serviceAccountUser", target: "google_service_account.backfill"},
 		{role: "roles/iam.serviceAccountUser", target: "google_service_account.planner"},
+		{role: "roles/cloudbuild.builds.viewer", target: "project"},
 		{role: "roles/run.developer", target: "google_cloud_run_v2_service.loader"},
 		{role: "roles/run.developer", target: "google_cloud_run_v2_job.planner"},
 		{role: "roles/run.developer", target: "google_cloud_run_v2_worker_pool.loader"},
+	},
+	"tester": {
+		{role: "roles/logging.logWriter", target: "project"},
 	},
 	pubsubAgent: {
 		{role: "roles/pubsub.publisher", target: "google_pubsub_topic.dead_letter"},
@@ -130,6 +151,10 @@ func iamGrants(t *testing.T, in *tfeval.Instance) []grant {
 	}
 	var out []grant
 	for _, r := range all {
+		if r.Type == "google_bigquery_dataset" {
+			out = append(out, datasetGrants(t, r)...)
+			continue
+		}
 		if !strings.Contains(r.Type, "_iam_") {
 			continue
 		}
@@ -186,6 +211,67 @@ func iamGrants(t *testing.T, in *tfeval.Instance) []grant {
 	return out
 }
 
+// legacyDatasetRoles are the dataset access roles in the form the API
+// returns them, and the IAM roles they are
+// (https://cloud.google.com/bigquery/docs/access-control-basic-roles).
+var legacyDatasetRoles = map[string]string{
+	"READER": "roles/bigquery.dataViewer",
+	"WRITER": "roles/bigquery.dataEditor",
+	"OWNER":  "roles/bigquery.dataOwner",
+}
+
+// datasetGrants are a dataset's access entries as grants to pgbq's service
+// accounts. A dataset without access entries (BigQuery's defaults: every
+// project viewer reads it), an entry for a special group other than the
+// project owners, and an entry for an identity that is neither one of
+// pgbq's service accounts nor a reader group fail the test.
+func datasetGrants(t *testing.T, r tfeval.Resource) []grant {
+	t.Helper()
+	entries := check(r.Blocks("access")).of(t)
+	if len(entries) == 0 {
+		t.Errorf("%s: no access entries: BigQuery's defaults let every project viewer read the dataset and every editor write it", r.Where)
+	}
+	var out []grant
+	for _, a := range entries {
+		legacy, _, err := a.Str("role")
+		if err != nil {
+			t.Fatal(err)
+		}
+		role, ok := legacyDatasetRoles[legacy]
+		if !ok {
+			t.Errorf("%s: access role %q: use the legacy form (READER, WRITER, OWNER) the API returns", a.Where, legacy)
+			continue
+		}
+		special, _, _ := a.Str("special_group")
+		user, _, _ := a.Str("user_by_email")
+		group, _, _ := a.Str("group_by_email")
+		switch {
+		case special == "projectOwners" && legacy == "OWNER":
+		case special != "":
+			t.Errorf("%s: %s for the special group %s: synced data is for named identities only", a.Where, legacy, special)
+		case group != "" && legacy == "READER" && r.Name == "destination":
+		case group != "":
+			t.Errorf("%s: group %s gets %s on %s: reader groups read the destination only", a.Where, group, legacy, r.Name)
+		default:
+			m := saMemberRE.FindStringSubmatch(user)
+			if m == nil {
+				t.Errorf("%s: access for %q, which is not one of pgbq's service accounts", a.Where, user)
+				continue
+			}
+			out = append(out, grant{principal: m[1], role: role, target: r.ID(), where: a.Where})
+		}
+		for _, other := range []string{"domain", "iam_member", "view", "dataset", "routine"} {
+			if blocks, err := a.Blocks(other); err == nil && len(blocks) > 0 {
+				t.Errorf("%s: access by %s: not expected", a.Where, other)
+			}
+			if v, set, err := a.Attr(other); err == nil && set && !v.IsNull() {
+				t.Errorf("%s: access by %s: not expected", a.Where, other)
+			}
+		}
+	}
+	return out
+}
+
 // shortTarget drops the module instance: google_pubsub_topic.dates.
 func shortTarget(id string) string {
 	if _, after, ok := strings.Cut(id, "/"); ok {
@@ -228,7 +314,7 @@ func TestLeastPrivilege(t *testing.T) {
 			}
 		}
 		cloudSQL := in.Vars["database"].GetAttr("cloud_sql_instance").AsString() != ""
-		for _, p := range []string{"loader", "planner"} {
+		for _, p := range []string{"loader", "backfill", "planner"} {
 			if got := have[p+" roles/cloudsql.client project"]; got != cloudSQL {
 				t.Errorf("%s: %s holds roles/cloudsql.client: %v, on Cloud SQL: %v", tc.name, p, got, cloudSQL)
 			}
@@ -258,7 +344,7 @@ func TestOneServiceAccountPerComponent(t *testing.T) {
 			}
 		}
 		sort.Strings(accounts)
-		want := []string{"deployer", "loader", "planner", "push", "scheduler"}
+		want := []string{"backfill", "deployer", "loader", "planner", "push", "scheduler", "tester"}
 		if strings.Join(accounts, " ") != strings.Join(want, " ") {
 			t.Errorf("%s: service accounts %v, want %v", e, accounts, want)
 		}
@@ -278,13 +364,22 @@ func TestOneServiceAccountPerComponent(t *testing.T) {
 		run := cloudRun(t, in)
 		push := pushSubscription(t, in)
 		sched := single(t, in, "google_cloud_scheduler_job")
-		trig := single(t, in, "google_cloudbuild_trigger")
+		pool := single(t, in, "google_cloud_run_v2_worker_pool")
+		triggers := map[string]tfeval.Resource{}
+		for _, tr := range check(in.AllResources("google_cloudbuild_trigger")).of(t) {
+			triggers[tr.Name] = tr
+		}
+		if len(triggers) != 2 {
+			t.Fatalf("%s: want a test and a deploy trigger, found %v", e, triggers)
+		}
 		got := map[string]string{
 			"loader":    identity(run[0].template, "service_account"),
+			"backfill":  identity(check(pool.One("template")).of(t), "service_account"),
 			"planner":   identity(run[1].template, "service_account"),
 			"push":      identity(check(check(push.One("push_config")).of(t).One("oidc_token")).of(t), "service_account_email"),
 			"scheduler": identity(check(check(sched.One("http_target")).of(t).One("oauth_token")).of(t), "service_account_email"),
-			"deployer":  identity(trig.Scope, "service_account"),
+			"deployer":  identity(triggers["deploy"].Scope, "service_account"),
+			"tester":    identity(triggers["test"].Scope, "service_account"),
 		}
 		for component, sa := range got {
 			if sa != component {

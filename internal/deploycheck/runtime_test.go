@@ -127,6 +127,7 @@ func TestCloudRunEnvironmentMatchesConfiguration(t *testing.T) {
 				lookup[k] = v
 			}
 			lookup["PG_PASSWORD"] = "from-secret-manager"
+			lookup = withMountedCA(t, where, rr.template, rr.container, lookup)
 			if err := validateAs(rr.binary, lookup); err != nil {
 				t.Errorf("%s: the rendered environment does not validate:\n%v", where, err)
 				continue
@@ -409,8 +410,12 @@ func TestDatabaseConnectivity(t *testing.T) {
 				}
 			} else {
 				host := db.GetAttr("host").AsString()
-				if !strings.HasPrefix(dsn, "host="+host+" ") || len(volumes) != 0 {
-					t.Errorf("%s: PG_DSN %q / %d volumes: want host %s and no Cloud SQL volume", where, dsn, len(volumes), host)
+				cloudSQLVolumes := 0
+				for _, v := range volumes {
+					cloudSQLVolumes += len(check(v.Blocks("cloud_sql_instance")).of(t))
+				}
+				if !strings.HasPrefix(dsn, "host="+host+" ") || cloudSQLVolumes != 0 {
+					t.Errorf("%s: PG_DSN %q / %d Cloud SQL volumes: want host %s and no Cloud SQL volume", where, dsn, cloudSQLVolumes, host)
 				}
 				if !in.Vars["vpc_egress"].IsNull() && len(vpc) != 1 {
 					t.Errorf("%s: vpc_egress is set but the template has no vpc_access", where)

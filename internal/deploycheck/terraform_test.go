@@ -362,7 +362,7 @@ func TestDeletionProtectionInProd(t *testing.T) {
 			}
 		}
 	}
-	want := map[string]int{"google_bigquery_dataset": 3, "google_cloud_run_v2_service": 1, "google_cloud_run_v2_job": 1, "google_cloud_run_v2_worker_pool": 1, "google_secret_manager_secret": 1}
+	want := map[string]int{"google_bigquery_dataset": 3, "google_cloud_run_v2_service": 1, "google_cloud_run_v2_job": 1, "google_cloud_run_v2_worker_pool": 1, "google_secret_manager_secret": 2}
 	for typ, n := range want {
 		if found[typ] != n {
 			t.Errorf("prod: %d %s resources, want %d", found[typ], typ, n)

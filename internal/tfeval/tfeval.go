@@ -1079,6 +1079,7 @@ func Functions() map[string]function.Function {
 		"lower":      stdlib.LowerFunc,
 		"max":        stdlib.MaxFunc,
 		"merge":      stdlib.MergeFunc,
+		"sort":       stdlib.SortFunc,
 		"range":      stdlib.RangeFunc,
 		"min":        stdlib.MinFunc,
 		"regex":      stdlib.RegexFunc,

@@ -6,6 +6,8 @@ module "stack" {
 
   environment         = "dev"
   deletion_protection = false
+  # Dev deploys every push once its tests pass.
+  require_approval = false
 
   project_id                 = var.project_id
   region                     = var.region
@@ -31,6 +33,7 @@ module "stack" {
     location                      = var.bigquery_location
     datasets                      = var.bigquery_datasets
     staging_table_expiration_days = var.staging_table_expiration_days
+    reader_groups                 = var.bigquery_reader_groups
   }
   loader = {
     max_instances  = var.loader_max_instances

@@ -44,14 +44,16 @@ variable "image_tag" {
 }
 
 variable "database" {
-  description = "The source PostgreSQL database: name, user, and exactly one of cloud_sql_instance (PROJECT:REGION:INSTANCE, through the Cloud SQL connector) or host (with port and sslmode; a private address also needs vpc_egress)."
+  description = "The source PostgreSQL database: name, user, and exactly one of cloud_sql_instance (PROJECT:REGION:INSTANCE, through the Cloud SQL connector, whose socket it encrypts itself) or host (a host name or IP address, with port, sslmode and ca_secret_version: the version of the pg-ca secret holding the CA certificate that verifies the server; a private address also needs vpc_egress). sslmode defaults to verify-full; disable, allow, prefer and require, which do not verify the server, need allow_unverified_tls = true (PG_ALLOW_UNVERIFIED_TLS)."
   type = object({
-    name               = string
-    user               = string
-    cloud_sql_instance = optional(string, "")
-    host               = optional(string, "")
-    port               = optional(number, 5432)
-    sslmode            = optional(string, "require")
+    name                 = string
+    user                 = string
+    cloud_sql_instance   = optional(string, "")
+    host                 = optional(string, "")
+    port                 = optional(number, 5432)
+    sslmode              = optional(string, "verify-full")
+    ca_secret_version    = optional(string, "")
+    allow_unverified_tls = optional(bool, false)
   })
 
   validation {
@@ -64,14 +66,37 @@ variable "database" {
     error_message = "The database.cloud_sql_instance must be an instance connection name, PROJECT:REGION:INSTANCE."
   }
 
+  # The host goes into PG_DSN: a host name (RFC 1123 labels), an IPv4 or
+  # an IPv6 address, nothing that could carry a space, a quote or "=" and
+  # so add a parameter to the connection string.
+  validation {
+    condition = var.database.host == "" || (length(var.database.host) <= 253 && (
+      can(regex("^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$", var.database.host)) ||
+      can(regex("^[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*$", var.database.host))
+    ))
+    error_message = "The database.host must be a host name (letters, digits, hyphens, dots) or an IP address."
+  }
+
+  validation {
+    condition     = var.database.port >= 1 && var.database.port <= 65535 && floor(var.database.port) == var.database.port
+    error_message = "The database.port must be a port number from 1 to 65535."
+  }
+
   validation {
     condition     = can(regex("^[A-Za-z0-9_.@-]+$", var.database.name)) && can(regex("^[A-Za-z0-9_.@-]+$", var.database.user))
     error_message = "The database name and user must be plain identifiers (letters, digits, _ . @ -)."
   }
 
   validation {
-    condition     = contains(["disable", "allow", "prefer", "require", "verify-ca", "verify-full"], var.database.sslmode)
-    error_message = "The database.sslmode must be one of disable, allow, prefer, require, verify-ca, verify-full."
+    condition     = contains(["verify-full", "verify-ca"], var.database.sslmode) || (var.database.allow_unverified_tls && contains(["disable", "allow", "prefer", "require"], var.database.sslmode))
+    error_message = "The database.sslmode must be verify-full (the default) or verify-ca; disable, allow, prefer and require do not verify the server and need allow_unverified_tls = true."
+  }
+
+  # verify-ca checks the certificate chain only: against the public roots
+  # any server with any public certificate would pass. A host needs the CA.
+  validation {
+    condition     = var.database.host == "" || !contains(["verify-full", "verify-ca"], var.database.sslmode) || can(regex("^[1-9][0-9]*$", var.database.ca_secret_version))
+    error_message = "With a host and sslmode verify-full or verify-ca, database.ca_secret_version must be the version number of the CA certificate in the <name_prefix>-<environment>-pg-ca secret, such as \"1\"."
   }
 }
 
@@ -230,6 +255,17 @@ variable "bigquery_datasets" {
   validation {
     condition     = alltrue([for id in values(var.bigquery_datasets) : id == "" || (can(regex("^[A-Za-z0-9_]+$", id)) && length(id) <= 1024)])
     error_message = "The bigquery_datasets ids must be letters, digits and underscores."
+  }
+}
+
+variable "bigquery_reader_groups" {
+  description = "Google groups (emails) that may read the destination dataset. The datasets list their access in full: without a group here, only project owners and pgbq's own identities reach the synced data (no project viewers)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for g in var.bigquery_reader_groups : can(regex("^[^@ ]+@[^@ ]+\\.[^@ ]+$", g))])
+    error_message = "Each of bigquery_reader_groups must be a group's email address."
   }
 }
 

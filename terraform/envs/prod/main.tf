@@ -6,6 +6,8 @@ module "stack" {
 
   environment         = "prod"
   deletion_protection = true
+  # A production deploy waits for a person holding roles/cloudbuild.builds.approver.
+  require_approval = true
 
   project_id                 = var.project_id
   region                     = var.region
@@ -31,6 +33,7 @@ module "stack" {
     location                      = var.bigquery_location
     datasets                      = var.bigquery_datasets
     staging_table_expiration_days = var.staging_table_expiration_days
+    reader_groups                 = var.bigquery_reader_groups
   }
   loader = {
     max_instances  = var.loader_max_instances

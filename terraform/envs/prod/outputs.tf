@@ -48,6 +48,11 @@ output "pg_password_secret" {
   value       = module.stack.pg_password_secret
 }
 
+output "pg_ca_secret" {
+  description = "Secret id to add the PostgreSQL server's CA certificate to (gcloud secrets versions add --data-file=ca.pem), for a source at a host."
+  value       = module.stack.pg_ca_secret
+}
+
 output "service_accounts" {
   description = "Service account emails by component."
   value       = module.stack.service_accounts

@@ -33,3 +33,14 @@ variable "labels" {
   type        = map(string)
   default     = {}
 }
+
+variable "writer_emails" {
+  description = "Service account emails that load, stage and checkpoint (WRITER on all three datasets): the runtime identities; the planner too, whose verify --repair rebuilds dates as a loader does."
+  type        = list(string)
+}
+
+variable "reader_groups" {
+  description = "Google groups (emails) that may read the destination dataset (READER). Nobody else reads synced data but project owners."
+  type        = list(string)
+  default     = []
+}

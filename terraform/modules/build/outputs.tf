@@ -14,6 +14,6 @@ output "repository_url" {
 }
 
 output "trigger_name" {
-  description = "Cloud Build trigger name, or null when no trigger is managed here."
+  description = "The deploy trigger's name (the test trigger's is it plus -test), or null when no trigger is managed here."
   value       = var.trigger == null ? null : var.trigger_name
 }

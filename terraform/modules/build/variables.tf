@@ -47,8 +47,18 @@ variable "trigger_name" {
 }
 
 variable "build_service_account_id" {
-  description = "Service account the builds run as (projects/P/serviceAccounts/EMAIL): the deployer."
+  description = "Service account the deploy builds run as (projects/P/serviceAccounts/EMAIL): the deployer."
   type        = string
+}
+
+variable "test_service_account_id" {
+  description = "Service account the test builds run as (projects/P/serviceAccounts/EMAIL): the tester, without deploy rights."
+  type        = string
+}
+
+variable "require_approval" {
+  description = "Whether a deploy build waits for a person's approval before it starts (prod)."
+  type        = bool
 }
 
 variable "substitutions" {

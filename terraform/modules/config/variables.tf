@@ -23,14 +23,18 @@ variable "topic_name" {
 }
 
 variable "database" {
-  description = "The source database: exactly one of cloud_sql_instance (PROJECT:REGION:INSTANCE) or host, plus name and user (PG_DSN)."
+  description = "The source database: exactly one of cloud_sql_instance (PROJECT:REGION:INSTANCE) or host (with port, sslmode, ca_secret_version), plus name and user (PG_DSN); allow_unverified_tls sets PG_ALLOW_UNVERIFIED_TLS."
   type = object({
     name               = string
     user               = string
     cloud_sql_instance = optional(string, "")
     host               = optional(string, "")
     port               = optional(number, 5432)
-    sslmode            = optional(string, "require")
+    sslmode            = optional(string, "verify-full")
+    # Version of the CA certificate secret (sslrootcert); "": none.
+    ca_secret_version = optional(string, "")
+    # PG_ALLOW_UNVERIFIED_TLS: accept an sslmode that does not verify the server.
+    allow_unverified_tls = optional(bool, false)
   })
 }
 

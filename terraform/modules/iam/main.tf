@@ -1,14 +1,26 @@
-# One service account per component, each with only what it needs
-# (least privilege; docs/security.md, terraform/README.md). Grants on the Cloud Run
-# service and job themselves (run.invoker, run.developer) live next to those
-# resources in the loader and planner modules; Pub/Sub's own service agent is
-# granted its dead-lettering rights in the pubsub module.
+# One service account per workload, each with only what it needs
+# (DESIGN.md, "Google Cloud facts": least privilege; docs/security.md lists
+# them). Grants on the Cloud Run service, worker pool and job themselves
+# (run.invoker, run.developer) live next to those resources in their
+# modules; the datasets' access is listed on the datasets (bigquery module);
+# Pub/Sub's own service agent is granted its dead-lettering rights in the
+# pubsub module.
 
 resource "google_service_account" "loader" {
   project      = var.project_id
   account_id   = "${var.name}-loader"
   display_name = "pgbq loader (${var.name})"
-  description  = "Runs the loader service: reads PostgreSQL, loads and publishes BigQuery tables, publishes continuations."
+  description  = "Runs the loader service (push): reads PostgreSQL, loads and publishes BigQuery tables, publishes continuations to the dates topic."
+}
+
+# The back-fill worker pool has its own identity: the push service never
+# pulls the back-fill subscription, the pool never publishes to the dates
+# topic.
+resource "google_service_account" "backfill" {
+  project      = var.project_id
+  account_id   = "${var.name}-backfill"
+  display_name = "pgbq back-fill loader (${var.name})"
+  description  = "Runs the back-fill worker pool: pulls the back-fill subscription, reads PostgreSQL, loads and publishes BigQuery tables."
 }
 
 resource "google_service_account" "planner" {
@@ -36,20 +48,33 @@ resource "google_service_account" "deployer" {
   project      = var.project_id
   account_id   = "${var.name}-deployer"
   display_name = "pgbq deployer (${var.name})"
-  description  = "Cloud Build: pushes images and rolls the loader and planner onto them."
+  description  = "Cloud Build, deploy builds: pushes images and rolls the loader, back-fill pool and planner onto them; runs no tests."
 }
 
-# --- loader and planner -------------------------------------------------------
+# The test builds (cloudbuild-test.yaml) run third-party code (modules,
+# packages, Terraform providers) and hold no right beyond writing their logs.
+resource "google_service_account" "tester" {
+  project      = var.project_id
+  account_id   = "${var.name}-tester"
+  display_name = "pgbq tester (${var.name})"
+  description  = "Cloud Build, test builds: vet, tests, Terraform checks. No deploy rights, no data access."
+}
+
+# --- loader, back-fill loader and planner ---------------------------------------
 
 locals {
-  # The runtime identities. Both read PostgreSQL (the password; on Cloud SQL,
-  # the connector), run BigQuery jobs and publish to the dates topic: the
-  # loader its continuations for dates that outlast one request, the planner
-  # the dates themselves. Their dataset roles differ (below).
+  # The runtime identities. All read PostgreSQL (the password, its CA; on
+  # Cloud SQL, the connector) and run BigQuery jobs; their dataset access
+  # is on the datasets (bigquery module).
   runtime_members = {
-    loader  = google_service_account.loader.member
-    planner = google_service_account.planner.member
+    loader   = google_service_account.loader.member
+    backfill = google_service_account.backfill.member
+    planner  = google_service_account.planner.member
   }
+
+  # PROJECT:REGION:INSTANCE; the project part may itself hold a colon
+  # (domain-scoped projects, example.com:project).
+  cloud_sql_parts = var.cloud_sql_instance == "" ? null : regex("^(.+):([a-z]+-[a-z]+[0-9]+):([a-z][a-z0-9-]*)$", var.cloud_sql_instance)
 }
 
 resource "google_project_iam_member" "bigquery_jobs" {
@@ -69,16 +94,40 @@ resource "google_secret_manager_secret_iam_member" "pg_password" {
   member    = each.value
 }
 
-resource "google_project_iam_member" "cloud_sql" {
-  for_each = { for component, member in local.runtime_members : component => member if var.cloud_sql }
+# The CA that verifies the PostgreSQL server (sslrootcert), when one is used.
+resource "google_secret_manager_secret_iam_member" "pg_ca" {
+  for_each = local.runtime_members
 
-  project = var.project_id
-  role    = "roles/cloudsql.client"
-  member  = each.value
+  project   = var.project_id
+  secret_id = var.ca_secret_id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = each.value
 }
 
+# The Cloud SQL connector, on this environment's instance only: an IAM
+# condition on the instance's resource name, so that a dev identity cannot
+# reach prod's instance when both live in one project
+# (https://cloud.google.com/sql/docs/postgres/iam-conditions).
+resource "google_project_iam_member" "cloud_sql" {
+  for_each = { for component, member in local.runtime_members : component => member if var.cloud_sql_instance != "" }
+
+  project = local.cloud_sql_parts[0]
+  role    = "roles/cloudsql.client"
+  member  = each.value
+
+  condition {
+    title       = "only ${local.cloud_sql_parts[2]}"
+    description = "The Cloud SQL instance this pgbq environment reads."
+    expression  = "resource.name == \"projects/${local.cloud_sql_parts[0]}/instances/${local.cloud_sql_parts[2]}\""
+  }
+}
+
+# The push service publishes continuations, the planner the dates.
 resource "google_pubsub_topic_iam_member" "publishes_dates" {
-  for_each = local.runtime_members
+  for_each = {
+    loader  = google_service_account.loader.member
+    planner = google_service_account.planner.member
+  }
 
   project = var.project_id
   topic   = var.topic_id
@@ -87,10 +136,13 @@ resource "google_pubsub_topic_iam_member" "publishes_dates" {
 }
 
 # Back-fills: the planner publishes dates to the back-fill topic when run
-# with PUBSUB_TOPIC set to it, the loader worker pool pulls them (and would
+# with PUBSUB_TOPIC set to it, the back-fill pool pulls them (and would
 # publish a continuation there).
 resource "google_pubsub_topic_iam_member" "publishes_backfill" {
-  for_each = local.runtime_members
+  for_each = {
+    backfill = google_service_account.backfill.member
+    planner  = google_service_account.planner.member
+  }
 
   project = var.project_id
   topic   = var.backfill_topic_id
@@ -98,40 +150,11 @@ resource "google_pubsub_topic_iam_member" "publishes_backfill" {
   member  = each.value
 }
 
-resource "google_pubsub_subscription_iam_member" "loader_pulls_backfill" {
+resource "google_pubsub_subscription_iam_member" "backfill_pulls" {
   project      = var.project_id
   subscription = var.backfill_subscription
   role         = "roles/pubsub.subscriber"
-  member       = google_service_account.loader.member
-}
-
-# Load jobs, staging tables, the publish transaction, checkpoints.
-resource "google_bigquery_dataset_iam_member" "loader_data" {
-  for_each = toset(["destination", "staging", "state"])
-
-  project    = var.project_id
-  dataset_id = var.dataset_ids[each.key]
-  role       = "roles/bigquery.dataEditor"
-  member     = google_service_account.loader.member
-}
-
-# The planner appends rows to sync_control_log (planned, quarantined, and
-# the operator commands' reopened, paused and resumed) and may create the
-# destination table and sync_control when it starts first. `planner verify
-# --repair` rebuilds a date the way a loader does (load jobs into a staging
-# table, then the publish into the destination), so the planner edits the
-# staging dataset too; it has no other role there than the loader's.
-resource "google_bigquery_dataset_iam_member" "planner_data" {
-  for_each = {
-    destination = "roles/bigquery.dataEditor"
-    state       = "roles/bigquery.dataEditor"
-    staging     = "roles/bigquery.dataEditor"
-  }
-
-  project    = var.project_id
-  dataset_id = var.dataset_ids[each.key]
-  role       = each.value
-  member     = google_service_account.planner.member
+  member       = google_service_account.backfill.member
 }
 
 # --- deployer (Cloud Build) ---------------------------------------------------
@@ -151,14 +174,31 @@ resource "google_project_iam_member" "deployer_writes_logs" {
   member  = google_service_account.deployer.member
 }
 
-# Deploying a revision that runs as the loader or planner identity.
+# Deploy builds wait for the test build of their commit (cloudbuild.yaml,
+# step tested): reading builds' status is all this grants.
+resource "google_project_iam_member" "deployer_reads_builds" {
+  project = var.project_id
+  role    = "roles/cloudbuild.builds.viewer"
+  member  = google_service_account.deployer.member
+}
+
+# Deploying a revision that runs as the loader, back-fill or planner identity.
 resource "google_service_account_iam_member" "deployer_acts_as" {
   for_each = {
-    loader  = google_service_account.loader.name
-    planner = google_service_account.planner.name
+    loader   = google_service_account.loader.name
+    backfill = google_service_account.backfill.name
+    planner  = google_service_account.planner.name
   }
 
   service_account_id = each.value
   role               = "roles/iam.serviceAccountUser"
   member             = google_service_account.deployer.member
+}
+
+# --- tester (Cloud Build) -----------------------------------------------------
+
+resource "google_project_iam_member" "tester_writes_logs" {
+  project = var.project_id
+  role    = "roles/logging.logWriter"
+  member  = google_service_account.tester.member
 }

@@ -9,17 +9,8 @@ variable "region" {
 }
 
 variable "name" {
-  description = "Prefix of the service account ids (<name>-loader, -planner, -push, -scheduler, -deployer); at most 20 characters."
+  description = "Prefix of the service account ids (<name>-loader, -backfill, -planner, -push, -scheduler, -deployer, -tester); at most 20 characters."
   type        = string
-}
-
-variable "dataset_ids" {
-  description = "BigQuery dataset ids: destination, staging, state."
-  type = object({
-    destination = string
-    staging     = string
-    state       = string
-  })
 }
 
 variable "topic_id" {
@@ -37,17 +28,22 @@ variable "repository_id" {
   type        = string
 }
 
-variable "cloud_sql" {
-  description = "Whether the source is reached through the Cloud SQL connector (grants roles/cloudsql.client to loader and planner)."
-  type        = bool
+variable "cloud_sql_instance" {
+  description = "The Cloud SQL instance (PROJECT:REGION:INSTANCE) the runtime identities may connect to (roles/cloudsql.client conditioned on it); empty: none."
+  type        = string
+}
+
+variable "ca_secret_id" {
+  description = "Secret id of the CA certificate that verifies the PostgreSQL server."
+  type        = string
 }
 
 variable "backfill_topic_id" {
-  description = "The back-fill topic (projects/P/topics/T): the loader and the planner publish to it."
+  description = "The back-fill topic (projects/P/topics/T): the back-fill pool and the planner publish to it."
   type        = string
 }
 
 variable "backfill_subscription" {
-  description = "The back-fill pull subscription: the loader pulls from it."
+  description = "The back-fill pull subscription: the back-fill pool pulls from it."
   type        = string
 }

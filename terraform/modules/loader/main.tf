@@ -13,6 +13,7 @@ locals {
     LOADER_BUDGET = "${var.budget_seconds}s"
   })
   cloud_sql = var.cloud_sql_instance == "" ? [] : [var.cloud_sql_instance]
+  pg_ca     = var.pg_ca == null ? [] : [var.pg_ca]
 }
 
 resource "google_cloud_run_v2_service" "loader" {
@@ -79,6 +80,14 @@ resource "google_cloud_run_v2_service" "loader" {
         }
       }
 
+      dynamic "volume_mounts" {
+        for_each = local.pg_ca
+        content {
+          name       = "pg-ca"
+          mount_path = volume_mounts.value.dir
+        }
+      }
+
       # The loader connects to PostgreSQL and BigQuery before it listens.
       startup_probe {
         http_get {
@@ -96,6 +105,20 @@ resource "google_cloud_run_v2_service" "loader" {
         name = "cloudsql"
         cloud_sql_instance {
           instances = [volumes.value]
+        }
+      }
+    }
+
+    dynamic "volumes" {
+      for_each = local.pg_ca
+      content {
+        name = "pg-ca"
+        secret {
+          secret = volumes.value.secret
+          items {
+            version = volumes.value.version
+            path    = volumes.value.file
+          }
         }
       }
     }

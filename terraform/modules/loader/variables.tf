@@ -109,3 +109,14 @@ variable "deletion_protection" {
   description = "When true, Terraform refuses to delete the service."
   type        = bool
 }
+
+variable "pg_ca" {
+  description = "The CA certificate that verifies the PostgreSQL server: secret id, pinned version, and the directory and file name PG_DSN's sslrootcert names (mounted from Secret Manager); null: none."
+  type = object({
+    secret  = string
+    version = string
+    dir     = string
+    file    = string
+  })
+  default = null
+}

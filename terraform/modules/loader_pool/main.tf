@@ -22,6 +22,7 @@ locals {
     LOADER_CONCURRENCY = tostring(var.max_outstanding)
   })
   cloud_sql = var.cloud_sql_instance == "" ? [] : [var.cloud_sql_instance]
+  pg_ca     = var.pg_ca == null ? [] : [var.pg_ca]
 }
 
 resource "google_cloud_run_v2_worker_pool" "loader" {
@@ -76,6 +77,14 @@ resource "google_cloud_run_v2_worker_pool" "loader" {
           mount_path = "/cloudsql"
         }
       }
+
+      dynamic "volume_mounts" {
+        for_each = local.pg_ca
+        content {
+          name       = "pg-ca"
+          mount_path = volume_mounts.value.dir
+        }
+      }
     }
 
     dynamic "volumes" {
@@ -84,6 +93,20 @@ resource "google_cloud_run_v2_worker_pool" "loader" {
         name = "cloudsql"
         cloud_sql_instance {
           instances = [volumes.value]
+        }
+      }
+    }
+
+    dynamic "volumes" {
+      for_each = local.pg_ca
+      content {
+        name = "pg-ca"
+        secret {
+          secret = volumes.value.secret
+          items {
+            version = volumes.value.version
+            path    = volumes.value.file
+          }
         }
       }
     }

@@ -98,3 +98,14 @@ variable "deletion_protection" {
   description = "Whether the pool refuses to be destroyed."
   type        = bool
 }
+
+variable "pg_ca" {
+  description = "The CA certificate that verifies the PostgreSQL server: secret id, pinned version, and the directory and file name PG_DSN's sslrootcert names (mounted from Secret Manager); null: none."
+  type = object({
+    secret  = string
+    version = string
+    dir     = string
+    file    = string
+  })
+  default = null
+}

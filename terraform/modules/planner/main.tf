@@ -14,6 +14,7 @@ locals {
     PLANNER_QUARANTINE_AFTER = tostring(var.quarantine_after)
   })
   cloud_sql = var.cloud_sql_instance == "" ? [] : [var.cloud_sql_instance]
+  pg_ca     = var.pg_ca == null ? [] : [var.pg_ca]
 }
 
 data "google_project" "this" {
@@ -39,6 +40,11 @@ resource "google_cloud_run_v2_job" "planner" {
 
       containers {
         image = var.image
+        # The binary (the image's entrypoint) with the deployment's pins:
+        # an execution with overrides replaces the arguments and may add
+        # variables, but never changes the command, so no override sends
+        # the password or the rows past these (config.Pins).
+        command = concat(["/app"], var.pin_args)
 
         resources {
           limits = {
@@ -72,6 +78,14 @@ resource "google_cloud_run_v2_job" "planner" {
             mount_path = "/cloudsql"
           }
         }
+
+        dynamic "volume_mounts" {
+          for_each = local.pg_ca
+          content {
+            name       = "pg-ca"
+            mount_path = volume_mounts.value.dir
+          }
+        }
       }
 
       dynamic "volumes" {
@@ -80,6 +94,20 @@ resource "google_cloud_run_v2_job" "planner" {
           name = "cloudsql"
           cloud_sql_instance {
             instances = [volumes.value]
+          }
+        }
+      }
+
+      dynamic "volumes" {
+        for_each = local.pg_ca
+        content {
+          name = "pg-ca"
+          secret {
+            secret = volumes.value.secret
+            items {
+              version = volumes.value.version
+              path    = volumes.value.file
+            }
           }
         }
       }

@@ -8,6 +8,11 @@ variable "secret_id" {
   type        = string
 }
 
+variable "ca_secret_id" {
+  description = "Secret id of the CA certificate that verifies the PostgreSQL server (sslrootcert)."
+  type        = string
+}
+
 variable "labels" {
   description = "Labels for the secret."
   type        = map(string)

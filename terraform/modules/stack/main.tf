@@ -13,6 +13,16 @@ locals {
   # Pub/Sub push allows at most 600 s before a delivery counts as failed; the
   # loader's request timeout is the same and LOADER_BUDGET stays below it.
   ack_deadline_seconds = 600
+
+  # The PostgreSQL server's CA, mounted where PG_DSN's sslrootcert names it.
+  # (An object literal, not merge(): the null branch must have the same
+  # attributes for the modules' pg_ca variable to take it.)
+  pg_ca = module.config.pg_ca == null ? null : {
+    secret  = module.secret.ca_secret_id
+    version = module.config.pg_ca.version
+    dir     = module.config.pg_ca.dir
+    file    = module.config.pg_ca.file
+  }
 }
 
 module "build" {
@@ -24,6 +34,8 @@ module "build" {
   trigger                  = var.build_trigger
   trigger_name             = local.name
   build_service_account_id = module.iam.names.deployer
+  test_service_account_id  = module.iam.names.tester
+  require_approval         = var.require_approval
   # What cloudbuild.yaml needs to find this environment's repository,
   # service and job.
   substitutions = {
@@ -41,6 +53,8 @@ module "bigquery" {
   dataset_ids                   = local.dataset_ids
   staging_table_expiration_days = var.bigquery.staging_table_expiration_days
   deletion_protection           = var.deletion_protection
+  writer_emails                 = [module.iam.emails.loader, module.iam.emails.backfill, module.iam.emails.planner]
+  reader_groups                 = var.bigquery.reader_groups
 }
 
 module "secret" {
@@ -48,23 +62,24 @@ module "secret" {
 
   project_id          = var.project_id
   secret_id           = "${local.name}-pg-password"
+  ca_secret_id        = "${local.name}-pg-ca"
   deletion_protection = var.deletion_protection
 }
 
 module "iam" {
   source = "../iam"
 
-  project_id  = var.project_id
-  region      = var.region
-  name        = local.name
-  dataset_ids = module.bigquery.dataset_ids
-  topic_id    = module.pubsub.topic_id
+  project_id = var.project_id
+  region     = var.region
+  name       = local.name
+  topic_id   = module.pubsub.topic_id
 
   backfill_topic_id     = module.pubsub.backfill_topic_id
   backfill_subscription = module.pubsub.backfill_subscription
   secret_id             = module.secret.secret_id
   repository_id         = module.build.repository_id
-  cloud_sql             = var.database.cloud_sql_instance != ""
+  cloud_sql_instance    = var.database.cloud_sql_instance
+  ca_secret_id          = module.secret.ca_secret_id
 }
 
 module "pubsub" {
@@ -110,6 +125,7 @@ module "loader" {
   service_account_email      = module.iam.runtime_emails.loader
   pg_password_secret         = module.secret.secret_id
   pg_password_secret_version = var.pg_password_secret_version
+  pg_ca                      = local.pg_ca
   cloud_sql_instance         = var.database.cloud_sql_instance
   vpc_egress                 = var.vpc_egress
   invoker_member             = module.iam.members.push
@@ -130,9 +146,10 @@ module "loader_pool" {
   instance_count             = var.backfill.instances
   max_outstanding            = var.backfill.max_outstanding
   memory                     = var.loader.memory
-  service_account_email      = module.iam.runtime_emails.loader
+  service_account_email      = module.iam.runtime_emails.backfill
   pg_password_secret         = module.secret.secret_id
   pg_password_secret_version = var.pg_password_secret_version
+  pg_ca                      = local.pg_ca
   cloud_sql_instance         = var.database.cloud_sql_instance
   vpc_egress                 = var.vpc_egress
   deployer_member            = module.iam.members.deployer
@@ -155,6 +172,8 @@ module "planner" {
   deployer_member                 = module.iam.members.deployer
   pg_password_secret              = module.secret.secret_id
   pg_password_secret_version      = var.pg_password_secret_version
+  pg_ca                           = local.pg_ca
+  pin_args                        = module.config.pin_args
   cloud_sql_instance              = var.database.cloud_sql_instance
   vpc_egress                      = var.vpc_egress
   deletion_protection             = var.deletion_protection

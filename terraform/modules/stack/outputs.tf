@@ -48,6 +48,11 @@ output "pg_password_secret" {
   value       = module.secret.secret_id
 }
 
+output "pg_ca_secret" {
+  description = "Secret id of the PostgreSQL server's CA certificate."
+  value       = module.secret.ca_secret_id
+}
+
 output "service_accounts" {
   description = "Service account emails by component."
   value       = module.iam.emails

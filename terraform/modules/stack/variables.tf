@@ -12,6 +12,11 @@ variable "environment" {
   }
 }
 
+variable "require_approval" {
+  description = "Whether a deploy build waits for a person's approval (true in prod)."
+  type        = bool
+}
+
 variable "deletion_protection" {
   description = "Whether the Cloud Run service and job and the secret refuse to be destroyed and the datasets keep their tables on destroy (true in prod)."
   type        = bool
@@ -38,14 +43,16 @@ variable "image_tag" {
 }
 
 variable "database" {
-  description = "The source PostgreSQL database: name, user, and cloud_sql_instance or host (with port and sslmode)."
+  description = "The source PostgreSQL database: name, user, and cloud_sql_instance or host (with port, sslmode, ca_secret_version); allow_unverified_tls."
   type = object({
-    name               = string
-    user               = string
-    cloud_sql_instance = string
-    host               = string
-    port               = number
-    sslmode            = string
+    name                 = string
+    user                 = string
+    cloud_sql_instance   = string
+    host                 = string
+    port                 = number
+    sslmode              = string
+    ca_secret_version    = string
+    allow_unverified_tls = bool
   })
 }
 
@@ -99,7 +106,7 @@ variable "sync" {
 }
 
 variable "bigquery" {
-  description = "BigQuery: location (BQ_LOCATION), datasets (ids; empty ones derived from the name), staging_table_expiration_days."
+  description = "BigQuery: location (BQ_LOCATION), datasets (ids; empty ones derived from the name), staging_table_expiration_days, reader_groups (read the destination)."
   type = object({
     location = string
     datasets = object({
@@ -108,6 +115,7 @@ variable "bigquery" {
       state       = string
     })
     staging_table_expiration_days = number
+    reader_groups                 = list(string)
   })
 }
 

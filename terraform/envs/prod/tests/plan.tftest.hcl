@@ -20,11 +20,12 @@ variables {
   image_tag = "0123456789abcdef0123456789abcdef01234567"
 
   database = {
-    name    = "app"
-    user    = "pgbq"
-    host    = "10.20.0.5"
-    port    = 5432
-    sslmode = "require"
+    name              = "app"
+    user              = "pgbq"
+    host              = "10.20.0.5"
+    port              = 5432
+    sslmode           = "verify-full"
+    ca_secret_version = "1"
   }
 
   vpc_egress = {
