@@ -87,7 +87,7 @@ func TestCloudBuildDeploysWhatTerraformRuns(t *testing.T) {
 				args[i] = check(expand(a, subst)).of(t)
 			}
 			switch {
-			case strings.HasSuffix(st.Name, "/docker") && len(args) > 0 && args[0] == "build":
+			case strings.HasSuffix(imageRepo(st.Name), "/docker") && len(args) > 0 && args[0] == "build":
 				var binary, tag string
 				for i, a := range args {
 					if v, ok := strings.CutPrefix(a, "--build-arg=BINARY="); ok {
@@ -111,16 +111,15 @@ func TestCloudBuildDeploysWhatTerraformRuns(t *testing.T) {
 				if !strings.HasPrefix(tag, region+"-docker.pkg.dev/") {
 					t.Errorf("%s: step %s pushes to %s, not the environment's region %s", e, st.ID, tag, region)
 				}
-			case strings.HasSuffix(st.Name, "/docker") && len(args) > 0 && args[0] == "push":
-				pushed[args[1]] = true
-				for _, need := range []string{"vet", "test"} {
-					if !cb.dependsOn(st.ID, need) {
-						t.Errorf("step %s can push before %s passed", st.ID, need)
-					}
-				}
 			case st.Entrypoint == "bash" && len(args) == 2:
 				cmds, _ := parseShell(t, "step "+st.ID, args[1])
 				for _, c := range cmds {
+					if len(c.args) == 3 && c.args[0] == "docker" && c.args[1] == "push" {
+						pushed[c.args[2]] = true
+						if !cb.dependsOn(st.ID, "tested") {
+							t.Errorf("step %s can push before the test build of its commit passed", st.ID)
+						}
+					}
 					binary := ""
 					switch {
 					case len(c.args) > 4 && strings.Join(c.args[:3], " ") == "gcloud run deploy":
@@ -166,28 +165,38 @@ func TestCloudBuildDeploysWhatTerraformRuns(t *testing.T) {
 		if !deployed["loader-pool"] {
 			t.Errorf("%s: cloudbuild.yaml never deploys the back-fill worker pool", e)
 		}
-		for _, im := range cb.Images {
-			if x := check(expand(im, subst)).of(t); x != wantImage["loader"] && x != wantImage["planner"] {
-				t.Errorf("%s: images lists %s, which Terraform does not run", e, x)
-			}
+		// No images list: Cloud Build would push them again at the end,
+		// which an immutable tag refuses on a rebuild of the commit.
+		if len(cb.Images) != 0 {
+			t.Errorf("%s: cloudbuild.yaml lists images %v: Cloud Build pushes them after the steps, past the push steps' handling of an immutable tag", e, cb.Images)
 		}
 	}
 }
 
-// The build tests before anything ships, runs as the deployer (so logs go
-// to Cloud Logging only) and declares every substitution it uses.
+// The test build vets and tests; both builds run as user-managed service
+// accounts (so logs go to Cloud Logging only), have time for the tests
+// (the deploy build waits for them) and declare every substitution they use.
 func TestCloudBuildSteps(t *testing.T) {
 	t.Parallel()
-	cb := loadCloudBuild(t)
-	if vet := cb.step(t, "vet"); vet.Entrypoint != "go" || strings.Join(vet.Args, " ") != "vet ./..." {
+	tb := loadTestBuild(t)
+	if vet := tb.step(t, "vet"); vet.Entrypoint != "go" || strings.Join(vet.Args, " ") != "vet ./..." {
 		t.Errorf("step vet runs %s %q, want go vet ./...", vet.Entrypoint, vet.Args)
 	}
-	if d, err := time.ParseDuration(cb.Timeout); err != nil || d < 30*time.Minute {
-		t.Errorf("timeout %q: the integration tests alone may take 20 minutes (dev/test.sh); Cloud Build's default is 10", cb.Timeout)
+	for name, b := range map[string]cloudBuild{"cloudbuild-test.yaml": tb, "cloudbuild.yaml": loadCloudBuild(t)} {
+		if d, err := time.ParseDuration(b.Timeout); err != nil || d < 30*time.Minute {
+			t.Errorf("%s: timeout %q: the integration tests alone may take 20 minutes (dev/test.sh); Cloud Build's default is 10", name, b.Timeout)
+		}
+		if b.Options["logging"] != "CLOUD_LOGGING_ONLY" {
+			t.Errorf("%s: options.logging = %v: a build running as a user-managed service account needs CLOUD_LOGGING_ONLY (or a logs bucket)", name, b.Options["logging"])
+		}
+		builtins := map[string]bool{"PROJECT_ID": true, "COMMIT_SHA": true, "SHORT_SHA": true, "BUILD_ID": true, "PROJECT_NUMBER": true, "LOCATION": true}
+		for sub := range b.substitutionsUsed() {
+			if _, ok := b.Substitutions[sub]; !ok && !builtins[sub] {
+				t.Errorf("%s uses $%s without declaring it", name, sub)
+			}
+		}
 	}
-	if cb.Options["logging"] != "CLOUD_LOGGING_ONLY" {
-		t.Errorf("options.logging = %v: a build running as a user-managed service account needs CLOUD_LOGGING_ONLY (or a logs bucket)", cb.Options["logging"])
-	}
+	cb := loadCloudBuild(t)
 	builtins := map[string]bool{"PROJECT_ID": true, "COMMIT_SHA": true, "SHORT_SHA": true, "BUILD_ID": true, "PROJECT_NUMBER": true, "LOCATION": true}
 	for name := range cb.substitutionsUsed() {
 		if _, ok := cb.Substitutions[name]; !ok && !builtins[name] {
@@ -236,7 +245,7 @@ func stepEnv(st buildStep) map[string]string {
 // go test over every package.
 func TestCloudBuildTestStepRunsEverything(t *testing.T) {
 	t.Parallel()
-	cb := loadCloudBuild(t)
+	cb := loadTestBuild(t)
 	st := cb.step(t, "test")
 	if st.Entrypoint != "bash" || len(st.Args) != 2 || !strings.HasPrefix(st.Args[0], "-") || !strings.Contains(st.Args[0], "c") || !strings.Contains(st.Args[0], "e") {
 		t.Fatalf("step test: want bash -ce SCRIPT, got %s %q", st.Entrypoint, st.Args)
@@ -253,7 +262,7 @@ func TestCloudBuildTestStepRunsEverything(t *testing.T) {
 	// terraform: copied by an earlier step into a volume the test step
 	// mounts at the same path, on its PATH.
 	tfStep := cb.step(t, "terraform-binary")
-	if !strings.HasPrefix(tfStep.Name, "hashicorp/terraform:") || len(tfStep.Args) != 2 {
+	if imageRepo(tfStep.Name) != "hashicorp/terraform" || len(tfStep.Args) != 2 {
 		t.Fatalf("step terraform-binary: %s %q", tfStep.Name, tfStep.Args)
 	}
 	tfCmds, _ := parseShell(t, "step terraform-binary", tfStep.Args[1])
@@ -325,9 +334,9 @@ func TestCloudBuildTestStepRunsEverything(t *testing.T) {
 // terraformVersion is the version of a hashicorp/terraform step image.
 func terraformVersion(t *testing.T, st buildStep) (major, minor int) {
 	t.Helper()
-	v, ok := strings.CutPrefix(st.Name, "hashicorp/terraform:")
+	v := imageTag(st.Name)
 	m := regexp.MustCompile(`^([0-9]+)\.([0-9]+)\.[0-9]+$`).FindStringSubmatch(v)
-	if !ok || m == nil {
+	if imageRepo(st.Name) != "hashicorp/terraform" || m == nil {
 		t.Fatalf("step %s: image %s is not a pinned hashicorp/terraform:X.Y.Z", st.ID, st.Name)
 	}
 	major, _ = strconv.Atoi(m[1])
@@ -338,16 +347,16 @@ func terraformVersion(t *testing.T, st buildStep) (major, minor int) {
 // Cloud Build runs Terraform itself on what the offline checks evaluate:
 // fmt over terraform/, and for each environment init without a backend,
 // validate, and `terraform test` (tests/*.tftest.hcl, a mock google
-// provider); nothing is pushed before they pass.
+// provider), in the test build, which the deploy build waits for.
 func TestCloudBuildRunsTerraform(t *testing.T) {
 	t.Parallel()
-	cb := loadCloudBuild(t)
+	cb := loadTestBuild(t)
 	fmtStep := cb.step(t, "terraform-fmt")
 	if strings.Join(fmtStep.Args, " ") != "fmt -check -recursive terraform" || fmtStep.Entrypoint != "" {
 		t.Errorf("step terraform-fmt runs %q", fmtStep.Args)
 	}
 	for _, st := range cb.Steps {
-		if strings.HasPrefix(st.Name, "hashicorp/terraform:") {
+		if imageRepo(st.Name) == "hashicorp/terraform" {
 			// mock_provider needs 1.7; the modules want ~> 1.9.
 			if major, minor := terraformVersion(t, st); major != 1 || minor < 9 {
 				t.Errorf("step %s runs terraform %d.%d; the modules require ~> 1.9", st.ID, major, minor)
@@ -370,12 +379,9 @@ func TestCloudBuildRunsTerraform(t *testing.T) {
 		if !cb.dependsOn("terraform-validate-"+e, "terraform-init-"+e) || !cb.dependsOn("terraform-test-"+e, "terraform-validate-"+e) {
 			t.Errorf("%s: validate and test must run after init", e)
 		}
-		for _, push := range []string{"push-loader", "push-planner"} {
-			for _, need := range []string{"vet", "test", "terraform-fmt", "terraform-test-" + e} {
-				if !cb.dependsOn(push, need) {
-					t.Errorf("step %s can push before %s passed", push, need)
-				}
-			}
+		// The build that does not pass unless these do.
+		for _, need := range []string{"vet", "test", "terraform-fmt", "terraform-test-" + e} {
+			cb.step(t, need)
 		}
 		tests, err := filepath.Glob(repo(t, "terraform", "envs", e, "tests", "*.tftest.hcl"))
 		if err != nil || len(tests) == 0 {
@@ -452,19 +458,20 @@ func TestDockerfile(t *testing.T) {
 	if goVersion == nil {
 		t.Fatal("go.mod has no go directive")
 	}
-	if !regexp.MustCompile(`(?m)^ARG GO_VERSION=` + regexp.QuoteMeta(goVersion[1]) + `$`).MatchString(df) {
-		t.Errorf("Dockerfile's GO_VERSION is not go.mod's %s", goVersion[1])
+	goImage := regexp.MustCompile(`(?m)^ARG GO_IMAGE=(\S+)$`).FindStringSubmatch(df)
+	if goImage == nil || imageRepo(goImage[1]) != "golang" || !strings.HasPrefix(imageTag(goImage[1]), goVersion[1]+"-") && imageTag(goImage[1]) != goVersion[1] {
+		t.Errorf("Dockerfile's GO_IMAGE %v is not golang at go.mod's %s", goImage, goVersion[1])
 	}
-	for _, st := range loadCloudBuild(t).Steps {
-		if strings.HasPrefix(st.Name, "golang:") && st.Name != "golang:"+goVersion[1] {
-			t.Errorf("cloudbuild.yaml step %s runs %s, go.mod wants %s", st.ID, st.Name, goVersion[1])
+	for _, st := range append(loadCloudBuild(t).Steps, loadTestBuild(t).Steps...) {
+		if imageRepo(st.Name) == "golang" && (goImage == nil || st.Name != goImage[1]) {
+			t.Errorf("build step %s runs %s, the Dockerfile builds with %v", st.ID, st.Name, goImage)
 		}
 	}
 	froms := regexp.MustCompile(`(?m)^FROM\s+(\S+)`).FindAllStringSubmatch(df, -1)
 	if len(froms) < 2 {
 		t.Fatalf("Dockerfile has %d stages; want a build stage and a runtime stage", len(froms))
 	}
-	final := froms[len(froms)-1][1]
+	final := dockerfileImage(df, froms[len(froms)-1][1])
 	if !strings.HasPrefix(final, "gcr.io/distroless/static") && final != "scratch" {
 		t.Errorf("runtime image %s is not distroless/static or scratch", final)
 	}
@@ -496,6 +503,90 @@ func TestCloudBuildMigratesBeforeLoadersDeploy(t *testing.T) {
 	for _, id := range []string{"deploy-loader", "deploy-loader-pool"} {
 		if st := cb.step(t, id); !slices.Contains(st.WaitFor, "migrate") {
 			t.Errorf("step %s waits for %v, want migrate", id, st.WaitFor)
+		}
+	}
+}
+
+// dockerfileImage resolves a FROM argument of the form ${ARG} to the ARG's
+// default.
+func dockerfileImage(df, from string) string {
+	if name, ok := strings.CutPrefix(from, "${"); ok {
+		name = strings.TrimSuffix(name, "}")
+		if m := regexp.MustCompile(`(?m)^ARG ` + regexp.QuoteMeta(name) + `=(\S+)$`).FindStringSubmatch(df); m != nil {
+			return m[1]
+		}
+	}
+	return from
+}
+
+// digestRE is an image pinned by digest.
+var digestRE = regexp.MustCompile(`@sha256:[0-9a-f]{64}$`)
+
+// Every image a build step runs and every base image is pinned by digest:
+// a tag can be moved to other bytes, which would then run with the build's
+// identity or ship in the images (issue 28). No docker build passes another
+// base image. The test build's Debian packages are pinned to versions.
+func TestBuildImagesPinnedByDigest(t *testing.T) {
+	t.Parallel()
+	for name, b := range map[string]cloudBuild{"cloudbuild.yaml": loadCloudBuild(t), "cloudbuild-test.yaml": loadTestBuild(t)} {
+		for _, st := range b.Steps {
+			if !digestRE.MatchString(st.Name) {
+				t.Errorf("%s: step %s runs %s, not pinned by digest", name, st.ID, st.Name)
+			}
+			for _, a := range st.Args {
+				if strings.Contains(a, "GO_IMAGE") || strings.Contains(a, "RUNTIME_IMAGE") {
+					t.Errorf("%s: step %s chooses a base image (%s): the Dockerfile's digests are the ones", name, st.ID, a)
+				}
+			}
+			if st.Entrypoint != "bash" || len(st.Args) != 2 {
+				continue
+			}
+			// Cloud Build turns $$ into $ before the shell sees it.
+			cmds, _ := parseShell(t, name+" step "+st.ID, strings.ReplaceAll(st.Args[1], "$$", "$"))
+			for _, c := range cmds {
+				if len(c.args) < 2 || c.args[0] != "apt-get" || c.args[1] != "install" {
+					continue
+				}
+				for _, a := range c.args[2:] {
+					if !strings.HasPrefix(a, "-") && !regexp.MustCompile(`^[a-z0-9.+-]+=[0-9][A-Za-z0-9.+~:-]*$`).MatchString(a) {
+						t.Errorf("%s: step %s installs %q without a pinned version", name, st.ID, a)
+					}
+				}
+			}
+		}
+	}
+	df := string(check(os.ReadFile(repo(t, "Dockerfile"))).of(t))
+	for _, m := range regexp.MustCompile(`(?m)^FROM\s+(\S+)`).FindAllStringSubmatch(df, -1) {
+		if img := dockerfileImage(df, m[1]); !digestRE.MatchString(img) {
+			t.Errorf("Dockerfile: FROM %s (%s) is not pinned by digest", m[1], img)
+		}
+	}
+}
+
+// The deploy build holds deploy rights and runs no tests: it waits for the
+// test build of its commit (tagged, as cloudbuild-test.yaml tags itself)
+// and pushes nothing before; only the builder images run in it.
+func TestDeployWaitsForTheTestBuild(t *testing.T) {
+	t.Parallel()
+	cb, tb := loadCloudBuild(t), loadTestBuild(t)
+	if len(tb.Tags) != 1 {
+		t.Fatalf("cloudbuild-test.yaml has tags %v, want one the deploy build finds it by", tb.Tags)
+	}
+	gate := cb.step(t, "tested")
+	script := strings.Join(gate.Args, " ")
+	for _, want := range []string{"gcloud builds list", "tags=" + tb.Tags[0], "substitutions.COMMIT_SHA=${COMMIT_SHA}", "SUCCESS", "exit 1"} {
+		if !strings.Contains(script, want) {
+			t.Errorf("step tested does not %q: %s", want, script)
+		}
+	}
+	for _, st := range cb.Steps {
+		switch repo := imageRepo(st.Name); repo {
+		case "gcr.io/cloud-builders/docker", "gcr.io/google.com/cloudsdktool/cloud-sdk":
+		default:
+			t.Errorf("cloudbuild.yaml: step %s runs %s: the deploy build runs the builders only (tests go in cloudbuild-test.yaml)", st.ID, repo)
+		}
+		if strings.HasPrefix(st.ID, "push-") && !cb.dependsOn(st.ID, "tested") {
+			t.Errorf("cloudbuild.yaml: step %s can push before the test build passed", st.ID)
 		}
 	}
 }

@@ -8,9 +8,14 @@
 // dead-lettering, the back-fill pull path, least-privilege IAM, deletion
 // protection, image ownership, variable validation, the monitoring
 // (alerts, log-based metrics, dashboard, runbook links), and dev and prod
-// compared resource by resource. cloudbuild.yaml is read as YAML and its
-// scripts as shell (mvdan.cc/sh): the deploy gate runs `make test` with CI
-// set, and Terraform's own fmt, validate and test of both environments.
+// compared resource by resource, and the security defaults of issue 28
+// (security_test.go: verified TLS to PostgreSQL with its CA, the planner
+// job's pins, the Cloud SQL grant on the instance, immutable tags, approved
+// production deploys). cloudbuild-test.yaml and cloudbuild.yaml are read as
+// YAML and their scripts as shell (mvdan.cc/sh): the test build runs `make
+// test` with CI set and Terraform's own fmt, validate and test of both
+// environments; the deploy build waits for it, and every image is pinned
+// by digest.
 //
 // What needs a provider (a real plan) is left to Cloud Build's
 // `terraform test` with a mock provider (terraform/envs/*/tests).

@@ -153,6 +153,7 @@ type buildStep struct {
 }
 
 type cloudBuild struct {
+	Tags          []string          `yaml:"tags"`
 	Timeout       string            `yaml:"timeout"`
 	Substitutions map[string]string `yaml:"substitutions"`
 	Options       map[string]any    `yaml:"options"`
@@ -160,16 +161,41 @@ type cloudBuild struct {
 	Images        []string          `yaml:"images"`
 }
 
-func loadCloudBuild(t testing.TB) cloudBuild {
+// loadCloudBuild reads cloudbuild.yaml, the deploy build.
+func loadCloudBuild(t testing.TB) cloudBuild { return loadBuildFile(t, "cloudbuild.yaml") }
+
+// loadTestBuild reads cloudbuild-test.yaml, the test build.
+func loadTestBuild(t testing.TB) cloudBuild { return loadBuildFile(t, "cloudbuild-test.yaml") }
+
+func loadBuildFile(t testing.TB, name string) cloudBuild {
 	t.Helper()
-	src := check(os.ReadFile(repo(t, "cloudbuild.yaml"))).of(t)
+	src := check(os.ReadFile(repo(t, name))).of(t)
 	var cb cloudBuild
 	dec := yaml.NewDecoder(strings.NewReader(string(src)))
 	dec.KnownFields(true)
 	if err := dec.Decode(&cb); err != nil {
-		t.Fatalf("cloudbuild.yaml: %v", err)
+		t.Fatalf("%s: %v", name, err)
 	}
 	return cb
+}
+
+// imageRepo is an image reference without its tag and digest:
+// gcr.io/cloud-builders/docker@sha256:… is gcr.io/cloud-builders/docker.
+func imageRepo(ref string) string {
+	ref, _, _ = strings.Cut(ref, "@")
+	if i := strings.LastIndex(ref, ":"); i > strings.LastIndex(ref, "/") {
+		ref = ref[:i]
+	}
+	return ref
+}
+
+// imageTag is an image reference's tag ("" when none).
+func imageTag(ref string) string {
+	ref, _, _ = strings.Cut(ref, "@")
+	if i := strings.LastIndex(ref, ":"); i > strings.LastIndex(ref, "/") {
+		return ref[i+1:]
+	}
+	return ""
 }
 
 // substRE matches Cloud Build substitutions: $NAME, ${NAME}; $$ escapes.
