@@ -363,3 +363,29 @@ func TestProductionDeploysApproved(t *testing.T) {
 		}
 	}
 }
+
+// docs/security.md says what an operator needs: the narrowest role that
+// runs the operator commands (they need argument overrides), and no page
+// tells operators to take roles/run.developer, which can change the job.
+func TestOperatorRoleDocumented(t *testing.T) {
+	t.Parallel()
+	sec := string(check(os.ReadFile(repo(t, "docs", "security.md"))).of(t))
+	for _, want := range []string{"roles/run.jobsExecutorWithOverrides", "run.jobs.runWithOverrides", "roles/cloudbuild.builds.approver", "verify-full", "PG_ALLOW_UNVERIFIED_TLS", "--pin="} {
+		if !strings.Contains(sec, want) {
+			t.Errorf("docs/security.md does not mention %s", want)
+		}
+	}
+	pages, _ := filepath.Glob(repo(t, "docs", "*.md"))
+	pages = append(pages, repo(t, "README.md"))
+	for _, p := range pages {
+		for i, line := range strings.Split(string(check(os.ReadFile(p)).of(t)), "\n") {
+			if !strings.Contains(line, "roles/run.developer") {
+				continue
+			}
+			l := strings.ToLower(line)
+			if !strings.Contains(l, "deployer") && !strings.Contains(l, "never") && !strings.Contains(l, "not ") {
+				t.Errorf("%s:%d mentions roles/run.developer for someone other than the deployer: %s", filepath.Base(p), i+1, line)
+			}
+		}
+	}
+}
