@@ -28,7 +28,7 @@ type passwordCatcher struct {
 
 func newPasswordCatcher(t *testing.T) *passwordCatcher {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := new(net.ListenConfig).Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -162,10 +162,16 @@ type cloudBuild struct {
 }
 
 // loadCloudBuild reads cloudbuild.yaml, the deploy build.
-func loadCloudBuild(t testing.TB) cloudBuild { return loadBuildFile(t, "cloudbuild.yaml") }
+func loadCloudBuild(t testing.TB) cloudBuild {
+	t.Helper()
+	return loadBuildFile(t, "cloudbuild.yaml")
+}
 
 // loadTestBuild reads cloudbuild-test.yaml, the test build.
-func loadTestBuild(t testing.TB) cloudBuild { return loadBuildFile(t, "cloudbuild-test.yaml") }
+func loadTestBuild(t testing.TB) cloudBuild {
+	t.Helper()
+	return loadBuildFile(t, "cloudbuild-test.yaml")
+}
 
 func loadBuildFile(t testing.TB, name string) cloudBuild {
 	t.Helper()
