@@ -1,6 +1,5 @@
 # One service account per workload, each with only what it needs
-# (DESIGN.md, "Google Cloud facts": least privilege; docs/security.md lists
-# them). Grants on the Cloud Run service, worker pool and job themselves
+# (least privilege; docs/security.md lists every grant, terraform/README.md). Grants on the Cloud Run service, worker pool and job themselves
 # (run.invoker, run.developer) live next to those resources in their
 # modules; the datasets' access is listed on the datasets (bigquery module);
 # Pub/Sub's own service agent is granted its dead-lettering rights in the
