@@ -389,3 +389,41 @@ func TestOperatorRoleDocumented(t *testing.T) {
 		}
 	}
 }
+
+// Every build the docs and the build files tell a person to submit by
+// hand names the service account it runs as: without one it would run as
+// the project's default build account, with its broad default rights
+// (the first build of the first apply included).
+func TestManualBuildsNameTheirAccount(t *testing.T) {
+	t.Parallel()
+	pages, _ := filepath.Glob(repo(t, "docs", "*.md"))
+	pages = append(pages, repo(t, "README.md"), repo(t, "cloudbuild.yaml"), repo(t, "cloudbuild-test.yaml"))
+	found := 0
+	for _, p := range pages {
+		lines := strings.Split(string(check(os.ReadFile(p)).of(t)), "\n")
+		for i, line := range lines {
+			if !strings.Contains(line, "gcloud builds submit") {
+				continue
+			}
+			found++
+			// The command with its continuation lines: in a shell block those
+			// ending in a backslash, in prose the rest of the paragraph.
+			cmd := line[strings.Index(line, "gcloud builds submit"):]
+			shell := strings.HasSuffix(strings.TrimSpace(line), "\\")
+			for j := i + 1; j < len(lines); j++ {
+				next := lines[j]
+				if shell && !strings.HasSuffix(strings.TrimSpace(lines[j-1]), "\\") ||
+					!shell && (strings.TrimSpace(next) == "" || strings.Contains(next, "gcloud builds submit")) {
+					break
+				}
+				cmd += "\n" + next
+			}
+			if !strings.Contains(cmd, "--service-account=") {
+				t.Errorf("%s:%d: gcloud builds submit without --service-account: it would run as the default build account:\n%s", filepath.Base(p), i+1, cmd)
+			}
+		}
+	}
+	if found == 0 {
+		t.Error("no gcloud builds submit found: the first deploy's build is documented nowhere")
+	}
+}
