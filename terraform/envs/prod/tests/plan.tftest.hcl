@@ -84,3 +84,33 @@ run "refuses_an_unpinned_secret_version" {
 
   expect_failures = [var.pg_password_secret_version]
 }
+
+run "refuses_tls_that_does_not_verify_the_server" {
+  command = plan
+
+  variables {
+    database = {
+      name    = "app"
+      user    = "pgbq"
+      host    = "10.20.0.5"
+      sslmode = "require"
+    }
+  }
+
+  expect_failures = [var.database]
+}
+
+run "refuses_a_host_that_adds_dsn_parameters" {
+  command = plan
+
+  variables {
+    database = {
+      name              = "app"
+      user              = "pgbq"
+      host              = "10.20.0.5 sslmode=disable"
+      ca_secret_version = "1"
+    }
+  }
+
+  expect_failures = [var.database]
+}
