@@ -122,7 +122,8 @@ func (f *front) park(ctx context.Context, q *queue) error {
 	retention := q.retention
 	f.mu.Unlock()
 	for {
-		res, err := f.GServer.Pull(ctx, &pb.PullRequest{Subscription: q.name, MaxMessages: batch, ReturnImmediately: true})
+		// Without ReturnImmediately, pstest's Pull waits 500 ms for a message.
+		res, err := f.GServer.Pull(ctx, &pb.PullRequest{Subscription: q.name, MaxMessages: batch, ReturnImmediately: true}) //nolint:staticcheck // see above
 		if status.Code(err) == codes.NotFound {
 			f.forget(q.name)
 		}
@@ -260,7 +261,7 @@ func (f *front) queue(ctx context.Context, name string) (*queue, error) {
 	if q != nil {
 		return q, nil
 	}
-	sub, err := f.GServer.GetSubscription(ctx, &pb.GetSubscriptionRequest{Subscription: name})
+	sub, err := f.GetSubscription(ctx, &pb.GetSubscriptionRequest{Subscription: name}) // pstest's
 	if err != nil {
 		return nil, err
 	}
@@ -396,7 +397,7 @@ func (f *front) Pull(ctx context.Context, req *pb.PullRequest) (*pb.PullResponse
 	}
 	wait := time.NewTimer(500 * time.Millisecond)
 	defer wait.Stop()
-	for last := req.ReturnImmediately; ; {
+	for last := req.ReturnImmediately; ; { //nolint:staticcheck // deprecated, still sent by clients; pstest honours it too
 		f.expire()
 		if err := f.park(ctx, q); err != nil {
 			return nil, err

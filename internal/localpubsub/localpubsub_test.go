@@ -302,7 +302,7 @@ func TestNackedMessageIsDeadLettered(t *testing.T) {
 	}
 	testenv.WaitFor(t, 10*time.Second, "the message on the dead-letter subscription", func() bool {
 		res, err := e.client.SubscriptionAdminClient.Pull(ctx, &pb.PullRequest{Subscription: "projects/local/subscriptions/dlq",
-			MaxMessages: 1, ReturnImmediately: true})
+			MaxMessages: 1})
 		return err == nil && len(res.ReceivedMessages) == 1 && string(res.ReceivedMessages[0].Message.Data) == "m000"
 	})
 }
