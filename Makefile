@@ -1,5 +1,5 @@
 # pgbq — the two commands a newcomer runs: `make demo` and `make test`.
-.PHONY: demo test test-clocks bench chaos scale lint build stack-up stack-down cloud-check
+.PHONY: demo test test-clocks bench chaos scale trial lint build stack-up stack-down cloud-check
 
 ## demo: the whole pipeline on a local stack (PostgreSQL, BigQuery emulator, Pub/Sub fake)
 demo:
@@ -26,6 +26,11 @@ chaos:
 ## prints efficiency, dead letters, lost/duplicated rows. `make scale ARGS="--mode push"` shows the old design.
 scale:
 	bash dev/scale.sh $(ARGS)
+
+## trial: the README's own-table steps run literally on a table with 400 dates of history: they must end
+## by themselves with every date finished and worked once (`make test` runs 40 dates)
+trial:
+	bash dev/trial.sh
 
 ## lint: gofmt, go vet, go mod tidy check, golangci-lint (.golangci.yml; pinned in go.mod), terraform fmt,
 ## and no tracked file over 5 MB (binaries and build output belong in .gitignore)

@@ -8,7 +8,7 @@
 #   dev/devstack.sh down   stop them
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-DIR="$ROOT/.devstack"
+DIR="${DEVSTACK_DIR:-$ROOT/.devstack}" # the trial (internal/trial) gives each run its own
 BQ_REST_PORT="${DEVSTACK_BQ_PORT:-9050}"
 BQ_GRPC_PORT="${DEVSTACK_BQ_GRPC_PORT:-9060}"
 PS_PORT="${DEVSTACK_PUBSUB_PORT:-8085}"

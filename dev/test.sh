@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make test: start PostgreSQL and the BigQuery emulator, run every Go test
-# against them (Pub/Sub is pstest, in-process), stop them. BigQuery is the
+# against them (Pub/Sub is pstest behind internal/localpubsub, in-process), stop them. BigQuery is the
 # emulator behind the fidelity proxy (see dev/stack.sh).
 source "$(dirname "$0")/stack.sh"
 cd "$ROOT"

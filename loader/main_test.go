@@ -353,7 +353,7 @@ func TestPoisonMessageIsDeadLettered(t *testing.T) {
 	}
 	env := map[string]string{"PG_DSN": dsn, "BQ_PROJECT": b.Project, "BQ_DATASET": b.Dataset, "BQ_ENDPOINT": bqsrv.URL + "/bigquery/v2/",
 		"SYNC_TABLE": "activity_logs", "PUBSUB_TOPIC": "dates", "PUBSUB_SUBSCRIPTION": "dates-loader",
-		"PUBSUB_PROJECT": "pgbq-test", "PUBSUB_EMULATOR_HOST": ps.Server.Addr}
+		"PUBSUB_PROJECT": "pgbq-test", "PUBSUB_EMULATOR_HOST": ps.Addr}
 	var logs syncBuffer
 	loaderCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)

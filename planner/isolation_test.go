@@ -45,7 +45,7 @@ func TestBrokenTableIsIsolated(t *testing.T) {
 	b := testenv.BigQuery(t)
 	ps := testenv.NewPubSub(t)
 	env := map[string]string{"PG_DSN": dsn, "BQ_PROJECT": b.Project, "BQ_DATASET": b.Dataset, "BQ_ENDPOINT": b.Endpoint,
-		"PUBSUB_EMULATOR_HOST": ps.Server.Addr, "PUBSUB_PROJECT": "pgbq-test", "PUBSUB_TOPIC": "dates",
+		"PUBSUB_EMULATOR_HOST": ps.Addr, "PUBSUB_PROJECT": "pgbq-test", "PUBSUB_TOPIC": "dates",
 		"SYNC_TABLES": fmt.Sprintf(`[{"table":"t_other","chunk_size":10,"start_date":"%[1]s"},{"table":"t_evo","chunk_size":10,"start_date":"%[1]s"}]`,
 			first.Format(time.DateOnly))}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)

@@ -271,7 +271,7 @@ func TestManyTables(t *testing.T) {
 	b := testenv.BigQuery(t)
 	ps := testenv.NewPubSub(t)
 	env := map[string]string{"PG_DSN": dsn, "BQ_PROJECT": b.Project, "BQ_DATASET": b.Dataset, "BQ_ENDPOINT": b.Endpoint,
-		"PUBSUB_EMULATOR_HOST": ps.Server.Addr, "PUBSUB_PROJECT": "pgbq-test", "PUBSUB_TOPIC": "dates",
+		"PUBSUB_EMULATOR_HOST": ps.Addr, "PUBSUB_PROJECT": "pgbq-test", "PUBSUB_TOPIC": "dates",
 		"SYNC_TABLES": fmt.Sprintf(`[{"table":"shop.orders","timestamp_column":"placed_at","chunk_size":7,"start_date":"%s"},
 			{"table":"clicks","id_column":"click_id","timestamp_column":"at","dest_table":"click_events","chunk_size":40}]`, day.Format(time.DateOnly))}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)

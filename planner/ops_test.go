@@ -78,7 +78,7 @@ func TestResyncRepublishes(t *testing.T) {
 	b := testenv.BigQuery(t)
 	ps := testenv.NewPubSub(t)
 	env := map[string]string{"PG_DSN": dsn, "BQ_PROJECT": b.Project, "BQ_DATASET": b.Dataset, "BQ_ENDPOINT": b.Endpoint,
-		"PUBSUB_EMULATOR_HOST": ps.Server.Addr, "PUBSUB_PROJECT": "pgbq-test", "PUBSUB_TOPIC": "dates",
+		"PUBSUB_EMULATOR_HOST": ps.Addr, "PUBSUB_PROJECT": "pgbq-test", "PUBSUB_TOPIC": "dates",
 		"SYNC_TABLE": "activity_logs", "SYNC_START_DATE": day.Format(time.DateOnly), "SYNC_CHUNK_SIZE": "60"}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()

@@ -30,7 +30,7 @@ func TestStaleFinishedDateIsReported(t *testing.T) {
 	b := testenv.BigQuery(t)
 	ps := testenv.NewPubSub(t)
 	env := map[string]string{"PG_DSN": dsn, "BQ_PROJECT": b.Project, "BQ_DATASET": b.Dataset, "BQ_ENDPOINT": b.Endpoint,
-		"PUBSUB_EMULATOR_HOST": ps.Server.Addr, "PUBSUB_PROJECT": "pgbq-test", "PUBSUB_TOPIC": "dates",
+		"PUBSUB_EMULATOR_HOST": ps.Addr, "PUBSUB_PROJECT": "pgbq-test", "PUBSUB_TOPIC": "dates",
 		"SYNC_TABLE": "events", "SYNC_START_DATE": first.Format(time.DateOnly), "PLANNER_RECHECK_DAYS": "3"}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()

@@ -1,6 +1,9 @@
-// Command pstestd hosts the official Pub/Sub fake (pstest) for multi-process
-// local runs (make demo), with the dates topic and a pull subscription
-// created. Point clients at it with PUBSUB_EMULATOR_HOST=127.0.0.1:PORT.
+// Command pstestd hosts the local Pub/Sub (the official fake, pstest,
+// behind the front of internal/localpubsub, which honours flow control and
+// keeps every unacked message for the subscription's retention) for
+// multi-process local runs (make demo, make stack-up), with the dates topic
+// and a pull subscription created. Point clients at it with
+// PUBSUB_EMULATOR_HOST=127.0.0.1:PORT.
 package main
 
 import (
@@ -13,12 +16,13 @@ import (
 	"time"
 
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
-	"cloud.google.com/go/pubsub/v2/pstest"
 	"google.golang.org/api/option"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
 	pubsub "cloud.google.com/go/pubsub/v2"
+
+	"github.com/pgbq/pgbq/internal/localpubsub"
 )
 
 func main() {
@@ -37,10 +41,13 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	srv := pstest.NewServerWithAddress(fmt.Sprintf("127.0.0.1:%d", *port))
-	defer srv.Close()
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
+	srv, err := localpubsub.New(cctx, fmt.Sprintf("127.0.0.1:%d", *port))
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
 	client, err := pubsub.NewClient(cctx, *project, option.WithEndpoint(srv.Addr), option.WithoutAuthentication(),
 		option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())))
 	if err != nil {

@@ -28,6 +28,8 @@ import (
 	"google.golang.org/api/option"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/pgbq/pgbq/internal/localpubsub"
 )
 
 // Options size a run.
@@ -78,7 +80,8 @@ type harness struct {
 	pgBusy  sync.Mutex
 	dsn     string
 	env     []string
-	ps      *pstest.Server
+	local   *localpubsub.Server // pstest behind a front that keeps unacked messages
+	ps      *pstest.Server      // local.Fake
 	client  *pubsub.Client
 	proxies []*proxy
 }
@@ -213,11 +216,11 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 	if err := h.startPubSub(ctx); err != nil {
 		return nil, err
 	}
-	defer h.ps.Close()
+	defer h.local.Close()
 	defer h.client.Close()
 	h.env = append(os.Environ(),
 		"PG_DSN="+h.dsn, "BQ_PROJECT="+opt.BQProject, "BQ_DATASET="+opt.Dataset,
-		"PUBSUB_EMULATOR_HOST="+h.ps.Addr, "PUBSUB_PROJECT=chaos", "PUBSUB_TOPIC=dates", "PUBSUB_SUBSCRIPTION=dates-loader",
+		"PUBSUB_EMULATOR_HOST="+h.local.Addr, "PUBSUB_PROJECT=chaos", "PUBSUB_TOPIC=dates", "PUBSUB_SUBSCRIPTION=dates-loader",
 		"SYNC_TABLE=events", fmt.Sprintf("SYNC_CHUNK_SIZE=%d", opt.ChunkSize), "SYNC_START_DATE="+first.String(),
 		"PLANNER_IN_FLIGHT=5s", fmt.Sprintf("PLANNER_RECHECK_DAYS=%d", opt.Dates+5),
 		"LOADER_BUDGET=10s", "LOADER_CONCURRENCY=2", "LOG_LEVEL=warn")
@@ -282,8 +285,12 @@ ANALYZE events;`, first, h.opt.Dates, h.opt.Rows))
 }
 
 func (h *harness) startPubSub(ctx context.Context) error {
-	h.ps = pstest.NewServer()
-	c, err := pubsub.NewClient(ctx, "chaos", option.WithEndpoint(h.ps.Addr), option.WithoutAuthentication(),
+	local, err := localpubsub.New(ctx, "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	h.local, h.ps = local, local.Fake
+	c, err := pubsub.NewClient(ctx, "chaos", option.WithEndpoint(local.Addr), option.WithoutAuthentication(),
 		option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())))
 	if err != nil {
 		return err

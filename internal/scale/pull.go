@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/pgbq/pgbq/internal/loader"
+	"github.com/pgbq/pgbq/internal/localpubsub"
 	"github.com/pgbq/pgbq/internal/pubsubx"
 )
 
@@ -39,9 +40,12 @@ func psClient(ctx context.Context, addr string) (*pubsub.Client, error) {
 // binary's own pull code), its lease extended while the date is worked;
 // the subscription dead-letters after MaxDeliveryAttempts.
 func (r *run) pull(ctx context.Context, rep *Report) error {
-	ps := pstest.NewServer()
-	defer ps.Close()
-	admin, err := psClient(ctx, ps.Addr)
+	local, err := localpubsub.New(ctx, "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	defer local.Close()
+	admin, err := psClient(ctx, local.Addr)
 	if err != nil {
 		return err
 	}
@@ -64,11 +68,6 @@ func (r *run) pull(ctx context.Context, rep *Report) error {
 	}); err != nil {
 		return err
 	}
-	front, err := startFlowFront(ctx, ps.Addr)
-	if err != nil {
-		return err
-	}
-	defer front.Close()
 	pub := pubsubx.NewPublisher(admin, topicID)
 	defer pub.Stop()
 
@@ -77,7 +76,7 @@ func (r *run) pull(ctx context.Context, rep *Report) error {
 	errs := make(chan error, len(r.instances))
 	for i, in := range r.instances {
 		// One client per loader, as separate processes would have.
-		c, err := psClient(ctx, front.addr)
+		c, err := psClient(ctx, local.Addr)
 		if err != nil {
 			stop()
 			return err
@@ -95,7 +94,7 @@ func (r *run) pull(ctx context.Context, rep *Report) error {
 	planned, err := r.planner(pub).Run(ctx)
 	if err == nil {
 		r.logf("planner published %d dates", len(planned))
-		err = waitDrained(ctx, ps, r.logf)
+		err = waitDrained(ctx, local.Fake, r.logf)
 	}
 	stop()
 	wg.Wait()
@@ -106,7 +105,7 @@ func (r *run) pull(ctx context.Context, rep *Report) error {
 	if err != nil {
 		return err
 	}
-	rep.Deliveries, rep.DeadLettered = countPstest(ps)
+	rep.Deliveries, rep.DeadLettered = countPstest(local)
 	return nil
 }
 
@@ -150,14 +149,14 @@ func waitDrained(ctx context.Context, ps *pstest.Server, logf func(string, ...an
 }
 
 // countPstest sums the deliveries of the dates topic's messages and counts
-// the dates that reached the dead-letter topic (pstest forwards a
-// dead-lettered message more than once: count dates, not copies).
-func countPstest(ps *pstest.Server) (deliveries, deadDates int) {
+// the dates that reached the dead-letter topic (count dates, not copies).
+func countPstest(local *localpubsub.Server) (deliveries, deadDates int) {
 	dead := map[string]bool{}
-	for _, m := range ps.Messages() {
+	handedOut := local.Deliveries()
+	for _, m := range local.Fake.Messages() {
 		switch m.Topic {
 		case topicName(topicID):
-			deliveries += m.Deliveries
+			deliveries += handedOut[m.ID]
 		case topicName(dlqID):
 			dead[string(m.Data)] = true
 		}

@@ -14,24 +14,35 @@ import (
 	"google.golang.org/api/option"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/pgbq/pgbq/internal/localpubsub"
 )
 
-// PubSub is an in-process Pub/Sub fake (pstest) with one topic.
+// PubSub is an in-process local Pub/Sub (pstest behind the front of
+// internal/localpubsub, which honours flow control and retention) with one
+// topic.
 type PubSub struct {
+	// Server is the pstest underneath, for its record of messages.
 	Server *pstest.Server
+	// Addr is where clients connect.
+	Addr   string
 	Client *pubsub.Client
 	Topic  string
 }
 
-// NewPubSub starts pstest and creates the topic "dates"; opts go to
-// pstest (pstest.WithErrorInjection makes a call fail).
+// NewPubSub starts the local Pub/Sub and creates the topic "dates"; opts
+// go to pstest (pstest.WithErrorInjection makes a call fail).
 func NewPubSub(t testing.TB, opts ...pstest.ServerReactorOption) *PubSub {
 	t.Helper()
-	srv := pstest.NewServer(opts...)
-	t.Cleanup(func() { srv.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	client, err := pubsub.NewClient(ctx, "pgbq-test", option.WithEndpoint(srv.Addr), option.WithoutAuthentication(),
+	local, err := localpubsub.New(ctx, "127.0.0.1:0", opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { local.Close() })
+	srv := local.Fake
+	client, err := pubsub.NewClient(ctx, "pgbq-test", option.WithEndpoint(local.Addr), option.WithoutAuthentication(),
 		option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())))
 	if err != nil {
 		t.Fatal(err)
@@ -40,7 +51,7 @@ func NewPubSub(t testing.TB, opts ...pstest.ServerReactorOption) *PubSub {
 	if _, err := client.TopicAdminClient.CreateTopic(ctx, &pubsubpb.Topic{Name: "projects/pgbq-test/topics/dates"}); err != nil {
 		t.Fatal(err)
 	}
-	return &PubSub{Server: srv, Client: client, Topic: "dates"}
+	return &PubSub{Server: srv, Addr: local.Addr, Client: client, Topic: "dates"}
 }
 
 // Published returns the data of every message published, in order.
