@@ -349,8 +349,11 @@ func (s *Syncer) resume(ctx context.Context, day time.Time, st bq.Staged, prev s
 	}
 	// The checkpoint is in the source's terms, as every position.
 	ck := schema.Key{Time: prev.LastCreatedAt.UTC(), ID: prev.LastID}
-	if prev.LastCreatedAt.IsZero() || !s.Source.InDay(day, ck) {
+	if prev.LastCreatedAt.IsZero() {
 		return nil, nil
+	}
+	if in, err := s.Source.InDay(ctx, day, ck); err != nil || !in {
+		return nil, err
 	}
 	src, err := s.Source.CountUpTo(ctx, day, ck)
 	if err != nil {

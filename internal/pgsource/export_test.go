@@ -33,3 +33,6 @@ func AnnounceAndClaim(ctx context.Context, s *Source, key string, days []civil.D
 	}
 	return claimed, q.claimed, release, nil
 }
+
+// ZoneBoundsSQL is zoneBoundsSQL.
+var ZoneBoundsSQL = zoneBoundsSQL

@@ -39,8 +39,11 @@ type Source struct {
 	zone *time.Location
 	// wallKey is set when the key column is a wall clock in a stated
 	// zone: it travels as the instant, and the query also returns the
-	// wall clock itself, after the columns, for the keyset position.
+	// wall clock itself, after the columns, for the keyset position. The
+	// rows of a day are then read from a wider wall-clock range and kept
+	// by their instant (see zone.go).
 	wallKey bool
+	bounds  wallBounds
 }
 
 // param turns an instant into the value compared with the timestamp
@@ -114,22 +117,24 @@ func newSource(ctx context.Context, pool *pgxpool.Pool, spec TableSpec) (*Source
 		s.formats = append(s.formats, pgx.BinaryFormatCode)
 	}
 	s.instant = instant
+	// The rows of a UTC day: a wall-clock range ($1, $2 here) that the
+	// index serves and, for a zoned wall clock, their instants (keepRange).
 	tbl := ident.Sanitize()
 	id := pgx.Identifier{cols[table.IDIndex].Name}.Sanitize()
 	list := strings.Join(names, ", ")
 	// Keyset on (timestamp, id): an index range scan on the (timestamp, id)
 	// index whether or not ids rise with time, and the final empty probe
 	// stops at the day's end instead of walking later rows.
-	s.firstSQL = fmt.Sprintf(`SELECT %s FROM %s WHERE %s >= $1 AND %s < $2 ORDER BY %s, %s LIMIT $3`,
-		list, tbl, ts, ts, ts, id)
-	s.nextSQL = fmt.Sprintf(`SELECT %s FROM %s WHERE (%s, %s) > ($1, $2) AND %s < $3 ORDER BY %s, %s LIMIT $4`,
-		list, tbl, ts, id, ts, ts, id)
-	s.countSQL = fmt.Sprintf(`SELECT count(*) FROM %s WHERE %s >= $1 AND %s < $2`, tbl, ts, ts)
-	s.countUpToSQL = fmt.Sprintf(`SELECT count(*) FROM %s WHERE %s >= $1 AND (%s, %s) <= ($2, $3)`, tbl, ts, ts, id)
+	s.firstSQL = fmt.Sprintf(`SELECT %s FROM %s WHERE %s >= $1 AND %s < $2%s ORDER BY %s, %s LIMIT $3`,
+		list, tbl, ts, ts, s.keepRange(4), ts, id)
+	s.nextSQL = fmt.Sprintf(`SELECT %s FROM %s WHERE (%s, %s) > ($1, $2) AND %s < $3%s ORDER BY %s, %s LIMIT $4`,
+		list, tbl, ts, id, ts, s.keepRange(5), ts, id)
+	s.countSQL = fmt.Sprintf(`SELECT count(*) FROM %s WHERE %s >= $1 AND %s < $2%s`, tbl, ts, ts, s.keepRange(3))
+	s.countUpToSQL = fmt.Sprintf(`SELECT count(*) FROM %s WHERE %s >= $1 AND (%s, %s) <= ($2, $3)%s`, tbl, ts, ts, id, s.keepRange(4))
 	// Only rows BigQuery can date: min() of a column holding -infinity
 	// is -infinity, which no time.Time holds.
-	s.minSQL = fmt.Sprintf(`SELECT min(%s) FROM %s WHERE %s >= $1 AND %s < $2`, instant, tbl, ts, ts)
-	s.undatedSQL = undatedSQL(tbl, ts)
+	s.minSQL = fmt.Sprintf(`SELECT min(%s) FROM %s WHERE %s >= $1 AND %s < $2%s`, instant, tbl, ts, ts, s.keepRange(3))
+	s.undatedSQL = undatedSQL(tbl, ts, s.wallKey, instant)
 	return s, nil
 }
 
@@ -230,12 +235,15 @@ func (s *Source) ReadChunk(ctx context.Context, from, to time.Time, after *schem
 // is capped as one read whole.
 func (s *Source) ReadPiece(ctx context.Context, from, to time.Time, after *schema.Key, limit, used int, b *schema.Batch) error {
 	b.Reset(len(s.cols))
+	lo, hi, keep, err := s.span(ctx, from, to)
+	if err != nil {
+		return err
+	}
 	var rows pgx.Rows
-	var err error
 	if after == nil {
-		rows, err = s.pool.Query(ctx, s.firstSQL, s.formats, s.param(from), s.param(to), limit)
+		rows, err = s.pool.Query(ctx, s.firstSQL, append([]any{s.formats, lo, hi, limit}, keep...)...)
 	} else {
-		rows, err = s.pool.Query(ctx, s.nextSQL, s.formats, after.Time, after.ID, s.param(to), limit)
+		rows, err = s.pool.Query(ctx, s.nextSQL, append([]any{s.formats, after.Time, after.ID, hi, limit}, keep...)...)
 	}
 	if err != nil {
 		return fmt.Errorf("read %s: %w", s.Name(), err)
@@ -322,10 +330,11 @@ func (s *Source) ToStaging(k schema.Key) schema.Key {
 	return k
 }
 
-// InDay reports whether position k (source's terms) lies in the UTC day
-// starting at day.
-func (s *Source) InDay(day time.Time, k schema.Key) bool {
-	return !k.Time.Before(s.param(day)) && k.Time.Before(s.param(day.AddDate(0, 0, 1)))
+// InDay reports whether position k (source's terms) lies in the range of
+// positions the UTC day starting at day is read from.
+func (s *Source) InDay(ctx context.Context, day time.Time, k schema.Key) (bool, error) {
+	lo, hi, _, err := s.span(ctx, day, day.AddDate(0, 0, 1))
+	return !k.Time.Before(lo) && k.Time.Before(hi), err
 }
 
 func idText(raw []byte) string {
@@ -338,8 +347,12 @@ func idText(raw []byte) string {
 
 // CountDay counts the source rows of the UTC day starting at day.
 func (s *Source) CountDay(ctx context.Context, day time.Time) (int64, error) {
+	lo, hi, keep, err := s.span(ctx, day, day.AddDate(0, 0, 1))
+	if err != nil {
+		return 0, err
+	}
 	var n int64
-	if err := s.pool.QueryRow(ctx, s.countSQL, s.param(day), s.param(day.AddDate(0, 0, 1))).Scan(&n); err != nil {
+	if err := s.pool.QueryRow(ctx, s.countSQL, append([]any{lo, hi}, keep...)...).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count %s on %s: %w", s.Name(), day.Format(time.DateOnly), err)
 	}
 	return n, nil
@@ -349,8 +362,12 @@ func (s *Source) CountDay(ctx context.Context, day time.Time) (int64, error) {
 // position (source's terms) is at or before pos: what a complete staging
 // up to pos holds.
 func (s *Source) CountUpTo(ctx context.Context, day time.Time, pos schema.Key) (int64, error) {
+	lo, _, keep, err := s.span(ctx, day, day.AddDate(0, 0, 1))
+	if err != nil {
+		return 0, err
+	}
 	var n int64
-	if err := s.pool.QueryRow(ctx, s.countUpToSQL, s.param(day), pos.Time, pos.ID).Scan(&n); err != nil {
+	if err := s.pool.QueryRow(ctx, s.countUpToSQL, append([]any{lo, pos.Time, pos.ID}, keep...)...).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count %s on %s: %w", s.Name(), day.Format(time.DateOnly), err)
 	}
 	return n, nil
@@ -359,8 +376,12 @@ func (s *Source) CountUpTo(ctx context.Context, day time.Time, pos schema.Key) (
 // FirstDay is the UTC date of the table's earliest row; ok is false for an
 // empty table.
 func (s *Source) FirstDay(ctx context.Context) (day time.Time, ok bool, err error) {
+	lo, hi, keep, err := s.span(ctx, DatedFrom, DatedUntil)
+	if err != nil {
+		return time.Time{}, false, err
+	}
 	var t *time.Time
-	if err := s.pool.QueryRow(ctx, s.minSQL, s.param(DatedFrom), s.param(DatedUntil)).Scan(&t); err != nil {
+	if err := s.pool.QueryRow(ctx, s.minSQL, append([]any{lo, hi}, keep...)...).Scan(&t); err != nil {
 		return time.Time{}, false, fmt.Errorf("first day of %s: %w", s.Name(), err)
 	}
 	if t == nil {
@@ -413,8 +434,12 @@ func (s *Source) DayFingerprints(ctx context.Context, from, to time.Time) (map[c
 	ts := pgx.Identifier{s.cols[s.table.TimestampIndex].Name}.Sanitize()
 	id := pgx.Identifier{s.cols[s.table.IDIndex].Name}.Sanitize()
 	sql := fmt.Sprintf(`SELECT (%[4]s AT TIME ZONE 'UTC')::date, count(*), count(DISTINCT %[2]s), min(%[2]s)::bigint, max(%[2]s)::bigint, sum(%[2]s::numeric)::text
-FROM %[3]s WHERE %[1]s >= $1 AND %[1]s < $2 GROUP BY 1`, ts, id, s.Name(), s.instant)
-	rows, err := s.pool.Query(ctx, sql, s.param(from), s.param(to))
+FROM %[3]s WHERE %[1]s >= $1 AND %[1]s < $2%[5]s GROUP BY 1`, ts, id, s.Name(), s.instant, s.keepRange(3))
+	lo, hi, keep, err := s.span(ctx, from, to)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.pool.Query(ctx, sql, append([]any{lo, hi}, keep...)...)
 	if err != nil {
 		return nil, fmt.Errorf("fingerprint %s by day: %w", s.Name(), err)
 	}
