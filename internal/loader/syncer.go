@@ -489,6 +489,9 @@ func (s *Syncer) stage(ctx context.Context, log *slog.Logger, day, to time.Time,
 		if d.crash != nil {
 			return false, &now, d.crash
 		}
+		if d.failed != nil {
+			return false, &now, d.failed
+		}
 		if err == nil && ctx.Err() != nil {
 			err = ctx.Err()
 		}

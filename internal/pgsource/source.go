@@ -295,6 +295,14 @@ func (s *Source) ReadPiece(ctx context.Context, from, to time.Time, after *schem
 		b.First = schema.Key{Time: time.UnixMicro(ts[0]).UTC(), ID: ids[0]}
 		b.Last = schema.Key{Time: time.UnixMicro(ts[b.Rows-1]).UTC(), ID: ids[b.Rows-1]}
 		b.MaxID = slices.Max(ids[:b.Rows])
+		b.Earliest, b.Latest = time.UnixMicro(slices.Min(ts[:b.Rows])).UTC(), time.UnixMicro(slices.Max(ts[:b.Rows])).UTC()
+		if b.Earliest.Before(from) || !b.Latest.Before(to) {
+			// A bug, never a state of the data: the rows were chosen by
+			// these instants. Nothing of them may be staged or published.
+			return fmt.Errorf("%w: table %s: read for %s to %s, rows from %s to %s", ErrOutsideRange, s.Name(),
+				from.UTC().Format(time.RFC3339Nano), to.UTC().Format(time.RFC3339Nano),
+				b.Earliest.Format(time.RFC3339Nano), b.Latest.Format(time.RFC3339Nano))
+		}
 		if s.wallKey {
 			b.First.Time, b.Last.Time = time.UnixMicro(firstWall).UTC(), time.UnixMicro(lastWall).UTC()
 		}
@@ -389,6 +397,10 @@ func (s *Source) FirstDay(ctx context.Context) (day time.Time, ok bool, err erro
 	}
 	return t.UTC().Truncate(24 * time.Hour), true, nil
 }
+
+// ErrOutsideRange marks rows read for a range of instants that lie
+// outside it: a defect of pgbq, permanent.
+var ErrOutsideRange = errors.New("rows outside the range they were read for")
 
 // ErrLocked means another process holds the lease.
 var ErrLocked = errors.New("lease held by another process")
