@@ -66,6 +66,9 @@ type Syncer struct {
 	ChunkSize int
 	// Grace is how long after its end a day counts as closed.
 	Grace time.Duration
+	// Start is SYNC_START_DATE (zero when unset): messages for earlier
+	// dates are refused (Service.Refusal).
+	Start civil.Date
 	// Writer identifies this process in sync_control.
 	Writer string
 	// Now is the clock; time.Now when nil.
@@ -89,6 +92,9 @@ type Syncer struct {
 	// loadsOffUntil (UnixNano) is when days may be published by load
 	// again after a refusal for quota (see direct.go).
 	loadsOffUntil atomic.Int64
+	// first caches the table's first date (see firstDate).
+	firstMu sync.Mutex
+	first   civil.Date
 }
 
 // refresh follows columns added to the source: the destination gains them

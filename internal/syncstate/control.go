@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"cloud.google.com/go/bigquery"
 	"cloud.google.com/go/civil"
 
 	"github.com/pgbq/pgbq/internal/bq"
@@ -73,4 +74,21 @@ func (s *Store) Paused(ctx context.Context, table string) (bool, Entry, error) {
 		return false, Entry{}, err
 	}
 	return e.State == StatePaused, e, nil
+}
+
+// FirstDate is the earliest date of table that sync_control records
+// anything for (control rows aside); ok is false when there is none.
+func (s *Store) FirstDate(ctx context.Context, table string) (day civil.Date, ok bool, err error) {
+	if !bq.TableNameRE.MatchString(table) {
+		return civil.Date{}, false, fmt.Errorf("read %s: bad table name %q", LogTable, table)
+	}
+	sql := fmt.Sprintf(`SELECT MIN(sync_date) AS first FROM %s WHERE table_name = '%s' AND sync_date > DATE '%s'`,
+		bq.Ref(s.project, s.dataset, LogTable), table, ControlDate)
+	r, err := bq.Row[struct {
+		First bigquery.NullDate `bigquery:"first"`
+	}](bq.RunQuery(ctx, s.client, sql))
+	if err != nil {
+		return civil.Date{}, false, fmt.Errorf("read %s: %w", LogTable, err)
+	}
+	return r.First.Date, r.First.Valid, nil
 }
