@@ -124,3 +124,37 @@ FROM walls JOIN bd USING (zone, day) ORDER BY NOT (w >= lo AND w < hi) DESC, zon
 	}
 	t.Logf("the plain range misses %d, e.g. %s", missed, examples[0])
 }
+
+// For a zoned wall-clock key, the rows without a date and the first day
+// are told by the instant too: in Asia/Tokyo (LMT +09:18:59 in year 1) a
+// wall clock of 0001-01-01 05:00 is an instant of year 0, so it has no
+// date, while 12:00 that day is the table's first day.
+func TestZonedEdgesOfTheDatedRange(t *testing.T) {
+	t.Parallel()
+	dsn, pool := testenv.PG(t)
+	testenv.Exec(t, pool, `CREATE TABLE wall (id integer PRIMARY KEY, at_local timestamp)`,
+		`INSERT INTO wall VALUES (1, '0001-01-01 05:00'), (2, '0001-01-01 12:00'), (3, NULL), (4, '2024-05-01 00:30'), (5, '9999-12-31 23:00')`)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	src, err := pgsource.Open(ctx, pgsource.Config{DSN: dsn}, pgsource.TableSpec{Table: "wall", IDColumn: "id", TimestampColumn: "at_local", TimeZone: "Asia/Tokyo"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	n, err := src.CountUndated(ctx)
+	if err != nil || n != 2 {
+		t.Fatalf("rows without a date: %d (%v), want 2 (the NULL and year 0's instant)", n, err)
+	}
+	first, ok, err := src.FirstDay(ctx)
+	if err != nil || !ok || !first.Equal(pgsource.DatedFrom) {
+		t.Fatalf("first day %s (%v, %v), want 0001-01-01", first, ok, err)
+	}
+	for _, c := range []struct {
+		day  time.Time
+		rows int64
+	}{{pgsource.DatedFrom, 1}, {time.Date(2024, 4, 30, 0, 0, 0, 0, time.UTC), 1}, {time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC), 1}} {
+		if got, err := src.CountDay(ctx, c.day); err != nil || got != c.rows {
+			t.Fatalf("%s: %d rows (%v), want %d", c.day.Format(time.DateOnly), got, err, c.rows)
+		}
+	}
+}
