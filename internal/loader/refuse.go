@@ -24,9 +24,8 @@ import (
 //     recorded in sync_control (days whose rows were all deleted can
 //     still be brought up to date).
 //
-// The last check asks PostgreSQL and sync_control once, then only for
-// dates before the earliest seen so far: the range only ever grows
-// earlier.
+// The last check is cached (see firstDate): PostgreSQL and sync_control
+// are asked again only for a date before the earliest seen so far.
 func (s *Service) Refusal(ctx context.Context, table string, day time.Time) (string, error) {
 	syncer, ok := s.Syncers[table]
 	if !ok {
@@ -52,9 +51,14 @@ func (s *Service) Refusal(ctx context.Context, table string, day time.Time) (str
 	return fmt.Sprintf("date %s is before the table's first row and its first synced date (%s), and SYNC_START_DATE is not set", date, first), nil
 }
 
-// firstDate is the earlier of the table's first row's date and its first
-// date in sync_control, from the cache when day is not before it; known
-// is false when the table has neither (any date may then be worked).
+// firstDate is the earliest date of the table's range that day is
+// measured against: the cached one when day is not before it, else the
+// table's first row's date when day is not before that (one PostgreSQL
+// query), else the earlier of it and the table's first date in
+// sync_control (one BigQuery query). known is false when the table has
+// neither (any date may then be worked). Every answer is a date the range
+// holds, and the range only grows earlier, so the cache keeps the
+// earliest.
 func (s *Syncer) firstDate(ctx context.Context, day civil.Date) (first civil.Date, known bool, err error) {
 	s.firstMu.Lock()
 	first = s.first
@@ -72,13 +76,16 @@ func (s *Syncer) firstDate(ctx context.Context, day civil.Date) (first civil.Dat
 	var hasRow, hasSynced bool
 	err = retry.Do(ctx, func(ctx context.Context, _ int) (err error) {
 		var t time.Time
-		if t, hasRow, err = src.FirstDay(ctx); err != nil {
-			return err
-		}
+		t, hasRow, err = src.FirstDay(ctx)
 		rowDay = civil.DateOf(t)
-		synced, hasSynced, err = s.State.FirstDate(ctx, s.Table)
 		return err
 	})
+	if err == nil && (!hasRow || day.Before(rowDay)) {
+		err = retry.Do(ctx, func(ctx context.Context, _ int) (err error) {
+			synced, hasSynced, err = s.State.FirstDate(ctx, s.Table)
+			return err
+		})
+	}
 	if err != nil {
 		return civil.Date{}, false, fmt.Errorf("first date of %s: %w", s.Table, err)
 	}
