@@ -65,9 +65,8 @@ func TestMessagesForImpossibleDates(t *testing.T) {
 // reason and acked, nothing staged or recorded: before SYNC_START_DATE
 // when it is set; when it is not, before both the table's first row and
 // the first date sync_control records (a date recorded earlier, whose
-// rows were since deleted, is still worked); and 0001-01-01, where
-// sync_control keeps the table's pause and resume rows. Dates in the
-// range are worked.
+// rows were since deleted, is still worked). Dates in the range are
+// worked.
 func TestMessagesBeforeTheTablesRange(t *testing.T) {
 	t.Parallel()
 	first := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
@@ -119,7 +118,7 @@ func TestMessagesBeforeTheTablesRange(t *testing.T) {
 		svc, _, logs := newService(t, s)
 		h := svc.PushHandler(context.Background(), slog.New(slog.NewJSONHandler(logs, nil)))
 		send(t, r, h, logs, day(-1), "is before the table's first row and its first synced date (2024-05-01)")
-		send(t, r, h, logs, time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC), "pause and resume rows")
+		send(t, r, h, logs, time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC), "is before the table's first row")
 		send(t, r, h, logs, day(0), "")
 		// A date synced before its rows were deleted stays in the range.
 		if err := r.state.Append(t.Context(), syncstate.Entry{Table: "activity_logs", Date: civil.DateOf(day(-10)),

@@ -8,16 +8,12 @@ import (
 	"cloud.google.com/go/civil"
 
 	"github.com/pgbq/pgbq/internal/retry"
-	"github.com/pgbq/pgbq/internal/syncstate"
 )
 
 // Refusal says why a message for day of table must not be worked (it is
 // then acked with the reason), or "" when it may. A date is refused
 //   - after tomorrow: no row can have it yet, and a date recorded
 //     "published" there is one the planner never looks at again;
-//   - at 0001-01-01, the sync_date under which sync_control keeps a
-//     table's pause and resume rows (syncstate.ControlDate): a date
-//     recorded there would read as the table's pause state;
 //   - before SYNC_START_DATE when it is set: the operator keeps those
 //     rows out;
 //   - otherwise, before both the table's first row and the first date
@@ -34,9 +30,6 @@ func (s *Service) Refusal(ctx context.Context, table string, day time.Time) (str
 	date := civil.DateOf(day)
 	if last := LastDate(syncer.now()); day.After(last) {
 		return fmt.Sprintf("date %s is after %s (today plus a day): no row can have it yet", date, last.Format(time.DateOnly)), nil
-	}
-	if !date.After(syncstate.ControlDate) {
-		return fmt.Sprintf("date %s is where sync_control keeps the table's pause and resume rows: pgbq cannot record it as a date", date), nil
 	}
 	if !syncer.Start.IsZero() {
 		if date.Before(syncer.Start) {

@@ -186,20 +186,10 @@ func (p *Planner) now() time.Time {
 // startDay is the configured start, else the source's first day; ok is
 // false when neither exists (an empty table).
 func (p *Planner) startDay(ctx context.Context) (time.Time, bool, error) {
-	start, ok := p.Start, true
-	if start.IsZero() {
-		var err error
-		if start, ok, err = p.Source.FirstDay(ctx); err != nil || !ok {
-			return start, ok, err
-		}
+	if !p.Start.IsZero() {
+		return p.Start, true, nil
 	}
-	// sync_control keeps the table's pause and resume rows at
-	// syncstate.ControlDate: no date is planned there (the loader refuses
-	// it too).
-	if first := syncstate.ControlDate.AddDays(1).In(time.UTC); start.Before(first) {
-		start = first
-	}
-	return start, ok, nil
+	return p.Source.FirstDay(ctx)
 }
 
 // Run re-checks recent finished dates, plans and publishes; it returns the
