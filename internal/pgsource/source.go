@@ -134,6 +134,14 @@ func newSource(ctx context.Context, pool *pgxpool.Pool, spec TableSpec) (*Source
 	// Only rows BigQuery can date: min() of a column holding -infinity
 	// is -infinity, which no time.Time holds.
 	s.minSQL = fmt.Sprintf(`SELECT min(%s) FROM %s WHERE %s >= $1 AND %s < $2%s`, instant, tbl, ts, ts, s.keepRange(3))
+	if instant != ts {
+		// min() of the converted column is no index's: it would read the
+		// whole table. The earliest instant's wall clock is within a day
+		// of the earliest dated wall clock (offsets are under a day), which
+		// the index finds; only the two days after it are converted.
+		s.minSQL = fmt.Sprintf(`SELECT min(%[1]s) FROM %[2]s WHERE %[3]s >= $1 AND %[3]s < $2%[4]s
+  AND %[3]s < (SELECT min(%[3]s) FROM %[2]s WHERE %[3]s >= $1 AND %[3]s < $2%[4]s) + interval '2 days'`, instant, tbl, ts, s.keepRange(3))
+	}
 	s.undatedSQL = undatedSQL(tbl, ts, s.wallKey, instant)
 	return s, nil
 }
