@@ -187,7 +187,6 @@ func (d *direct) publish(ctx context.Context, data []byte) {
 		// rows only). The date fails, naming the rows' instants.
 		d.failed = fmt.Errorf("%w: publish of %s by load refused, rows outside the day's partition: the %d rows read for it run from %s to %s (%v)",
 			pgsource.ErrOutsideRange, d.day.Format(time.DateOnly), d.rows, d.earliest.Format(time.RFC3339Nano), d.latest.Format(time.RFC3339Nano), err)
-		d.log.Error("publish by load refused: rows outside the day", "error", d.failed.Error())
 		d.stop(d.failed)
 	case err != nil && retry.QuotaExceeded(err):
 		// The destination's 1,500 load jobs a day are spent (a long
