@@ -166,6 +166,13 @@ func syncDate(ctx context.Context, svc *loader.Service, date, table string, prog
 			continue
 		}
 		log := logging.From(ctx).With("table", name, "sync_date", date)
+		if reason, err := svc.Refusal(ctx, name, day); err != nil || reason != "" {
+			if err == nil {
+				err = fmt.Errorf("date refused: %s", reason)
+			}
+			errs = append(errs, fmt.Errorf("table %s: %w", name, err))
+			continue
+		}
 		if progress.Active() && syncer.Broken == nil {
 			// The day's rows, for "rows left": one count, only for a person watching.
 			if n, err := syncer.Source.CountDay(ctx, day); err == nil {

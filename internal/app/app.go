@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"cloud.google.com/go/bigquery"
+	"cloud.google.com/go/civil"
 	"cloud.google.com/go/pubsub/v2"
 
 	"github.com/pgbq/pgbq/internal/bq"
@@ -232,6 +233,9 @@ func (d *Deps) Close() {
 func (d *Deps) NewSyncer(c *config.Common, t *Table, writer string) (*loader.Syncer, error) {
 	s := &loader.Syncer{Source: t.Source, Warehouse: t.Warehouse, State: d.State,
 		Table: t.Config.DestTable, ChunkSize: t.Config.ChunkSize, Grace: c.Sync.Grace, Writer: writer, Now: d.Now}
+	if start, ok := t.Config.Start(); ok {
+		s.Start = civil.DateOf(start)
+	}
 	if t.Broken != nil {
 		s.Source, s.Warehouse, s.Broken = nil, nil, t.Broken
 		s.Reopen = func(ctx context.Context) (*pgsource.Source, *bq.Warehouse, error) {

@@ -3,11 +3,14 @@ package loader
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/pgbq/pgbq/internal/bq"
 	"github.com/pgbq/pgbq/internal/parquetenc"
+	"github.com/pgbq/pgbq/internal/pgsource"
 	"github.com/pgbq/pgbq/internal/retry"
 	"github.com/pgbq/pgbq/internal/schema"
 	"github.com/pgbq/pgbq/internal/syncstate"
@@ -67,14 +70,18 @@ type direct struct {
 	join  *parquetenc.Joiner
 	stop  context.CancelCauseFunc // ends the staging once published
 
-	rows        int
-	first, last schema.Key
-	maxID       int64
+	rows             int
+	first, last      schema.Key
+	maxID            int64
+	earliest, latest time.Time // the rows' instants
 
 	done  chan struct{} // closed when the publish has ended (or was not tried)
 	ok    bool          // the day is published, rows rows
 	ms    int64
 	crash error // a test's hook stopped the publish (seams)
+	// failed: BigQuery refused the publish for rows outside the day's
+	// partition (see outsidePartition); the date fails with it.
+	failed error
 }
 
 // loadsOff is how long a process publishes from staging only after
@@ -121,6 +128,12 @@ func (d *direct) add(ctx context.Context, c Chunk) bool {
 		d.rows += c.Rows
 		d.last = c.Last
 		d.maxID = max(d.maxID, c.MaxID)
+		if d.earliest.IsZero() || c.Earliest.Before(d.earliest) {
+			d.earliest = c.Earliest
+		}
+		if c.Latest.After(d.latest) {
+			d.latest = c.Latest
+		}
 	}
 	if !c.Final {
 		return true
@@ -171,6 +184,13 @@ func (d *direct) publish(ctx context.Context, data []byte) {
 	})
 	d.ms = time.Since(t0).Milliseconds()
 	switch {
+	case err != nil && outsidePartition(err):
+		// The day's reading holds rows of another day: a defect, which
+		// a publish from staging would hide (its MERGE keeps the day's
+		// rows only). The date fails, naming the rows' instants.
+		d.failed = fmt.Errorf("%w: publish of %s by load refused, rows outside the day's partition: the %d rows read for it run from %s to %s (%v)",
+			pgsource.ErrOutsideRange, d.day.Format(time.DateOnly), d.rows, d.earliest.Format(time.RFC3339Nano), d.latest.Format(time.RFC3339Nano), err)
+		d.stop(d.failed)
 	case err != nil && retry.QuotaExceeded(err):
 		// The destination's 1,500 load jobs a day are spent (a long
 		// back-fill): publish from staging for a while.
@@ -186,6 +206,14 @@ func (d *direct) publish(ctx context.Context, data []byte) {
 		d.ok = true
 		d.stop(errDirectPublished)
 	}
+}
+
+// outsidePartition reports whether err is BigQuery refusing a load into a
+// partition decorator because rows belong to other partitions. BigQuery
+// gives that refusal no reason of its own ("invalid"), only its message
+// (https://cloud.google.com/bigquery/docs/managing-partitioned-table-data).
+func outsidePartition(err error) bool {
+	return strings.Contains(err.Error(), "belong to different partitions")
 }
 
 // wait waits for the publish, if one started, and reports whether it

@@ -48,20 +48,20 @@ INSERT INTO wall SELECT g, TIMESTAMP '%s 00:20' + g * interval '10 minutes' FROM
 					}
 					r.check(d)
 				}
-				r.sameInstants("wall", 27)
+				r.sameInstants("wall", "Europe/Berlin", 27)
 			})
 		}
 	}
 }
 
-// sameInstants asserts that BigQuery holds table's n rows, each with
-// PostgreSQL's own conversion of its Europe/Berlin wall clock.
-func (r *rig) sameInstants(table string, n int) {
+// sameInstants asserts that BigQuery holds table's n rows, each once and
+// with PostgreSQL's own conversion of its wall clock in zone.
+func (r *rig) sameInstants(table, zone string, n int) {
 	r.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	want := map[int64]time.Time{}
-	rows, err := r.pool.Query(ctx, fmt.Sprintf(`SELECT id, at_local AT TIME ZONE 'Europe/Berlin' FROM %s`, table))
+	rows, err := r.pool.Query(ctx, fmt.Sprintf(`SELECT id, at_local AT TIME ZONE $1 FROM %s`, table), zone)
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -80,8 +80,13 @@ func (r *rig) sameInstants(table string, n int) {
 	if len(got) != n || len(want) != n {
 		r.t.Fatalf("BigQuery has %d rows, PostgreSQL %d (want %d)", len(got), len(want), n)
 	}
+	seen := map[int64]bool{}
 	for _, row := range got {
 		id, at := row[0].(int64), row[1].(time.Time)
+		if seen[id] {
+			r.t.Fatalf("row %d is in BigQuery twice", id)
+		}
+		seen[id] = true
 		if !at.Equal(want[id]) {
 			r.t.Fatalf("row %d: BigQuery %s, PostgreSQL %s", id, at.UTC(), want[id])
 		}

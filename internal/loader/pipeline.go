@@ -53,7 +53,9 @@ type Chunk struct {
 	Rows        int
 	First, Last schema.Key
 	MaxID       int64
-	Data        *bytes.Buffer // Parquet; empty when Rows is 0
+	// Earliest and Latest are the rows' smallest and largest instants.
+	Earliest, Latest time.Time
+	Data             *bytes.Buffer // Parquet; empty when Rows is 0
 	// Layout is where Data's row groups are, when the encoder says
 	// (a parquetenc.Encoder does).
 	Layout parquetenc.Layout
@@ -382,6 +384,12 @@ func encodeChunk(ctx context.Context, enc Encoder, c *Chunk, first piece, reads 
 		b := p.batch
 		if b.Rows > 0 {
 			c.Last, c.MaxID = b.Last, max(c.MaxID, b.MaxID)
+			if c.Earliest.IsZero() || b.Earliest.Before(c.Earliest) {
+				c.Earliest = b.Earliest
+			}
+			if b.Latest.After(c.Latest) {
+				c.Latest = b.Latest
+			}
 		}
 		c.Rows += b.Rows
 		c.Read += p.took

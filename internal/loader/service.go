@@ -66,21 +66,19 @@ func (s *Service) Handle(ctx context.Context, data []byte) error {
 		log.Warn("message rejected", "reason", err.Error())
 		return nil
 	}
-	syncer, ok := s.Syncers[m.Table]
-	if !ok {
-		// Not recorded in sync_control: its rows are the configured
-		// tables', and a message must not make the loader write under a
-		// name the configuration does not know.
-		log.Warn("message rejected", "reason", fmt.Sprintf("table %q is not configured (this loader syncs %s)", m.Table, s.tableNames()))
+	// A refused message is not recorded in sync_control: its table may
+	// not be configured (the loader must not write under a name the
+	// configuration does not know), and its date is outside the table's.
+	reason, err := s.Refusal(ctx, m.Table, day)
+	if err != nil {
+		log.Warn("date interrupted, will be redelivered", "table", m.Table, "sync_date", m.Date, "error", err.Error())
+		return err
+	}
+	if reason != "" {
+		log.Warn("message rejected", "table", m.Table, "sync_date", m.Date, "reason", reason)
 		return nil
 	}
-	if last := LastDate(syncer.now()); day.After(last) {
-		// No row can be dated there yet; syncing it would record a date
-		// "published" that the planner never looks at again.
-		log.Warn("message rejected", "table", m.Table, "reason",
-			fmt.Sprintf("date %s is after %s (today plus a day): no row can have it yet", m.Date, last.Format(time.DateOnly)))
-		return nil
-	}
+	syncer := s.Syncers[m.Table]
 	log = log.With("table", m.Table, "sync_date", m.Date)
 	ctx = logging.With(ctx, log)
 	if paused, e, err := s.paused(ctx, m.Table); err != nil {

@@ -66,6 +66,9 @@ type Syncer struct {
 	ChunkSize int
 	// Grace is how long after its end a day counts as closed.
 	Grace time.Duration
+	// Start is SYNC_START_DATE (zero when unset): messages for earlier
+	// dates are refused (Service.Refusal).
+	Start civil.Date
 	// Writer identifies this process in sync_control.
 	Writer string
 	// Now is the clock; time.Now when nil.
@@ -89,6 +92,9 @@ type Syncer struct {
 	// loadsOffUntil (UnixNano) is when days may be published by load
 	// again after a refusal for quota (see direct.go).
 	loadsOffUntil atomic.Int64
+	// first caches the table's first date (see firstDate).
+	firstMu sync.Mutex
+	first   civil.Date
 }
 
 // refresh follows columns added to the source: the destination gains them
@@ -350,8 +356,11 @@ func (s *Syncer) resume(ctx context.Context, day time.Time, st bq.Staged, prev s
 	}
 	// The checkpoint is in the source's terms, as every position.
 	ck := schema.Key{Time: prev.LastCreatedAt.UTC(), ID: prev.LastID}
-	if prev.LastCreatedAt.IsZero() || !s.Source.InDay(day, ck) {
+	if prev.LastCreatedAt.IsZero() {
 		return nil, nil
+	}
+	if in, err := s.Source.InDay(ctx, day, ck); err != nil || !in {
+		return nil, err
 	}
 	src, err := s.Source.CountUpTo(ctx, day, ck)
 	if err != nil {
@@ -486,6 +495,9 @@ func (s *Syncer) stage(ctx context.Context, log *slog.Logger, day, to time.Time,
 		}
 		if d.crash != nil {
 			return false, &now, d.crash
+		}
+		if d.failed != nil {
+			return false, &now, d.failed
 		}
 		if err == nil && ctx.Err() != nil {
 			err = ctx.Err()

@@ -201,11 +201,15 @@ func (s *Source) DayNullIDs(ctx context.Context, day time.Time) error {
 func (s *Source) nullIDs(ctx context.Context, from, to time.Time) error {
 	id := s.cols[s.table.IDIndex].Name
 	ts := pgx.Identifier{s.cols[s.table.TimestampIndex].Name}.Sanitize()
-	sql := fmt.Sprintf(`SELECT count(*), min(%s)::text, max(%s)::text FROM %s WHERE %s >= $1 AND %s < $2 AND %s IS NULL`,
-		ts, ts, s.Name(), ts, ts, pgx.Identifier{id}.Sanitize())
+	sql := fmt.Sprintf(`SELECT count(*), min(%s)::text, max(%s)::text FROM %s WHERE %s >= $1 AND %s < $2 AND %s IS NULL%s`,
+		ts, ts, s.Name(), ts, ts, pgx.Identifier{id}.Sanitize(), s.keepRange(3))
+	wlo, whi, keep, err := s.span(ctx, from, to)
+	if err != nil {
+		return err
+	}
 	var n int64
 	var lo, hi *string
-	if err := s.pool.QueryRow(ctx, sql, s.param(from), s.param(to)).Scan(&n, &lo, &hi); err != nil {
+	if err := s.pool.QueryRow(ctx, sql, append([]any{wlo, whi}, keep...)...).Scan(&n, &lo, &hi); err != nil {
 		return fmt.Errorf("count NULL ids of %s: %w", s.Name(), err)
 	}
 	if n == 0 {

@@ -79,9 +79,39 @@ type publishQueue struct {
 	day                civil.Date
 }
 
-var epoch = civil.Date{Year: 1970, Month: 1, Day: 1}
+// firstDay is day 0 of the dates' lock keys.
+var firstDay = civil.Date{Year: 1, Month: 1, Day: 1}
 
-func dayKey(d civil.Date) int32 { return int32(d.DaysSince(epoch)) }
+// maxDayKey is the key of 9999-12-31, the last date a message may name.
+const maxDayKey = 3652058
+
+// dayKey is a date's advisory lock object id: its days since 0001-01-01,
+// 0..maxDayKey for every date the message contract accepts. pg_locks
+// reports the two halves of an (int4, int4) lock as oids, unsigned: a key
+// counted from 1970 was negative before it and read back as a date 11.7
+// million years on, which no loader ever claimed, so the date's loader
+// waited for ever. Counted from year 1, every key is non-negative and
+// reads back the same either way.
+func dayKey(d civil.Date) int32 { return int32(d.DaysSince(firstDay)) }
+
+// keyDay is the date of a lock's object id as pg_locks reports it; ok is
+// false for an id no date has.
+func keyDay(objid int64) (d civil.Date, ok bool) {
+	if objid < 0 || objid > maxDayKey {
+		return civil.Date{}, false
+	}
+	return firstDay.AddDays(int(objid)), true
+}
+
+// payload is the notification that the dates of class were published:
+// "class date,date,…" (dates as YYYY-MM-DD, years 0001-9999).
+func payload(class int32, days []civil.Date) string {
+	names := make([]string, len(days))
+	for i, d := range days {
+		names[i] = d.String()
+	}
+	return fmt.Sprint(class) + " " + strings.Join(names, ",")
+}
 
 func queueClass(what, key string) int32 {
 	h := fnv.New32a()
@@ -239,11 +269,7 @@ func (q *publishQueue) lead(ctx context.Context, limit int, hold func(n int) tim
 		r = <-res
 	}
 	if len(r.done) > 0 {
-		names := make([]string, len(r.done))
-		for i, d := range r.done {
-			names[i] = d.String()
-		}
-		if _, err := q.conn.Exec(ctx, `SELECT pg_notify($1, $2)`, publishedChannel, fmt.Sprint(q.announced)+" "+strings.Join(names, ",")); err != nil && r.err == nil {
+		if _, err := q.conn.Exec(ctx, `SELECT pg_notify($1, $2)`, publishedChannel, payload(q.announced, r.done)); err != nil && r.err == nil {
 			// The others publish their dates again; no harm but time.
 			r.err = fmt.Errorf("publish queue: notify: %w", err)
 		}
@@ -269,7 +295,7 @@ ORDER BY a.objid::bigint <> $3, 1`, q.announced, q.claimed, dayKey(q.day))
 		if err := rows.Scan(&n); err != nil {
 			return nil, fmt.Errorf("publish queue: read announcements: %w", err)
 		}
-		if d := epoch.AddDays(int(n)); !slices.Contains(days, d) {
+		if d, ok := keyDay(n); ok && !slices.Contains(days, d) {
 			days = append(days, d)
 		}
 	}

@@ -2,6 +2,7 @@ package pgsource_test
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -190,5 +191,62 @@ func TestPublishAloneKeepsToTheTableWrites(t *testing.T) {
 	// Another process sees the same tokens.
 	if alone(b) {
 		t.Error("another process published by itself with every write token of the window taken")
+	}
+}
+
+// A date of any era — year 1, the day before the Unix epoch, the edges of
+// BigQuery's partition range, 9999-12-31 — is published through the
+// queue and its loader returns, alone or with other dates of other eras
+// in one batch. A date before 1970 used to be announced under a key that
+// pg_locks reported as a date 11.7 million years on: it was never claimed
+// and its loader waited for ever.
+func TestPublishTogetherEveryEra(t *testing.T) {
+	t.Parallel()
+	dsn, pool := testenv.PG(t)
+	testenv.Exec(t, pool, `CREATE TABLE q (id bigint PRIMARY KEY, created_at timestamptz NOT NULL)`)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	days := []civil.Date{{Year: 1, Month: 1, Day: 1}, {Year: 1969, Month: 12, Day: 31}, {Year: 1959, Month: 12, Day: 31},
+		{Year: 1960, Month: 1, Day: 1}, {Year: 1970, Month: 1, Day: 1}, {Year: 2159, Month: 12, Day: 31},
+		{Year: 2160, Month: 1, Day: 1}, {Year: 9999, Month: 12, Day: 31}}
+	var mu sync.Mutex
+	published := map[civil.Date]bool{}
+	publish := func(_ context.Context, batch []civil.Date, started func()) ([]civil.Date, error) {
+		started()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, d := range batch {
+			published[d] = true
+		}
+		return batch, nil
+	}
+	noHold := func(int) time.Duration { return 0 }
+	src := openQ(ctx, t, dsn)
+	for _, d := range days { // one at a time: each its own batch
+		if err := src.PublishTogether(ctx, "p.d.era", d, 5, noHold, publish); err != nil {
+			t.Fatalf("%s alone: %v", d, err)
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(days))
+	for i, d := range days { // together: claimed by each other's leaders
+		other := openQ(ctx, t, dsn)
+		wg.Go(func() { errs[i] = other.PublishTogether(ctx, "p.d.era2", d, 3, noHold, publish) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("%s together: %v", days[i], err)
+		}
+	}
+	for _, d := range days {
+		if !published[d] {
+			t.Errorf("%s returned but was never published", d)
+		}
+	}
+	for d := range published {
+		if !slices.Contains(days, d) {
+			t.Errorf("published %s, which no loader announced", d)
+		}
 	}
 }

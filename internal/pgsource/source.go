@@ -39,8 +39,11 @@ type Source struct {
 	zone *time.Location
 	// wallKey is set when the key column is a wall clock in a stated
 	// zone: it travels as the instant, and the query also returns the
-	// wall clock itself, after the columns, for the keyset position.
+	// wall clock itself, after the columns, for the keyset position. The
+	// rows of a day are then read from a wider wall-clock range and kept
+	// by their instant (see zone.go).
 	wallKey bool
+	bounds  wallBounds
 }
 
 // param turns an instant into the value compared with the timestamp
@@ -114,23 +117,39 @@ func newSource(ctx context.Context, pool *pgxpool.Pool, spec TableSpec) (*Source
 		s.formats = append(s.formats, pgx.BinaryFormatCode)
 	}
 	s.instant = instant
+	// The rows of a UTC day: a wall-clock range ($1, $2 here) that the
+	// index serves and, for a zoned wall clock, their instants (keepRange).
 	tbl := ident.Sanitize()
 	id := pgx.Identifier{cols[table.IDIndex].Name}.Sanitize()
 	list := strings.Join(names, ", ")
 	// Keyset on (timestamp, id): an index range scan on the (timestamp, id)
 	// index whether or not ids rise with time, and the final empty probe
 	// stops at the day's end instead of walking later rows.
-	s.firstSQL = fmt.Sprintf(`SELECT %s FROM %s WHERE %s >= $1 AND %s < $2 ORDER BY %s, %s LIMIT $3`,
-		list, tbl, ts, ts, ts, id)
-	s.nextSQL = fmt.Sprintf(`SELECT %s FROM %s WHERE (%s, %s) > ($1, $2) AND %s < $3 ORDER BY %s, %s LIMIT $4`,
-		list, tbl, ts, id, ts, ts, id)
-	s.countSQL = fmt.Sprintf(`SELECT count(*) FROM %s WHERE %s >= $1 AND %s < $2`, tbl, ts, ts)
-	s.countUpToSQL = fmt.Sprintf(`SELECT count(*) FROM %s WHERE %s >= $1 AND (%s, %s) <= ($2, $3)`, tbl, ts, ts, id)
+	s.firstSQL = fmt.Sprintf(`SELECT %s FROM %s WHERE %s >= $1 AND %s < $2%s ORDER BY %s, %s LIMIT $3`,
+		list, tbl, ts, ts, s.keepRange(4), ts, id)
+	s.nextSQL = fmt.Sprintf(`SELECT %s FROM %s WHERE (%s, %s) > ($1, $2) AND %s < $3%s ORDER BY %s, %s LIMIT $4`,
+		list, tbl, ts, id, ts, s.keepRange(5), ts, id)
+	s.countSQL = fmt.Sprintf(`SELECT count(*) FROM %s WHERE %s >= $1 AND %s < $2%s`, tbl, ts, ts, s.keepRange(3))
+	s.countUpToSQL = fmt.Sprintf(`SELECT count(*) FROM %s WHERE %s >= $1 AND (%s, %s) <= ($2, $3)%s`, tbl, ts, ts, id, s.keepRange(4))
 	// Only rows BigQuery can date: min() of a column holding -infinity
 	// is -infinity, which no time.Time holds.
-	s.minSQL = fmt.Sprintf(`SELECT min(%s) FROM %s WHERE %s >= $1 AND %s < $2`, instant, tbl, ts, ts)
-	s.maxSQL = fmt.Sprintf(`SELECT max(%s) FROM %s WHERE %s >= $1 AND %s < $2`, instant, tbl, ts, ts)
-	s.undatedSQL = undatedSQL(tbl, ts)
+	s.minSQL = fmt.Sprintf(`SELECT min(%s) FROM %s WHERE %s >= $1 AND %s < $2%s`, instant, tbl, ts, ts, s.keepRange(3))
+	if instant != ts {
+		// min() of the converted column is no index's: it would read the
+		// whole table. The earliest instant's wall clock is within a day
+		// of the earliest dated wall clock (offsets are under a day), which
+		// the index finds; only the two days after it are converted.
+		s.minSQL = fmt.Sprintf(`SELECT min(%[1]s) FROM %[2]s WHERE %[3]s >= $1 AND %[3]s < $2%[4]s
+  AND %[3]s < (SELECT min(%[3]s) FROM %[2]s WHERE %[3]s >= $1 AND %[3]s < $2%[4]s) + interval '2 days'`, instant, tbl, ts, s.keepRange(3))
+	}
+	s.maxSQL = fmt.Sprintf(`SELECT max(%s) FROM %s WHERE %s >= $1 AND %s < $2%s`, instant, tbl, ts, ts, s.keepRange(3))
+	if instant != ts {
+		// As for min: the latest instant's wall clock is within a day of
+		// the latest dated wall clock.
+		s.maxSQL = fmt.Sprintf(`SELECT max(%[1]s) FROM %[2]s WHERE %[3]s >= $1 AND %[3]s < $2%[4]s
+  AND %[3]s > (SELECT max(%[3]s) FROM %[2]s WHERE %[3]s >= $1 AND %[3]s < $2%[4]s) - interval '2 days'`, instant, tbl, ts, s.keepRange(3))
+	}
+	s.undatedSQL = undatedSQL(tbl, ts, s.wallKey, instant)
 	return s, nil
 }
 
@@ -231,12 +250,15 @@ func (s *Source) ReadChunk(ctx context.Context, from, to time.Time, after *schem
 // is capped as one read whole.
 func (s *Source) ReadPiece(ctx context.Context, from, to time.Time, after *schema.Key, limit, used int, b *schema.Batch) error {
 	b.Reset(len(s.cols))
+	lo, hi, keep, err := s.span(ctx, from, to)
+	if err != nil {
+		return err
+	}
 	var rows pgx.Rows
-	var err error
 	if after == nil {
-		rows, err = s.pool.Query(ctx, s.firstSQL, s.formats, s.param(from), s.param(to), limit)
+		rows, err = s.pool.Query(ctx, s.firstSQL, append([]any{s.formats, lo, hi, limit}, keep...)...)
 	} else {
-		rows, err = s.pool.Query(ctx, s.nextSQL, s.formats, after.Time, after.ID, s.param(to), limit)
+		rows, err = s.pool.Query(ctx, s.nextSQL, append([]any{s.formats, after.Time, after.ID, hi, limit}, keep...)...)
 	}
 	if err != nil {
 		return fmt.Errorf("read %s: %w", s.Name(), err)
@@ -288,6 +310,14 @@ func (s *Source) ReadPiece(ctx context.Context, from, to time.Time, after *schem
 		b.First = schema.Key{Time: time.UnixMicro(ts[0]).UTC(), ID: ids[0]}
 		b.Last = schema.Key{Time: time.UnixMicro(ts[b.Rows-1]).UTC(), ID: ids[b.Rows-1]}
 		b.MaxID = slices.Max(ids[:b.Rows])
+		b.Earliest, b.Latest = time.UnixMicro(slices.Min(ts[:b.Rows])).UTC(), time.UnixMicro(slices.Max(ts[:b.Rows])).UTC()
+		if b.Earliest.Before(from) || !b.Latest.Before(to) {
+			// A bug, never a state of the data: the rows were chosen by
+			// these instants. Nothing of them may be staged or published.
+			return fmt.Errorf("%w: table %s: read for %s to %s, rows from %s to %s", ErrOutsideRange, s.Name(),
+				from.UTC().Format(time.RFC3339Nano), to.UTC().Format(time.RFC3339Nano),
+				b.Earliest.Format(time.RFC3339Nano), b.Latest.Format(time.RFC3339Nano))
+		}
 		if s.wallKey {
 			b.First.Time, b.Last.Time = time.UnixMicro(firstWall).UTC(), time.UnixMicro(lastWall).UTC()
 		}
@@ -323,10 +353,11 @@ func (s *Source) ToStaging(k schema.Key) schema.Key {
 	return k
 }
 
-// InDay reports whether position k (source's terms) lies in the UTC day
-// starting at day.
-func (s *Source) InDay(day time.Time, k schema.Key) bool {
-	return !k.Time.Before(s.param(day)) && k.Time.Before(s.param(day.AddDate(0, 0, 1)))
+// InDay reports whether position k (source's terms) lies in the range of
+// positions the UTC day starting at day is read from.
+func (s *Source) InDay(ctx context.Context, day time.Time, k schema.Key) (bool, error) {
+	lo, hi, _, err := s.span(ctx, day, day.AddDate(0, 0, 1))
+	return !k.Time.Before(lo) && k.Time.Before(hi), err
 }
 
 func idText(raw []byte) string {
@@ -339,8 +370,12 @@ func idText(raw []byte) string {
 
 // CountDay counts the source rows of the UTC day starting at day.
 func (s *Source) CountDay(ctx context.Context, day time.Time) (int64, error) {
+	lo, hi, keep, err := s.span(ctx, day, day.AddDate(0, 0, 1))
+	if err != nil {
+		return 0, err
+	}
 	var n int64
-	if err := s.pool.QueryRow(ctx, s.countSQL, s.param(day), s.param(day.AddDate(0, 0, 1))).Scan(&n); err != nil {
+	if err := s.pool.QueryRow(ctx, s.countSQL, append([]any{lo, hi}, keep...)...).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count %s on %s: %w", s.Name(), day.Format(time.DateOnly), err)
 	}
 	return n, nil
@@ -350,8 +385,12 @@ func (s *Source) CountDay(ctx context.Context, day time.Time) (int64, error) {
 // position (source's terms) is at or before pos: what a complete staging
 // up to pos holds.
 func (s *Source) CountUpTo(ctx context.Context, day time.Time, pos schema.Key) (int64, error) {
+	lo, _, keep, err := s.span(ctx, day, day.AddDate(0, 0, 1))
+	if err != nil {
+		return 0, err
+	}
 	var n int64
-	if err := s.pool.QueryRow(ctx, s.countUpToSQL, s.param(day), pos.Time, pos.ID).Scan(&n); err != nil {
+	if err := s.pool.QueryRow(ctx, s.countUpToSQL, append([]any{lo, pos.Time, pos.ID}, keep...)...).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count %s on %s: %w", s.Name(), day.Format(time.DateOnly), err)
 	}
 	return n, nil
@@ -360,8 +399,12 @@ func (s *Source) CountUpTo(ctx context.Context, day time.Time, pos schema.Key) (
 // FirstDay is the UTC date of the table's earliest row; ok is false for an
 // empty table.
 func (s *Source) FirstDay(ctx context.Context) (day time.Time, ok bool, err error) {
+	lo, hi, keep, err := s.span(ctx, DatedFrom, DatedUntil)
+	if err != nil {
+		return time.Time{}, false, err
+	}
 	var t *time.Time
-	if err := s.pool.QueryRow(ctx, s.minSQL, s.param(DatedFrom), s.param(DatedUntil)).Scan(&t); err != nil {
+	if err := s.pool.QueryRow(ctx, s.minSQL, append([]any{lo, hi}, keep...)...).Scan(&t); err != nil {
 		return time.Time{}, false, fmt.Errorf("first day of %s: %w", s.Name(), err)
 	}
 	if t == nil {
@@ -373,8 +416,12 @@ func (s *Source) FirstDay(ctx context.Context) (day time.Time, ok bool, err erro
 // LastDay is the UTC date of the table's latest row; ok is false for an
 // empty table.
 func (s *Source) LastDay(ctx context.Context) (day time.Time, ok bool, err error) {
+	lo, hi, keep, err := s.span(ctx, DatedFrom, DatedUntil)
+	if err != nil {
+		return time.Time{}, false, err
+	}
 	var t *time.Time
-	if err := s.pool.QueryRow(ctx, s.maxSQL, s.param(DatedFrom), s.param(DatedUntil)).Scan(&t); err != nil {
+	if err := s.pool.QueryRow(ctx, s.maxSQL, append([]any{lo, hi}, keep...)...).Scan(&t); err != nil {
 		return time.Time{}, false, fmt.Errorf("last day of %s: %w", s.Name(), err)
 	}
 	if t == nil {
@@ -382,6 +429,10 @@ func (s *Source) LastDay(ctx context.Context) (day time.Time, ok bool, err error
 	}
 	return t.UTC().Truncate(24 * time.Hour), true, nil
 }
+
+// ErrOutsideRange marks rows read for a range of instants that lie
+// outside it: a defect of pgbq, permanent.
+var ErrOutsideRange = errors.New("rows outside the range they were read for")
 
 // ErrLocked means another process holds the lease.
 var ErrLocked = errors.New("lease held by another process")
@@ -427,8 +478,12 @@ func (s *Source) DayFingerprints(ctx context.Context, from, to time.Time) (map[c
 	ts := pgx.Identifier{s.cols[s.table.TimestampIndex].Name}.Sanitize()
 	id := pgx.Identifier{s.cols[s.table.IDIndex].Name}.Sanitize()
 	sql := fmt.Sprintf(`SELECT (%[4]s AT TIME ZONE 'UTC')::date, count(*), count(DISTINCT %[2]s), min(%[2]s)::bigint, max(%[2]s)::bigint, sum(%[2]s::numeric)::text
-FROM %[3]s WHERE %[1]s >= $1 AND %[1]s < $2 GROUP BY 1`, ts, id, s.Name(), s.instant)
-	rows, err := s.pool.Query(ctx, sql, s.param(from), s.param(to))
+FROM %[3]s WHERE %[1]s >= $1 AND %[1]s < $2%[5]s GROUP BY 1`, ts, id, s.Name(), s.instant, s.keepRange(3))
+	lo, hi, keep, err := s.span(ctx, from, to)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.pool.Query(ctx, sql, append([]any{lo, hi}, keep...)...)
 	if err != nil {
 		return nil, fmt.Errorf("fingerprint %s by day: %w", s.Name(), err)
 	}

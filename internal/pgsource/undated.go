@@ -18,14 +18,25 @@ var (
 
 // undatedSQL counts the rows of table whose timestamp column ts is NULL
 // or outside [$1, $2); the (timestamp, id) index serves the three ranges.
-func undatedSQL(table, ts string) string {
+// For a wall clock in a stated zone, $1 and $2 are the wall-clock range
+// span gives, which holds every dated row and more: the rows outside
+// [$3, $4) by their instant are counted as well.
+func undatedSQL(table, ts string, wallKey bool, instant string) string {
+	if wallKey {
+		return fmt.Sprintf(`SELECT count(*) FROM %[1]s WHERE %[2]s IS NULL OR %[2]s < $1 OR %[2]s >= $2
+  OR (%[2]s < $1::timestamp + interval '2 days' AND %[3]s < $3) OR (%[2]s >= $2::timestamp - interval '2 days' AND %[3]s >= $4)`, table, ts, instant)
+	}
 	return fmt.Sprintf(`SELECT count(*) FROM %s WHERE %s IS NULL OR %s < $1 OR %s >= $2`, table, ts, ts, ts)
 }
 
 // CountUndated counts the rows that belong to no date (see DatedFrom).
 func (s *Source) CountUndated(ctx context.Context) (int64, error) {
+	lo, hi, keep, err := s.span(ctx, DatedFrom, DatedUntil)
+	if err != nil {
+		return 0, err
+	}
 	var n int64
-	if err := s.pool.QueryRow(ctx, s.undatedSQL, s.param(DatedFrom), s.param(DatedUntil)).Scan(&n); err != nil {
+	if err := s.pool.QueryRow(ctx, s.undatedSQL, append([]any{lo, hi}, keep...)...).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count rows without a date in %s: %w", s.Name(), err)
 	}
 	return n, nil

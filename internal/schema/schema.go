@@ -146,6 +146,10 @@ type Batch struct {
 	First, Last Key
 	// MaxID is the largest id in the batch.
 	MaxID int64
+	// Earliest and Latest are the rows' smallest and largest instants
+	// (the timestamp column as BigQuery holds it, which decides a row's
+	// partition).
+	Earliest, Latest time.Time
 	// Truncated means the batch stopped before its row limit because its
 	// bytes reached the reader's cap: more rows may follow.
 	Truncated bool
@@ -161,6 +165,7 @@ func (b *Batch) Reset(ncols int) {
 	b.Truncated = false
 	b.Bytes = 0
 	b.First, b.Last = Key{}, Key{}
+	b.Earliest, b.Latest = time.Time{}, time.Time{}
 	if len(b.Vectors) != ncols {
 		b.Vectors = make([]Vector, ncols)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"cloud.google.com/go/bigquery"
 	"cloud.google.com/go/civil"
 
 	"github.com/pgbq/pgbq/internal/bq"
@@ -16,11 +17,10 @@ func (s *Store) Scan(ctx context.Context, table string, from, to civil.Date, fn 
 	if !bq.TableNameRE.MatchString(table) {
 		return fmt.Errorf("read %s: bad table name %q", View, table)
 	}
-	lo := ControlDate.AddDays(1)
-	if from.After(lo) {
-		lo = from
+	filter := " AND NOT " + isControl
+	if !from.IsZero() {
+		filter += fmt.Sprintf(" AND sync_date >= DATE '%s'", from)
 	}
-	filter := fmt.Sprintf(" AND sync_date >= DATE '%s'", lo)
 	if !to.IsZero() {
 		filter += fmt.Sprintf(" AND sync_date <= DATE '%s'", to)
 	}
@@ -46,10 +46,10 @@ func (s *Store) FailureCounts(ctx context.Context, table string) (map[civil.Date
 FROM (
   SELECT sync_date, state, synced_at,
     MAX(IF(state = '%s', synced_at, NULL)) OVER (PARTITION BY sync_date) AS reopened_at
-  FROM %s WHERE table_name = '%s' AND sync_date > DATE '%s'
+  FROM %s WHERE table_name = '%s' AND NOT %s
 )
 WHERE reopened_at IS NULL OR synced_at >= reopened_at
-GROUP BY sync_date`, StateFailed, StateReopened, bq.Ref(s.project, s.dataset, LogTable), table, ControlDate)
+GROUP BY sync_date`, StateFailed, StateReopened, bq.Ref(s.project, s.dataset, LogTable), table, isControl)
 	rows, err := bq.Rows[struct {
 		Date     civil.Date `bigquery:"sync_date"`
 		Failures int64      `bigquery:"failures"`
@@ -68,9 +68,30 @@ GROUP BY sync_date`, StateFailed, StateReopened, bq.Ref(s.project, s.dataset, Lo
 
 // Paused reports whether table is paused, and the entry that paused it.
 func (s *Store) Paused(ctx context.Context, table string) (bool, Entry, error) {
-	e, ok, err := s.Date(ctx, table, ControlDate)
-	if err != nil || !ok {
+	all, err := s.latest(ctx, table, fmt.Sprintf(" AND sync_date = DATE '%s' AND %s", ControlDate, isControl))
+	if err != nil {
 		return false, Entry{}, err
 	}
+	e, ok := all[ControlDate]
+	if !ok {
+		return false, Entry{}, nil
+	}
 	return e.State == StatePaused, e, nil
+}
+
+// FirstDate is the earliest date of table that sync_control records
+// anything for (control rows aside); ok is false when there is none.
+func (s *Store) FirstDate(ctx context.Context, table string) (day civil.Date, ok bool, err error) {
+	if !bq.TableNameRE.MatchString(table) {
+		return civil.Date{}, false, fmt.Errorf("read %s: bad table name %q", LogTable, table)
+	}
+	sql := fmt.Sprintf(`SELECT MIN(sync_date) AS first FROM %s WHERE table_name = '%s' AND NOT %s`,
+		bq.Ref(s.project, s.dataset, LogTable), table, isControl)
+	r, err := bq.Row[struct {
+		First bigquery.NullDate `bigquery:"first"`
+	}](bq.RunQuery(ctx, s.client, sql))
+	if err != nil {
+		return civil.Date{}, false, fmt.Errorf("read %s: %w", LogTable, err)
+	}
+	return r.First.Date, r.First.Valid, nil
 }

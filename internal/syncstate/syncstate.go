@@ -53,8 +53,14 @@ const (
 )
 
 // ControlDate is the sync_date of a table's control rows (pause and
-// resume): a date no source row can have, kept out of Latest and Scan.
+// resume). A source row can have that date too (BigQuery's range starts
+// there): control rows are told apart by their state (isControl), in the
+// view and in every read, so the date 0001-01-01 is recorded like any
+// other and neither hides the other.
 var ControlDate = civil.Date{Year: 1, Month: 1, Day: 1}
+
+// isControl is the SQL condition "this row is a control row".
+var isControl = fmt.Sprintf("IFNULL(state, '') IN ('%s', '%s')", StatePaused, StateResumed)
 
 // String is the state's name ("none" when empty).
 func (s State) String() string {
@@ -152,16 +158,17 @@ func (s *Store) Migrate(ctx context.Context) error {
 	// Per date, rows before its latest re-opening no longer count; of the
 	// rest a finished row wins over any other (finished means verified; a
 	// loader that lost a race may still append a checkpoint after it),
-	// then the newest.
+	// then the newest. A table's control rows (isControl) are a sequence
+	// of their own beside the date they share.
 	viewSQL := fmt.Sprintf(`SELECT table_name, sync_date, last_max_id, is_finished, synced_at, state,
   last_created_at, last_id, rows_staged, source_rows, bigquery_rows, detail, writer
 FROM (
-  SELECT *, MAX(IF(state = '%s', synced_at, NULL)) OVER (PARTITION BY table_name, sync_date) AS reopened_at
+  SELECT *, MAX(IF(state = '%s', synced_at, NULL)) OVER (PARTITION BY table_name, sync_date, %s) AS reopened_at
   FROM %s
 )
 WHERE reopened_at IS NULL OR synced_at >= reopened_at
-QUALIFY ROW_NUMBER() OVER (PARTITION BY table_name, sync_date ORDER BY is_finished DESC, synced_at DESC) = 1`,
-		StateReopened, bq.Ref(s.project, s.dataset, LogTable))
+QUALIFY ROW_NUMBER() OVER (PARTITION BY table_name, sync_date, %s ORDER BY is_finished DESC, synced_at DESC) = 1`,
+		StateReopened, isControl, bq.Ref(s.project, s.dataset, LogTable), isControl)
 	view := ds.Table(View)
 	err = view.Create(ctx, &bigquery.TableMetadata{ViewQuery: viewSQL,
 		Description: "pgbq: the current state of each (table_name, sync_date)."})
@@ -258,7 +265,7 @@ func (s *Store) Append(ctx context.Context, entries ...Entry) error {
 
 // Latest returns the current entry of every date of table.
 func (s *Store) Latest(ctx context.Context, table string) (map[civil.Date]Entry, error) {
-	return s.latest(ctx, table, fmt.Sprintf(" AND sync_date > DATE '%s'", ControlDate))
+	return s.latest(ctx, table, " AND NOT "+isControl)
 }
 
 func (s *Store) latest(ctx context.Context, table, filter string) (map[civil.Date]Entry, error) {
@@ -312,7 +319,7 @@ func (r entryRow) entry() Entry {
 
 // Date returns the current entry of one date; ok is false when it has none.
 func (s *Store) Date(ctx context.Context, table string, day civil.Date) (Entry, bool, error) {
-	all, err := s.latest(ctx, table, fmt.Sprintf(" AND sync_date = DATE '%s'", day.String()))
+	all, err := s.latest(ctx, table, fmt.Sprintf(" AND sync_date = DATE '%s' AND NOT %s", day.String(), isControl))
 	if err != nil {
 		return Entry{}, false, err
 	}
