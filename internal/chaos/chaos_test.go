@@ -25,7 +25,13 @@ func TestShortChaosRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.Chmod(work, 0o755)
-	t.Cleanup(func() { os.RemoveAll(work) })
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the run's logs are kept in %s", work) // the loaders' and planners' logs say what went wrong
+			return
+		}
+		os.RemoveAll(work)
+	})
 	loader, planner, err := BuildBinaries(root, filepath.Join(work, "bin"))
 	if err != nil {
 		t.Fatal(err)
