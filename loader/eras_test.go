@@ -86,7 +86,7 @@ func TestDatesOfEveryEraEnd(t *testing.T) {
 		}
 		pullEnv := maps.Clone(env)
 		maps.Copy(pullEnv, map[string]string{"PUBSUB_TOPIC": "dates", "PUBSUB_SUBSCRIPTION": "dates-loader",
-			"PUBSUB_PROJECT": "pgbq-test", "PUBSUB_EMULATOR_HOST": ps.Server.Addr})
+			"PUBSUB_PROJECT": "pgbq-test", "PUBSUB_EMULATOR_HOST": ps.Addr})
 		var logs syncBuffer
 		// --exit-when-idle: the loader returns once both are worked; a
 		// date that never ends keeps it busy past the deadline.

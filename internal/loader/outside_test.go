@@ -27,6 +27,7 @@ func TestRowsOfAnotherDayFailTheDate(t *testing.T) {
 	r := newRig(t)
 	first := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
 	seedDays(t, r.pool, first, 2, 20, false)
+	r.dropJSON() // a table with JSON columns is never published by load
 	s := r.open(100)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
