@@ -33,8 +33,11 @@
 #     already-installed extension makes `INSTALL` a no-op, so no network access happens.
 #   * numpy is required at runtime (DuckDB's create_function needs it for the emulator's
 #     built-in UDFs) but bqemulator 1.4.0 does not declare it.
-#   * Every Python package is pinned (full lock below) so a fresh machine gets exactly the
-#     set this was verified with.
+#   * Every Python package is pinned with the sha256 of its wheels in dev/bqemu-requirements.txt
+#     (resolved with Python 3.11 on linux x86_64; hashes for CPython 3.11-3.13), so a fresh
+#     machine gets exactly the bytes this was verified with. The stamp holds the whole lock, so
+#     changing it reinstalls. Packages an older stamp's install left in place at the pinned
+#     version are kept as they are (pip checks hashes only of what it downloads).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -44,93 +47,12 @@ DUCKDB_PLATFORM="linux_amd64"
 EMU_HOME="$VENV/bqemu-home"
 EXT_DIR="$EMU_HOME/.duckdb/extensions/v$DUCKDB_VERSION/$DUCKDB_PLATFORM"
 STAMP="$VENV/.bqemu-stamp"
-REQS="$VENV/bqemu-requirements.txt"
+REQS="$ROOT/dev/bqemu-requirements.txt"
 LOCKFILE="${TMPDIR:-/tmp}/bqemu-install-$(printf '%s' "$VENV" | cksum | cut -d' ' -f1).lock"
-STAMP_FORMAT="bqemu-stamp 1"
+STAMP_FORMAT="bqemu-stamp 2"
 
-# Full pinned dependency set (bqemulator 1.4.0 + duckdb 1.5.5 + its spatial/avro extension
-# packages + numpy), resolved with Python 3.11 on linux x86_64.
-lock() {
-  cat <<'EOF'
-bqemulator==1.4.0
-duckdb==1.5.5
-duckdb-extension-spatial==1.5.5
-duckdb-extension-avro==1.5.5
-numpy==2.4.6
-alembic==1.20.1
-annotated-doc==0.0.7
-annotated-types==0.8.0
-anyio==4.16.0
-asgiref==3.13.0
-certifi==2026.10.18
-cffi==2.1.1
-charset-normalizer==3.5.2
-click==8.5.1
-cryptography==50.0.2
-fastapi==0.165.0
-fastavro==1.13.1
-google-api-core==2.44.0
-google-auth==2.62.2
-google-cloud-bigquery-storage==2.43.0
-googleapis-common-protos==1.76.0
-grpcio==1.85.1
-grpcio-health-checking==1.80.1
-grpcio-status==1.85.1
-grpcio-tools==1.80.1
-h11==0.16.0
-httpcore==1.0.9
-httptools==0.9.0
-httpx==0.28.1
-idna==3.20
-Mako==1.4.3
-MarkupSafe==3.0.4
-opentelemetry-api==1.45.2
-opentelemetry-exporter-http-transport==0.66b2
-opentelemetry-exporter-otlp==1.45.2
-opentelemetry-exporter-otlp-common==0.66b2
-opentelemetry-exporter-otlp-proto-common==1.45.2
-opentelemetry-exporter-otlp-proto-grpc==1.45.2
-opentelemetry-exporter-otlp-proto-http==1.45.2
-opentelemetry-instrumentation==0.66b2
-opentelemetry-instrumentation-asgi==0.66b2
-opentelemetry-instrumentation-fastapi==0.66b2
-opentelemetry-instrumentation-grpc==0.66b2
-opentelemetry-proto==1.45.2
-opentelemetry-sdk==1.45.2
-opentelemetry-semantic-conventions==0.66b2
-opentelemetry-util-http==0.66b2
-orjson==3.13.0
-packaging==26.3
-prometheus_client==0.26.0
-proto-plus==1.29.0
-protobuf==6.33.6
-pyarrow==26.0.1
-pyasn1==0.6.5
-pyasn1_modules==0.4.2
-pycparser==3.12
-pydantic==2.14.3
-pydantic-settings==2.16.3
-pydantic_core==2.50.4
-PyJWT==2.15.1
-python-dotenv==1.2.4
-pytz==2026.6
-PyYAML==6.0.3
-requests==2.34.2
-setuptools==84.2.1
-SQLAlchemy==2.1.9
-sqlglot==30.11.0
-starlette==1.10.0
-structlog==26.1.0
-typing-inspection==0.4.5
-typing_extensions==4.16.0
-urllib3==2.8.0
-uvicorn==0.54.0
-uvloop==0.23.0
-watchfiles==1.3.0
-websockets==17.4
-wrapt==2.5.2
-EOF
-}
+# The hash-checked lock (see its header; dev/bqemu-lock.sh rewrites the hashes).
+lock() { cat "$REQS"; }
 
 log() { printf 'bqemu: %s\n' "$*" >&2; }
 die() { printf 'bqemu: error: %s\n' "$*" >&2; exit 1; }
@@ -206,9 +128,12 @@ do_install() {
   fi
   # Keep the venv out of git even without a .gitignore entry (Python >= 3.13 does this itself).
   [ -f "$VENV/.gitignore" ] || printf '# created by dev/bqemu.sh\n*\n' >"$VENV/.gitignore"
-  lock >"$REQS"
-  log "installing pinned packages (bqemulator 1.4.0, duckdb $DUCKDB_VERSION + spatial/avro extensions)"
-  PIP_DISABLE_PIP_VERSION_CHECK=1 "$VENV/bin/python" -m pip install --no-input -q -r "$REQS" >&2
+  rm -f "$VENV/bqemu-requirements.txt" # where stamp format 1 kept its copy of the pins
+  log "installing pinned, hash-checked packages (bqemulator 1.4.0, duckdb $DUCKDB_VERSION + spatial/avro extensions)"
+  # --require-hashes: pip refuses any file whose sha256 is not in the lock, and any dependency
+  # the lock does not pin. --only-binary: no package's build code runs here.
+  PIP_DISABLE_PIP_VERSION_CHECK=1 "$VENV/bin/python" -m pip install --no-input -q \
+    --require-hashes --only-binary=:all: -r "$REQS" >&2
 
   # Put the packaged extension binaries where DuckDB looks for installed extensions.
   mkdir -p "$EXT_DIR"
@@ -248,6 +173,7 @@ PY
 
 cmd_install() {
   check_platform
+  [ -f "$REQS" ] || die "lock file missing: $REQS"
   installed && return 0
   mkdir -p "$(dirname "$LOCKFILE")"
   if command -v flock >/dev/null 2>&1; then

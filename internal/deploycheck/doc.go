@@ -15,7 +15,9 @@
 // YAML and their scripts as shell (mvdan.cc/sh): the test build runs `make
 // test` with CI set and Terraform's own fmt, validate and test of both
 // environments; the deploy build waits for it, and every image is pinned
-// by digest.
+// by digest. The emulator's Python packages come from a lock with a version
+// and hashes on every line, and every pip install requires them
+// (pylock_test.go).
 //
 // What needs a provider (a real plan) is left to Cloud Build's
 // `terraform test` with a mock provider (terraform/envs/*/tests).
