@@ -565,7 +565,11 @@ func (s *Syncer) publish(ctx context.Context, log *slog.Logger, day time.Time, g
 	// Partition replacement by one MERGE, with the days other loaders have
 	// ready; no transaction to conflict with, and repeating it is safe.
 	t0 := time.Now()
-	err = retry.Do(ctx, func(ctx context.Context, _ int) error { return s.publishTogether(ctx, day) })
+	var mine bool
+	err = retry.Do(ctx, func(ctx context.Context, _ int) (err error) {
+		mine, err = s.publishTogether(ctx, day)
+		return err
+	})
 	publishMS := time.Since(t0).Milliseconds()
 	if errors.Is(err, bq.ErrStagingGone) {
 		log.Info("staging table dropped by another loader before the publish; starting over")
@@ -579,10 +583,15 @@ func (s *Syncer) publish(ctx context.Context, log *slog.Logger, day time.Time, g
 	}
 	// Count the source after the publish: a row that arrives in between
 	// makes the counts differ and the date is looked at again, never
-	// finished short.
+	// finished short. The destination is known without a count only after
+	// this request's own MERGE, started after its staging was complete: a
+	// day published by another process's batch is known by its news alone,
+	// which may come from a batch that read staging before this request's
+	// last loads (or from any session of the source database), so it is
+	// counted in BigQuery.
 	var dest bq.DayStats
 	var src int64
-	unchanged := known != nil && s.stagingHolds(ctx, day, gen, known.Rows)
+	unchanged := mine && known != nil && s.stagingHolds(ctx, day, gen, known.Rows)
 	err = retry.Do(ctx, func(ctx context.Context, _ int) (err error) {
 		if unchanged {
 			dest = bq.DayStats{Rows: st.Rows, DistinctIDs: st.DistinctIDs}
@@ -691,7 +700,10 @@ func (s *Syncer) settle(ctx context.Context, log *slog.Logger, day time.Time, e 
 // statements run at once (see pgsource.PublishTogether). A staging table dropped since its day was
 // announced fails the statement; the days are then published without it
 // (ErrStagingGone when it is day's own).
-func (s *Syncer) publishTogether(ctx context.Context, day time.Time) error {
+//
+// mine reports that this call's own batch published day (see
+// pgsource.PublishTogether).
+func (s *Syncer) publishTogether(ctx context.Context, day time.Time) (mine bool, err error) {
 	hold := s.PublishHold
 	if hold == nil {
 		hold = bq.PublishHold

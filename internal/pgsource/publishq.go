@@ -49,15 +49,22 @@ type PublishBatch func(ctx context.Context, days []civil.Date, started func()) (
 // after a batch of n dates started, so that the batches of any number of
 // processes keep the table's rate limits. Everything runs on one
 // connection.
-func (s *Source) PublishTogether(ctx context.Context, key string, day civil.Date, limit int, hold func(n int) time.Duration, publish PublishBatch) error {
+//
+// mine reports that this call's own batch published day. Otherwise all
+// the caller has is news: a NOTIFY, which may come from a batch that
+// claimed day before the caller staged its last rows, or from any session
+// of the database. It proves nothing about what the destination holds, so
+// a caller that did not publish day itself counts the destination before
+// it trusts it.
+func (s *Source) PublishTogether(ctx context.Context, key string, day civil.Date, limit int, hold func(n int) time.Duration, publish PublishBatch) (mine bool, err error) {
 	q, err := s.openQueue(ctx, key)
 	if err != nil {
-		return err
+		return false, err
 	}
 	q.day = day
-	err = q.run(ctx, limit, hold, publish)
+	mine, err = q.run(ctx, limit, hold, publish)
 	q.close(context.WithoutCancel(ctx), err != nil)
-	return err
+	return mine, err
 }
 
 // openQueue takes a connection for the publish queue of key.
@@ -131,30 +138,32 @@ func lockID(name string) int64 {
 // notifications end the wait sooner.
 const pollEvery = 250 * time.Millisecond
 
-func (q *publishQueue) run(ctx context.Context, limit int, hold func(n int) time.Duration, publish PublishBatch) error {
+// run reports whether the date was published by this process's batch
+// (true) or by another's, as its news said (false).
+func (q *publishQueue) run(ctx context.Context, limit int, hold func(n int) time.Duration, publish PublishBatch) (bool, error) {
 	// Listen before announcing: no batch that includes the date can be
 	// missed.
 	if _, err := q.conn.Exec(ctx, "LISTEN "+publishedChannel); err != nil {
-		return fmt.Errorf("publish queue: listen: %w", err)
+		return false, fmt.Errorf("publish queue: listen: %w", err)
 	}
 	if _, err := q.conn.Exec(ctx, `SELECT pg_advisory_lock_shared($1, $2)`, q.announced, dayKey(q.day)); err != nil {
-		return fmt.Errorf("publish queue: announce %s: %w", q.day, err)
+		return false, fmt.Errorf("publish queue: announce %s: %w", q.day, err)
 	}
 	for {
 		got, err := q.try(ctx, q.turn)
 		if err != nil {
-			return err
+			return false, err
 		}
 		if got {
 			published, err := q.lead(ctx, limit, hold, publish)
 			if err != nil || published {
-				return err
+				return published, err
 			}
 			// The date is in a batch in flight: wait for its news.
 		}
 		published, err := q.await(ctx)
 		if err != nil || published {
-			return err
+			return false, err
 		}
 	}
 }

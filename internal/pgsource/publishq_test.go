@@ -96,7 +96,7 @@ func TestPublishTogetherBatchesBoundsAndSpaces(t *testing.T) {
 		src := openQ(ctx, t, dsn)
 		wg.Go(func() {
 			time.Sleep(time.Duration(i) * 60 * time.Millisecond)
-			errs[i] = src.PublishTogether(ctx, "p.d.t", first.AddDays(i), 5, hold, lead)
+			_, errs[i] = src.PublishTogether(ctx, "p.d.t", first.AddDays(i), 5, hold, lead)
 		})
 	}
 	wg.Wait()
@@ -156,7 +156,7 @@ func TestPublishAloneKeepsToTheTableWrites(t *testing.T) {
 	running := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		err := b.PublishTogether(ctx, key, day, 1, func(int) time.Duration { return 0 }, func(_ context.Context, days []civil.Date, started func()) ([]civil.Date, error) {
+		_, err := b.PublishTogether(ctx, key, day, 1, func(int) time.Duration { return 0 }, func(_ context.Context, days []civil.Date, started func()) ([]civil.Date, error) {
 			started()
 			close(running)
 			<-release
@@ -223,7 +223,7 @@ func TestPublishTogetherEveryEra(t *testing.T) {
 	noHold := func(int) time.Duration { return 0 }
 	src := openQ(ctx, t, dsn)
 	for _, d := range days { // one at a time: each its own batch
-		if err := src.PublishTogether(ctx, "p.d.era", d, 5, noHold, publish); err != nil {
+		if _, err := src.PublishTogether(ctx, "p.d.era", d, 5, noHold, publish); err != nil {
 			t.Fatalf("%s alone: %v", d, err)
 		}
 	}
@@ -231,7 +231,7 @@ func TestPublishTogetherEveryEra(t *testing.T) {
 	errs := make([]error, len(days))
 	for i, d := range days { // together: claimed by each other's leaders
 		other := openQ(ctx, t, dsn)
-		wg.Go(func() { errs[i] = other.PublishTogether(ctx, "p.d.era2", d, 3, noHold, publish) })
+		wg.Go(func() { _, errs[i] = other.PublishTogether(ctx, "p.d.era2", d, 3, noHold, publish) })
 	}
 	wg.Wait()
 	for i, err := range errs {
