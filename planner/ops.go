@@ -56,7 +56,8 @@ func operate(ctx context.Context, stdout io.Writer, cfg *Config, cl *cmdLine, op
 		if cl.table != "" && t.DestTable != cl.table {
 			continue
 		}
-		p := &planner.Planner{State: store, Pub: pub, Table: t.DestTable, Now: clock.Now}
+		p := &planner.Planner{State: store, Pub: pub, Table: t.DestTable, Now: clock.Now,
+			Staging: bq.NewStagingTables(client, cfg.Common.BQ, t.DestTable)}
 		if start, ok := t.Start(); ok {
 			p.Start = start
 		}

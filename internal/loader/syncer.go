@@ -748,8 +748,8 @@ func (s *Syncer) stagingHolds(ctx context.Context, day time.Time, gen bq.Generat
 	return err == nil && g == gen && n == rows
 }
 
-// maxResyncs bounds how often one date is rebuilt from scratch before it
-// is declared failed.
+// maxResyncs bounds how often one date is rebuilt from scratch since it
+// was last re-opened before it is declared failed.
 const maxResyncs = 3
 
 // resync empties the date's staging so that the next attempt syncs the
@@ -769,7 +769,7 @@ func (s *Syncer) resync(ctx context.Context, log *slog.Logger, day time.Time, e 
 	}
 	var n int64
 	err := retry.Do(ctx, func(ctx context.Context, _ int) (err error) {
-		n, err = s.State.CountState(ctx, s.Table, e.Date, syncstate.StateMismatch)
+		n, err = s.State.CountSinceReopened(ctx, s.Table, e.Date, syncstate.StateMismatch)
 		return err
 	})
 	if err != nil {

@@ -30,8 +30,12 @@ func resyncable(s syncstate.State) bool {
 
 // Resync re-opens the finished, failed, mismatched and quarantined dates
 // of [from, to] on purpose (a reopened entry carrying reason, which makes
-// sync_control forget the date's history, quarantine included) and
-// publishes them. The loader then syncs each date from scratch; the
+// sync_control forget the date's history, quarantine and re-sync counts
+// included) and publishes them. Each date starts over: its staging table
+// is dropped before it is re-opened, so the next sync makes a new
+// generation, whose load job ids can never adopt a job of the old one
+// through 409, and no row staged before (one deleted at the source since)
+// is published again. The loader then syncs each date from scratch; the
 // partition replacement makes the new copy appear at once. It works even
 // while the table is paused (the messages then wait for the resume).
 func (p *Planner) Resync(ctx context.Context, from, to civil.Date, reason, writer string) ([]Resynced, error) {
@@ -40,6 +44,9 @@ func (p *Planner) Resync(ctx context.Context, from, to civil.Date, reason, write
 	}
 	if p.Pub == nil {
 		return nil, fmt.Errorf("resync needs a topic to publish to")
+	}
+	if p.Staging == nil {
+		return nil, fmt.Errorf("resync needs the staging dataset")
 	}
 	current := map[civil.Date]syncstate.Entry{}
 	if err := p.State.Scan(ctx, p.Table, from, to, func(e syncstate.Entry) error {
@@ -61,6 +68,9 @@ func (p *Planner) Resync(ctx context.Context, from, to civil.Date, reason, write
 			r.Skip = fmt.Sprintf("state %s: the planner plans it", st)
 			out = append(out, r)
 			continue
+		}
+		if err := p.Staging.DropStaging(ctx, d.In(time.UTC)); err != nil {
+			return out, fmt.Errorf("re-open %s: %w", d, err)
 		}
 		reopen := syncstate.Entry{Table: p.Table, Date: d, State: syncstate.StateReopened, Writer: writer,
 			LastMaxID: e.LastMaxID, Detail: "resync: " + reason}

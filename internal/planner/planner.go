@@ -36,6 +36,13 @@ type State interface {
 	Append(ctx context.Context, entries ...syncstate.Entry) error
 }
 
+// Staging drops the staging table of one day of the table, so that the
+// day's next sync starts a new staging generation; dropping a table that
+// is not there is no error.
+type Staging interface {
+	DropStaging(ctx context.Context, day time.Time) error
+}
+
 // Publisher publishes one message; publishing twice is harmless.
 type Publisher interface {
 	Publish(ctx context.Context, data []byte) error
@@ -48,7 +55,10 @@ type Planner struct {
 	Dest  Fingerprinter
 	State State
 	Pub   Publisher
-	Table string
+	// Staging is where Resync drops the staging tables of the dates it
+	// re-opens.
+	Staging Staging
+	Table   string
 	// Start is the first date to sync; zero means the source's first day.
 	Start time.Time
 	// InFlight is how long a date with a fresh entry is left alone.

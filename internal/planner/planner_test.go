@@ -10,6 +10,7 @@ import (
 	"cloud.google.com/go/civil"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/pgbq/pgbq/internal/bq"
 	"github.com/pgbq/pgbq/internal/pgsource"
 	"github.com/pgbq/pgbq/internal/pubsubx"
 	"github.com/pgbq/pgbq/internal/syncstate"
@@ -48,7 +49,7 @@ func newFixture(t *testing.T) *fixture {
 	t.Cleanup(pub.Stop)
 	return &fixture{
 		planner: &Planner{Source: src, State: st, Pub: pub, Table: "events", InFlight: 15 * time.Minute, MaxDates: 100,
-			Now: now},
+			Now: now, Staging: bq.NewStagingTables(b.Client, b.Config(), "events")},
 		state: st, ps: ps,
 	}
 }

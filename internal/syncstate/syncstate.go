@@ -327,6 +327,28 @@ func (s *Store) Date(ctx context.Context, table string, day civil.Date) (Entry, 
 	return e, ok, nil
 }
 
+// CountSinceReopened counts the entries of one date in state since the
+// date was last re-opened (distinct by synced_at, as CountState): what a
+// re-opening resets, such as the full re-syncs of a date.
+func (s *Store) CountSinceReopened(ctx context.Context, table string, day civil.Date, state State) (int64, error) {
+	if !bq.TableNameRE.MatchString(table) {
+		return 0, fmt.Errorf("read %s: bad table name %q", LogTable, table)
+	}
+	sql := fmt.Sprintf(`SELECT COUNT(DISTINCT IF(state = '%s', synced_at, NULL)) AS n
+FROM (
+  SELECT state, synced_at, MAX(IF(state = '%s', synced_at, NULL)) OVER () AS reopened_at
+  FROM %s WHERE table_name = '%s' AND sync_date = DATE '%s'
+)
+WHERE reopened_at IS NULL OR synced_at >= reopened_at`, state, StateReopened, bq.Ref(s.project, s.dataset, LogTable), table, day.String())
+	c, err := bq.Row[struct {
+		N int64 `bigquery:"n"`
+	}](bq.RunQuery(ctx, s.client, sql))
+	if err != nil {
+		return 0, fmt.Errorf("read %s: %w", LogTable, err)
+	}
+	return c.N, nil
+}
+
 // CountState counts the entries of one date in state. It counts distinct
 // entries (by synced_at), not rows: streaming de-duplication is best
 // effort, so a row sent twice may still be stored twice.
