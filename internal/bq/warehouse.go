@@ -481,7 +481,9 @@ func (w *Warehouse) PublishFile(ctx context.Context, day time.Time, gen Generati
 	}
 	id := JobID("publishfile", day.Format("20060102"), w.dest, gen, first.Time.UnixMicro(), first.ID, last.Time.UnixMicro(), last.ID, rows)
 	job, err := runJobPolled(ctx, w.Client, id, 250*time.Millisecond, func(ctx context.Context, id string) (*bigquery.Job, error) {
-		j, err := w.parquetLoader(w.Client.Dataset(w.cfg.Dataset).Table(part), BigQuerySchema(w.table), id, data, bigquery.WriteTruncate).Run(ctx)
+		l := w.parquetLoader(w.Client.Dataset(w.cfg.Dataset).Table(part), BigQuerySchema(w.table), id, data, bigquery.WriteTruncate)
+		l.Labels = w.publishLabels([]time.Time{day}) // found by the fence (fence.go)
+		j, err := l.Run(ctx)
 		if err == nil && started != nil {
 			started()
 		}
@@ -669,6 +671,7 @@ func (w *Warehouse) PublishDays(ctx context.Context, days []time.Time, started f
 	_, err := runJobPolled(ctx, w.Client, id, 250*time.Millisecond, func(ctx context.Context, id string) (*bigquery.Job, error) {
 		q := w.Client.Query(sql)
 		q.JobID = id
+		q.Labels = w.publishLabels(days) // found by the fence (fence.go)
 		j, err := q.Run(ctx)
 		if err == nil && started != nil {
 			started()

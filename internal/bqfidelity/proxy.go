@@ -94,6 +94,7 @@ type Proxy struct {
 	faults    *faults
 	uploads   *uploads
 	stats     *counters
+	holds     holds // hold.go: a test's hook
 	closeCtx  context.Context
 	stop      context.CancelFunc
 	wg        sync.WaitGroup
@@ -219,6 +220,8 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case len(seg) == 2 && seg[1] == "jobs" && r.Method == http.MethodPost:
 		p.handleJobsInsert(w, r, project)
+	case len(seg) == 2 && seg[1] == "jobs" && r.Method == http.MethodGet:
+		p.handleJobsList(w, r, project) // joblist.go
 	case len(seg) == 3 && seg[1] == "jobs" && r.Method == http.MethodGet:
 		p.handleJobsGet(w, r, project, seg[2])
 	case len(seg) == 4 && seg[1] == "jobs" && seg[3] == "cancel" && r.Method == http.MethodPost:

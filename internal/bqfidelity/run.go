@@ -170,7 +170,7 @@ func (p *Proxy) run(j *job) {
 	// however long the reading took, so that jobs created together reach
 	// the limits together.
 	pl, aerr := p.planJob(ctx, j)
-	if !p.sleep(j, time.Until(j.created.Add(half))) {
+	if !p.sleep(j, time.Until(j.created.Add(half))) || !p.waitHold(j) { // hold.go
 		p.finish(j, errStopped)
 		return
 	}

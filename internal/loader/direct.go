@@ -172,6 +172,10 @@ func (d *direct) publish(ctx context.Context, data []byte) {
 	t0 := time.Now()
 	var wrote int64
 	ran, err := d.s.Source.PublishAlone(ctx, wh.DestRef(), bq.PublishHold(1), func(ctx context.Context, started func()) (err error) {
+		// No earlier publish of the day may land after this one.
+		if err := fence(ctx, wh, []time.Time{d.day}); err != nil {
+			return err
+		}
 		// A lost answer is tried again under the same job id, which
 		// meets 409 and adopts the job; a refusal for rate or quota is
 		// not waited out: the day goes through staging instead.

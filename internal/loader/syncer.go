@@ -1,6 +1,15 @@
 // Package loader syncs one (table, date) at a time: the chunk loop, the
 // publish and the finish check, and the Pub/Sub front ends (push and pull)
 // that feed it. The order write-then-checkpoint lives here and only here.
+//
+// Exactly once (docs/design.md, "Exactly once"): loads are atomic and
+// adopted by deterministic ids; staging is the truth for the position;
+// a publish replaces whole days; a job outlives its requester, so every
+// publish is fenced — it starts only once every earlier publish job of
+// its days has ended, as jobs.get shows (fence.go) — and a date is
+// finished only on counts that follow its own publish: counted in
+// BigQuery, or known from this request's own MERGE of its own staging,
+// never from another process's news.
 package loader
 
 import (
@@ -713,6 +722,10 @@ func (s *Syncer) publishTogether(ctx context.Context, day time.Time) (mine bool,
 			days := make([]time.Time, len(dates))
 			for i, d := range dates {
 				days[i] = d.In(time.UTC)
+			}
+			// No earlier publish of these days may land after this one.
+			if err := fence(ctx, s.Warehouse, days); err != nil {
+				return nil, err
 			}
 			err := s.Warehouse.PublishDays(ctx, days, started)
 			if err == nil {

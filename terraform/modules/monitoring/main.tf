@@ -83,6 +83,22 @@ locals {
       unit        = "ms"
       labels      = ["table"]
     }
+    stale_publish_jobs_ran = {
+      description = "Publish jobs that ran after their loader was gone (found by the fence before the next publish of their days; they ended before it started), per table."
+      logs        = local.loader_logs
+      match       = "jsonPayload.message=\"stale publish job ran\""
+      field       = null
+      unit        = "1"
+      labels      = ["table"]
+    }
+    stale_publish_jobs_fenced = {
+      description = "Publish jobs of a gone loader that the fence kept from landing (cancelled or failed before the next publish of their days), per table."
+      logs        = local.loader_logs
+      match       = "jsonPayload.message=\"stale publish job fenced\""
+      field       = null
+      unit        = "1"
+      labels      = ["table"]
+    }
     date_failures = {
       description = "Dates that failed permanently (recorded failed, re-planned by the next run), per table and date."
       logs        = local.loader_logs
