@@ -25,7 +25,11 @@ import (
 // start, and so it is the last to write the day: the count after it, which
 // finishes the date, counts what stays. Jobs are found by their labels:
 // each publish job carries fenceLabel with the destination's key and one
-// dayLabel per day it writes.
+// dayLabel per day it writes. jobs.list shows the jobs the caller created
+// and needs no permission for them
+// (https://cloud.google.com/bigquery/docs/reference/rest/v2/jobs/list):
+// the loaders share one service account, so each sees the others' jobs;
+// jobs of another account (the planner's rebuilds) are not seen.
 
 // fenceLabel marks a job that publishes days of a destination; its value
 // is the destination's key (destKey).
