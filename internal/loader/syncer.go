@@ -17,7 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -719,37 +718,7 @@ func (s *Syncer) publishTogether(ctx context.Context, day time.Time) (mine bool,
 	}
 	return s.Source.PublishTogether(ctx, s.Warehouse.DestRef(), civil.DateOf(day), bq.PublishBatch, hold,
 		func(ctx context.Context, dates []civil.Date, started func()) ([]civil.Date, error) {
-			days := make([]time.Time, len(dates))
-			for i, d := range dates {
-				days[i] = d.In(time.UTC)
-			}
-			// No earlier publish of these days may land after this one.
-			if err := fence(ctx, s.Warehouse, days); err != nil {
-				return nil, err
-			}
-			err := s.Warehouse.PublishDays(ctx, days, started)
-			if err == nil {
-				return dates, nil
-			}
-			var gone []civil.Date
-			for _, d := range s.Warehouse.MissingStaging(ctx, days) {
-				gone = append(gone, civil.DateOf(d))
-			}
-			if len(gone) == 0 {
-				return nil, err
-			}
-			if slices.Contains(gone, civil.DateOf(day)) {
-				return nil, fmt.Errorf("%w: %w", bq.ErrStagingGone, err)
-			}
-			left := slices.DeleteFunc(dates, func(d civil.Date) bool { return slices.Contains(gone, d) })
-			days = days[:0]
-			for _, d := range left {
-				days = append(days, d.In(time.UTC))
-			}
-			if err := s.Warehouse.PublishDays(ctx, days, started); err != nil {
-				return nil, err
-			}
-			return left, nil
+			return s.publishBatch(ctx, day, dates, started)
 		})
 }
 
