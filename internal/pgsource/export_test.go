@@ -2,6 +2,8 @@ package pgsource
 
 import (
 	"context"
+	"sync"
+	"time"
 
 	"cloud.google.com/go/civil"
 )
@@ -36,3 +38,32 @@ func AnnounceAndClaim(ctx context.Context, s *Source, key string, days []civil.D
 
 // ZoneBoundsSQL is zoneBoundsSQL.
 var ZoneBoundsSQL = zoneBoundsSQL
+
+// tokenProbes holds the clocks and idleness tests gave each process's
+// write tokens; the production structs carry none of it.
+var tokenProbes sync.Map // *writeTokens → *tokenProbe
+
+type tokenProbe struct {
+	now  func() time.Time
+	idle bool
+}
+
+func init() {
+	tokenSeams.now = func(w *writeTokens) time.Time {
+		if p, ok := tokenProbes.Load(w); ok && p.(*tokenProbe).now != nil {
+			return p.(*tokenProbe).now()
+		}
+		return time.Now()
+	}
+	tokenSeams.idle = func(w *writeTokens) bool {
+		p, ok := tokenProbes.Load(w)
+		return ok && p.(*tokenProbe).idle
+	}
+}
+
+// SetTokenClock makes src's process read the write tokens' time from now,
+// and, with idle, never let a token go by its timer: an instance that
+// gets no CPU once its request has returned.
+func SetTokenClock(src *Source, now func() time.Time, idle bool) {
+	tokenProbes.Store(tokensFor(src.pool), &tokenProbe{now: now, idle: idle})
+}

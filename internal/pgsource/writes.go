@@ -21,6 +21,16 @@ import (
 // process keeps its tokens on one connection of its own, so that holding
 // them takes no connection from the pool; a process that dies lets its
 // tokens go, which can only make a later load meet rateLimitExceeded.
+//
+// Tokens expire by construction. A process lets a token go by a timer
+// once its window has passed, but the loader service has CPU only during
+// requests (Cloud Run's cpu_idle), so an idle instance may hold a lock
+// for minutes. So each token's lock is of a window of time — token i of
+// window b, windows TableWriteWindow long counted from the Unix epoch —
+// and token i is free in window b when no session holds it in b or b-1:
+// two starts on one token are at least TableWriteWindow apart, so at
+// most TableWrites start in any TableWriteWindow, and a lock left held by
+// an idle instance stops counting two windows after it was taken.
 const (
 	TableWrites      = 5
 	TableWriteWindow = 10*time.Second + 500*time.Millisecond
@@ -41,7 +51,29 @@ func tokensFor(pool *pgxpool.Pool) *writeTokens {
 	return t.(*writeTokens)
 }
 
-func tokenID(key string, i int) int64 { return lockID(fmt.Sprintf("publish-write/%d/%s", i, key)) }
+// tokenID is the lock of token i of key in window b.
+func tokenID(key string, i int, b int64) int64 {
+	return lockID(fmt.Sprintf("publish-write/%d/%d/%s", i, b, key))
+}
+
+// window is the number of the write window at t.
+func window(t time.Time) int64 { return t.UnixNano() / int64(TableWriteWindow) }
+
+// tokenSeams are where tests reach into the write tokens (export_test.go
+// sets them; nil in production): now is the tokens' clock, and idle, when
+// it reports true, keeps a process's token timers from firing, as an
+// instance that gets no CPU between requests (Cloud Run's cpu_idle) would.
+var tokenSeams struct {
+	now  func(w *writeTokens) time.Time
+	idle func(w *writeTokens) bool
+}
+
+func (w *writeTokens) now() time.Time {
+	if tokenSeams.now != nil {
+		return tokenSeams.now(w)
+	}
+	return time.Now()
+}
 
 // take takes a free token of key, if there is one, for a write about to
 // start; the token goes TableWriteWindow after the start that the
@@ -56,17 +88,32 @@ func (w *writeTokens) take(ctx context.Context, key string) (started func(time.T
 		}
 		w.conn, w.held = conn, map[int64]bool{}
 	}
+	b := window(w.now())
 	for i := range TableWrites {
-		id := tokenID(key, i)
-		if w.held[id] {
+		id, prev := tokenID(key, i, b), tokenID(key, i, b-1)
+		if w.held[id] || w.held[prev] {
 			continue
 		}
+		// Locked in this window, then free unless another session still
+		// holds it in the window before.
 		var got bool
-		if err := w.conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, id).Scan(&got); err != nil {
+		err := w.conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1) AND NOT EXISTS (SELECT 1 FROM pg_locks
+  WHERE locktype = 'advisory' AND objsubid = 1 AND granted AND classid::bigint = $2 AND objid::bigint = $3
+    AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))`,
+			id, int64(uint32(uint64(prev)>>32)), int64(uint32(prev))).Scan(&got)
+		if err != nil {
 			w.conn.Close(context.WithoutCancel(ctx))
 			return nil, false, fmt.Errorf("publish write tokens: %w", err)
 		}
 		if !got {
+			// Taken before in this window, or held in the one before: let
+			// this window's lock go if this call got it.
+			if _, err := w.conn.Exec(ctx, `SELECT pg_advisory_unlock($1) FROM pg_locks
+  WHERE locktype = 'advisory' AND objsubid = 1 AND granted AND pid = pg_backend_pid()
+    AND classid::bigint = $2 AND objid::bigint = $3`, id, int64(uint32(uint64(id)>>32)), int64(uint32(id))); err != nil {
+				w.conn.Close(context.WithoutCancel(ctx))
+				return nil, false, fmt.Errorf("publish write tokens: %w", err)
+			}
 			continue
 		}
 		w.held[id] = true
@@ -75,7 +122,12 @@ func (w *writeTokens) take(ctx context.Context, key string) (started func(time.T
 		// The token outlives the request that took it: give runs on a
 		// timer, on a context of its own.
 		return func(start time.Time) { //nolint:contextcheck // see above
-			once.Do(func() { time.AfterFunc(time.Until(start.Add(TableWriteWindow)), func() { w.give(conn, id) }) })
+			once.Do(func() {
+				if tokenSeams.idle != nil && tokenSeams.idle(w) {
+					return
+				}
+				time.AfterFunc(time.Until(start.Add(TableWriteWindow)), func() { w.give(conn, id) })
+			})
 		}, true, nil
 	}
 	return nil, false, nil
