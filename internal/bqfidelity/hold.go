@@ -1,9 +1,6 @@
 package bqfidelity
 
-import (
-	"strings"
-	"sync"
-)
+import "sync"
 
 // Holding a job is a test's hook, not a BigQuery rule: a job may wait in
 // PENDING for as long as BigQuery likes (queued behind other work, a
@@ -99,15 +96,4 @@ func jobLabels(j *job) map[string]string {
 		}
 	}
 	return out
-}
-
-// HasLabelPrefix reports whether a held job carries a label whose key
-// starts with prefix.
-func (h HeldJob) HasLabelPrefix(prefix string) bool {
-	for k := range h.Labels {
-		if strings.HasPrefix(k, prefix) {
-			return true
-		}
-	}
-	return false
 }

@@ -41,7 +41,12 @@ func (p *Proxy) handleTablesUpdate(w http.ResponseWriter, r *http.Request, proje
 		return
 	}
 	ref := tableRef{Project: project, Dataset: dataset, Table: table}
-	p.passWithLimits(w, r, raw, "tables.patch", ref, func() *apiError { return p.lim.metadataUpdate(ref) }, nil)
+	p.passWithLimits(w, r, raw, "tables.patch", ref, func() *apiError {
+		if e := p.lim.metadataUpdate(ref); e != nil {
+			return e
+		}
+		return p.addPatchedColumns(r.Context(), ref, raw) // schemapatch.go
+	}, nil)
 }
 
 // passWithLimits applies limit, then any armed fault, then forwards;

@@ -162,8 +162,12 @@ func (s *Service) recordFailure(ctx context.Context, syncer *Syncer, day time.Ti
 	if len(detail) > 1000 {
 		detail = detail[:1000]
 	}
+	// The failure belongs to the date's epoch as it is now (a read that
+	// fails leaves it at 0: then the view may not show it, and the date
+	// is planned again as it would be anyway).
+	prev, _, _ := syncer.State.Date(ctx, syncer.Table, civil.DateOf(day))
 	if err := syncer.State.Append(ctx, syncstate.Entry{Table: syncer.Table, Date: civil.DateOf(day),
-		State: syncstate.StateFailed, Detail: detail, Writer: syncer.Writer}); err != nil {
+		State: syncstate.StateFailed, Detail: detail, Writer: syncer.Writer, Epoch: prev.Epoch}); err != nil {
 		logging.From(ctx).Warn("failure not recorded", "error", err.Error())
 	}
 }

@@ -474,6 +474,7 @@ func (s *Syncer) stage(ctx context.Context, log *slog.Logger, day, to time.Time,
 		if err := s.appendState(ctx, syncstate.Entry{
 			Table: s.Table, Date: civil.DateOf(day), State: syncstate.StateInProgress,
 			LastMaxID: max(now.MaxID, prev.LastMaxID), LastCreatedAt: c.Last.Time, LastID: c.Last.ID, RowsStaged: now.Rows, Writer: s.Writer,
+			Epoch: prev.Epoch,
 		}); err != nil {
 			log.Warn("checkpoint not recorded", "error", err.Error())
 		}
@@ -532,7 +533,7 @@ func (s *Syncer) publish(ctx context.Context, log *slog.Logger, day time.Time, g
 	if err := s.at("publish"); err != nil {
 		return 0, err
 	}
-	e := syncstate.Entry{Table: s.Table, Date: date, LastMaxID: prev.LastMaxID, Writer: s.Writer}
+	e := syncstate.Entry{Table: s.Table, Date: date, LastMaxID: prev.LastMaxID, Writer: s.Writer, Epoch: prev.Epoch}
 	// Is staging complete up to its position? A row committed late with a
 	// position below it, or a staging table reset under us, shows here as
 	// fewer distinct staged ids than source rows up to that position.
@@ -632,7 +633,7 @@ func (s *Syncer) publishedByLoad(ctx context.Context, log *slog.Logger, day time
 		return 0, err
 	}
 	e := syncstate.Entry{Table: s.Table, Date: civil.DateOf(day), LastMaxID: max(prev.LastMaxID, d.maxID),
-		LastCreatedAt: d.last.Time, LastID: d.last.ID, RowsStaged: int64(d.rows), Writer: s.Writer}
+		LastCreatedAt: d.last.Time, LastID: d.last.ID, RowsStaged: int64(d.rows), Writer: s.Writer, Epoch: prev.Epoch}
 	var src int64
 	err := retry.Do(ctx, func(ctx context.Context, _ int) (err error) {
 		src, err = s.Source.CountDay(ctx, day)
@@ -795,8 +796,16 @@ func (s *Syncer) Rebuild(ctx context.Context, day time.Time, reason string) erro
 	if err := retry.Do(ctx, func(ctx context.Context, _ int) error { return wh.DropStaging(ctx, day) }); err != nil {
 		return err
 	}
+	// The re-opening starts the date's next epoch (see syncstate.Entry).
+	var prev syncstate.Entry
+	if err := retry.Do(ctx, func(ctx context.Context, _ int) (err error) {
+		prev, _, err = s.State.Date(ctx, s.Table, date)
+		return err
+	}); err != nil {
+		return err
+	}
 	if err := s.appendState(ctx, syncstate.Entry{Table: s.Table, Date: date, State: syncstate.StateReopened,
-		Detail: reason, Writer: s.Writer}); err != nil {
+		Detail: reason, Writer: s.Writer, Epoch: prev.Epoch + 1}); err != nil {
 		return err
 	}
 	for i := 0; i < 10000; i++ {

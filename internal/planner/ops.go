@@ -72,15 +72,18 @@ func (p *Planner) Resync(ctx context.Context, from, to civil.Date, reason, write
 		if err := p.Staging.DropStaging(ctx, d.In(time.UTC)); err != nil {
 			return out, fmt.Errorf("re-open %s: %w", d, err)
 		}
+		// A re-opening starts the date's next epoch: what follows it wins
+		// whatever the clocks of the machines that write it.
 		reopen := syncstate.Entry{Table: p.Table, Date: d, State: syncstate.StateReopened, Writer: writer,
-			LastMaxID: e.LastMaxID, Detail: "resync: " + reason}
+			LastMaxID: e.LastMaxID, Detail: "resync: " + reason, Epoch: e.Epoch + 1}
 		if err := p.State.Append(ctx, reopen); err != nil {
 			return out, fmt.Errorf("re-open %s: %w", d, err)
 		}
 		if err := p.Pub.Publish(ctx, message.New(p.Table, d.In(time.UTC)).Encode()); err != nil {
 			return out, fmt.Errorf("publish %s %s: %w", p.Table, d, err)
 		}
-		planned := syncstate.Entry{Table: p.Table, Date: d, State: syncstate.StatePlanned, Writer: writer, LastMaxID: e.LastMaxID}
+		planned := syncstate.Entry{Table: p.Table, Date: d, State: syncstate.StatePlanned, Writer: writer, LastMaxID: e.LastMaxID,
+			Epoch: reopen.Epoch}
 		if err := p.State.Append(ctx, planned); err != nil {
 			// The message is out; the next run may publish the date again,
 			// which loaders absorb.

@@ -266,7 +266,7 @@ func (p *Planner) quarantine(ctx context.Context, plan []Planned) ([]Planned, er
 			detail = detail[:1000]
 		}
 		entries = append(entries, syncstate.Entry{Table: p.Table, Date: d.Date, State: syncstate.StateQuarantined,
-			LastMaxID: d.prev.LastMaxID, Detail: detail, Writer: "planner"})
+			LastMaxID: d.prev.LastMaxID, Detail: detail, Writer: "planner", Epoch: d.prev.Epoch})
 	}
 	if len(entries) == 0 {
 		return rest, nil

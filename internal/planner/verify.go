@@ -95,7 +95,7 @@ func (p *Planner) Recheck(ctx context.Context, days int) ([]civil.Date, error) {
 		}
 		reopened = append(reopened, r.Date)
 		entries = append(entries, syncstate.Entry{Table: p.Table, Date: r.Date, State: syncstate.StateReopened,
-			LastMaxID: r.Entry.LastMaxID, Writer: "planner",
+			LastMaxID: r.Entry.LastMaxID, Writer: "planner", Epoch: r.Entry.Epoch + 1,
 			Detail: fmt.Sprintf("recheck: source %s, BigQuery %s", fp(r.Source), fp(r.Dest))})
 		logging.From(ctx).Warn("finished date re-opened", "table", p.Table, "sync_date", r.Date.String(),
 			"source_rows", r.Source.Rows, "bigquery_rows", r.Dest.Rows)

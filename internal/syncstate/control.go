@@ -36,7 +36,7 @@ func (s *Store) Scan(ctx context.Context, table string, from, to civil.Date, fn 
 }
 
 // FailureCounts counts, per date of table, the failed entries since the
-// date was last re-opened (distinct by synced_at: streaming
+// date was last re-opened (of its newest epoch; distinct by synced_at: streaming
 // de-duplication is best effort). Dates without failures are absent.
 func (s *Store) FailureCounts(ctx context.Context, table string) (map[civil.Date]int, error) {
 	if !bq.TableNameRE.MatchString(table) {
@@ -44,12 +44,11 @@ func (s *Store) FailureCounts(ctx context.Context, table string) (map[civil.Date
 	}
 	sql := fmt.Sprintf(`SELECT sync_date, COUNT(DISTINCT IF(state = '%s', synced_at, NULL)) AS failures
 FROM (
-  SELECT sync_date, state, synced_at,
-    MAX(IF(state = '%s', synced_at, NULL)) OVER (PARTITION BY sync_date) AS reopened_at
+  %s
   FROM %s WHERE table_name = '%s' AND NOT %s
 )
-WHERE reopened_at IS NULL OR synced_at >= reopened_at
-GROUP BY sync_date`, StateFailed, StateReopened, bq.Ref(s.project, s.dataset, LogTable), table, isControl)
+WHERE %s
+GROUP BY sync_date`, StateFailed, epochCut("PARTITION BY sync_date"), bq.Ref(s.project, s.dataset, LogTable), table, isControl, epochWhere)
 	rows, err := bq.Rows[struct {
 		Date     civil.Date `bigquery:"sync_date"`
 		Failures int64      `bigquery:"failures"`

@@ -85,6 +85,12 @@ type Entry struct {
 	BigQueryRows  int64
 	Detail        string
 	Writer        string
+	// Epoch orders a date's entries across writers whose clocks differ:
+	// each re-opening starts a new epoch (the epoch it read plus one),
+	// every other entry carries the epoch its writer read, and the view
+	// shows only the entries of a date's newest epoch. 0 before any
+	// re-opening (and for rows written before the column existed).
+	Epoch int64
 }
 
 var logSchema = bigquery.Schema{
@@ -101,7 +107,22 @@ var logSchema = bigquery.Schema{
 	{Name: "bigquery_rows", Type: bigquery.IntegerFieldType},
 	{Name: "detail", Type: bigquery.StringFieldType},
 	{Name: "writer", Type: bigquery.StringFieldType},
+	{Name: "epoch", Type: bigquery.IntegerFieldType},
 }
+
+// epochCut keeps, of a date's rows (the columns of the log, with
+// partition the window's PARTITION BY), those of its newest epoch (NULL,
+// from before the column, is 0); within epoch 0, where re-openings did
+// not bump an epoch, only the rows from its newest re-opening on, by
+// synced_at as before.
+func epochCut(partition string) string {
+	return fmt.Sprintf(`SELECT *,
+    MAX(IFNULL(epoch, 0)) OVER (%[1]s) AS newest_epoch,
+    MAX(IF(state = '%[2]s' AND IFNULL(epoch, 0) = 0, synced_at, NULL)) OVER (%[1]s) AS reopened_at`, partition, StateReopened)
+}
+
+// epochWhere is the condition that goes with epochCut.
+const epochWhere = `IFNULL(epoch, 0) = newest_epoch AND (newest_epoch > 0 OR reopened_at IS NULL OR synced_at >= reopened_at)`
 
 // Store reads and writes sync_control in one dataset.
 type Store struct {
@@ -155,20 +176,25 @@ func (s *Store) Migrate(ctx context.Context) error {
 	if err != nil && !bq.IsStatus(err, http.StatusConflict) {
 		return fmt.Errorf("create %s: %w", LogTable, err)
 	}
-	// Per date, rows before its latest re-opening no longer count; of the
-	// rest a finished row wins over any other (finished means verified; a
-	// loader that lost a race may still append a checkpoint after it),
-	// then the newest. A table's control rows (isControl) are a sequence
-	// of their own beside the date they share.
+	// Per date, rows of an epoch before its newest no longer count (a
+	// re-opening starts an epoch: the order of re-openings and what
+	// follows them never depends on the clocks of the machines that wrote
+	// them); of the rest a finished row wins over any other (finished
+	// means verified; a loader that lost a race may still append a
+	// checkpoint after it), then the newest. A table's control rows
+	// (isControl) are a sequence of their own beside the date they share.
+	if err := s.addEpoch(ctx); err != nil {
+		return err
+	}
 	viewSQL := fmt.Sprintf(`SELECT table_name, sync_date, last_max_id, is_finished, synced_at, state,
-  last_created_at, last_id, rows_staged, source_rows, bigquery_rows, detail, writer
+  last_created_at, last_id, rows_staged, source_rows, bigquery_rows, detail, writer, IFNULL(epoch, 0) AS epoch
 FROM (
-  SELECT *, MAX(IF(state = '%s', synced_at, NULL)) OVER (PARTITION BY table_name, sync_date, %s) AS reopened_at
+  %s
   FROM %s
 )
-WHERE reopened_at IS NULL OR synced_at >= reopened_at
+WHERE %s
 QUALIFY ROW_NUMBER() OVER (PARTITION BY table_name, sync_date, %s ORDER BY is_finished DESC, synced_at DESC) = 1`,
-		StateReopened, isControl, bq.Ref(s.project, s.dataset, LogTable), isControl)
+		epochCut("PARTITION BY table_name, sync_date, "+isControl), bq.Ref(s.project, s.dataset, LogTable), epochWhere, isControl)
 	view := ds.Table(View)
 	err = view.Create(ctx, &bigquery.TableMetadata{ViewQuery: viewSQL,
 		Description: "pgbq: the current state of each (table_name, sync_date)."})
@@ -233,6 +259,11 @@ func (e Entry) Save() (map[string]bigquery.Value, string, error) {
 		"writer":      e.Writer,
 		"rows_staged": e.RowsStaged,
 	}
+	if e.Epoch != 0 {
+		// Left out at 0, so that rows of epoch 0 also stream into a log
+		// that `planner migrate` has not extended yet.
+		row["epoch"] = e.Epoch
+	}
 	if e.LastMaxID != 0 || e.RowsStaged > 0 {
 		row["last_max_id"] = e.LastMaxID
 	}
@@ -247,7 +278,7 @@ func (e Entry) Save() (map[string]bigquery.Value, string, error) {
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\x00%s\x00%d\x00%s\x00%s\x00%d\x00%d\x00%d\x00%d\x00%d\x00%s\x00%s",
 		e.Table, e.Date, e.SyncedAt.UnixNano(), e.State, e.Writer, e.LastMaxID, e.LastCreatedAt.UnixNano(), e.LastID,
-		e.RowsStaged, e.SourceRows, e.Detail, strconv.FormatInt(e.BigQueryRows, 10))
+		e.RowsStaged, e.SourceRows, e.Detail, strconv.FormatInt(e.BigQueryRows, 10)+epochSuffix(e.Epoch))
 	return row, hex.EncodeToString(h.Sum(nil))[:32], nil
 }
 
@@ -289,7 +320,7 @@ func (s *Store) entriesSQL(table, filter string) string {
 	return fmt.Sprintf(`SELECT table_name, sync_date, COALESCE(last_max_id, 0) AS last_max_id, is_finished, synced_at, state,
   last_created_at, COALESCE(last_id, 0) AS last_id, COALESCE(rows_staged, 0) AS rows_staged,
   COALESCE(source_rows, 0) AS source_rows, COALESCE(bigquery_rows, 0) AS bigquery_rows,
-  COALESCE(detail, '') AS detail, COALESCE(writer, '') AS writer
+  COALESCE(detail, '') AS detail, COALESCE(writer, '') AS writer, epoch
 FROM %s WHERE table_name = '%s'%s`, bq.Ref(s.project, s.dataset, View), table, filter)
 }
 
@@ -308,13 +339,14 @@ type entryRow struct {
 	BigQueryRows  int64                  `bigquery:"bigquery_rows"`
 	Detail        string                 `bigquery:"detail"`
 	Writer        string                 `bigquery:"writer"`
+	Epoch         int64                  `bigquery:"epoch"`
 }
 
 func (r entryRow) entry() Entry {
 	return Entry{Table: r.Table, Date: r.Date, LastMaxID: r.LastMaxID, IsFinished: r.IsFinished,
 		SyncedAt: r.SyncedAt, State: State(r.State), LastCreatedAt: r.LastCreatedAt.Timestamp, LastID: r.LastID,
 		RowsStaged: r.RowsStaged, SourceRows: r.SourceRows, BigQueryRows: r.BigQueryRows,
-		Detail: r.Detail, Writer: r.Writer}
+		Detail: r.Detail, Writer: r.Writer, Epoch: r.Epoch}
 }
 
 // Date returns the current entry of one date; ok is false when it has none.
@@ -336,10 +368,10 @@ func (s *Store) CountSinceReopened(ctx context.Context, table string, day civil.
 	}
 	sql := fmt.Sprintf(`SELECT COUNT(DISTINCT IF(state = '%s', synced_at, NULL)) AS n
 FROM (
-  SELECT state, synced_at, MAX(IF(state = '%s', synced_at, NULL)) OVER () AS reopened_at
-  FROM %s WHERE table_name = '%s' AND sync_date = DATE '%s'
+  %s
+  FROM %s WHERE table_name = '%s' AND sync_date = DATE '%s' AND NOT %s
 )
-WHERE reopened_at IS NULL OR synced_at >= reopened_at`, state, StateReopened, bq.Ref(s.project, s.dataset, LogTable), table, day.String())
+WHERE %s`, state, epochCut(""), bq.Ref(s.project, s.dataset, LogTable), table, day.String(), isControl, epochWhere)
 	c, err := bq.Row[struct {
 		N int64 `bigquery:"n"`
 	}](bq.RunQuery(ctx, s.client, sql))
@@ -365,4 +397,36 @@ func (s *Store) CountState(ctx context.Context, table string, day civil.Date, st
 		return 0, fmt.Errorf("read %s: %w", LogTable, err)
 	}
 	return c.N, nil
+}
+
+// epochSuffix keeps the insertId of rows of epoch 0 what it was before
+// the column existed.
+func epochSuffix(epoch int64) string {
+	if epoch == 0 {
+		return ""
+	}
+	return "\x00" + strconv.FormatInt(epoch, 10)
+}
+
+// addEpoch adds the epoch column to a log made before it existed (an
+// upgrade: `planner migrate` runs it once): one schema update appending
+// a NULLABLE column, as ALTER TABLE … ADD COLUMN would
+// (https://cloud.google.com/bigquery/docs/managing-table-schemas#add_an_empty_column);
+// the etag makes a concurrent migrate's update fail instead of racing.
+func (s *Store) addEpoch(ctx context.Context) error {
+	meta, err := s.client.Dataset(s.dataset).Table(LogTable).Metadata(ctx)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", LogTable, err)
+	}
+	for _, f := range meta.Schema {
+		if f.Name == "epoch" {
+			return nil
+		}
+	}
+	schema := append(meta.Schema, &bigquery.FieldSchema{Name: "epoch", Type: bigquery.IntegerFieldType})
+	_, err = s.client.Dataset(s.dataset).Table(LogTable).Update(ctx, bigquery.TableMetadataToUpdate{Schema: schema}, meta.ETag)
+	if err != nil {
+		return fmt.Errorf("add column epoch to %s: %w", LogTable, err)
+	}
+	return nil
 }
