@@ -41,11 +41,12 @@ func (p *Proxy) handleTablesUpdate(w http.ResponseWriter, r *http.Request, proje
 		return
 	}
 	ref := tableRef{Project: project, Dataset: dataset, Table: table}
+	ctx := r.Context()
 	p.passWithLimits(w, r, raw, "tables.patch", ref, func() *apiError {
 		if e := p.lim.metadataUpdate(ref); e != nil {
 			return e
 		}
-		return p.addPatchedColumns(r.Context(), ref, raw) // schemapatch.go
+		return p.addPatchedColumns(ctx, ref, raw) // schemapatch.go
 	}, nil)
 }
 
