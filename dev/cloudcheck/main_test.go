@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -106,5 +107,21 @@ func TestCloudCheckNeedsAProject(t *testing.T) {
 	err := run(context.Background(), new(bytes.Buffer), bq.Config{}, "host=x")
 	if err == nil || !regexp.MustCompile(`BQ_PROJECT`).MatchString(err.Error()) {
 		t.Fatalf("err = %v, want one naming BQ_PROJECT", err)
+	}
+}
+
+// A publish BigQuery refuses for lacking a partition filter is named as
+// such. The fidelity layer does not model require_partition_filter, so the
+// refusal is BigQuery's documented answer, written here.
+func TestCloudCheckNamesAPartitionFilterRefusal(t *testing.T) {
+	t.Parallel()
+	refusal := &bigquery.Error{Reason: "invalidQuery", Message: "Cannot query over table 'p.d." + scratchName +
+		"' without a filter over column(s) 'created_at' that can be used for partition elimination"}
+	err := publishError("2024-01-30", fmt.Errorf("publish: %w", refusal))
+	if !errors.Is(err, errNoPartitionFilter) || !strings.Contains(err.Error(), "refused for lacking a partition filter") {
+		t.Errorf("err = %v, want the refusal named", err)
+	}
+	if err := publishError("2024-01-30", errors.New("backendError")); errors.Is(err, errNoPartitionFilter) {
+		t.Errorf("another failure named a partition filter refusal: %v", err)
 	}
 }

@@ -172,10 +172,7 @@ func (c *check) scratchPublish(ctx context.Context, publish publishFunc) (publis
 		return cost, fmt.Errorf("measure the replaced partition: %w", err)
 	}
 	if err := publish(ctx, c.client, wh, c.first, stagingRef); err != nil {
-		if strings.Contains(err.Error(), "without a filter over column") {
-			return cost, fmt.Errorf("%w: %v", errNoPartitionFilter, err)
-		}
-		return cost, fmt.Errorf("publish %s into %s: %w", cost.day, scratchName, err)
+		return cost, publishError(cost.day, err)
 	}
 	if cost.processed, cost.billed, err = jobBytes(ctx, c.client, c.jobs.last()); err != nil {
 		return cost, err
@@ -193,6 +190,18 @@ func (c *check) scratchPublish(ctx context.Context, publish publishFunc) (publis
 		}
 	}
 	return cost, nil
+}
+
+// publishError names a publish refused for lacking a partition filter:
+// BigQuery answers a query over a table made with require_partition_filter
+// that cannot prune it with "Cannot query over table … without a filter
+// over column(s) … that can be used for partition elimination"
+// (https://cloud.google.com/bigquery/docs/managing-partitioned-tables#require-filter).
+func publishError(day string, err error) error {
+	if strings.Contains(err.Error(), "without a filter over column") {
+		return fmt.Errorf("%w (%s into %s): %v", errNoPartitionFilter, day, scratchName, err)
+	}
+	return fmt.Errorf("publish %s into %s: %w", day, scratchName, err)
 }
 
 // stage loads day from the source into a new staging generation of wh,
