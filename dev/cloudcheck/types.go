@@ -165,11 +165,11 @@ func (c *check) syncTypes(ctx context.Context, dsn string) (string, error) {
 		if n >= len(want) {
 			return fmt.Sprintf("extra_row_id_%v", row[0]), nil
 		}
-		if got := render(row[0], asText); got != want[n][0] {
+		if got := render(row[0]); got != want[n][0] {
 			return fmt.Sprintf("row_%d_id_%s", n, got), nil
 		}
 		for i, col := range typeCols {
-			got := render(row[i+1], col.kind)
+			got := render(row[i+1])
 			if col.kind == asJSON {
 				if got, err = normJSON(ctx, conn, row[i+1]); err != nil {
 					return "", err
@@ -234,7 +234,7 @@ func pgTypeRows(ctx context.Context, conn *pgx.Conn) ([][]string, error) {
 }
 
 // render is a BigQuery value as the comparison's text.
-func render(v bigquery.Value, kind int) string {
+func render(v bigquery.Value) string {
 	switch x := v.(type) {
 	case nil:
 		return "<null>"
@@ -255,13 +255,13 @@ func render(v bigquery.Value, kind int) string {
 	case civil.Time:
 		return fmt.Sprintf("%02d:%02d:%02d.%06d", x.Hour, x.Minute, x.Second, x.Nanosecond/1000)
 	case civil.DateTime:
-		return x.Date.String() + "T" + render(x.Time, kind)
+		return x.Date.String() + "T" + render(x.Time)
 	case time.Time:
 		return x.UTC().Format("2006-01-02T15:04:05.000000")
 	case []bigquery.Value:
 		parts := make([]string, len(x))
 		for i, e := range x {
-			parts[i] = render(e, kind)
+			parts[i] = render(e)
 		}
 		return strings.Join(parts, "|")
 	}
