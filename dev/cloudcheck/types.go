@@ -68,6 +68,12 @@ var typeCols = []typeCol{
 	{"ad", "date[]", "coalesce(array_to_string(ad, '|'), '')", asText},
 	{"al", "timestamp[]", "coalesce((SELECT string_agg(to_char(e, " + usFormat + "), '|' ORDER BY o) FROM unnest(al) WITH ORDINALITY u(e, o)), '')", asText},
 	{"aj", "jsonb[]", "coalesce((SELECT string_agg(e::text, '|' ORDER BY o) FROM unnest(aj) WITH ORDINALITY u(e, o)), '')", asJSON},
+	{"i4", "integer", "i4::text", asText},
+	{"vc", "varchar(12)", "vc::text", asText},
+	{"nm", "name", "nm::text", asText},
+	{"cd", "cidr", "cd::text", asText},
+	{"mc", "macaddr", "mc::text", asText},
+	{"m8", "macaddr8", "m8::text", asText},
 }
 
 // typeDays are the days typeRows fall on.
@@ -86,20 +92,25 @@ const typeRows = `
   '{"b": 1, "a": [1, 2.5, {"c": null}],   "s": "x\ny", "b": 2}', '{"n": 9223372036854775807, "u": 18446744073709551615, "f": 1e22}',
   '0001-01-01', '0001-01-01 00:00:00', '00:00:00', '00:00:00+00', 'P0D', '00000000-0000-0000-0000-000000000000', '::1',
   'sad', 1, '{1,-2,9223372036854775807}', '{"a","","ü"}', '{0001-01-01,9999-12-31}',
-  '{"0001-01-01 00:00:00","9999-12-31 23:59:59.999999"}', ARRAY['{"k": [1, {"z": 2, "a": 1}]}'::jsonb, 'null'::jsonb, '"s"'::jsonb]),
+  '{"0001-01-01 00:00:00","9999-12-31 23:59:59.999999"}', ARRAY['{"k": [1, {"z": 2, "a": 1}]}'::jsonb, 'null'::jsonb, '"s"'::jsonb],
+  -2147483648, '', 'n', '10.0.0.0/8', '08:00:2b:01:02:03', '08:00:2b:01:02:03:04:05'),
  (2, '2024-01-31 23:59:59.999999+00', 32767, 9223372036854775807, '-Infinity', 'NaN', false, 'x', 'z', 'abcd', '\x',
   99999999999999999999999999999.999999999, 'NaN', '[]', '{}',
   '9999-12-31', '9999-12-31 23:59:59.999999', '23:59:59.999999', '12:34:56.789+05:30',
   '1 year 2 months 3 days 04:05:06.789', 'ffffffff-ffff-ffff-ffff-ffffffffffff', '2001:db8::1/64',
-  'happy', 2147483647, '{}', '{}', NULL, NULL, '{}'),
+  'happy', 2147483647, '{}', '{}', NULL, NULL, '{}',
+  2147483647, 'twelve chars', 'pg_name', '2001:db8::/32', 'ff:ff:ff:ff:ff:ff', '00:00:00:00:00:00:00:00'),
  (3, '2024-01-31 12:00:00+00', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-  NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+  NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+  NULL, NULL, NULL, NULL, NULL, NULL),
  (4, '0001-01-01 00:00:00+00', 0, 0, 0, 0, true, 'year 1', '', 'y1', '\x01', 0.000000001, '-Infinity', '0', 'true',
   '0001-01-01', '0001-01-01 00:00:00.000001', '00:00:00.000001', '23:59:59-12', '1 mon 00:00:00.000001', NULL, '10.0.0.0/8',
-  'ok', 7, '{0}', '{"year 1"}', '{0001-01-01}', '{"0001-01-01 00:00:00.000001"}', '{}'),
+  'ok', 7, '{0}', '{"year 1"}', '{0001-01-01}', '{"0001-01-01 00:00:00.000001"}', '{}',
+  0, 'year 1', 'y1', '::/0', '00:00:00:00:00:00', 'ff:ff:ff:ff:ff:ff:ff:ff'),
  (5, '1959-12-31 23:59:59.999999+00', 1, 1, 1, 1, false, 'year 9999', 'q', 'y999', '\xff', -0.000000001, 'Infinity', '"\u00e9"', '[1, "two", {}]',
   '9999-12-31', '9999-12-31 23:59:59.999998', '12:00:00', '00:00:00+14', '1 day', NULL, NULL,
-  NULL, NULL, '{}', '{}', '{9999-12-31}', '{}', '{}')`
+  NULL, NULL, '{}', '{}', '{9999-12-31}', '{}', '{}',
+  NULL, 'ü', NULL, '192.168.0.0/16', NULL, NULL)`
 
 // seedTypes creates typesTable with typeRows.
 func seedTypes(ctx context.Context, conn *pgx.Conn) error {
