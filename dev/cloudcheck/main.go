@@ -2,9 +2,14 @@
 // real project: it creates a scratch dataset whose tables expire by
 // themselves, syncs a small generated table from a throwaway PostgreSQL
 // into it, re-publishes a finished day (partition replacement), loads one
-// chunk twice under the same job id (409 adoption), runs two overlapping
-// DELETE+INSERT transactions on one table (BigQuery's conflict rule),
-// prints one line with what it saw and deletes the dataset.
+// chunk twice under the same job id (409 adoption), syncs a table with one
+// column of every type of the contract and compares every value, publishes
+// a day into a destination made with require_partition_filter = true next
+// to days it must not touch and reads what the publish billed, runs
+// overlapping mutating transactions on one table (BigQuery's conflict
+// rule), prints one line with what it saw and deletes the dataset. It
+// fails when a publish is refused for lacking a partition filter or bills
+// more than its staging plus the partition it replaces.
 //
 // It needs BQ_PROJECT, application-default credentials
 // (`gcloud auth application-default login`) and PG_DSN (the Makefile
@@ -58,6 +63,11 @@ const (
 )
 
 func run(ctx context.Context, out io.Writer, cfg bq.Config, pgDSN string) error {
+	return runWith(ctx, out, cfg, pgDSN, productionPublish)
+}
+
+// runWith is run with the scratch day published by publish.
+func runWith(ctx context.Context, out io.Writer, cfg bq.Config, pgDSN string, publish publishFunc) error {
 	if cfg.Project == "" {
 		return errors.New("BQ_PROJECT is not set: name a Google Cloud project you may create a scratch dataset in")
 	}
@@ -78,7 +88,7 @@ func run(ctx context.Context, out io.Writer, cfg bq.Config, pgDSN string) error 
 	var suffix [4]byte
 	_, _ = rand.Read(suffix[:])
 	cfg.Dataset = "pgbq_cloudcheck_" + hex.EncodeToString(suffix[:])
-	client, err := bq.NewClient(ctx, cfg)
+	client, jobs, err := newClient(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -101,7 +111,7 @@ func run(ctx context.Context, out io.Writer, cfg bq.Config, pgDSN string) error 
 	if err := seed(ctx, pgDSN, first); err != nil {
 		return err
 	}
-	c := &check{cfg: cfg, client: client, first: first}
+	c := &check{cfg: cfg, client: client, jobs: jobs, first: first}
 	if err := c.open(ctx, pgDSN); err != nil {
 		return err
 	}
@@ -118,19 +128,33 @@ func run(ctx context.Context, out io.Writer, cfg bq.Config, pgDSN string) error 
 	if err != nil {
 		return err
 	}
+	types, err := c.syncTypes(ctx, pgDSN)
+	if err != nil {
+		return err
+	}
+	cost, err := c.scratchPublish(ctx, publish)
+	if err != nil {
+		return err
+	}
 	conflicts, err := c.conflict(ctx)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "cloud-check: project=%s dataset=%s dates=%d finished=%d rows=%d republish=%s load_409=%s transaction_conflicts=%d wall_s=%.0f\n",
-		cfg.Project, cfg.Dataset, days, finished, rows, republish, adopted, conflicts, time.Since(t0).Seconds())
-	if finished != days || republish != "same" || adopted != "adopted" {
+	fmt.Fprintf(out, "cloud-check: project=%s dataset=%s dates=%d finished=%d rows=%d republish=%s load_409=%s transaction_conflicts=%d "+
+		"types=%s publish_bytes=%d publish_billed=%d staging_bytes=%d replaced_bytes=%d untouched_days=%d wall_s=%.0f\n",
+		cfg.Project, cfg.Dataset, days, finished, rows, republish, adopted, conflicts,
+		types, cost.processed, cost.billed, cost.staging, cost.replaced, cost.untouched, time.Since(t0).Seconds())
+	if bound := cost.staging + cost.replaced; cost.processed > bound {
+		return fmt.Errorf("the publish of %s into %s processed %d bytes, more than its staging (%d) plus the partition it replaced (%d): BigQuery did not prune the destination",
+			cost.day, scratchName, cost.processed, cost.staging, cost.replaced)
+	}
+	if finished != days || republish != "same" || adopted != "adopted" || types != "exact" || cost.untouched != 3*days-1 {
 		return errors.New("BigQuery did not behave as pgbq relies on (see the line above)")
 	}
 	return nil
 }
 
-// seed creates the source table in a database of its own.
+// seed creates the source tables.
 func seed(ctx context.Context, dsn string, first time.Time) error {
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
@@ -148,39 +172,51 @@ ANALYZE %[1]s;`, srcName, first.Format(time.RFC3339), days, days*perDay))
 	if err != nil {
 		return fmt.Errorf("seed %s: %w", srcName, err)
 	}
-	return nil
+	return seedTypes(ctx, conn)
 }
 
 type check struct {
 	cfg    bq.Config
 	client *bigquery.Client
+	jobs   *jobRecorder
 	first  time.Time
 	syncer *loader.Syncer
 }
 
 func (c *check) open(ctx context.Context, dsn string) error {
-	src, err := pgsource.Open(ctx, pgsource.Config{DSN: dsn}, pgsource.TableSpec{Table: srcName, IDColumn: "id", TimestampColumn: "created_at"})
+	s, err := c.openSyncer(ctx, dsn, srcName)
+	c.syncer = s
+	return err
+}
+
+// openSyncer is a loader for the source table of that name, into the
+// destination of the same name.
+func (c *check) openSyncer(ctx context.Context, dsn, table string) (*loader.Syncer, error) {
+	src, err := pgsource.Open(ctx, pgsource.Config{DSN: dsn}, pgsource.TableSpec{Table: table, IDColumn: "id", TimestampColumn: "created_at"})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	wh, err := bq.NewWarehouse(c.client, c.cfg, srcName, src.Table())
+	wh, err := bq.NewWarehouse(c.client, c.cfg, table, src.Table())
 	if err != nil {
-		return err
+		src.Close()
+		return nil, err
 	}
 	state := syncstate.New(c.client, c.cfg.Project, c.cfg.Dataset)
 	if err := state.Migrate(ctx); err != nil {
-		return err
+		src.Close()
+		return nil, err
 	}
 	if err := loader.EnsureDestination(ctx, src, wh); err != nil {
-		return err
+		src.Close()
+		return nil, err
 	}
 	enc, err := parquetenc.New(src.Table())
 	if err != nil {
-		return err
+		src.Close()
+		return nil, err
 	}
-	c.syncer = &loader.Syncer{Source: src, Warehouse: wh, State: state, Encoder: enc, Table: srcName,
-		ChunkSize: chunk, Grace: time.Hour, Writer: "cloud-check"}
-	return nil
+	return &loader.Syncer{Source: src, Warehouse: wh, State: state, Encoder: enc, Table: table,
+		ChunkSize: chunk, Grace: time.Hour, Writer: "cloud-check"}, nil
 }
 
 // syncDays syncs every day and counts the days whose rows all arrived once.
@@ -204,8 +240,12 @@ func (c *check) syncDays(ctx context.Context) (finished int, rows int64, err err
 }
 
 func (c *check) syncDay(ctx context.Context, day time.Time) (loader.Outcome, error) {
+	return c.syncDayWith(ctx, c.syncer, day)
+}
+
+func (c *check) syncDayWith(ctx context.Context, s *loader.Syncer, day time.Time) (loader.Outcome, error) {
 	for range 100 {
-		out, err := c.syncer.Sync(ctx, day, time.Now().Add(time.Hour))
+		out, err := s.Sync(ctx, day, time.Now().Add(time.Hour))
 		if err != nil || out != loader.Continue {
 			return out, err
 		}
