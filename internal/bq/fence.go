@@ -25,11 +25,14 @@ import (
 // start, and so it is the last to write the day: the count after it, which
 // finishes the date, counts what stays. Jobs are found by their labels:
 // each publish job carries fenceLabel with the destination's key and one
-// dayLabel per day it writes. jobs.list shows the jobs the caller created
-// and needs no permission for them
-// (https://cloud.google.com/bigquery/docs/reference/rest/v2/jobs/list):
-// the loaders share one service account, so each sees the others' jobs;
-// jobs of another account (the planner's rebuilds) are not seen.
+// dayLabel per day it writes. The push service, the back-fill pool and the
+// planner's rebuilds run as three service accounts, so jobs.list asks for
+// every user's jobs (allUsers), which needs bigquery.jobs.listAll; reading
+// and cancelling another account's job need bigquery.jobs.get and
+// bigquery.jobs.update (https://cloud.google.com/bigquery/docs/reference/rest/v2/jobs/list).
+// Terraform grants the three in one custom role (terraform/modules/iam,
+// publish_fence); without it the list fails and so does the publish, rather
+// than publishing unfenced.
 
 // fenceLabel marks a job that publishes days of a destination; its value
 // is the destination's key (destKey).
@@ -78,6 +81,7 @@ func (w *Warehouse) Fence(ctx context.Context, days []time.Time) ([]StaleJob, er
 	for _, st := range []bigquery.State{bigquery.Pending, bigquery.Running} {
 		it := w.Client.Jobs(ctx)
 		it.State = st
+		it.AllUsers = true
 		for {
 			j, err := it.Next()
 			if errors.Is(err, iterator.Done) {

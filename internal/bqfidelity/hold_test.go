@@ -33,6 +33,7 @@ func TestHeldJobIsListedPendingUntilReleased(t *testing.T) {
 	pending := func() []string {
 		it := f.c.Jobs(ctx)
 		it.State = bigquery.Pending
+		it.AllUsers = true
 		var ids []string
 		for {
 			lj, err := it.Next()
@@ -91,5 +92,43 @@ func TestPatchedColumnCanBeStreamedAndRead(t *testing.T) {
 	}
 	if n := f.count(t, "SELECT COUNT(*) FROM "+f.ref("ev")+" WHERE extra = 'x'"); n != 1 {
 		t.Fatalf("rows with the patched column: %d, want 1", n)
+	}
+}
+
+// Without allUsers the layer lists no job: on BigQuery only the caller's
+// own jobs are listed, and the layer cannot tell callers apart, so a client
+// that needs other accounts' jobs must ask for all users.
+func TestJobsListWithoutAllUsersListsNone(t *testing.T) {
+	t.Parallel()
+	f := start(t, Options{})
+	ctx := ctxT(t, 30*time.Second)
+	q := f.c.Query("SELECT 1")
+	j, err := q.Run(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := j.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	count := func(all bool) int {
+		it := f.c.Jobs(ctx)
+		it.AllUsers = all
+		n := 0
+		for {
+			_, err := it.Next()
+			if errors.Is(err, iterator.Done) {
+				return n
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			n++
+		}
+	}
+	if n := count(false); n != 0 {
+		t.Fatalf("jobs.list without allUsers listed %d jobs, want 0", n)
+	}
+	if n := count(true); n == 0 {
+		t.Fatal("jobs.list with allUsers listed no job")
 	}
 }

@@ -9,9 +9,14 @@ import (
 
 // jobs.list answers from the layer's own job table (the emulator does not
 // know the jobs the layer runs): the caller's jobs, newest first, filtered
-// by stateFilter (pending, running, done; repeated). Every job here was
-// inserted by one account, so allUsers changes nothing. With projection
-// "full" each entry carries the configuration, labels included.
+// by stateFilter (pending, running, done; repeated). Without allUsers the
+// real service lists only the caller's own jobs; the layer cannot tell
+// callers apart (no credentials reach it), so it takes the stricter reading
+// that every job may be another account's and lists none: a client that
+// must see other processes' jobs (pgbq's publish fence: the push service,
+// the back-fill pool and the planner run as three accounts) has to ask for
+// allUsers, as it must on BigQuery. With projection "full" each entry
+// carries the configuration, labels included.
 // https://cloud.google.com/bigquery/docs/reference/rest/v2/jobs/list
 func (p *Proxy) handleJobsList(w http.ResponseWriter, r *http.Request, project string) {
 	q := r.URL.Query()
@@ -20,10 +25,11 @@ func (p *Proxy) handleJobsList(w http.ResponseWriter, r *http.Request, project s
 		states = append(states, strings.ToUpper(s))
 	}
 	full := q.Get("projection") == "full"
+	allUsers := q.Get("allUsers") == "true"
 	p.jobs.mu.Lock()
 	var picked []*job
 	for _, j := range p.jobs.jobs {
-		if j.project == project && (len(states) == 0 || slices.Contains(states, j.state)) {
+		if allUsers && j.project == project && (len(states) == 0 || slices.Contains(states, j.state)) {
 			picked = append(picked, j)
 		}
 	}

@@ -3,6 +3,7 @@ package deploycheck
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -41,6 +42,7 @@ type allowed struct {
 // roles/bigquery.dataEditor).
 var leastPrivilege = map[string][]allowed{
 	"loader": {
+		{role: "custom:publish_fence", target: "project"},
 		{role: "roles/bigquery.jobUser", target: "project"},
 		{role: "roles/bigquery.dataEditor", target: "google_bigquery_dataset.destination"},
 		{role: "roles/bigquery.dataEditor", target: "google_bigquery_dataset.staging"},
@@ -51,6 +53,7 @@ var leastPrivilege = map[string][]allowed{
 		{role: "roles/pubsub.publisher", target: "google_pubsub_topic.dates"},
 	},
 	"backfill": {
+		{role: "custom:publish_fence", target: "project"},
 		{role: "roles/bigquery.jobUser", target: "project"},
 		{role: "roles/bigquery.dataEditor", target: "google_bigquery_dataset.destination"},
 		{role: "roles/bigquery.dataEditor", target: "google_bigquery_dataset.staging"},
@@ -63,6 +66,7 @@ var leastPrivilege = map[string][]allowed{
 		{role: "roles/pubsub.publisher", target: "google_pubsub_topic.backfill"},
 	},
 	"planner": {
+		{role: "custom:publish_fence", target: "project"},
 		{role: "roles/bigquery.jobUser", target: "project"},
 		{role: "roles/bigquery.dataEditor", target: "google_bigquery_dataset.destination"},
 		{role: "roles/bigquery.dataEditor", target: "google_bigquery_dataset.state"},
@@ -126,8 +130,9 @@ type grant struct {
 }
 
 var (
-	saMemberRE = regexp.MustCompile(`^(?:serviceAccount:)?<[a-z0-9_.]+/google_service_account\.([a-z0-9_]+)\.(?:email|member)>$`)
-	agentRE    = regexp.MustCompile(`^serviceAccount:service-<[a-z0-9_.]+/data\.google_project\.[a-z0-9_]+\.number>@gcp-sa-pubsub\.iam\.gserviceaccount\.com$`)
+	customRoleRE = regexp.MustCompile(`^<[a-z0-9_.]+/google_project_iam_custom_role\.([a-z0-9_]+)\.(?:id|name)>$`)
+	saMemberRE   = regexp.MustCompile(`^(?:serviceAccount:)?<[a-z0-9_.]+/google_service_account\.([a-z0-9_]+)\.(?:email|member)>$`)
+	agentRE      = regexp.MustCompile(`^serviceAccount:service-<[a-z0-9_.]+/data\.google_project\.[a-z0-9_]+\.number>@gcp-sa-pubsub\.iam\.gserviceaccount\.com$`)
 )
 
 // iamGrants evaluates every IAM resource of an environment. Authoritative
@@ -155,6 +160,10 @@ func iamGrants(t *testing.T, in *tfeval.Instance) []grant {
 			out = append(out, datasetGrants(t, r)...)
 			continue
 		}
+		if r.Type == "google_project_iam_custom_role" {
+			customRole(t, r)
+			continue
+		}
 		if !strings.Contains(r.Type, "_iam_") {
 			continue
 		}
@@ -174,6 +183,9 @@ func iamGrants(t *testing.T, in *tfeval.Instance) []grant {
 		member, _, err := r.Str("member")
 		if err != nil {
 			t.Fatal(err)
+		}
+		if m := customRoleRE.FindStringSubmatch(role); m != nil {
+			role = "custom:" + m[1]
 		}
 		g := grant{role: role, where: r.Where}
 		switch m := saMemberRE.FindStringSubmatch(member); {
@@ -386,5 +398,38 @@ func TestOneServiceAccountPerComponent(t *testing.T) {
 				t.Errorf("%s: %s runs as service account %q, want %q", e, component, sa, component)
 			}
 		}
+	}
+}
+
+// customRoles are the permissions of each custom role pgbq defines: the
+// publish fence lists, reads and cancels the project's jobs (an earlier
+// publish of a day may have been started by another runtime identity) and
+// is given nothing else.
+var customRoles = map[string][]string{
+	"publish_fence": {"bigquery.jobs.get", "bigquery.jobs.listAll", "bigquery.jobs.update"},
+}
+
+// customRole checks that a custom role holds exactly the permissions its
+// entry in customRoles lists.
+func customRole(t *testing.T, r tfeval.Resource) {
+	t.Helper()
+	name := r.Name
+	want, ok := customRoles[name]
+	if !ok {
+		t.Errorf("%s: custom role %s is not in the least-privilege table", r.Where, name)
+		return
+	}
+	v, ok, err := r.Attr("permissions")
+	if err != nil || !ok || !v.CanIterateElements() {
+		t.Fatalf("%s: permissions: %v", r.Where, err)
+	}
+	var got []string
+	for it := v.ElementIterator(); it.Next(); {
+		_, e := it.Element()
+		got = append(got, e.AsString())
+	}
+	sort.Strings(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("%s: custom role %s grants %v, want exactly %v", r.Where, name, got, want)
 	}
 }

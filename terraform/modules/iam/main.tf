@@ -84,6 +84,30 @@ resource "google_project_iam_member" "bigquery_jobs" {
   member  = each.value
 }
 
+# The publish fence (internal/bq/fence.go): before a day is published, the
+# runtime that publishes it finds every earlier publish job of that day that
+# may still run, whichever identity started it (the push service, the
+# back-fill pool, the planner's rebuilds), cancels it and waits until it is
+# done. Listing and cancelling other identities' jobs needs these three
+# permissions on the project
+# (https://cloud.google.com/bigquery/docs/access-control#bigquery.jobs.listAll);
+# a custom role grants them and nothing else (no data, no datasets).
+resource "google_project_iam_custom_role" "publish_fence" {
+  project     = var.project_id
+  role_id     = "${replace(var.name, "-", "_")}_publish_fence"
+  title       = "${var.name} publish fence"
+  description = "Lists, reads and cancels BigQuery jobs of the project, so that a pgbq publish can fence earlier publish jobs of the same day."
+  permissions = ["bigquery.jobs.get", "bigquery.jobs.listAll", "bigquery.jobs.update"]
+}
+
+resource "google_project_iam_member" "publish_fence" {
+  for_each = local.runtime_members
+
+  project = var.project_id
+  role    = google_project_iam_custom_role.publish_fence.id
+  member  = each.value
+}
+
 resource "google_secret_manager_secret_iam_member" "pg_password" {
   for_each = local.runtime_members
 

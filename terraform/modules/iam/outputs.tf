@@ -46,6 +46,7 @@ output "runtime_emails" {
   }
   depends_on = [
     google_project_iam_member.bigquery_jobs,
+    google_project_iam_member.publish_fence,
     google_secret_manager_secret_iam_member.pg_password,
     google_secret_manager_secret_iam_member.pg_ca,
     google_project_iam_member.cloud_sql,
