@@ -1,19 +1,15 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"time"
 
-	"cloud.google.com/go/bigquery"
-
+	"github.com/pgbq/pgbq/dev/internal/publishcost"
 	"github.com/pgbq/pgbq/internal/bq"
 	"github.com/pgbq/pgbq/internal/bqfidelity"
 	"github.com/pgbq/pgbq/internal/parquetenc"
 	"github.com/pgbq/pgbq/internal/pgsource"
-	"github.com/pgbq/pgbq/internal/retry"
-	"github.com/pgbq/pgbq/internal/schema"
 )
 
 // publishCost is the bytes processed by the publish from staging of the
@@ -68,14 +64,18 @@ func publishCost(ctx context.Context, c e2eConfig, emulator string, l layout) (p
 	if err != nil {
 		return 0, 0, 0, err
 	}
-	if err := stageDay(ctx, src, wh, day, c.chunk); err != nil {
+	enc, err := parquetenc.New(src.Table())
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	if err := publishcost.Stage(ctx, src, enc, wh, day, c.chunk); err != nil {
 		return 0, 0, 0, fmt.Errorf("publish cost: stage %s: %w", day.Format(time.DateOnly), err)
 	}
 	filter := fmt.Sprintf("created_at >= TIMESTAMP '%s' AND created_at < TIMESTAMP '%s'", day.Format(time.DateOnly), day.AddDate(0, 0, 1).Format(time.DateOnly))
-	if stagingBytes, err = processed(ctx, client, "SELECT * FROM "+bq.Ref(cfg.Project, cfg.StagingDataset, wh.Staging(day))+" WHERE "+filter); err != nil {
+	if stagingBytes, err = publishcost.Processed(ctx, client, "SELECT * FROM "+bq.Ref(cfg.Project, cfg.StagingDataset, wh.Staging(day))+" WHERE "+filter); err != nil {
 		return 0, 0, 0, err
 	}
-	if replacedBytes, err = processed(ctx, client, "SELECT * FROM "+wh.DestRef()+" WHERE "+filter); err != nil {
+	if replacedBytes, err = publishcost.Processed(ctx, client, "SELECT * FROM "+wh.DestRef()+" WHERE "+filter); err != nil {
 		return 0, 0, 0, err
 	}
 	before := p.Stats().BytesProcessed["MERGE"]
@@ -105,58 +105,4 @@ func copyDay(ctx context.Context, c e2eConfig, day time.Time, n int) error {
 		return err
 	}
 	return st.Err()
-}
-
-// stageDay loads day into a new staging generation, chunk rows a load.
-func stageDay(ctx context.Context, src *pgsource.Source, wh *bq.Warehouse, day time.Time, chunk int) error {
-	gen, err := wh.EnsureStaging(ctx, day)
-	if err != nil {
-		return err
-	}
-	enc, err := parquetenc.New(src.Table())
-	if err != nil {
-		return err
-	}
-	var after *schema.Key
-	for {
-		b := new(schema.Batch)
-		if err := src.ReadChunk(ctx, day, day.AddDate(0, 0, 1), after, chunk, b); err != nil {
-			return err
-		}
-		if b.Rows == 0 {
-			return nil
-		}
-		var buf bytes.Buffer
-		if err := enc.Encode(&buf, b); err != nil {
-			return err
-		}
-		// 5 loads per 10 s per table: the rate limit is waited out, as the
-		// loader does.
-		if err := retry.Do(ctx, func(ctx context.Context, _ int) error {
-			return wh.Load(ctx, day, gen, b.First, b.Last, b.Rows, buf.Bytes())
-		}); err != nil {
-			return err
-		}
-		if b.Rows < chunk {
-			return nil
-		}
-		last := b.Last
-		after = &last
-	}
-}
-
-// processed runs sql and returns its statistics.totalBytesProcessed.
-func processed(ctx context.Context, client *bigquery.Client, sql string) (int64, error) {
-	j, err := client.Query(sql).Run(ctx)
-	if err != nil {
-		return 0, err
-	}
-	st, err := j.Wait(ctx)
-	if err != nil {
-		return 0, err
-	}
-	if st.Err() != nil {
-		return 0, st.Err()
-	}
-	return st.Statistics.TotalBytesProcessed, nil
 }

@@ -16,10 +16,9 @@ import (
 	"golang.org/x/oauth2/google"
 	"google.golang.org/api/option"
 
+	"github.com/pgbq/pgbq/dev/internal/publishcost"
 	"github.com/pgbq/pgbq/internal/bq"
 	"github.com/pgbq/pgbq/internal/loader"
-	"github.com/pgbq/pgbq/internal/retry"
-	"github.com/pgbq/pgbq/internal/schema"
 )
 
 // scratchName is the destination the publish is measured on: made with
@@ -160,15 +159,15 @@ func (c *check) scratchPublish(ctx context.Context, publish publishFunc) (publis
 	if err != nil {
 		return cost, err
 	}
-	if err := stage(ctx, c.syncer, wh, c.first); err != nil {
+	if err := publishcost.Stage(ctx, c.syncer.Source, c.syncer.Encoder, wh, c.first, chunk); err != nil {
 		return cost, fmt.Errorf("stage %s for %s: %w", cost.day, scratchName, err)
 	}
 	filter := fmt.Sprintf("created_at >= TIMESTAMP '%s' AND created_at < TIMESTAMP '%s'", cost.day, c.first.AddDate(0, 0, 1).Format(time.DateOnly))
 	stagingRef := bq.Ref(c.cfg.Project, c.cfg.WithDefaults().StagingDataset, wh.Staging(c.first))
-	if cost.staging, err = processed(ctx, c.client, "SELECT * FROM "+stagingRef+" WHERE "+filter); err != nil {
+	if cost.staging, err = publishcost.Processed(ctx, c.client, "SELECT * FROM "+stagingRef+" WHERE "+filter); err != nil {
 		return cost, fmt.Errorf("measure staging: %w", err)
 	}
-	if cost.replaced, err = processed(ctx, c.client, "SELECT * FROM "+wh.DestRef()+" WHERE "+filter); err != nil {
+	if cost.replaced, err = publishcost.Processed(ctx, c.client, "SELECT * FROM "+wh.DestRef()+" WHERE "+filter); err != nil {
 		return cost, fmt.Errorf("measure the replaced partition: %w", err)
 	}
 	if err := publish(ctx, c.client, wh, c.first, stagingRef); err != nil {
@@ -204,39 +203,6 @@ func publishError(day string, err error) error {
 	return fmt.Errorf("publish %s into %s: %w", day, scratchName, err)
 }
 
-// stage loads day from the source into a new staging generation of wh,
-// chunk rows a load, by production's Load.
-func stage(ctx context.Context, s *loader.Syncer, wh *bq.Warehouse, day time.Time) error {
-	gen, err := wh.EnsureStaging(ctx, day)
-	if err != nil {
-		return err
-	}
-	var after *schema.Key
-	for {
-		b := new(schema.Batch)
-		if err := s.Source.ReadChunk(ctx, day, day.AddDate(0, 0, 1), after, chunk, b); err != nil {
-			return err
-		}
-		if b.Rows == 0 {
-			return nil
-		}
-		var buf bytes.Buffer
-		if err := s.Encoder.Encode(&buf, b); err != nil {
-			return err
-		}
-		if err := retry.Do(ctx, func(ctx context.Context, _ int) error {
-			return wh.Load(ctx, day, gen, b.First, b.Last, b.Rows, buf.Bytes())
-		}); err != nil {
-			return err
-		}
-		if b.Rows < chunk {
-			return nil
-		}
-		last := b.Last
-		after = &last
-	}
-}
-
 func countDays(ctx context.Context, wh *bq.Warehouse, ds []time.Time) ([]bq.DayStats, error) {
 	out := make([]bq.DayStats, len(ds))
 	for i, d := range ds {
@@ -246,22 +212,6 @@ func countDays(ctx context.Context, wh *bq.Warehouse, ds []time.Time) ([]bq.DayS
 		}
 	}
 	return out, nil
-}
-
-// processed runs sql and returns its totalBytesProcessed.
-func processed(ctx context.Context, client *bigquery.Client, sql string) (int64, error) {
-	j, err := client.Query(sql).Run(ctx)
-	if err != nil {
-		return 0, err
-	}
-	st, err := j.Wait(ctx)
-	if err != nil {
-		return 0, err
-	}
-	if st.Err() != nil {
-		return 0, st.Err()
-	}
-	return st.Statistics.TotalBytesProcessed, nil
 }
 
 // jobBytes reads the finished job id's totalBytesProcessed and
