@@ -470,7 +470,7 @@ func (w *Warehouse) parquetLoader(t *bigquery.Table, ts bigquery.Schema, id stri
 // It is one of the destination's table writes, which BigQuery refuses
 // beyond 5 per 10 s (TableWritesPer10s), and one of its 1,500 load jobs a
 // day (https://cloud.google.com/bigquery/quotas#load_jobs); the caller
-// keeps to both (see pgsource.PublishAlone). The id is derived from what
+// keeps to both (see pgcoord.Coord.PublishAlone). The id is derived from what
 // the file holds, so a retry adopts the job through 409. started, if
 // set, is called once the job is inserted. Its statistics say how many
 // rows it wrote.

@@ -44,7 +44,7 @@ import (
 //     JSON column (Parquet into JSON is not a documented load) and the
 //     day has a partition of its own (1960-01-01..2159-12-31);
 //   - the files together stay under DirectMaxBytes (memory);
-//   - the table's publishes leave room: pgsource.PublishAlone takes the
+//   - the table's publishes leave room: pgcoord.Coord.PublishAlone takes the
 //     turn, finds no date waiting, no publish running and a write token
 //     free, else the day goes through the queue with the others.
 //
@@ -171,7 +171,7 @@ func (d *direct) publish(ctx context.Context, data []byte) {
 	wh := d.s.Warehouse
 	t0 := time.Now()
 	var wrote int64
-	ran, err := d.s.Source.PublishAlone(ctx, wh.DestRef(), bq.PublishHold(1), func(ctx context.Context, started func()) (err error) {
+	ran, err := d.s.Source.Coord().PublishAlone(ctx, wh.DestRef(), bq.PublishHold(1), func(ctx context.Context, started func()) (err error) {
 		// No earlier publish of the day may land after this one.
 		if err := fence(ctx, wh, []time.Time{d.day}); err != nil {
 			return err

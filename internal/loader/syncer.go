@@ -27,6 +27,7 @@ import (
 	"github.com/pgbq/pgbq/internal/bq"
 	"github.com/pgbq/pgbq/internal/logging"
 	"github.com/pgbq/pgbq/internal/parquetenc"
+	"github.com/pgbq/pgbq/internal/pgcoord"
 	"github.com/pgbq/pgbq/internal/pgsource"
 	"github.com/pgbq/pgbq/internal/retry"
 	"github.com/pgbq/pgbq/internal/schema"
@@ -217,8 +218,8 @@ func (s *Syncer) Sync(ctx context.Context, day time.Time, deadline time.Time) (O
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if seams.noLease == nil || !seams.noLease(s) {
-		release, err := s.Source.Lease(ctx, s.Table+"/"+date.String())
-		if errors.Is(err, pgsource.ErrLocked) {
+		release, err := s.Source.Coord().Lease(ctx, s.Table+"/"+date.String())
+		if errors.Is(err, pgcoord.ErrLocked) {
 			return Busy, nil
 		}
 		if err != nil {
@@ -705,19 +706,19 @@ func (s *Syncer) settle(ctx context.Context, log *slog.Logger, day time.Time, e 
 // they are. Instead one loader at a time takes the table's turn and
 // starts one statement publishing every day that is ready and not in a
 // publish already, up to bq.PublishBatch; it hands the turn on
-// bq.PublishHold after the start, and up to pgsource.PublishesInFlight
-// statements run at once (see pgsource.PublishTogether). A staging table dropped since its day was
+// bq.PublishHold after the start, and up to pgcoord.PublishesInFlight
+// statements run at once (see pgcoord.Coord.PublishTogether). A staging table dropped since its day was
 // announced fails the statement; the days are then published without it
 // (ErrStagingGone when it is day's own).
 //
 // mine reports that this call's own batch published day (see
-// pgsource.PublishTogether).
+// pgcoord.Coord.PublishTogether).
 func (s *Syncer) publishTogether(ctx context.Context, day time.Time) (mine bool, err error) {
 	hold := s.PublishHold
 	if hold == nil {
 		hold = bq.PublishHold
 	}
-	return s.Source.PublishTogether(ctx, s.Warehouse.DestRef(), civil.DateOf(day), bq.PublishBatch, hold,
+	return s.Source.Coord().PublishTogether(ctx, s.Warehouse.DestRef(), civil.DateOf(day), bq.PublishBatch, hold,
 		func(ctx context.Context, dates []civil.Date, started func()) ([]civil.Date, error) {
 			return s.publishBatch(ctx, day, dates, started)
 		})
@@ -838,8 +839,8 @@ func (s *Syncer) Rebuild(ctx context.Context, day time.Time, reason string) erro
 func EnsureDestination(ctx context.Context, src *pgsource.Source, wh *bq.Warehouse) error {
 	bo := gax.Backoff{Initial: 200 * time.Millisecond, Max: 5 * time.Second, Multiplier: 2}
 	for {
-		release, err := src.Lease(ctx, "schema/"+wh.DestRef())
-		if errors.Is(err, pgsource.ErrLocked) {
+		release, err := src.Coord().Lease(ctx, "schema/"+wh.DestRef())
+		if errors.Is(err, pgcoord.ErrLocked) {
 			if err := gax.Sleep(ctx, bo.Pause()); err != nil {
 				return fmt.Errorf("wait for the schema lease of %s: %w", wh.DestRef(), err)
 			}
