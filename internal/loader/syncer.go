@@ -29,6 +29,7 @@ import (
 	"github.com/pgbq/pgbq/internal/parquetenc"
 	"github.com/pgbq/pgbq/internal/pgcoord"
 	"github.com/pgbq/pgbq/internal/pgsource"
+	"github.com/pgbq/pgbq/internal/publish"
 	"github.com/pgbq/pgbq/internal/retry"
 	"github.com/pgbq/pgbq/internal/schema"
 	"github.com/pgbq/pgbq/internal/syncstate"
@@ -91,7 +92,7 @@ type Syncer struct {
 	// Reopen opens the table again; see Broken.
 	Reopen func(ctx context.Context) (*pgsource.Source, *bq.Warehouse, error)
 	// PublishHold is how long a loader's turn at publishing lasts after a
-	// publish of n days started (see publishTogether); bq.PublishHold when
+	// publish of n days started (see publish.Together); bq.PublishHold when
 	// nil. Only a simulation whose BigQuery runs its rate limits faster
 	// sets it.
 	PublishHold func(n int) time.Duration
@@ -577,7 +578,7 @@ func (s *Syncer) publish(ctx context.Context, log *slog.Logger, day time.Time, g
 	t0 := time.Now()
 	var mine bool
 	err = retry.Do(ctx, func(ctx context.Context, _ int) (err error) {
-		mine, err = s.publishTogether(ctx, day)
+		mine, err = publish.Together(ctx, s.Source.Coord(), s.Warehouse, day, s.PublishHold)
 		return err
 	})
 	publishMS := time.Since(t0).Milliseconds()
@@ -696,32 +697,6 @@ func (s *Syncer) settle(ctx context.Context, log *slog.Logger, day time.Time, e 
 		}
 		return Continue, nil
 	}
-}
-
-// publishTogether publishes day together with the days other loaders of
-// the table have ready: each publish writes the destination, and BigQuery
-// allows 5 writes per table per 10 s (DML counts toward that without
-// being refused by it, but has limits of its own), so loaders that each
-// published their own day would be bound to one day per 2 s, however many
-// they are. Instead one loader at a time takes the table's turn and
-// starts one statement publishing every day that is ready and not in a
-// publish already, up to bq.PublishBatch; it hands the turn on
-// bq.PublishHold after the start, and up to pgcoord.PublishesInFlight
-// statements run at once (see pgcoord.Coord.PublishTogether). A staging table dropped since its day was
-// announced fails the statement; the days are then published without it
-// (ErrStagingGone when it is day's own).
-//
-// mine reports that this call's own batch published day (see
-// pgcoord.Coord.PublishTogether).
-func (s *Syncer) publishTogether(ctx context.Context, day time.Time) (mine bool, err error) {
-	hold := s.PublishHold
-	if hold == nil {
-		hold = bq.PublishHold
-	}
-	return s.Source.Coord().PublishTogether(ctx, s.Warehouse.DestRef(), civil.DateOf(day), bq.PublishBatch, hold,
-		func(ctx context.Context, dates []civil.Date, started func()) ([]civil.Date, error) {
-			return s.publishBatch(ctx, day, dates, started)
-		})
 }
 
 // stagingHolds reports whether the staging table of day is still
