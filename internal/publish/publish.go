@@ -2,8 +2,11 @@
 // exactly once: by one MERGE from the day's staging table, batched with
 // the days other loaders of the table have ready (Together, Batch), or by
 // one load job replacing the day's partition (ByLoad), each behind the
-// fence (Fence). The caller (loader.Syncer) decides which path a day takes
-// and what the counts after it mean.
+// fence (Fence). The statements themselves and the fence's job calls are
+// the warehouse's (bq.Warehouse.PublishDays, PublishFile and Fence, in
+// internal/bq/publish.go and fence.go: they need its client and names);
+// the caller, loader.Syncer, decides which path a day takes and what the
+// counts after it mean (internal/loader/settle.go, direct.go).
 //
 // Why a day ends up in BigQuery exactly once (docs/design.md, "Exactly
 // once", says the same at length):
