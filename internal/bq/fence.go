@@ -12,14 +12,12 @@ import (
 	"google.golang.org/api/iterator"
 )
 
-// The fence of the publish. A job that writes a destination day — the
-// MERGE from staging, a publish by load — keeps running after the process
-// that started it is gone, and a cancel is a request, not a promise
-// (https://cloud.google.com/bigquery/docs/managing-jobs#cancel_jobs). Such
-// a stale job could land after the day was published again from a newer
-// state (a late row, a new staging generation) and finished. So before
-// any publish of a day starts, every pgbq job that writes that day of the
-// destination and may still run — PENDING or RUNNING in jobs.list — is
+// The fence of the publish, in BigQuery's terms; why the publish needs it
+// is the package comment of internal/publish (a job outlives its
+// requester, and a cancel may lose:
+// https://cloud.google.com/bigquery/docs/managing-jobs#cancel_jobs).
+// Before any publish of a day starts (publish.Fence), every pgbq job
+// that writes that day of the destination and may still run — PENDING or RUNNING in jobs.list — is
 // cancelled and then waited for until jobs.get shows it DONE (the cancel
 // may lose; then the job ends by itself). Only then does the new publish
 // start, and so it is the last to write the day: the count after it, which

@@ -88,8 +88,8 @@ func exported(dir string) (map[string]bool, error) {
 		for _, d := range file.Decls {
 			switch d := d.(type) {
 			case *ast.FuncDecl:
-				// A method counts too: the docs name Source.PublishAlone
-				// as pgsource.PublishAlone.
+				// A method counts too: the docs name Coord.PublishAlone
+				// as pgcoord.PublishAlone.
 				out[d.Name.Name] = true
 			case *ast.GenDecl:
 				for _, s := range d.Specs {

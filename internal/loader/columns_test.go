@@ -12,6 +12,7 @@ import (
 
 	"github.com/pgbq/pgbq/internal/bq"
 	"github.com/pgbq/pgbq/internal/bqfidelity"
+	"github.com/pgbq/pgbq/internal/publish"
 )
 
 // A column is added to the source while a back-fill runs: one loader
@@ -52,7 +53,7 @@ func TestLeaderPublishesOnlyDaysOfItsColumns(t *testing.T) {
 			if leaderHasColumn {
 				leader, own, other = neu, after, before
 			}
-			done, err := leader.publishBatch(ctx, own, []civil.Date{civil.DateOf(own), civil.DateOf(other)}, nil)
+			done, err := publish.Batch(ctx, leader.Warehouse, own, []civil.Date{civil.DateOf(own), civil.DateOf(other)}, nil)
 			if err != nil {
 				t.Fatalf("the leader's batch failed for another loader's day: %v", err)
 			}

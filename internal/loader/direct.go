@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/pgbq/pgbq/internal/bq"
 	"github.com/pgbq/pgbq/internal/parquetenc"
 	"github.com/pgbq/pgbq/internal/pgsource"
+	"github.com/pgbq/pgbq/internal/publish"
 	"github.com/pgbq/pgbq/internal/retry"
 	"github.com/pgbq/pgbq/internal/schema"
 	"github.com/pgbq/pgbq/internal/syncstate"
@@ -19,7 +19,7 @@ import (
 // A day that is read in one go from its start can be published without
 // waiting for its staging: the chunks' files, joined, are the whole day,
 // and one load job writing the day's partition decorator with
-// WRITE_TRUNCATE replaces it atomically (bq.Warehouse.PublishFile). Then
+// WRITE_TRUNCATE replaces it atomically (publish.ByLoad). Then
 // a day's chain of jobs after its last row is read is one job, the
 // publish, instead of two one after the other (the last staging load,
 // then the MERGE that must read it), and the staging loads still paced
@@ -44,7 +44,7 @@ import (
 //     JSON column (Parquet into JSON is not a documented load) and the
 //     day has a partition of its own (1960-01-01..2159-12-31);
 //   - the files together stay under DirectMaxBytes (memory);
-//   - the table's publishes leave room: pgsource.PublishAlone takes the
+//   - the table's publishes leave room: publish.ByLoad (pgcoord.Coord.PublishAlone) takes the
 //     turn, finds no date waiting, no publish running and a write token
 //     free, else the day goes through the queue with the others.
 //
@@ -80,7 +80,7 @@ type direct struct {
 	ms    int64
 	crash error // a test's hook stopped the publish (seams)
 	// failed: BigQuery refused the publish for rows outside the day's
-	// partition (see outsidePartition); the date fails with it.
+	// partition (see publish.OutsidePartition); the date fails with it.
 	failed error
 }
 
@@ -170,25 +170,10 @@ func (d *direct) publish(ctx context.Context, data []byte) {
 	}
 	wh := d.s.Warehouse
 	t0 := time.Now()
-	var wrote int64
-	ran, err := d.s.Source.PublishAlone(ctx, wh.DestRef(), bq.PublishHold(1), func(ctx context.Context, started func()) (err error) {
-		// No earlier publish of the day may land after this one.
-		if err := fence(ctx, wh, []time.Time{d.day}); err != nil {
-			return err
-		}
-		// A lost answer is tried again under the same job id, which
-		// meets 409 and adopts the job; a refusal for rate or quota is
-		// not waited out: the day goes through staging instead.
-		for attempt := 1; ; attempt++ {
-			wrote, err = wh.PublishFile(ctx, d.day, d.gen, d.first, d.last, d.rows, data, started)
-			if err == nil || attempt == 3 || !retry.Transient(err) || retry.RateLimited(err) || ctx.Err() != nil {
-				return err
-			}
-		}
-	})
+	ran, wrote, err := publish.ByLoad(ctx, d.s.Source.Coord(), wh, publish.File{Day: d.day, Gen: d.gen, First: d.first, Last: d.last, Rows: d.rows, Data: data})
 	d.ms = time.Since(t0).Milliseconds()
 	switch {
-	case err != nil && outsidePartition(err):
+	case err != nil && publish.OutsidePartition(err):
 		// The day's reading holds rows of another day: a defect, which
 		// a publish from staging would hide (its MERGE keeps the day's
 		// rows only). The date fails, naming the rows' instants.
@@ -210,14 +195,6 @@ func (d *direct) publish(ctx context.Context, data []byte) {
 		d.ok = true
 		d.stop(errDirectPublished)
 	}
-}
-
-// outsidePartition reports whether err is BigQuery refusing a load into a
-// partition decorator because rows belong to other partitions. BigQuery
-// gives that refusal no reason of its own ("invalid"), only its message
-// (https://cloud.google.com/bigquery/docs/managing-partitioned-table-data).
-func outsidePartition(err error) bool {
-	return strings.Contains(err.Error(), "belong to different partitions")
 }
 
 // wait waits for the publish, if one started, and reports whether it

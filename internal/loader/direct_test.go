@@ -9,6 +9,7 @@ import (
 
 	"github.com/pgbq/pgbq/internal/bq"
 	"github.com/pgbq/pgbq/internal/bqfidelity"
+	"github.com/pgbq/pgbq/internal/pgcoord"
 	"github.com/pgbq/pgbq/internal/pgsource"
 )
 
@@ -77,10 +78,10 @@ func TestPublishByLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer other.Close()
-	time.Sleep(pgsource.TableWriteWindow)
-	for i := range pgsource.TableWrites + 1 {
-		ran, err := other.PublishAlone(ctx, r.wh.DestRef(), 0, func(_ context.Context, started func()) error { started(); return nil })
-		if err != nil || ran != (i < pgsource.TableWrites) {
+	time.Sleep(pgcoord.TableWriteWindow)
+	for i := range pgcoord.TableWrites + 1 {
+		ran, err := other.Coord().PublishAlone(ctx, r.wh.DestRef(), 0, func(_ context.Context, started func()) error { started(); return nil })
+		if err != nil || ran != (i < pgcoord.TableWrites) {
 			t.Fatalf("publish by itself %d of another process: ran %v, %v", i+1, ran, err)
 		}
 	}

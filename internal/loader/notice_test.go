@@ -46,7 +46,7 @@ func TestNewsOfAnotherPublishIsCounted(t *testing.T) {
 			merged, release := make(chan struct{}), make(chan struct{})
 			batch := make(chan error, 1)
 			go func() {
-				_, err := s.Source.PublishTogether(ctx, s.Warehouse.DestRef(), civil.DateOf(day), 8,
+				_, err := s.Source.Coord().PublishTogether(ctx, s.Warehouse.DestRef(), civil.DateOf(day), 8,
 					func(int) time.Duration { return 0 },
 					func(ctx context.Context, dates []civil.Date, _ func()) ([]civil.Date, error) {
 						if tc.merge {

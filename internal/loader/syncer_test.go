@@ -130,7 +130,7 @@ INSERT INTO local_events SELECT 1000 + g, TIMESTAMP '2024-10-26 22:00' + g * int
 }
 
 // Loaders that have days ready at the same time publish them together
-// (Syncer.publishTogether): six loaders, one day each, all staged before
+// (publish.Together): six loaders, one day each, all staged before
 // any publishes, take fewer MERGE statements than days — each a write of
 // the destination that BigQuery limits to 5 per 10 s — and every day
 // arrives exactly once. A loader that leads publishes its own day with

@@ -6,19 +6,20 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"cloud.google.com/go/civil"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/pgbq/pgbq/internal/pgcoord"
 	"github.com/pgbq/pgbq/internal/schema"
 )
 
 // Source reads one configured table.
 type Source struct {
 	pool    *pgxpool.Pool
+	coord   *pgcoord.Coord
 	spec    TableSpec
 	ident   pgx.Identifier
 	cols    []column
@@ -80,7 +81,7 @@ func newSource(ctx context.Context, pool *pgxpool.Pool, spec TableSpec) (*Source
 	if err != nil {
 		return nil, err
 	}
-	s := &Source{pool: pool, spec: spec, ident: ident, cols: cols, table: table, MaxBytes: MaxBatchBytes}
+	s := &Source{pool: pool, coord: pgcoord.New(pool), spec: spec, ident: ident, cols: cols, table: table, MaxBytes: MaxBatchBytes}
 	if err := s.trustEncoding(ctx); err != nil {
 		return nil, err
 	}
@@ -216,9 +217,13 @@ func (s *Source) Refreshed(ctx context.Context) (*Source, []string, error) {
 	return n, added, nil
 }
 
+// Coord is the coordination of the table's loaders held in the source
+// database, through s's connections.
+func (s *Source) Coord() *pgcoord.Coord { return s.coord }
+
 // Close releases the connections.
 func (s *Source) Close() {
-	closeTokens(s.pool)
+	s.coord.Close()
 	s.pool.Close()
 }
 
@@ -433,45 +438,6 @@ func (s *Source) LastDay(ctx context.Context) (day time.Time, ok bool, err error
 // ErrOutsideRange marks rows read for a range of instants that lie
 // outside it: a defect of pgbq, permanent.
 var ErrOutsideRange = errors.New("rows outside the range they were read for")
-
-// ErrLocked means another process holds the lease.
-var ErrLocked = errors.New("lease held by another process")
-
-// Lease takes a session advisory lock named by key on a dedicated
-// connection; it lasts until release is called or the connection dies.
-// Correctness never depends on it: it only saves duplicate work.
-func (s *Source) Lease(ctx context.Context, key string) (release func(), err error) {
-	conn, err := s.pool.Acquire(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("lease %s: %w", key, err)
-	}
-	lockID := lockID(key)
-	var ok bool
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, lockID).Scan(&ok); err != nil {
-		// A call cut short may have been granted the lock after all: the
-		// connection goes, and the lock with it.
-		conn.Conn().Close(context.WithoutCancel(ctx))
-		conn.Release()
-		return nil, fmt.Errorf("lease %s: %w", key, err)
-	}
-	if !ok {
-		conn.Release()
-		return nil, ErrLocked
-	}
-	var once sync.Once
-	// The release runs after the request's context may have ended.
-	return func() { //nolint:contextcheck // see above
-		once.Do(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, lockID); err != nil {
-				// The lock dies with the connection.
-				conn.Conn().Close(ctx)
-			}
-			conn.Release()
-		})
-	}, nil
-}
 
 // DayFingerprints summarises each UTC day in [from, to) that has rows.
 func (s *Source) DayFingerprints(ctx context.Context, from, to time.Time) (map[civil.Date]schema.DayFingerprint, error) {

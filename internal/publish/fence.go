@@ -1,4 +1,4 @@
-package loader
+package publish
 
 import (
 	"context"
@@ -8,12 +8,12 @@ import (
 	"github.com/pgbq/pgbq/internal/logging"
 )
 
-// fence ends every earlier publish job of days before a publish of them
+// Fence ends every earlier publish job of days before a publish of them
 // starts (bq.Warehouse.Fence: a job outlives its requester, and a cancel
-// may lose), and tells operators of each such job: one that ran after its
-// requester was gone, or one the fence kept from landing. Until it
-// returns nil the publish must not start.
-func fence(ctx context.Context, wh *bq.Warehouse, days []time.Time) error {
+// may lose; see the package comment), and tells operators of each such
+// job: one that ran after its requester was gone, or one the fence kept
+// from landing. Until it returns nil the publish must not start.
+func Fence(ctx context.Context, wh *bq.Warehouse, days []time.Time) error {
 	jobs, err := wh.Fence(ctx, days)
 	log := logging.From(ctx)
 	dates := make([]string, len(days))

@@ -1,4 +1,4 @@
-package loader
+package publish
 
 import (
 	"context"
@@ -13,9 +13,9 @@ import (
 	"github.com/pgbq/pgbq/internal/logging"
 )
 
-// publishBatch is a leader's turn (see publishTogether): it publishes
-// dates, the announced days it claimed, day (its own) among them, and
-// returns those it published. A staging table dropped since its day was
+// Batch is a leader's turn (see Together): it publishes dates, the
+// announced days it claimed, day (its own) among them, by one MERGE into
+// wh's destination, and returns those it published. A staging table dropped since its day was
 // announced fails the statement; the days are then published without it
 // (ErrStagingGone when it is day's own).
 //
@@ -25,22 +25,22 @@ import (
 // it, and one staged without a column the leader knows would fail the
 // whole statement. Such days are left to their owners, who publish them
 // with their own columns on their next turn.
-func (s *Syncer) publishBatch(ctx context.Context, day time.Time, dates []civil.Date, started func()) ([]civil.Date, error) {
-	dates = s.ownColumns(ctx, day, dates)
+func Batch(ctx context.Context, wh *bq.Warehouse, day time.Time, dates []civil.Date, started func()) ([]civil.Date, error) {
+	dates = ownColumns(ctx, wh, day, dates)
 	days := make([]time.Time, len(dates))
 	for i, d := range dates {
 		days[i] = d.In(time.UTC)
 	}
 	// No earlier publish of these days may land after this one.
-	if err := fence(ctx, s.Warehouse, days); err != nil {
+	if err := Fence(ctx, wh, days); err != nil {
 		return nil, err
 	}
-	err := s.Warehouse.PublishDays(ctx, days, started)
+	err := wh.PublishDays(ctx, days, started)
 	if err == nil {
 		return dates, nil
 	}
 	var gone []civil.Date
-	for _, d := range s.Warehouse.MissingStaging(ctx, days) {
+	for _, d := range wh.MissingStaging(ctx, days) {
 		gone = append(gone, civil.DateOf(d))
 	}
 	if len(gone) == 0 {
@@ -54,7 +54,7 @@ func (s *Syncer) publishBatch(ctx context.Context, day time.Time, dates []civil.
 	for _, d := range left {
 		days = append(days, d.In(time.UTC))
 	}
-	if err := s.Warehouse.PublishDays(ctx, days, started); err != nil {
+	if err := wh.PublishDays(ctx, days, started); err != nil {
 		return nil, err
 	}
 	return left, nil
@@ -64,7 +64,7 @@ func (s *Syncer) publishBatch(ctx context.Context, day time.Time, dates []civil.
 // columns this loader stages, read from each staging table's metadata
 // (side by side: a tables.get each, no job). A day whose staging cannot
 // be read is left out too: its owner publishes it.
-func (s *Syncer) ownColumns(ctx context.Context, day time.Time, dates []civil.Date) []civil.Date {
+func ownColumns(ctx context.Context, wh *bq.Warehouse, day time.Time, dates []civil.Date) []civil.Date {
 	own := civil.DateOf(day)
 	same := make([]bool, len(dates))
 	var wg sync.WaitGroup
@@ -74,7 +74,7 @@ func (s *Syncer) ownColumns(ctx context.Context, day time.Time, dates []civil.Da
 			continue
 		}
 		wg.Go(func() {
-			ok, err := s.Warehouse.StagedWithOwnColumns(ctx, d.In(time.UTC))
+			ok, err := wh.StagedWithOwnColumns(ctx, d.In(time.UTC))
 			same[i] = err == nil && ok
 		})
 	}

@@ -1,4 +1,4 @@
-package pgsource_test
+package pgcoord_test
 
 import (
 	"context"
@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pgbq/pgbq/internal/pgsource"
+	"github.com/pgbq/pgbq/internal/pgcoord"
 	"github.com/pgbq/pgbq/internal/testenv"
 )
 
@@ -18,17 +18,16 @@ import (
 // tokens' clock, moved on by the test), whatever the idle process does.
 func TestWriteTokensEndWithTheirWindow(t *testing.T) {
 	t.Parallel()
-	dsn, pool := testenv.PG(t)
-	testenv.Exec(t, pool, `CREATE TABLE q (id bigint PRIMARY KEY, created_at timestamptz NOT NULL)`)
+	dsn, _ := testenv.PG(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	idle, busy := openQ(ctx, t, dsn), openQ(ctx, t, dsn)
 	var offset atomic.Int64
 	clock := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
-	pgsource.SetTokenClock(idle, clock, true)
-	pgsource.SetTokenClock(busy, clock, false)
+	pgcoord.SetTokenClock(idle, clock, true)
+	pgcoord.SetTokenClock(busy, clock, false)
 	const key = "p.d.idle"
-	alone := func(src *pgsource.Source) bool {
+	alone := func(src *pgcoord.Coord) bool {
 		t.Helper()
 		ran, err := src.PublishAlone(ctx, key, 0, func(_ context.Context, started func()) error {
 			started()
@@ -39,15 +38,15 @@ func TestWriteTokensEndWithTheirWindow(t *testing.T) {
 		}
 		return ran
 	}
-	for i := range pgsource.TableWrites {
+	for i := range pgcoord.TableWrites {
 		if !alone(idle) {
-			t.Fatalf("publish by load %d of %d refused with tokens free", i+1, pgsource.TableWrites)
+			t.Fatalf("publish by load %d of %d refused with tokens free", i+1, pgcoord.TableWrites)
 		}
 	}
 	if alone(busy) {
-		t.Fatalf("a publish by load ran with %d publishes in the window", pgsource.TableWrites)
+		t.Fatalf("a publish by load ran with %d publishes in the window", pgcoord.TableWrites)
 	}
-	offset.Store(int64(2*pgsource.TableWriteWindow + time.Millisecond))
+	offset.Store(int64(2*pgcoord.TableWriteWindow + time.Millisecond))
 	if !alone(busy) {
 		t.Fatal("two windows later, the idle instance's write tokens still keep every publish by load of the table out")
 	}

@@ -1,4 +1,4 @@
-package pgsource_test
+package pgcoord_test
 
 import (
 	"context"
@@ -9,22 +9,25 @@ import (
 
 	"cloud.google.com/go/civil"
 
-	"github.com/pgbq/pgbq/internal/pgsource"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pgbq/pgbq/internal/pgcoord"
 	"github.com/pgbq/pgbq/internal/testenv"
 )
 
-// openQ opens table q as a loader process of its own would.
-func openQ(ctx context.Context, t *testing.T, dsn string) *pgsource.Source {
+// openQ connects to the database as a loader process of its own would.
+func openQ(ctx context.Context, t *testing.T, dsn string) *pgcoord.Coord {
 	t.Helper()
-	src, err := pgsource.Open(ctx, pgsource.Config{DSN: dsn}, pgsource.TableSpec{Table: "q", IDColumn: "id", TimestampColumn: "created_at"})
+	pool, err := pgxpool.New(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(src.Close)
-	return src
+	c := pgcoord.New(pool)
+	t.Cleanup(func() { c.Close(); pool.Close() })
+	return c
 }
 
-// Twelve loaders (each its own Source, as separate processes) announce a
+// Twelve loaders (each its own Coord, as separate processes) announce a
 // date each, arriving a little apart, and publish through the queue with
 // a publish that takes 400 ms (the first until a second has started):
 // every loader returns with its date published, batches hold several
@@ -33,8 +36,7 @@ func openQ(ctx context.Context, t *testing.T, dsn string) *pgsource.Source {
 // one before it started.
 func TestPublishTogetherBatchesBoundsAndSpaces(t *testing.T) {
 	t.Parallel()
-	dsn, pool := testenv.PG(t)
-	testenv.Exec(t, pool, `CREATE TABLE q (id bigint PRIMARY KEY, created_at timestamptz NOT NULL)`)
+	dsn, _ := testenv.PG(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	const n = 12
@@ -114,8 +116,8 @@ func TestPublishTogetherBatchesBoundsAndSpaces(t *testing.T) {
 	if len(sizes) >= n {
 		t.Errorf("%d batches for %d dates: nothing was published together", len(sizes), n)
 	}
-	if maxInFlight != pgsource.PublishesInFlight {
-		t.Errorf("at most %d batches in flight at once, want %d: the turn is handed on once a batch has started", maxInFlight, pgsource.PublishesInFlight)
+	if maxInFlight != pgcoord.PublishesInFlight {
+		t.Errorf("at most %d batches in flight at once, want %d: the turn is handed on once a batch has started", maxInFlight, pgcoord.PublishesInFlight)
 	}
 	for _, k := range sizes {
 		if k > 5 {
@@ -130,13 +132,12 @@ func TestPublishTogetherBatchesBoundsAndSpaces(t *testing.T) {
 // queue's, from any process — started within TableWriteWindow.
 func TestPublishAloneKeepsToTheTableWrites(t *testing.T) {
 	t.Parallel()
-	dsn, pool := testenv.PG(t)
-	testenv.Exec(t, pool, `CREATE TABLE q (id bigint PRIMARY KEY, created_at timestamptz NOT NULL)`)
+	dsn, _ := testenv.PG(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	a, b := openQ(ctx, t, dsn), openQ(ctx, t, dsn)
 	const key = "p.d.alone"
-	alone := func(src *pgsource.Source) bool {
+	alone := func(src *pgcoord.Coord) bool {
 		t.Helper()
 		ran, err := src.PublishAlone(ctx, key, 0, func(_ context.Context, started func()) error {
 			started()
@@ -180,13 +181,13 @@ func TestPublishAloneKeepsToTheTableWrites(t *testing.T) {
 	// The queued publish above took one write token: four publishes by
 	// themselves may follow within the window, then none.
 	ran := 0
-	for range pgsource.TableWrites + 1 {
+	for range pgcoord.TableWrites + 1 {
 		if alone(a) {
 			ran++
 		}
 	}
-	if ran != pgsource.TableWrites-1 {
-		t.Fatalf("%d publishes by themselves ran after a queued one, within %s; want %d", ran, pgsource.TableWriteWindow, pgsource.TableWrites-1)
+	if ran != pgcoord.TableWrites-1 {
+		t.Fatalf("%d publishes by themselves ran after a queued one, within %s; want %d", ran, pgcoord.TableWriteWindow, pgcoord.TableWrites-1)
 	}
 	// Another process sees the same tokens.
 	if alone(b) {
@@ -202,8 +203,7 @@ func TestPublishAloneKeepsToTheTableWrites(t *testing.T) {
 // and its loader waited for ever.
 func TestPublishTogetherEveryEra(t *testing.T) {
 	t.Parallel()
-	dsn, pool := testenv.PG(t)
-	testenv.Exec(t, pool, `CREATE TABLE q (id bigint PRIMARY KEY, created_at timestamptz NOT NULL)`)
+	dsn, _ := testenv.PG(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	days := []civil.Date{{Year: 1, Month: 1, Day: 1}, {Year: 1969, Month: 12, Day: 31}, {Year: 1959, Month: 12, Day: 31},

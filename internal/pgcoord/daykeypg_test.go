@@ -1,4 +1,4 @@
-package pgsource_test
+package pgcoord_test
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 
 	"cloud.google.com/go/civil"
 
-	"github.com/pgbq/pgbq/internal/pgsource"
+	"github.com/pgbq/pgbq/internal/pgcoord"
 	"github.com/pgbq/pgbq/internal/testenv"
 )
 
@@ -21,7 +21,6 @@ import (
 func TestDayKeysThroughPgLocks(t *testing.T) {
 	t.Parallel()
 	dsn, pool := testenv.PG(t)
-	testenv.Exec(t, pool, `CREATE TABLE q (id bigint PRIMARY KEY, created_at timestamptz NOT NULL)`)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	src := openQ(ctx, t, dsn)
@@ -34,7 +33,7 @@ func TestDayKeysThroughPgLocks(t *testing.T) {
 	for range 300 {
 		want = append(want, first.AddDays(rng.IntN(span)))
 	}
-	got, class, release, err := pgsource.AnnounceAndClaim(ctx, src, "p.d.keys", want)
+	got, class, release, err := pgcoord.AnnounceAndClaim(ctx, src, "p.d.keys", want)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +56,7 @@ func TestDayKeysThroughPgLocks(t *testing.T) {
 		if err := rows.Scan(&n); err != nil {
 			t.Fatal(err)
 		}
-		d, ok := pgsource.KeyDay(n)
+		d, ok := pgcoord.KeyDay(n)
 		if !ok {
 			t.Fatalf("pg_locks lists claim key %d, which no date has", n)
 		}

@@ -1,4 +1,4 @@
-package pgsource
+package pgcoord
 
 import (
 	"context"
@@ -174,8 +174,8 @@ func closeTokens(pool *pgxpool.Pool) {
 // nothing and reports false, and the date goes through the queue. The
 // turn is kept until the publish has ended and at least hold after its
 // start. It reports whether publish ran; its error is publish's.
-func (s *Source) PublishAlone(ctx context.Context, key string, hold time.Duration, publish func(ctx context.Context, started func()) error) (ran bool, err error) {
-	q, err := s.openQueue(ctx, key)
+func (c *Coord) PublishAlone(ctx context.Context, key string, hold time.Duration, publish func(ctx context.Context, started func()) error) (ran bool, err error) {
+	q, err := c.openQueue(ctx, key)
 	if err != nil {
 		return false, err
 	}
@@ -196,7 +196,7 @@ func (s *Source) PublishAlone(ctx context.Context, key string, hold time.Duratio
 			return false, err
 		}
 	}
-	token, got, err := tokensFor(s.pool).take(ctx, key)
+	token, got, err := tokensFor(c.pool).take(ctx, key)
 	if err != nil || !got {
 		return false, err
 	}

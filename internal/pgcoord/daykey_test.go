@@ -1,4 +1,4 @@
-package pgsource
+package pgcoord
 
 import (
 	"math/rand/v2"

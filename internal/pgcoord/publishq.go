@@ -1,4 +1,4 @@
-package pgsource
+package pgcoord
 
 import (
 	"context"
@@ -56,8 +56,8 @@ type PublishBatch func(ctx context.Context, days []civil.Date, started func()) (
 // of the database. It proves nothing about what the destination holds, so
 // a caller that did not publish day itself counts the destination before
 // it trusts it.
-func (s *Source) PublishTogether(ctx context.Context, key string, day civil.Date, limit int, hold func(n int) time.Duration, publish PublishBatch) (mine bool, err error) {
-	q, err := s.openQueue(ctx, key)
+func (c *Coord) PublishTogether(ctx context.Context, key string, day civil.Date, limit int, hold func(n int) time.Duration, publish PublishBatch) (mine bool, err error) {
+	q, err := c.openQueue(ctx, key)
 	if err != nil {
 		return false, err
 	}
@@ -68,12 +68,12 @@ func (s *Source) PublishTogether(ctx context.Context, key string, day civil.Date
 }
 
 // openQueue takes a connection for the publish queue of key.
-func (s *Source) openQueue(ctx context.Context, key string) (*publishQueue, error) {
-	conn, err := s.pool.Acquire(ctx)
+func (c *Coord) openQueue(ctx context.Context, key string) (*publishQueue, error) {
+	conn, err := c.pool.Acquire(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("publish queue %s: %w", key, err)
 	}
-	return &publishQueue{pool: s.pool, conn: conn, key: key, announced: queueClass("ready", key), claimed: queueClass("claimed", key),
+	return &publishQueue{pool: c.pool, conn: conn, key: key, announced: queueClass("ready", key), claimed: queueClass("claimed", key),
 		turn: lockID("publish/" + key)}, nil
 }
 
