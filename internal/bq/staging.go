@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"cloud.google.com/go/bigquery"
-	"cloud.google.com/go/civil"
 
 	"github.com/pgbq/pgbq/internal/schema"
 )
@@ -166,7 +165,7 @@ func (w *Warehouse) ExistingStaged(ctx context.Context, day time.Time) (st Stage
 // the chunk, so loading the same chunk again, after a lost answer or a
 // crash, finds the first job instead of appending the rows twice.
 func (w *Warehouse) Load(ctx context.Context, day time.Time, gen Generation, first, last schema.Key, rows int, data []byte) error {
-	id := JobID("load", day.Format("20060102"), w.dest, gen, first.Time.UnixMicro(), first.ID, last.Time.UnixMicro(), last.ID, rows)
+	id := JobID("load", day.Format("20060102"), w.dest, gen, first.Time.UnixMicro(), first.KeyString(), last.Time.UnixMicro(), last.KeyString(), rows)
 	_, err := runJob(ctx, w.Client, id, func(ctx context.Context, id string) (*bigquery.Job, error) {
 		return w.parquetLoader(w.Client.Dataset(w.cfg.StagingDataset).Table(w.Staging(day)), StagingSchema(w.table), id, data, bigquery.WriteAppend).Run(ctx)
 	})
@@ -223,21 +222,6 @@ func (w *Warehouse) stagingExists(ctx context.Context, day time.Time) bool {
 	return !IsStatus(err, http.StatusNotFound)
 }
 
-// stagedKey reads a keyset position from a row's timestamp and id values.
-func stagedKey(tsv, idv bigquery.Value) (schema.Key, bool) {
-	var ts time.Time
-	switch v := tsv.(type) {
-	case time.Time:
-		ts = v
-	case civil.DateTime:
-		ts = v.In(time.UTC)
-	default:
-		return schema.Key{}, false
-	}
-	id, ok := idv.(int64)
-	return schema.Key{Time: ts.UTC(), ID: id}, ok
-}
-
 func (w *Warehouse) stagingRef(day time.Time) string {
 	return Ref(w.cfg.Project, w.cfg.StagingDataset, w.Staging(day))
 }
@@ -276,10 +260,15 @@ func (w *Warehouse) stagedState(ctx context.Context, day time.Time, gen Generati
 	// One query, so one job's latency and one snapshot: the counts and the
 	// position of the last staged row (the truth about what has been
 	// staged; none when nothing is) describe the same rows.
+	// The largest id is kept for an integer key only (last_max_id).
+	maxID := "0"
+	if w.table.KeyKind == schema.KeyInt {
+		maxID = "COALESCE(MAX(" + quote(w.idName()) + "), 0)"
+	}
 	sql := fmt.Sprintf(`SELECT c.n, c.d, c.m, p.ts, p.id FROM
-  (SELECT COUNT(*) AS n, COUNT(DISTINCT %[1]s) AS d, COALESCE(MAX(%[1]s), 0) AS m FROM %[3]s) AS c
-  LEFT JOIN (SELECT %[2]s AS ts, %[1]s AS id FROM %[3]s ORDER BY 1 DESC, 2 DESC LIMIT 1) AS p ON TRUE`,
-		quote(w.idName()), quote(w.tsName()), w.stagingRef(day))
+  (SELECT COUNT(*) AS n, COUNT(DISTINCT %[1]s) AS d, %[4]s AS m FROM %[3]s) AS c
+  LEFT JOIN (SELECT %[2]s AS ts, %[5]s AS id FROM %[3]s ORDER BY %[2]s DESC, %[1]s DESC LIMIT 1) AS p ON TRUE`,
+		quote(w.idName()), quote(w.tsName()), w.stagingRef(day), maxID, w.keyCanon(""))
 	row, err := Row[[]bigquery.Value](w.Query(ctx, sql))
 	if err != nil {
 		return st, fmt.Errorf("read staged state of %s: %w", w.Staging(day), err)
@@ -297,7 +286,7 @@ func (w *Warehouse) stagedState(ctx context.Context, day time.Time, gen Generati
 	if n == 0 {
 		return st, nil
 	}
-	pos, ok := stagedKey(row[3], row[4])
+	pos, ok := w.stagedKey(row[3], row[4])
 	if !ok {
 		return st, fmt.Errorf("read staged state of %s: unexpected row %v", w.Staging(day), row)
 	}
@@ -310,8 +299,12 @@ func (w *Warehouse) stagedState(ctx context.Context, day time.Time, gen Generati
 func (w *Warehouse) StagedCountUpTo(ctx context.Context, day time.Time, pos schema.Key) (int64, error) {
 	ts, id := quote(w.tsName()), quote(w.idName())
 	at := w.microLiteral(pos.Time)
-	sql := fmt.Sprintf("SELECT COUNT(DISTINCT %[2]s) AS ids FROM %[3]s WHERE %[1]s < %[4]s OR (%[1]s = %[4]s AND %[2]s <= %[5]d)",
-		ts, id, w.stagingRef(day), at, pos.ID)
+	key, err := keyLiteral(pos)
+	if err != nil {
+		return 0, fmt.Errorf("count staged rows of %s: %w", w.Staging(day), err)
+	}
+	sql := fmt.Sprintf("SELECT COUNT(DISTINCT %[2]s) AS ids FROM %[3]s WHERE %[1]s < %[4]s OR (%[1]s = %[4]s AND %[2]s <= %[5]s)",
+		ts, id, w.stagingRef(day), at, key)
 	c, err := Row[counts](w.Query(ctx, sql))
 	if err != nil {
 		return 0, fmt.Errorf("count staged rows of %s: %w", w.Staging(day), err)

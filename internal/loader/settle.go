@@ -66,7 +66,7 @@ func (s *Syncer) publish(ctx context.Context, log *slog.Logger, day time.Time, g
 		return 0, err
 	}
 	if st.Pos != nil {
-		e.LastCreatedAt, e.LastID = st.Pos.Time, st.Pos.ID
+		e.LastCreatedAt, e.LastID, e.LastKey = st.Pos.Time, st.Pos.ID, lastKey(*st.Pos)
 	}
 	e.LastMaxID, e.RowsStaged = max(e.LastMaxID, st.MaxID), st.DistinctIDs
 	if st.DistinctIDs < expected {
@@ -134,7 +134,7 @@ func (s *Syncer) publishedByLoad(ctx context.Context, log *slog.Logger, day time
 		return 0, err
 	}
 	e := syncstate.Entry{Table: s.Table, Date: civil.DateOf(day), LastMaxID: max(prev.LastMaxID, d.maxID),
-		LastCreatedAt: d.last.Time, LastID: d.last.ID, RowsStaged: int64(d.rows), Writer: s.Writer, Epoch: prev.Epoch}
+		LastCreatedAt: d.last.Time, LastID: d.last.ID, LastKey: lastKey(d.last), RowsStaged: int64(d.rows), Writer: s.Writer, Epoch: prev.Epoch}
 	var src int64
 	err := retry.Do(ctx, func(ctx context.Context, _ int) (err error) {
 		src, err = s.Source.CountDay(ctx, day)
