@@ -231,9 +231,10 @@ func (s *Source) nullIDs(ctx context.Context, from, to time.Time) error {
 
 // orderIndexSQL says of the timestamp ($2) and key ($3) columns of table
 // $1 whether a valid btree index leads with (timestamp, key), and whether
-// one does whose key column compares byte by byte ("C" or "POSIX", or the
-// database's default collation when that is one of them); and what the
-// server encoding is.
+// one does whose key column compares byte by byte ("C" or "POSIX"; an
+// index in the default collation does not serve COLLATE "C" even where
+// the database's collation is C: PostgreSQL matches collations by name);
+// and what the server encoding is.
 const orderIndexSQL = `
 SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_am am ON am.oid = ic.relam
                WHERE i.indrelid = c.oid AND i.indisvalid AND am.amname = 'btree' AND i.indnkeyatts >= 2
@@ -242,8 +243,7 @@ SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexreli
                LEFT JOIN pg_collation co ON co.oid = i.indcollation[1]
                WHERE i.indrelid = c.oid AND i.indisvalid AND am.amname = 'btree' AND i.indnkeyatts >= 2
                  AND i.indkey[0] = t.attnum AND i.indkey[1] = a.attnum
-                 AND (co.collname IN ('C', 'POSIX') OR (co.collname = 'default' AND
-                      (SELECT datcollate FROM pg_database WHERE datname = current_database()) IN ('C', 'POSIX')))),
+                 AND co.collname IN ('C', 'POSIX')),
        current_setting('server_encoding')
 FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid JOIN pg_attribute t ON t.attrelid = c.oid
 WHERE c.oid = to_regclass($1) AND t.attname = $2 AND a.attname = $3`
@@ -253,10 +253,12 @@ WHERE c.oid = to_regclass($1) AND t.attname = $2 AND a.attname = $3`
 // positions ambiguous in both databases), and its (timestamp, key) order
 // should be an index's. A text key is read COLLATE "C" whatever its
 // indexes say — BigQuery compares by code point, which is byte order only
-// in a UTF-8 database — so an index in another collation cannot serve the
-// read: PostgreSQL then sorts the rest of the day for every chunk. That
-// is correct but slow on a large day, so it is a warning that says the
-// cost and the index to create, not a refusal.
+// in a UTF-8 database — so an index in another collation serves only the
+// timestamp order: PostgreSQL reads the day from the position's timestamp
+// on and sorts the keys of each timestamp (an incremental sort), checking
+// the position row by row. That is correct, and costs little where few
+// rows share a timestamp, so it is a warning that says the cost and the
+// index to create, not a refusal.
 func (s *Source) orderCheck(ctx context.Context, unique bool) (warnings []string, problems []error, err error) {
 	id, ts := s.cols[s.table.IDIndex].Name, s.cols[s.table.TimestampIndex].Name
 	kind := s.table.KeyKind
@@ -275,9 +277,9 @@ func (s *Source) orderCheck(ctx context.Context, unique bool) (warnings []string
 		problems = append(problems, fmt.Errorf("%w: table %s: the text id column %q is in a %s database: pgbq compares text keys byte by byte, "+
 			"which agrees with BigQuery's code point order only in UTF-8", ErrUnsupported, s.Name(), id, encoding))
 	case kind == schema.KeyText && ordered && !byteOrdered:
-		warnings = append(warnings, fmt.Sprintf("the (%s, %s) index orders the text id column %q by a linguistic collation; pgbq reads text keys "+
-			`COLLATE "C" (BigQuery's order), which that index cannot serve, so PostgreSQL sorts the rest of the day for each chunk: `+
-			"%s makes each chunk an index range scan", ts, id, id, want))
+		warnings = append(warnings, fmt.Sprintf("the (%s, %s) index does not order the text id column %q byte by byte; pgbq reads text keys "+
+			`COLLATE "C" (BigQuery's order), so that index serves only the timestamp order and PostgreSQL sorts the keys of each timestamp `+
+			"(cheap while few rows share a timestamp): %s makes each chunk a plain index range scan", ts, id, id, want))
 	case !ordered || (kind == schema.KeyText && !byteOrdered):
 		warnings = append(warnings, fmt.Sprintf("no index leads with (%s, %s): each chunk reads and sorts the rest of the day; %s makes it an index range scan",
 			ts, id, want))

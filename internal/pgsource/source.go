@@ -122,7 +122,13 @@ func newSource(ctx context.Context, pool *pgxpool.Pool, spec TableSpec) (*Source
 	}
 	if table.KeyKind != schema.KeyInt {
 		s.keyCol = len(names)
-		names = append(names, keyText(table.KeyKind, cols[table.IDIndex].Name))
+		// Named apart from the timestamp and key columns: ORDER BY
+		// takes a bare name for an output column first.
+		alias := "pgbq_key_text"
+		for alias == cols[table.IDIndex].Name || alias == cols[table.TimestampIndex].Name {
+			alias += "_"
+		}
+		names = append(names, keyText(table.KeyKind, cols[table.IDIndex].Name)+" AS "+alias)
 		s.formats = append(s.formats, pgx.TextFormatCode)
 	}
 	s.instant = instant
