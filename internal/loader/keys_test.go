@@ -13,6 +13,7 @@ import (
 
 	"github.com/pgbq/pgbq/internal/pgsource"
 	"github.com/pgbq/pgbq/internal/schema"
+	"github.com/pgbq/pgbq/internal/syncstate"
 	"github.com/pgbq/pgbq/internal/testenv"
 )
 
@@ -21,6 +22,8 @@ import (
 type keyedKind struct {
 	name, ddl string
 	gen       func(r *rand.Rand) string
+	// edges are values every run includes.
+	edges []string
 }
 
 // textRunes mixes letters whose order in "C" differs from en_US (B < a in
@@ -29,15 +32,15 @@ type keyedKind struct {
 var textRunes = []rune("aBbZz_- .é€ßÄ中😀\u0001~0")
 
 var keyedKinds = []keyedKind{
-	{name: "int", ddl: "bigint", gen: func(r *rand.Rand) string { return fmt.Sprint(r.Int64N(1<<62) - 1<<61) }},
-	{name: "text", ddl: `text COLLATE "en-US-x-icu"`, gen: func(r *rand.Rand) string {
+	{name: "int", ddl: "bigint", edges: []string{"-9223372036854775808", "9223372036854775807", "0"}, gen: func(r *rand.Rand) string { return fmt.Sprint(r.Int64N(1<<62) - 1<<61) }},
+	{name: "text", ddl: `text COLLATE "en-US-x-icu"`, edges: []string{"", "a", "B", "'", `\`, "a'); DROP TABLE keyed; --"}, gen: func(r *rand.Rand) string {
 		var b strings.Builder
 		for range r.IntN(6) {
 			b.WriteRune(textRunes[r.IntN(len(textRunes))])
 		}
 		return b.String()
 	}},
-	{name: "uuid", ddl: "uuid", gen: func(r *rand.Rand) string {
+	{name: "uuid", ddl: "uuid", edges: []string{"00000000-0000-0000-0000-000000000000", "FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF"}, gen: func(r *rand.Rand) string {
 		u := fmt.Sprintf("%016x%016x", r.Uint64(), r.Uint64())
 		u = u[:8] + "-" + u[8:12] + "-" + u[12:16] + "-" + u[16:20] + "-" + u[20:]
 		if r.IntN(2) == 0 {
@@ -45,7 +48,8 @@ var keyedKinds = []keyedKind{
 		}
 		return u
 	}},
-	{name: "numeric", ddl: "numeric(38,9)", gen: func(r *rand.Rand) string {
+	{name: "numeric", ddl: "numeric(38,9)", edges: []string{"1.50", "0", "-0.000000001", "99999999999999999999999999999.999999999",
+		"-99999999999999999999999999999.999999999", "10", "100.000"}, gen: func(r *rand.Rand) string {
 		// Trailing zeros (1.50), whole numbers, up to 29 digits before
 		// the point and 9 after.
 		whole := fmt.Sprint(r.Int64N(1e18))
@@ -77,8 +81,12 @@ func seedKeyed(t *testing.T, r *rig, kind keyedKind, day time.Time, n int, rnd *
 	defer cancel()
 	for i := 0; i < n; {
 		at := day.Add(time.Duration(rnd.IntN(12)) * 2 * time.Hour)
+		key := kind.gen(rnd)
+		if i < len(kind.edges) {
+			key = kind.edges[i]
+		}
 		tag, err := r.pool.Exec(ctx, `INSERT INTO keyed VALUES ($1::text::`+strings.Fields(kind.ddl)[0]+`, $2, $3) ON CONFLICT DO NOTHING`,
-			kind.gen(rnd), fmt.Sprint("row ", i), at)
+			key, fmt.Sprint("row ", i), at)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -183,6 +191,67 @@ func TestKeyedTablesSyncExactlyOnce(t *testing.T) {
 					t.Fatalf("loaded %d rows for a %d-row day", loaded, n)
 				}
 			})
+		}
+	}
+}
+
+// Every key kind's position survives sync_control: a checkpoint written
+// with a random position (canonical text from PostgreSQL) reads back as
+// the same position, integer keys in last_id and others in last_key.
+func TestPositionRoundTrip(t *testing.T) {
+	t.Parallel()
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rnd := rand.New(rand.NewPCG(seed, 4))
+	_, pool := testenv.PG(t)
+	b := testenv.BigQuery(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	st := syncstate.New(b.Client, b.Project, b.Dataset)
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]schema.KeyKind{"int": schema.KeyInt, "text": schema.KeyText, "uuid": schema.KeyUUID, "numeric": schema.KeyNumeric}
+	for _, kind := range keyedKinds {
+		var entries []syncstate.Entry
+		var want []schema.Key
+		first := civil.Date{Year: 2024, Month: 1, Day: 1}
+		for i := range 40 {
+			v := kind.gen(rnd)
+			if i < len(kind.edges) {
+				v = kind.edges[i]
+			}
+			typ := strings.Fields(kind.ddl)[0]
+			canon := "$1::text::" + typ + "::text"
+			if kind.name == "numeric" {
+				canon = "trim_scale($1::text::numeric(38,9))::text"
+			}
+			var text string
+			if err := pool.QueryRow(ctx, "SELECT "+canon, v).Scan(&text); err != nil {
+				t.Fatal(err)
+			}
+			k := schema.Key{Time: time.Date(2024, 1, 1, 0, 0, 0, rnd.IntN(1e6)*1000, time.UTC).AddDate(0, 0, i), Kind: kinds[kind.name]}
+			if k.Kind == schema.KeyInt {
+				fmt.Sscan(text, &k.ID)
+			} else {
+				k.Text = text
+			}
+			want = append(want, k)
+			entries = append(entries, syncstate.Entry{Table: "pos_" + kind.name, Date: first.AddDays(i), State: syncstate.StateInProgress,
+				LastCreatedAt: k.Time, LastID: k.ID, LastKey: lastKey(k), RowsStaged: 1, Writer: "test"})
+		}
+		if err := st.Append(ctx, entries...); err != nil {
+			t.Fatal(err)
+		}
+		got, err := st.Latest(ctx, "pos_"+kind.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, w := range want {
+			k, ok := checkpointKey(got[first.AddDays(i)], w.Kind)
+			if !ok || !k.Time.Equal(w.Time) || k.ID != w.ID || k.Text != w.Text || k.Kind != w.Kind {
+				t.Errorf("%s: position %+v read back as %+v (ok %v)", kind.name, w, k, ok)
+			}
 		}
 	}
 }
