@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -311,6 +312,7 @@ func (s *Source) ReadPiece(ctx context.Context, from, to time.Time, after *schem
 				firstKey = string(raw[s.keyCol])
 			}
 			lastKey = string(raw[s.keyCol])
+			b.Hash += schema.KeyHashBytes(raw[s.keyCol])
 		}
 		size += s.rowBytes
 		for i := range s.cols {
@@ -340,6 +342,10 @@ func (s *Source) ReadPiece(ctx context.Context, from, to time.Time, after *schem
 			ids := b.Vectors[idIdx].Ints
 			b.First.ID, b.Last.ID = ids[0], ids[b.Rows-1]
 			b.MaxID = slices.Max(ids[:b.Rows])
+			var buf [20]byte
+			for _, id := range ids[:b.Rows] {
+				b.Hash += schema.KeyHashBytes(strconv.AppendInt(buf[:0], id, 10))
+			}
 		}
 		b.Earliest, b.Latest = time.UnixMicro(slices.Min(ts[:b.Rows])).UTC(), time.UnixMicro(slices.Max(ts[:b.Rows])).UTC()
 		if b.Earliest.Before(from) || !b.Latest.Before(to) {

@@ -15,7 +15,12 @@ import (
 // loader computes it here for the rows it loaded itself. A sum of 2^31
 // such values fits an int64, far more rows than a day of one table holds.
 func KeyHash(text string) int64 {
-	sum := md5.Sum([]byte(text)) //nolint:gosec // see the import
+	return KeyHashBytes([]byte(text))
+}
+
+// KeyHashBytes is KeyHash of text held as bytes.
+func KeyHashBytes(text []byte) int64 {
+	sum := md5.Sum(text) //nolint:gosec // see the import
 	return int64(binary.BigEndian.Uint32(sum[:4]))
 }
 

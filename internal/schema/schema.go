@@ -190,8 +190,11 @@ type Batch struct {
 	Vectors []Vector
 	// First and Last are the keyset positions of the first and last row.
 	First, Last Key
-	// MaxID is the largest id in the batch.
+	// MaxID is the largest id in the batch (an integer key's).
 	MaxID int64
+	// Hash is the sum of KeyHash over the rows' canonical keys: the
+	// batch's share of DayFingerprint.Hash.
+	Hash int64
 	// Earliest and Latest are the rows' smallest and largest instants
 	// (the timestamp column as BigQuery holds it, which decides a row's
 	// partition).
@@ -208,6 +211,7 @@ type Batch struct {
 func (b *Batch) Reset(ncols int) {
 	b.Rows = 0
 	b.MaxID = 0
+	b.Hash = 0
 	b.Truncated = false
 	b.Bytes = 0
 	b.First, b.Last = Key{}, Key{}
