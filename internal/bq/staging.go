@@ -229,10 +229,13 @@ func (w *Warehouse) stagingRef(day time.Time) string {
 // Staged describes what the staging table of one day holds.
 type Staged struct {
 	Gen         Generation
-	Rows        int64       // rows in staging
-	DistinctIDs int64       // distinct ids among them
-	MaxID       int64       // largest id staged, 0 when none
-	Pos         *schema.Key // keyset position of the last staged row; nil when none
+	Rows        int64 // rows in staging
+	DistinctIDs int64 // distinct ids among them
+	MaxID       int64 // largest id staged, 0 when none
+	// Hash is the sum of schema.KeyHash over the staged rows' keys: the
+	// day's fingerprint hash when staging holds each key once.
+	Hash int64
+	Pos  *schema.Key // keyset position of the last staged row; nil when none
 }
 
 // DropStaging deletes the staging table of day; a missing table is fine.
@@ -265,24 +268,25 @@ func (w *Warehouse) stagedState(ctx context.Context, day time.Time, gen Generati
 	if w.table.KeyKind == schema.KeyInt {
 		maxID = "COALESCE(MAX(" + quote(w.idName()) + "), 0)"
 	}
-	sql := fmt.Sprintf(`SELECT c.n, c.d, c.m, p.ts, p.id FROM
-  (SELECT COUNT(*) AS n, COUNT(DISTINCT %[1]s) AS d, %[4]s AS m FROM %[3]s) AS c
+	sql := fmt.Sprintf(`SELECT c.n, c.d, c.m, p.ts, p.id, c.h FROM
+  (SELECT COUNT(*) AS n, COUNT(DISTINCT %[1]s) AS d, %[4]s AS m, IFNULL(SUM(%[6]s), 0) AS h FROM %[3]s) AS c
   LEFT JOIN (SELECT %[2]s AS ts, %[5]s AS id FROM %[3]s ORDER BY %[2]s DESC, %[1]s DESC LIMIT 1) AS p ON TRUE`,
-		quote(w.idName()), quote(w.tsName()), w.stagingRef(day), maxID, w.keyCanon(""))
+		quote(w.idName()), quote(w.tsName()), w.stagingRef(day), maxID, w.keyCanon(""), w.keyHash(""))
 	row, err := Row[[]bigquery.Value](w.Query(ctx, sql))
 	if err != nil {
 		return st, fmt.Errorf("read staged state of %s: %w", w.Staging(day), err)
 	}
-	if len(row) != 5 {
+	if len(row) != 6 {
 		return st, fmt.Errorf("read staged state of %s: unexpected row %v", w.Staging(day), row)
 	}
 	n, ok1 := row[0].(int64)
 	d, ok2 := row[1].(int64)
 	m, ok3 := row[2].(int64)
-	if !ok1 || !ok2 || !ok3 {
+	h, ok4 := row[5].(int64)
+	if !ok1 || !ok2 || !ok3 || !ok4 {
 		return st, fmt.Errorf("read staged state of %s: unexpected row %v", w.Staging(day), row)
 	}
-	st.Rows, st.DistinctIDs, st.MaxID = n, d, m
+	st.Rows, st.DistinctIDs, st.MaxID, st.Hash = n, d, m, h
 	if n == 0 {
 		return st, nil
 	}

@@ -86,6 +86,7 @@ func (s *Syncer) stage(ctx context.Context, log *slog.Logger, day, to time.Time,
 		now.Rows += int64(c.Rows)
 		now.DistinctIDs += int64(c.Rows)
 		now.MaxID = max(now.MaxID, c.MaxID)
+		now.Hash += c.Hash
 		last := c.Last
 		now.Pos = &last
 		// The staging table is the truth; this row is for people, the
