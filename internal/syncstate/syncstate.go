@@ -39,8 +39,8 @@ const (
 	StatePlanned     State = "planned"     // a message was published for it
 	StateInProgress  State = "in_progress" // chunks are being staged
 	StatePublished   State = "published"   // destination holds the staged rows; not closed or not yet verified
-	StateFinished    State = "finished"    // closed and verified: counts equal
-	StateMismatch    State = "mismatch"    // counts differ after publish; the date is re-synced
+	StateFinished    State = "finished"    // closed and verified: fingerprints (count, key hash) equal
+	StateMismatch    State = "mismatch"    // fingerprints differ after publish; the date is re-synced
 	StateFailed      State = "failed"      // a permanent error; see detail
 	StateReopened    State = "reopened"    // re-opened (found to differ, or by `planner resync`); it is synced again
 	StateQuarantined State = "quarantined" // failed too often; not planned again until `planner resync`
