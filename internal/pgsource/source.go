@@ -479,10 +479,10 @@ var ErrOutsideRange = errors.New("rows outside the range they were read for")
 
 // DayFingerprints summarises each UTC day in [from, to) that has rows.
 // It reads only the timestamp and key columns, which an index on
-// (timestamp, key) holds: PostgreSQL may answer it by an index-only scan
-// (hashing each key as it goes), except for a wall clock in a stated zone,
-// whose rows are kept by their instant, computed from the heap's column
-// all the same (the index still finds them).
+// (timestamp, key) holds, so PostgreSQL can answer it from that index (an
+// index-only scan where the visibility map allows; otherwise it finds the
+// day's rows by the index and reads them). Hashing costs about 1 µs a row
+// here (a day of 8,640 rows: 10 ms against 1.5 ms for its count).
 func (s *Source) DayFingerprints(ctx context.Context, from, to time.Time) (map[civil.Date]schema.DayFingerprint, error) {
 	return s.fingerprints(ctx, from, to, true)
 }
