@@ -22,10 +22,11 @@ import (
 // keyCanon is the canonical text of the key column (SQL; qualified by
 // alias, "" or "T."): what schema.Key.KeyString holds and fingerprints
 // hash. A NUMERIC's trailing fractional zeros are trimmed from CAST's
-// text: BigQuery documents the cast as the value's text without saying
-// whether it pads to the type's scale
-// (https://cloud.google.com/bigquery/docs/reference/standard-sql/conversion_functions#cast_as_string),
-// so the canonical form is made explicit rather than assumed.
+// text: the canonical form is made explicit rather than read into a
+// formatting detail of the cast
+// (https://cloud.google.com/bigquery/docs/reference/standard-sql/conversion_functions#cast_as_string).
+// On a text without such zeros the trim changes nothing; the emulator's
+// cast pads to the type's scale (1.500000000), which it removes.
 func (w *Warehouse) keyCanon(alias string) string {
 	id := alias + quote(w.idName())
 	switch w.table.KeyKind {
