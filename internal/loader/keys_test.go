@@ -159,13 +159,13 @@ func sameKeys(t *testing.T, r *rig, day time.Time) {
 
 // A table keyed by any unique key type syncs each row exactly once, also
 // when its loader is killed in the middle of the day (after the second
-// checkpoint, with chunks ending inside runs of rows sharing a timestamp)
-// or after the publish, and is run again.
+// load or the second checkpoint, with chunks ending inside runs of rows
+// sharing a timestamp) or after the publish, and is run again.
 func TestKeyedTablesSyncExactlyOnce(t *testing.T) {
 	t.Parallel()
 	const chunk, n = 40, 300
 	for _, kind := range keyedKinds {
-		for _, point := range []string{"checkpointed", "published"} {
+		for _, point := range []string{"loaded", "checkpointed", "published"} {
 			t.Run(kind.name+"/"+point, func(t *testing.T) {
 				t.Parallel()
 				seed := uint64(time.Now().UnixNano())
@@ -176,8 +176,9 @@ func TestKeyedTablesSyncExactlyOnce(t *testing.T) {
 				seedKeyed(t, r, kind, day, n, rnd)
 				s := openKeyed(r, chunk)
 				nth := 1
-				if point == "checkpointed" {
-					// Mid-day on the staging path; the crash after the
+				if point != "published" {
+					// Mid-day on the staging path (a load landed and not
+					// checkpointed, or checkpointed); the crash after the
 					// publish takes whichever path the day takes.
 					setNoDirect(s, true)
 					nth = 2
