@@ -30,7 +30,7 @@ func (w *Warehouse) PublishFile(ctx context.Context, day time.Time, gen Generati
 	if !w.ByLoad(day) {
 		return 0, fmt.Errorf("publish %s by load: the table has a JSON column or the day has no partition of its own: publish it from staging", part)
 	}
-	id := JobID("publishfile", day.Format("20060102"), w.dest, gen, first.Time.UnixMicro(), first.ID, last.Time.UnixMicro(), last.ID, rows)
+	id := JobID("publishfile", day.Format("20060102"), w.dest, gen, first.Time.UnixMicro(), first.KeyString(), last.Time.UnixMicro(), last.KeyString(), rows)
 	job, err := runJobPolled(ctx, w.Client, id, 250*time.Millisecond, func(ctx context.Context, id string) (*bigquery.Job, error) {
 		l := w.parquetLoader(w.Client.Dataset(w.cfg.Dataset).Table(part), BigQuerySchema(w.table), id, data, bigquery.WriteTruncate)
 		l.Labels = w.publishLabels([]time.Time{day}) // found by the fence (fence.go)

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"cloud.google.com/go/bigquery"
-	"cloud.google.com/go/civil"
 
 	"github.com/pgbq/pgbq/internal/schema"
 )
@@ -166,7 +165,7 @@ func (w *Warehouse) ExistingStaged(ctx context.Context, day time.Time) (st Stage
 // the chunk, so loading the same chunk again, after a lost answer or a
 // crash, finds the first job instead of appending the rows twice.
 func (w *Warehouse) Load(ctx context.Context, day time.Time, gen Generation, first, last schema.Key, rows int, data []byte) error {
-	id := JobID("load", day.Format("20060102"), w.dest, gen, first.Time.UnixMicro(), first.ID, last.Time.UnixMicro(), last.ID, rows)
+	id := JobID("load", day.Format("20060102"), w.dest, gen, first.Time.UnixMicro(), first.KeyString(), last.Time.UnixMicro(), last.KeyString(), rows)
 	_, err := runJob(ctx, w.Client, id, func(ctx context.Context, id string) (*bigquery.Job, error) {
 		return w.parquetLoader(w.Client.Dataset(w.cfg.StagingDataset).Table(w.Staging(day)), StagingSchema(w.table), id, data, bigquery.WriteAppend).Run(ctx)
 	})
@@ -223,21 +222,6 @@ func (w *Warehouse) stagingExists(ctx context.Context, day time.Time) bool {
 	return !IsStatus(err, http.StatusNotFound)
 }
 
-// stagedKey reads a keyset position from a row's timestamp and id values.
-func stagedKey(tsv, idv bigquery.Value) (schema.Key, bool) {
-	var ts time.Time
-	switch v := tsv.(type) {
-	case time.Time:
-		ts = v
-	case civil.DateTime:
-		ts = v.In(time.UTC)
-	default:
-		return schema.Key{}, false
-	}
-	id, ok := idv.(int64)
-	return schema.Key{Time: ts.UTC(), ID: id}, ok
-}
-
 func (w *Warehouse) stagingRef(day time.Time) string {
 	return Ref(w.cfg.Project, w.cfg.StagingDataset, w.Staging(day))
 }
@@ -245,10 +229,13 @@ func (w *Warehouse) stagingRef(day time.Time) string {
 // Staged describes what the staging table of one day holds.
 type Staged struct {
 	Gen         Generation
-	Rows        int64       // rows in staging
-	DistinctIDs int64       // distinct ids among them
-	MaxID       int64       // largest id staged, 0 when none
-	Pos         *schema.Key // keyset position of the last staged row; nil when none
+	Rows        int64 // rows in staging
+	DistinctIDs int64 // distinct ids among them
+	MaxID       int64 // largest id staged, 0 when none
+	// Hash is the sum of schema.KeyHash over the staged rows' keys: the
+	// day's fingerprint hash when staging holds each key once.
+	Hash int64
+	Pos  *schema.Key // keyset position of the last staged row; nil when none
 }
 
 // DropStaging deletes the staging table of day; a missing table is fine.
@@ -276,28 +263,34 @@ func (w *Warehouse) stagedState(ctx context.Context, day time.Time, gen Generati
 	// One query, so one job's latency and one snapshot: the counts and the
 	// position of the last staged row (the truth about what has been
 	// staged; none when nothing is) describe the same rows.
-	sql := fmt.Sprintf(`SELECT c.n, c.d, c.m, p.ts, p.id FROM
-  (SELECT COUNT(*) AS n, COUNT(DISTINCT %[1]s) AS d, COALESCE(MAX(%[1]s), 0) AS m FROM %[3]s) AS c
-  LEFT JOIN (SELECT %[2]s AS ts, %[1]s AS id FROM %[3]s ORDER BY 1 DESC, 2 DESC LIMIT 1) AS p ON TRUE`,
-		quote(w.idName()), quote(w.tsName()), w.stagingRef(day))
+	// The largest id is kept for an integer key only (last_max_id).
+	maxID := "0"
+	if w.table.KeyKind == schema.KeyInt {
+		maxID = "COALESCE(MAX(" + quote(w.idName()) + "), 0)"
+	}
+	sql := fmt.Sprintf(`SELECT c.n, c.d, c.m, p.ts, p.id, c.h FROM
+  (SELECT COUNT(*) AS n, COUNT(DISTINCT %[1]s) AS d, %[4]s AS m, IFNULL(SUM(%[6]s), 0) AS h FROM %[3]s) AS c
+  LEFT JOIN (SELECT %[2]s AS ts, %[5]s AS id FROM %[3]s ORDER BY %[2]s DESC, %[1]s DESC LIMIT 1) AS p ON TRUE`,
+		quote(w.idName()), quote(w.tsName()), w.stagingRef(day), maxID, w.keyCanon(""), w.keyHash(""))
 	row, err := Row[[]bigquery.Value](w.Query(ctx, sql))
 	if err != nil {
 		return st, fmt.Errorf("read staged state of %s: %w", w.Staging(day), err)
 	}
-	if len(row) != 5 {
+	if len(row) != 6 {
 		return st, fmt.Errorf("read staged state of %s: unexpected row %v", w.Staging(day), row)
 	}
 	n, ok1 := row[0].(int64)
 	d, ok2 := row[1].(int64)
 	m, ok3 := row[2].(int64)
-	if !ok1 || !ok2 || !ok3 {
+	h, ok4 := row[5].(int64)
+	if !ok1 || !ok2 || !ok3 || !ok4 {
 		return st, fmt.Errorf("read staged state of %s: unexpected row %v", w.Staging(day), row)
 	}
-	st.Rows, st.DistinctIDs, st.MaxID = n, d, m
+	st.Rows, st.DistinctIDs, st.MaxID, st.Hash = n, d, m, h
 	if n == 0 {
 		return st, nil
 	}
-	pos, ok := stagedKey(row[3], row[4])
+	pos, ok := w.stagedKey(row[3], row[4])
 	if !ok {
 		return st, fmt.Errorf("read staged state of %s: unexpected row %v", w.Staging(day), row)
 	}
@@ -310,8 +303,12 @@ func (w *Warehouse) stagedState(ctx context.Context, day time.Time, gen Generati
 func (w *Warehouse) StagedCountUpTo(ctx context.Context, day time.Time, pos schema.Key) (int64, error) {
 	ts, id := quote(w.tsName()), quote(w.idName())
 	at := w.microLiteral(pos.Time)
-	sql := fmt.Sprintf("SELECT COUNT(DISTINCT %[2]s) AS ids FROM %[3]s WHERE %[1]s < %[4]s OR (%[1]s = %[4]s AND %[2]s <= %[5]d)",
-		ts, id, w.stagingRef(day), at, pos.ID)
+	key, err := keyLiteral(pos)
+	if err != nil {
+		return 0, fmt.Errorf("count staged rows of %s: %w", w.Staging(day), err)
+	}
+	sql := fmt.Sprintf("SELECT COUNT(DISTINCT %[2]s) AS ids FROM %[3]s WHERE %[1]s < %[4]s OR (%[1]s = %[4]s AND %[2]s <= %[5]s)",
+		ts, id, w.stagingRef(day), at, key)
 	c, err := Row[counts](w.Query(ctx, sql))
 	if err != nil {
 		return 0, fmt.Errorf("count staged rows of %s: %w", w.Staging(day), err)

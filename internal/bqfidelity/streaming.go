@@ -65,8 +65,12 @@ func (p *Proxy) handleInsertAll(w http.ResponseWriter, r *http.Request, project,
 		writeError(w, &apiError{Code: 400, Reason: "invalid", Message: err.Error()})
 		return
 	}
+	// Numbers stay as sent: an INT64 beyond 2^53 read as a float64 and
+	// written on would reach the emulator rounded.
 	var req map[string]any
-	if err := json.Unmarshal(raw, &req); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if err := dec.Decode(&req); err != nil {
 		writeError(w, &apiError{Code: 400, Reason: "invalid", Message: "Invalid JSON payload: " + err.Error()})
 		return
 	}

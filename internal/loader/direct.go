@@ -73,6 +73,7 @@ type direct struct {
 	rows             int
 	first, last      schema.Key
 	maxID            int64
+	hash             int64     // the rows' fingerprint hash (Chunk.Hash)
 	earliest, latest time.Time // the rows' instants
 
 	done  chan struct{} // closed when the publish has ended (or was not tried)
@@ -128,6 +129,7 @@ func (d *direct) add(ctx context.Context, c Chunk) bool {
 		d.rows += c.Rows
 		d.last = c.Last
 		d.maxID = max(d.maxID, c.MaxID)
+		d.hash += c.Hash
 		if d.earliest.IsZero() || c.Earliest.Before(d.earliest) {
 			d.earliest = c.Earliest
 		}

@@ -53,6 +53,9 @@ type Chunk struct {
 	Rows        int
 	First, Last schema.Key
 	MaxID       int64
+	// Hash is the chunk's share of its day's fingerprint
+	// (schema.DayFingerprint.Hash).
+	Hash int64
 	// Earliest and Latest are the rows' smallest and largest instants.
 	Earliest, Latest time.Time
 	Data             *bytes.Buffer // Parquet; empty when Rows is 0
@@ -384,6 +387,7 @@ func encodeChunk(ctx context.Context, enc Encoder, c *Chunk, first piece, reads 
 		b := p.batch
 		if b.Rows > 0 {
 			c.Last, c.MaxID = b.Last, max(c.MaxID, b.MaxID)
+			c.Hash += b.Hash
 			if c.Earliest.IsZero() || b.Earliest.Before(c.Earliest) {
 				c.Earliest = b.Earliest
 			}

@@ -13,6 +13,7 @@ import (
 	"github.com/pgbq/pgbq/internal/pgsource"
 	"github.com/pgbq/pgbq/internal/publish"
 	"github.com/pgbq/pgbq/internal/retry"
+	"github.com/pgbq/pgbq/internal/schema"
 	"github.com/pgbq/pgbq/internal/syncstate"
 )
 
@@ -66,7 +67,7 @@ func (s *Syncer) publish(ctx context.Context, log *slog.Logger, day time.Time, g
 		return 0, err
 	}
 	if st.Pos != nil {
-		e.LastCreatedAt, e.LastID = st.Pos.Time, st.Pos.ID
+		e.LastCreatedAt, e.LastID, e.LastKey = st.Pos.Time, st.Pos.ID, lastKey(*st.Pos)
 	}
 	e.LastMaxID, e.RowsStaged = max(e.LastMaxID, st.MaxID), st.DistinctIDs
 	if st.DistinctIDs < expected {
@@ -91,24 +92,26 @@ func (s *Syncer) publish(ctx context.Context, log *slog.Logger, day time.Time, g
 	if err := s.at("published"); err != nil {
 		return 0, err
 	}
-	// Count the source after the publish: a row that arrives in between
-	// makes the counts differ and the date is looked at again, never
-	// finished short. The destination is known without a count only after
+	// Fingerprint the source after the publish: a row that arrives,
+	// leaves or is exchanged for another in between makes the
+	// fingerprints differ and the date is looked at again, never finished
+	// short or stale. The destination is known without a query only after
 	// this request's own MERGE, started after its staging was complete: a
 	// day published by another process's batch is known by its news alone,
 	// which may come from a batch that read staging before this request's
 	// last loads (or from any session of the source database), so it is
-	// counted in BigQuery.
-	var dest bq.DayStats
-	var src int64
+	// fingerprinted in BigQuery. Known, its hash is the one the loader
+	// summed over the rows it read and staged (schema.KeyHash, as both
+	// databases compute it).
+	var dest, src schema.DayFingerprint
 	unchanged := mine && known != nil && s.stagingHolds(ctx, day, gen, known.Rows)
 	err = retry.Do(ctx, func(ctx context.Context, _ int) (err error) {
 		if unchanged {
-			dest = bq.DayStats{Rows: st.Rows, DistinctIDs: st.DistinctIDs}
-		} else if dest, err = s.Warehouse.CountDay(ctx, day); err != nil {
+			dest = schema.DayFingerprint{Rows: st.Rows, DistinctKeys: st.DistinctIDs, Hash: st.Hash}
+		} else if dest, err = s.Warehouse.FingerprintDay(ctx, day); err != nil {
 			return err
 		}
-		src, err = s.Source.CountDay(ctx, day)
+		src, err = s.Source.FingerprintDay(ctx, day)
 		return err
 	})
 	if err != nil {
@@ -125,7 +128,8 @@ func (s *Syncer) closed(day time.Time) bool {
 
 // publishedByLoad finishes a day that d published by load: the day holds
 // exactly d's rows (the load is atomic and replaced the partition), each
-// id once; the source is counted after it, as after every publish.
+// id once, whose fingerprint d summed as it read them; the source is
+// fingerprinted after it, as after every publish.
 func (s *Syncer) publishedByLoad(ctx context.Context, log *slog.Logger, day time.Time, prev syncstate.Entry, d *direct) (Outcome, error) {
 	if err := s.at("published_by_load"); err != nil {
 		return 0, err
@@ -134,33 +138,35 @@ func (s *Syncer) publishedByLoad(ctx context.Context, log *slog.Logger, day time
 		return 0, err
 	}
 	e := syncstate.Entry{Table: s.Table, Date: civil.DateOf(day), LastMaxID: max(prev.LastMaxID, d.maxID),
-		LastCreatedAt: d.last.Time, LastID: d.last.ID, RowsStaged: int64(d.rows), Writer: s.Writer, Epoch: prev.Epoch}
-	var src int64
+		LastCreatedAt: d.last.Time, LastID: d.last.ID, LastKey: lastKey(d.last), RowsStaged: int64(d.rows), Writer: s.Writer, Epoch: prev.Epoch}
+	var src schema.DayFingerprint
 	err := retry.Do(ctx, func(ctx context.Context, _ int) (err error) {
-		src, err = s.Source.CountDay(ctx, day)
+		src, err = s.Source.FingerprintDay(ctx, day)
 		return err
 	})
 	if err != nil {
 		return 0, err
 	}
 	log.Info("date published by load", "rows", d.rows)
-	return s.settle(ctx, log, day, e, bq.DayStats{Rows: int64(d.rows), DistinctIDs: int64(d.rows)}, src, d.ms)
+	return s.settle(ctx, log, day, e, schema.DayFingerprint{Rows: int64(d.rows), DistinctKeys: int64(d.rows), Hash: d.hash}, src, d.ms)
 }
 
-// settle decides, from the counts after a publish, whether the date is
-// finished, and records it.
-func (s *Syncer) settle(ctx context.Context, log *slog.Logger, day time.Time, e syncstate.Entry, dest bq.DayStats, src, publishMS int64) (Outcome, error) {
+// settle decides, from the fingerprints after a publish (the source's
+// taken after the day's last chunk was read), whether the date is
+// finished, and records it: only when the day is closed and both
+// fingerprints agree — the same count and the same keys by hash.
+func (s *Syncer) settle(ctx context.Context, log *slog.Logger, day time.Time, e syncstate.Entry, dest, src schema.DayFingerprint, publishMS int64) (Outcome, error) {
 	date := e.Date
-	e.SourceRows, e.BigQueryRows = src, dest.Rows
+	e.SourceRows, e.BigQueryRows = src.Rows, dest.Rows
 	closed := s.closed(day)
-	log.Info("date published", "source_rows", src, "bigquery_rows", dest.Rows, "closed", closed, "publish_ms", publishMS)
+	log.Info("date published", "source_rows", src.Rows, "bigquery_rows", dest.Rows, "closed", closed, "publish_ms", publishMS)
 	switch {
-	case dest.Rows != dest.DistinctIDs:
+	case dest.Rows != dest.DistinctKeys:
 		// The publish keeps one row per id, so something else wrote
 		// the day: publish it again.
-		log.Warn("published day holds an id twice; publishing again", "bigquery_rows", dest.Rows, "distinct_ids", dest.DistinctIDs)
+		log.Warn("published day holds an id twice; publishing again", "bigquery_rows", dest.Rows, "distinct_ids", dest.DistinctKeys)
 		return Continue, nil
-	case src == dest.Rows && closed:
+	case src.Rows == dest.Rows && src.Hash == dest.Hash && closed:
 		e.State, e.IsFinished = syncstate.StateFinished, true
 		if err := s.at("finish"); err != nil {
 			return 0, err
@@ -174,9 +180,9 @@ func (s *Syncer) settle(ctx context.Context, log *slog.Logger, day time.Time, e 
 			log.Warn("staging not dropped", "error", err.Error())
 		}
 		return Finished, nil
-	case dest.Rows > src:
+	case dest.Rows > src.Rows:
 		e.State = syncstate.StateFailed
-		e.Detail = fmt.Sprintf("BigQuery has %d rows for this day, the source %d: were rows deleted in PostgreSQL? pgbq syncs append-only tables", dest.Rows, src)
+		e.Detail = fmt.Sprintf("BigQuery has %d rows for this day, the source %d: were rows deleted in PostgreSQL? pgbq syncs append-only tables", dest.Rows, src.Rows)
 		if err := s.appendState(ctx, e); err != nil {
 			return 0, err
 		}
@@ -188,6 +194,11 @@ func (s *Syncer) settle(ctx context.Context, log *slog.Logger, day time.Time, e 
 			return 0, err
 		}
 		return Published, nil
+	case src.Rows == dest.Rows:
+		// As many rows, other keys: rows left the day and others joined
+		// it after they were read (or a key was changed). Staging holds
+		// the rows that left, so only a reading from the start helps.
+		return s.resync(ctx, log, day, e, fmt.Sprintf("the fingerprints differ after the publish: source %s, BigQuery %s (rows/keys/hash)", src, dest))
 	default:
 		// Rows arrived after the last chunk: stage them and publish again.
 		e.State = syncstate.StateInProgress

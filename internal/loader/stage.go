@@ -86,6 +86,7 @@ func (s *Syncer) stage(ctx context.Context, log *slog.Logger, day, to time.Time,
 		now.Rows += int64(c.Rows)
 		now.DistinctIDs += int64(c.Rows)
 		now.MaxID = max(now.MaxID, c.MaxID)
+		now.Hash += c.Hash
 		last := c.Last
 		now.Pos = &last
 		// The staging table is the truth; this row is for people, the
@@ -94,7 +95,7 @@ func (s *Syncer) stage(ctx context.Context, log *slog.Logger, day, to time.Time,
 		t1 := time.Now()
 		if err := s.appendState(ctx, syncstate.Entry{
 			Table: s.Table, Date: civil.DateOf(day), State: syncstate.StateInProgress,
-			LastMaxID: max(now.MaxID, prev.LastMaxID), LastCreatedAt: c.Last.Time, LastID: c.Last.ID, RowsStaged: now.Rows, Writer: s.Writer,
+			LastMaxID: max(now.MaxID, prev.LastMaxID), LastCreatedAt: c.Last.Time, LastID: c.Last.ID, LastKey: lastKey(c.Last), RowsStaged: now.Rows, Writer: s.Writer,
 			Epoch: prev.Epoch,
 		}); err != nil {
 			log.Warn("checkpoint not recorded", "error", err.Error())
@@ -105,7 +106,7 @@ func (s *Syncer) stage(ctx context.Context, log *slog.Logger, day, to time.Time,
 		mu.Unlock()
 		log.Info("chunk staged", "chunk", c.N, "rows", c.Rows, "bytes", c.Data.Len(),
 			"read_ms", c.Read.Milliseconds(), "encode_ms", c.Encode.Milliseconds(), "load_ms", loadMS,
-			"checkpoint_ms", time.Since(t1).Milliseconds(), "last_id", c.Last.ID)
+			"checkpoint_ms", time.Since(t1).Milliseconds(), "last_id", c.Last.KeyString())
 		return s.at("checkpointed")
 	}
 	stages := Stages{Load: load, Commit: commit, InFlight: LoadsInFlight}

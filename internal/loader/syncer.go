@@ -364,8 +364,8 @@ func (s *Syncer) resume(ctx context.Context, day time.Time, st bq.Staged, prev s
 		return st.Pos, err
 	}
 	// The checkpoint is in the source's terms, as every position.
-	ck := schema.Key{Time: prev.LastCreatedAt.UTC(), ID: prev.LastID}
-	if prev.LastCreatedAt.IsZero() {
+	ck, ok := checkpointKey(prev, s.Source.Table().KeyKind)
+	if !ok {
 		return nil, nil
 	}
 	if in, err := s.Source.InDay(ctx, day, ck); err != nil || !in {

@@ -163,16 +163,22 @@ func (s *Source) KeyCheck(ctx context.Context) (warnings []string, problems []er
 	if err != nil {
 		return nil, nil, err
 	}
-	if !unique {
+	if s.table.KeyKind != schema.KeyInt {
+		w, p, err := s.orderCheck(ctx, unique)
+		if err != nil {
+			return nil, nil, err
+		}
+		warnings, problems = append(warnings, w...), append(problems, p...)
+	} else if !unique {
 		warnings = append(warnings, fmt.Sprintf("no unique index on the id column %q alone proves its values unique: "+
 			"duplicates within a date hold that date back, duplicates in different dates sync and `planner verify` reports them", id))
 	}
 	if !nullable {
-		return warnings, nil, nil
+		return warnings, problems, nil
 	}
 	if !indexed {
 		return append(warnings, fmt.Sprintf("the id column %q may hold NULL and no index leads with it, so NULL ids are not counted here: "+
-			"a date with one fails naming it (make the column NOT NULL to rule them out)", id)), nil, nil
+			"a date with one fails naming it (make the column NOT NULL to rule them out)", id)), problems, nil
 	}
 	warnings = append(warnings, fmt.Sprintf("the id column %q may hold NULL (make it NOT NULL to rule that out)", id))
 	var n int64
@@ -221,4 +227,62 @@ func (s *Source) nullIDs(ctx context.Context, from, to time.Time) error {
 	}
 	return fmt.Errorf("%w: table %s, date %s: %d rows have a NULL id (column %q)%s: pgbq needs every row's id to place it in the keyset; give them ids",
 		ErrUnsupported, s.Name(), from.UTC().Format(time.DateOnly), n, id, where)
+}
+
+// orderIndexSQL says of the timestamp ($2) and key ($3) columns of table
+// $1 whether a valid btree index leads with (timestamp, key), and whether
+// one does whose key column compares byte by byte ("C" or "POSIX"; an
+// index in the default collation does not serve COLLATE "C" even where
+// the database's collation is C: PostgreSQL matches collations by name);
+// and what the server encoding is.
+const orderIndexSQL = `
+SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_am am ON am.oid = ic.relam
+               WHERE i.indrelid = c.oid AND i.indisvalid AND am.amname = 'btree' AND i.indnkeyatts >= 2
+                 AND i.indkey[0] = t.attnum AND i.indkey[1] = a.attnum),
+       EXISTS (SELECT 1 FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_am am ON am.oid = ic.relam
+               LEFT JOIN pg_collation co ON co.oid = i.indcollation[1]
+               WHERE i.indrelid = c.oid AND i.indisvalid AND am.amname = 'btree' AND i.indnkeyatts >= 2
+                 AND i.indkey[0] = t.attnum AND i.indkey[1] = a.attnum
+                 AND co.collname IN ('C', 'POSIX')),
+       current_setting('server_encoding')
+FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid JOIN pg_attribute t ON t.attrelid = c.oid
+WHERE c.oid = to_regclass($1) AND t.attname = $2 AND a.attname = $3`
+
+// orderCheck is KeyCheck's part for a key that is not an integer: such a
+// key must be proved unique by a unique index (a duplicate would make
+// positions ambiguous in both databases), and its (timestamp, key) order
+// should be an index's. A text key is read COLLATE "C" whatever its
+// indexes say — BigQuery compares by code point, which is byte order only
+// in a UTF-8 database — so an index in another collation serves only the
+// timestamp order: PostgreSQL reads the day from the position's timestamp
+// on and sorts the keys of each timestamp (an incremental sort), checking
+// the position row by row. That is correct, and costs little where few
+// rows share a timestamp, so it is a warning that says the cost and the
+// index to create, not a refusal.
+func (s *Source) orderCheck(ctx context.Context, unique bool) (warnings []string, problems []error, err error) {
+	id, ts := s.cols[s.table.IDIndex].Name, s.cols[s.table.TimestampIndex].Name
+	kind := s.table.KeyKind
+	if !unique {
+		problems = append(problems, fmt.Errorf("%w: table %s: the %s id column %q has no unique index on it alone (a primary key counts): "+
+			"pgbq needs one to place every row at one keyset position; create one or choose another id column", ErrUnsupported, s.Name(), kind, id))
+	}
+	var ordered, byteOrdered bool
+	var encoding string
+	if err := s.pool.QueryRow(ctx, orderIndexSQL, s.Name(), ts, id).Scan(&ordered, &byteOrdered, &encoding); err != nil {
+		return nil, nil, fmt.Errorf("inspect the indexes of %s: %w", s.Name(), err)
+	}
+	want := fmt.Sprintf("CREATE INDEX ON %s (%s, %s)", s.Name(), pgx.Identifier{ts}.Sanitize(), keyOrder(kind, id))
+	switch {
+	case kind == schema.KeyText && encoding != "UTF8" && encoding != "SQL_ASCII":
+		problems = append(problems, fmt.Errorf("%w: table %s: the text id column %q is in a %s database: pgbq compares text keys byte by byte, "+
+			"which agrees with BigQuery's code point order only in UTF-8", ErrUnsupported, s.Name(), id, encoding))
+	case kind == schema.KeyText && ordered && !byteOrdered:
+		warnings = append(warnings, fmt.Sprintf("the (%s, %s) index does not order the text id column %q byte by byte; pgbq reads text keys "+
+			`COLLATE "C" (BigQuery's order), so that index serves only the timestamp order and PostgreSQL sorts the keys of each timestamp `+
+			"(cheap while few rows share a timestamp): %s makes each chunk a plain index range scan", ts, id, id, want))
+	case !ordered || (kind == schema.KeyText && !byteOrdered):
+		warnings = append(warnings, fmt.Sprintf("no index leads with (%s, %s): each chunk reads and sorts the rest of the day; %s makes it an index range scan",
+			ts, id, want))
+	}
+	return warnings, problems, nil
 }

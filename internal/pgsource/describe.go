@@ -207,8 +207,10 @@ func describe(ctx context.Context, pool *pgxpool.Pool, spec TableSpec) (pgx.Iden
 	}
 	if t.IDIndex < 0 {
 		errs = append(errs, &SpecError{Field: "id", Msg: fmt.Sprintf("id column %q not found in table %s", spec.IDColumn, ident.Sanitize())})
-	} else if c := cols[t.IDIndex]; c.oid != oidInt2 && c.oid != oidInt4 && c.oid != oidInt8 {
-		errs = append(errs, &SpecError{Field: "id", Msg: fmt.Sprintf("id column %q is %s; it must be smallint, integer or bigint", c.Name, c.SourceType)})
+	} else if kind, err := keyKind(cols[t.IDIndex]); err != nil {
+		errs = append(errs, &SpecError{Field: "id", Msg: err.Error()})
+	} else {
+		t.KeyKind = kind
 	}
 	if t.TimestampIndex < 0 {
 		errs = append(errs, &SpecError{Field: "timestamp", Msg: fmt.Sprintf("timestamp column %q not found in table %s", spec.TimestampColumn, ident.Sanitize())})

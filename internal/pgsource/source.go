@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -45,6 +46,9 @@ type Source struct {
 	// by their instant (see zone.go).
 	wallKey bool
 	bounds  wallBounds
+	// keyCol is where the query returns the key's canonical text, after
+	// the columns, for a key that is not an integer (0: none).
+	keyCol int
 }
 
 // param turns an instant into the value compared with the timestamp
@@ -117,21 +121,32 @@ func newSource(ctx context.Context, pool *pgxpool.Pool, spec TableSpec) (*Source
 		names = append(names, ts)
 		s.formats = append(s.formats, pgx.BinaryFormatCode)
 	}
+	if table.KeyKind != schema.KeyInt {
+		s.keyCol = len(names)
+		// Named apart from the timestamp and key columns: ORDER BY
+		// takes a bare name for an output column first.
+		alias := "pgbq_key_text"
+		for alias == cols[table.IDIndex].Name || alias == cols[table.TimestampIndex].Name {
+			alias += "_"
+		}
+		names = append(names, keyText(table.KeyKind, cols[table.IDIndex].Name)+" AS "+alias)
+		s.formats = append(s.formats, pgx.TextFormatCode)
+	}
 	s.instant = instant
 	// The rows of a UTC day: a wall-clock range ($1, $2 here) that the
 	// index serves and, for a zoned wall clock, their instants (keepRange).
 	tbl := ident.Sanitize()
-	id := pgx.Identifier{cols[table.IDIndex].Name}.Sanitize()
+	id := keyOrder(table.KeyKind, cols[table.IDIndex].Name)
 	list := strings.Join(names, ", ")
 	// Keyset on (timestamp, id): an index range scan on the (timestamp, id)
 	// index whether or not ids rise with time, and the final empty probe
 	// stops at the day's end instead of walking later rows.
 	s.firstSQL = fmt.Sprintf(`SELECT %s FROM %s WHERE %s >= $1 AND %s < $2%s ORDER BY %s, %s LIMIT $3`,
 		list, tbl, ts, ts, s.keepRange(4), ts, id)
-	s.nextSQL = fmt.Sprintf(`SELECT %s FROM %s WHERE (%s, %s) > ($1, $2) AND %s < $3%s ORDER BY %s, %s LIMIT $4`,
-		list, tbl, ts, id, ts, s.keepRange(5), ts, id)
+	s.nextSQL = fmt.Sprintf(`SELECT %s FROM %s WHERE (%s, %s) > ($1, %s) AND %s < $3%s ORDER BY %s, %s LIMIT $4`,
+		list, tbl, ts, id, keyParam(table.KeyKind, 2), ts, s.keepRange(5), ts, id)
 	s.countSQL = fmt.Sprintf(`SELECT count(*) FROM %s WHERE %s >= $1 AND %s < $2%s`, tbl, ts, ts, s.keepRange(3))
-	s.countUpToSQL = fmt.Sprintf(`SELECT count(*) FROM %s WHERE %s >= $1 AND (%s, %s) <= ($2, $3)%s`, tbl, ts, ts, id, s.keepRange(4))
+	s.countUpToSQL = fmt.Sprintf(`SELECT count(*) FROM %s WHERE %s >= $1 AND (%s, %s) <= ($2, %s)%s`, tbl, ts, ts, id, keyParam(table.KeyKind, 3), s.keepRange(4))
 	// Only rows BigQuery can date: min() of a column holding -infinity
 	// is -infinity, which no time.Time holds.
 	s.minSQL = fmt.Sprintf(`SELECT min(%s) FROM %s WHERE %s >= $1 AND %s < $2%s`, instant, tbl, ts, ts, s.keepRange(3))
@@ -263,7 +278,7 @@ func (s *Source) ReadPiece(ctx context.Context, from, to time.Time, after *schem
 	if after == nil {
 		rows, err = s.pool.Query(ctx, s.firstSQL, append([]any{s.formats, lo, hi, limit}, keep...)...)
 	} else {
-		rows, err = s.pool.Query(ctx, s.nextSQL, append([]any{s.formats, after.Time, after.ID, hi, limit}, keep...)...)
+		rows, err = s.pool.Query(ctx, s.nextSQL, append([]any{s.formats, after.Time, keyArg(*after), hi, limit}, keep...)...)
 	}
 	if err != nil {
 		return fmt.Errorf("read %s: %w", s.Name(), err)
@@ -272,6 +287,7 @@ func (s *Source) ReadPiece(ctx context.Context, from, to time.Time, after *schem
 	tsIdx, idIdx := s.table.TimestampIndex, s.table.IDIndex
 	size := 0 // what the batch holds, about: see rowBytes
 	var firstWall, lastWall int64
+	var firstKey, lastKey string
 	for rows.Next() {
 		raw := rows.RawValues()
 		if raw[idIdx] == nil {
@@ -291,13 +307,20 @@ func (s *Source) ReadPiece(ctx context.Context, from, to time.Time, after *schem
 			}
 			lastWall = us
 		}
+		if s.keyCol > 0 {
+			if b.Rows == 0 {
+				firstKey = string(raw[s.keyCol])
+			}
+			lastKey = string(raw[s.keyCol])
+			b.Hash += schema.KeyHashBytes(raw[s.keyCol])
+		}
 		size += s.rowBytes
 		for i := range s.cols {
 			size += len(raw[i])
 			if err := appendValue(&b.Vectors[i], &s.cols[i], raw[i]); err != nil {
 				return fmt.Errorf("%w: table %s column %q (%s), row with %s %s: %v",
 					ErrUnsupported, s.Name(), s.cols[i].Name, s.cols[i].SourceType,
-					s.cols[idIdx].Name, idText(raw[idIdx]), err)
+					s.cols[idIdx].Name, s.idText(raw), err)
 			}
 		}
 		b.Rows++
@@ -311,10 +334,19 @@ func (s *Source) ReadPiece(ctx context.Context, from, to time.Time, after *schem
 		return fmt.Errorf("read %s: %w", s.Name(), err)
 	}
 	if b.Rows > 0 {
-		ts, ids := b.Vectors[tsIdx].Ints, b.Vectors[idIdx].Ints
-		b.First = schema.Key{Time: time.UnixMicro(ts[0]).UTC(), ID: ids[0]}
-		b.Last = schema.Key{Time: time.UnixMicro(ts[b.Rows-1]).UTC(), ID: ids[b.Rows-1]}
-		b.MaxID = slices.Max(ids[:b.Rows])
+		ts := b.Vectors[tsIdx].Ints
+		kind := s.table.KeyKind
+		b.First = schema.Key{Time: time.UnixMicro(ts[0]).UTC(), Kind: kind, Text: firstKey}
+		b.Last = schema.Key{Time: time.UnixMicro(ts[b.Rows-1]).UTC(), Kind: kind, Text: lastKey}
+		if kind == schema.KeyInt {
+			ids := b.Vectors[idIdx].Ints
+			b.First.ID, b.Last.ID = ids[0], ids[b.Rows-1]
+			b.MaxID = slices.Max(ids[:b.Rows])
+			var buf [20]byte
+			for _, id := range ids[:b.Rows] {
+				b.Hash += schema.KeyHashBytes(strconv.AppendInt(buf[:0], id, 10))
+			}
+		}
 		b.Earliest, b.Latest = time.UnixMicro(slices.Min(ts[:b.Rows])).UTC(), time.UnixMicro(slices.Max(ts[:b.Rows])).UTC()
 		if b.Earliest.Before(from) || !b.Latest.Before(to) {
 			// A bug, never a state of the data: the rows were chosen by
@@ -344,7 +376,9 @@ func (s *Source) FromStaging(k *schema.Key) *schema.Key {
 	if k == nil || !s.wallKey {
 		return k
 	}
-	return &schema.Key{Time: s.param(k.Time), ID: k.ID}
+	c := *k
+	c.Time = s.param(k.Time)
+	return &c
 }
 
 // ToStaging turns a position in the source's terms into the instant
@@ -365,8 +399,12 @@ func (s *Source) InDay(ctx context.Context, day time.Time, k schema.Key) (bool, 
 	return !k.Time.Before(lo) && k.Time.Before(hi), err
 }
 
-func idText(raw []byte) string {
-	n, err := decodeInt(raw)
+// idText is the key of a row read by ReadPiece, for messages.
+func (s *Source) idText(raw [][]byte) string {
+	if s.keyCol > 0 {
+		return string(raw[s.keyCol])
+	}
+	n, err := decodeInt(raw[s.table.IDIndex])
 	if err != nil {
 		return "?"
 	}
@@ -395,7 +433,7 @@ func (s *Source) CountUpTo(ctx context.Context, day time.Time, pos schema.Key) (
 		return 0, err
 	}
 	var n int64
-	if err := s.pool.QueryRow(ctx, s.countUpToSQL, append([]any{lo, pos.Time, pos.ID}, keep...)...).Scan(&n); err != nil {
+	if err := s.pool.QueryRow(ctx, s.countUpToSQL, append([]any{lo, pos.Time, keyArg(pos)}, keep...)...).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count %s on %s: %w", s.Name(), day.Format(time.DateOnly), err)
 	}
 	return n, nil
@@ -440,11 +478,34 @@ func (s *Source) LastDay(ctx context.Context) (day time.Time, ok bool, err error
 var ErrOutsideRange = errors.New("rows outside the range they were read for")
 
 // DayFingerprints summarises each UTC day in [from, to) that has rows.
+// It reads only the timestamp and key columns, which an index on
+// (timestamp, key) holds, so PostgreSQL can answer it from that index (an
+// index-only scan where the visibility map allows; otherwise it finds the
+// day's rows by the index and reads them). Hashing costs about 1 µs a row
+// here (a day of 8,640 rows: 10 ms against 1.5 ms for its count).
 func (s *Source) DayFingerprints(ctx context.Context, from, to time.Time) (map[civil.Date]schema.DayFingerprint, error) {
+	return s.fingerprints(ctx, from, to, true)
+}
+
+// FingerprintDay is the fingerprint of the UTC day starting at day, with
+// DistinctKeys not counted but set to Rows: what the loader compares with
+// the destination before it records the day finished. The destination
+// keeps one row per key, so a key the source holds twice shows there as a
+// count that differs.
+func (s *Source) FingerprintDay(ctx context.Context, day time.Time) (schema.DayFingerprint, error) {
+	all, err := s.fingerprints(ctx, day, day.AddDate(0, 0, 1), false)
+	return all[civil.DateOf(day)], err
+}
+
+func (s *Source) fingerprints(ctx context.Context, from, to time.Time, distinct bool) (map[civil.Date]schema.DayFingerprint, error) {
 	ts := pgx.Identifier{s.cols[s.table.TimestampIndex].Name}.Sanitize()
-	id := pgx.Identifier{s.cols[s.table.IDIndex].Name}.Sanitize()
-	sql := fmt.Sprintf(`SELECT (%[4]s AT TIME ZONE 'UTC')::date, count(*), count(DISTINCT %[2]s), min(%[2]s)::bigint, max(%[2]s)::bigint, sum(%[2]s::numeric)::text
-FROM %[3]s WHERE %[1]s >= $1 AND %[1]s < $2%[5]s GROUP BY 1`, ts, id, s.Name(), s.instant, s.keepRange(3))
+	name := s.cols[s.table.IDIndex].Name
+	distinctSQL := "count(*)"
+	if distinct {
+		distinctSQL = "count(DISTINCT " + pgx.Identifier{name}.Sanitize() + ")"
+	}
+	sql := fmt.Sprintf(`SELECT (%[2]s AT TIME ZONE 'UTC')::date, count(*), %[3]s, COALESCE(sum(%[4]s), 0)::bigint
+FROM %[5]s WHERE %[1]s >= $1 AND %[1]s < $2%[6]s GROUP BY 1`, ts, s.instant, distinctSQL, keyHashSQL(s.table.KeyKind, name), s.Name(), s.keepRange(3))
 	lo, hi, keep, err := s.span(ctx, from, to)
 	if err != nil {
 		return nil, err
@@ -458,10 +519,13 @@ FROM %[3]s WHERE %[1]s >= $1 AND %[1]s < $2%[5]s GROUP BY 1`, ts, id, s.Name(), 
 	for rows.Next() {
 		var d time.Time
 		var f schema.DayFingerprint
-		if err := rows.Scan(&d, &f.Rows, &f.DistinctIDs, &f.MinID, &f.MaxID, &f.SumID); err != nil {
+		if err := rows.Scan(&d, &f.Rows, &f.DistinctKeys, &f.Hash); err != nil {
 			return nil, fmt.Errorf("fingerprint %s by day: %w", s.Name(), err)
 		}
 		out[civil.DateOf(d)] = f
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("fingerprint %s by day: %w", s.Name(), err)
+	}
+	return out, nil
 }

@@ -27,17 +27,10 @@ type DateReport struct {
 }
 
 // Match reports whether BigQuery holds the source's rows for the date:
-// the same count, no duplicate, the same smallest, largest and summed id.
+// the same count and the same keys by hash, no key twice
+// (schema.DayFingerprint).
 func (r DateReport) Match() bool {
-	return r.Source.Rows == r.Dest.Rows && r.Dest.Rows == r.Dest.DistinctIDs &&
-		r.Source.MinID == r.Dest.MinID && r.Source.MaxID == r.Dest.MaxID && sumOf(r.Source) == sumOf(r.Dest)
-}
-
-func sumOf(f schema.DayFingerprint) string {
-	if f.Rows == 0 {
-		return "0"
-	}
-	return f.SumID
+	return r.Source.Rows == r.Dest.Rows && r.Source.Hash == r.Dest.Hash && r.Dest.Duplicates() == 0
 }
 
 // Compare fingerprints every date in [from, to] on both sides.
@@ -105,7 +98,7 @@ func (p *Planner) Recount(ctx context.Context, w io.Writer) (Totals, error) {
 		if r.Seen {
 			status = r.Entry.State.String()
 		}
-		dup := r.Dest.Rows - r.Dest.DistinctIDs
+		dup := r.Dest.Duplicates()
 		match := "yes"
 		if !r.Match() {
 			match = "NO"

@@ -21,7 +21,7 @@ type Rebuilder interface {
 }
 
 // Verify compares every date in [from, to] in the source and in BigQuery
-// (row count, duplicates, smallest, largest and summed id), prints one row
+// (row count, distinct keys and the hash of the keys: schema.DayFingerprint), prints one row
 // per date with its verdict, and returns how many dates still differ. With
 // repair set, each differing date is rebuilt and compared again.
 func (p *Planner) Verify(ctx context.Context, w io.Writer, from, to civil.Date, repair Rebuilder) (int, error) {
@@ -30,7 +30,7 @@ func (p *Planner) Verify(ctx context.Context, w io.Writer, from, to civil.Date, 
 		return 0, err
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "date\tverdict\tsource rows/min/max/sum\tbigquery rows/min/max/sum\tduplicates")
+	fmt.Fprintln(tw, "date\tverdict\tsource rows/keys/hash\tbigquery rows/keys/hash\tduplicates")
 	bad := 0
 	for _, r := range reports {
 		verdict := "ok"
@@ -43,7 +43,7 @@ func (p *Planner) Verify(ctx context.Context, w io.Writer, from, to civil.Date, 
 				bad++
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\n", r.Date, verdict, fp(r.Source), fp(r.Dest), r.Dest.Rows-r.Dest.DistinctIDs)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\n", r.Date, verdict, fp(r.Source), fp(r.Dest), r.Dest.Duplicates())
 	}
 	if err := tw.Flush(); err != nil {
 		return bad, err
@@ -68,12 +68,7 @@ func (p *Planner) repair(ctx context.Context, repair Rebuilder, r *DateReport) s
 	return "repaired"
 }
 
-func fp(f schema.DayFingerprint) string {
-	if f.Rows == 0 {
-		return "0"
-	}
-	return fmt.Sprintf("%d/%d/%d/%s", f.Rows, f.MinID, f.MaxID, f.SumID)
-}
+func fp(f schema.DayFingerprint) string { return f.String() }
 
 // Recheck compares the last days finished dates before today and re-opens
 // those whose rows differ now (rows that arrived after the date was

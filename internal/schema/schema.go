@@ -3,7 +3,11 @@
 // PostgreSQL nor BigQuery.
 package schema
 
-import "time"
+import (
+	"fmt"
+	"strconv"
+	"time"
+)
 
 // Type is the logical type a column travels as.
 type Type int
@@ -79,12 +83,54 @@ type Table struct {
 	// TimestampIndex and IDIndex point into Columns.
 	TimestampIndex int
 	IDIndex        int
+	// KeyKind is what the id column holds (KeyInt unless stated).
+	KeyKind KeyKind
 }
 
-// Key is a keyset position: the (timestamp, id) of a row.
+// KeyKind is the kind of a table's key (id) column: it decides how a
+// position is compared and how a key is written as canonical text (see
+// keys.go). Every kind has one order that PostgreSQL and BigQuery agree on.
+type KeyKind uint8
+
+// The key kinds.
+const (
+	KeyInt     KeyKind = iota // smallint, integer, bigint: INT64
+	KeyText                   // text, varchar: STRING, compared byte by byte (COLLATE "C")
+	KeyUUID                   // uuid: STRING, lowercase hyphenated
+	KeyNumeric                // numeric(p,s) that NUMERIC holds: NUMERIC, by value
+)
+
+func (k KeyKind) String() string {
+	switch k {
+	case KeyInt:
+		return "integer"
+	case KeyText:
+		return "text"
+	case KeyUUID:
+		return "uuid"
+	case KeyNumeric:
+		return "numeric"
+	}
+	return "unknown"
+}
+
+// Key is a keyset position: the (timestamp, key) of a row. An integer key
+// is ID; any other is Text, its canonical text (CanonicalKey).
 type Key struct {
 	Time time.Time
 	ID   int64
+	Kind KeyKind
+	Text string
+}
+
+// KeyString is the key's canonical text: the decimal of an integer key,
+// Text otherwise. It is what fingerprints hash and what sync_control keeps
+// for a key that is not an integer.
+func (k Key) KeyString() string {
+	if k.Kind == KeyInt {
+		return strconv.FormatInt(k.ID, 10)
+	}
+	return k.Text
 }
 
 // Vector holds one column of a batch. Valid[i] is false for NULL. Only the
@@ -144,8 +190,11 @@ type Batch struct {
 	Vectors []Vector
 	// First and Last are the keyset positions of the first and last row.
 	First, Last Key
-	// MaxID is the largest id in the batch.
+	// MaxID is the largest id in the batch (an integer key's).
 	MaxID int64
+	// Hash is the sum of KeyHash over the rows' canonical keys: the
+	// batch's share of DayFingerprint.Hash.
+	Hash int64
 	// Earliest and Latest are the rows' smallest and largest instants
 	// (the timestamp column as BigQuery holds it, which decides a row's
 	// partition).
@@ -162,6 +211,7 @@ type Batch struct {
 func (b *Batch) Reset(ncols int) {
 	b.Rows = 0
 	b.MaxID = 0
+	b.Hash = 0
 	b.Truncated = false
 	b.Bytes = 0
 	b.First, b.Last = Key{}, Key{}
@@ -175,12 +225,36 @@ func (b *Batch) Reset(ncols int) {
 }
 
 // DayFingerprint summarises the rows of one day, for comparing a source
-// with its copy: equal fingerprints of an append-only table with unique
-// ids mean the same rows (barring an improbable coincidence of sums).
+// with its copy. Both sides compute it in SQL from the rows' canonical key
+// text (KeyHash says how), so that equal fingerprints mean the same keys,
+// barring an improbable coincidence of sums (one key exchanged for
+// another leaves Hash unchanged with odds of 1 in 2^32).
 type DayFingerprint struct {
-	Rows        int64
-	DistinctIDs int64
-	MinID       int64
-	MaxID       int64
-	SumID       string // exact decimal
+	Rows int64
+	// DistinctKeys counts distinct keys; a side whose keys a unique index
+	// proves distinct may set it to Rows without counting.
+	DistinctKeys int64
+	// Hash is the sum over the rows of KeyHash of each row's fingerprint
+	// text: today the canonical key (CanonicalKey). A table whose rows
+	// change may later fold a per-row value into that text (the key and
+	// its updated-at, say) on both sides alike: the sum stays
+	// order-independent, and the comparison below stays as it is.
+	Hash int64
+}
+
+// Same reports whether two fingerprints describe the same rows: the same
+// count, the same keys by hash, no key twice on either side.
+func (f DayFingerprint) Same(o DayFingerprint) bool {
+	return f.Rows == o.Rows && f.Hash == o.Hash && f.Rows == f.DistinctKeys && o.Rows == o.DistinctKeys
+}
+
+// Duplicates is how many rows repeat a key.
+func (f DayFingerprint) Duplicates() int64 { return f.Rows - f.DistinctKeys }
+
+// String is rows/distinct keys/hash, for messages ("0" for no rows).
+func (f DayFingerprint) String() string {
+	if f.Rows == 0 {
+		return "0"
+	}
+	return fmt.Sprintf("%d/%d/%d", f.Rows, f.DistinctKeys, f.Hash)
 }

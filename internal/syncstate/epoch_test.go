@@ -66,7 +66,7 @@ func TestReopeningsOrderedByEpochNotClocks(t *testing.T) {
 // `planner migrate` on a log made before the epoch column adds it (one
 // ALTER TABLE … ADD COLUMN); the rows already there count as epoch 0, and
 // a re-opening after the upgrade starts epoch 1.
-func TestMigrateAddsTheEpochColumn(t *testing.T) {
+func TestMigrateAddsTheNewColumns(t *testing.T) {
 	t.Parallel()
 	b := testenv.BigQuery(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -103,8 +103,12 @@ func TestMigrateAddsTheEpochColumn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f := meta.Schema[len(meta.Schema)-1]; f.Name != "epoch" || f.Type != bigquery.IntegerFieldType {
-		t.Fatalf("after migrate the log's last column is %s %s, want epoch INTEGER", f.Name, f.Type)
+	n := len(meta.Schema)
+	if f := meta.Schema[n-2]; f.Name != "epoch" || f.Type != bigquery.IntegerFieldType {
+		t.Fatalf("after migrate the log's last but one column is %s %s, want epoch INTEGER", f.Name, f.Type)
+	}
+	if f := meta.Schema[n-1]; f.Name != "last_key" || f.Type != bigquery.StringFieldType {
+		t.Fatalf("after migrate the log's last column is %s %s, want last_key STRING", f.Name, f.Type)
 	}
 	e, _, err := st.Date(ctx, "t", day)
 	if err != nil || !e.IsFinished || e.Epoch != 0 {
@@ -115,6 +119,16 @@ func TestMigrateAddsTheEpochColumn(t *testing.T) {
 	}
 	if e, _, err := st.Date(ctx, "t", day); err != nil || e.State != syncstate.StateReopened || e.Epoch != 1 {
 		t.Fatalf("after a re-opening the date reads %+v, %v", e, err)
+	}
+	// A position of a text key is kept in the column the upgrade added.
+	key := "ß-key"
+	at := time.Date(2025, 3, 1, 5, 0, 0, 0, time.UTC)
+	if err := st.Append(ctx, syncstate.Entry{Table: "t", Date: day, State: syncstate.StateInProgress, Writer: "new", Epoch: 1,
+		LastCreatedAt: at, LastKey: &key, RowsStaged: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if e, _, err := st.Date(ctx, "t", day); err != nil || e.LastKey == nil || *e.LastKey != key || !e.LastCreatedAt.Equal(at) {
+		t.Fatalf("after a checkpoint of a text key the date reads %+v, %v", e, err)
 	}
 	if err := st.Migrate(ctx); err != nil { // again: nothing to do
 		t.Fatal(err)

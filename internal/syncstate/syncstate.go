@@ -39,8 +39,8 @@ const (
 	StatePlanned     State = "planned"     // a message was published for it
 	StateInProgress  State = "in_progress" // chunks are being staged
 	StatePublished   State = "published"   // destination holds the staged rows; not closed or not yet verified
-	StateFinished    State = "finished"    // closed and verified: counts equal
-	StateMismatch    State = "mismatch"    // counts differ after publish; the date is re-synced
+	StateFinished    State = "finished"    // closed and verified: fingerprints (count, key hash) equal
+	StateMismatch    State = "mismatch"    // fingerprints differ after publish; the date is re-synced
 	StateFailed      State = "failed"      // a permanent error; see detail
 	StateReopened    State = "reopened"    // re-opened (found to differ, or by `planner resync`); it is synced again
 	StateQuarantined State = "quarantined" // failed too often; not planned again until `planner resync`
@@ -79,12 +79,16 @@ type Entry struct {
 	SyncedAt      time.Time
 	State         State
 	LastCreatedAt time.Time // keyset position: timestamp of the last staged row
-	LastID        int64     // keyset position: id of the last staged row
-	RowsStaged    int64
-	SourceRows    int64
-	BigQueryRows  int64
-	Detail        string
-	Writer        string
+	LastID        int64     // keyset position: id of the last staged row (an integer key)
+	// LastKey is the keyset position's key when it is not an integer: its
+	// canonical text (schema.Key.KeyString); nil for integer keys, which
+	// keep last_id (and last_max_id) as the original design defines them.
+	LastKey      *string
+	RowsStaged   int64
+	SourceRows   int64
+	BigQueryRows int64
+	Detail       string
+	Writer       string
 	// Epoch orders a date's entries across writers whose clocks differ:
 	// each re-opening starts a new epoch (the epoch it read plus one),
 	// every other entry carries the epoch its writer read, and the view
@@ -108,6 +112,7 @@ var logSchema = bigquery.Schema{
 	{Name: "detail", Type: bigquery.StringFieldType},
 	{Name: "writer", Type: bigquery.StringFieldType},
 	{Name: "epoch", Type: bigquery.IntegerFieldType},
+	{Name: "last_key", Type: bigquery.StringFieldType},
 }
 
 // epochCut keeps, of a date's rows (the columns of the log, with
@@ -183,11 +188,11 @@ func (s *Store) Migrate(ctx context.Context) error {
 	// means verified; a loader that lost a race may still append a
 	// checkpoint after it), then the newest. A table's control rows
 	// (isControl) are a sequence of their own beside the date they share.
-	if err := s.addEpoch(ctx); err != nil {
+	if err := s.addColumns(ctx); err != nil {
 		return err
 	}
 	viewSQL := fmt.Sprintf(`SELECT table_name, sync_date, last_max_id, is_finished, synced_at, state,
-  last_created_at, last_id, rows_staged, source_rows, bigquery_rows, detail, writer, IFNULL(epoch, 0) AS epoch
+  last_created_at, last_id, last_key, rows_staged, source_rows, bigquery_rows, detail, writer, IFNULL(epoch, 0) AS epoch
 FROM (
   %s
   FROM %s
@@ -270,6 +275,12 @@ func (e Entry) Save() (map[string]bigquery.Value, string, error) {
 	if !e.LastCreatedAt.IsZero() {
 		row["last_created_at"] = e.LastCreatedAt
 		row["last_id"] = e.LastID
+		if e.LastKey != nil {
+			// Only for keys that are not integers: rows of integer keys
+			// also stream into a log that `planner migrate` has not
+			// extended yet.
+			row["last_key"] = *e.LastKey
+		}
 	}
 	if e.State == StateFinished || e.State == StatePublished || e.State == StateMismatch {
 		row["source_rows"] = e.SourceRows
@@ -278,7 +289,7 @@ func (e Entry) Save() (map[string]bigquery.Value, string, error) {
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\x00%s\x00%d\x00%s\x00%s\x00%d\x00%d\x00%d\x00%d\x00%d\x00%s\x00%s",
 		e.Table, e.Date, e.SyncedAt.UnixNano(), e.State, e.Writer, e.LastMaxID, e.LastCreatedAt.UnixNano(), e.LastID,
-		e.RowsStaged, e.SourceRows, e.Detail, strconv.FormatInt(e.BigQueryRows, 10)+epochSuffix(e.Epoch))
+		e.RowsStaged, e.SourceRows, e.Detail, strconv.FormatInt(e.BigQueryRows, 10)+epochSuffix(e.Epoch)+keySuffix(e.LastKey))
 	return row, hex.EncodeToString(h.Sum(nil))[:32], nil
 }
 
@@ -318,7 +329,7 @@ func (s *Store) latest(ctx context.Context, table, filter string) (map[civil.Dat
 // starting with " AND ", or ""; followed by any ORDER BY) as entryRow reads them.
 func (s *Store) entriesSQL(table, filter string) string {
 	return fmt.Sprintf(`SELECT table_name, sync_date, COALESCE(last_max_id, 0) AS last_max_id, is_finished, synced_at, state,
-  last_created_at, COALESCE(last_id, 0) AS last_id, COALESCE(rows_staged, 0) AS rows_staged,
+  last_created_at, COALESCE(last_id, 0) AS last_id, last_key, COALESCE(rows_staged, 0) AS rows_staged,
   COALESCE(source_rows, 0) AS source_rows, COALESCE(bigquery_rows, 0) AS bigquery_rows,
   COALESCE(detail, '') AS detail, COALESCE(writer, '') AS writer, epoch
 FROM %s WHERE table_name = '%s'%s`, bq.Ref(s.project, s.dataset, View), table, filter)
@@ -334,6 +345,7 @@ type entryRow struct {
 	State         string                 `bigquery:"state"`
 	LastCreatedAt bigquery.NullTimestamp `bigquery:"last_created_at"`
 	LastID        int64                  `bigquery:"last_id"`
+	LastKey       bigquery.NullString    `bigquery:"last_key"`
 	RowsStaged    int64                  `bigquery:"rows_staged"`
 	SourceRows    int64                  `bigquery:"source_rows"`
 	BigQueryRows  int64                  `bigquery:"bigquery_rows"`
@@ -343,10 +355,15 @@ type entryRow struct {
 }
 
 func (r entryRow) entry() Entry {
-	return Entry{Table: r.Table, Date: r.Date, LastMaxID: r.LastMaxID, IsFinished: r.IsFinished,
+	e := Entry{Table: r.Table, Date: r.Date, LastMaxID: r.LastMaxID, IsFinished: r.IsFinished,
 		SyncedAt: r.SyncedAt, State: State(r.State), LastCreatedAt: r.LastCreatedAt.Timestamp, LastID: r.LastID,
 		RowsStaged: r.RowsStaged, SourceRows: r.SourceRows, BigQueryRows: r.BigQueryRows,
 		Detail: r.Detail, Writer: r.Writer, Epoch: r.Epoch}
+	if r.LastKey.Valid {
+		k := r.LastKey.StringVal
+		e.LastKey = &k
+	}
+	return e
 }
 
 // Date returns the current entry of one date; ok is false when it has none.
@@ -408,25 +425,44 @@ func epochSuffix(epoch int64) string {
 	return "\x00" + strconv.FormatInt(epoch, 10)
 }
 
-// addEpoch adds the epoch column to a log made before it existed (an
-// upgrade: `planner migrate` runs it once): one schema update appending
-// a NULLABLE column, as ALTER TABLE … ADD COLUMN would
+// keySuffix keeps the insertId of rows without a last_key what it was
+// before the column existed.
+func keySuffix(k *string) string {
+	if k == nil {
+		return ""
+	}
+	return "\x00key\x00" + *k
+}
+
+// addColumns adds the columns a log made by an older pgbq lacks (epoch,
+// then last_key: an upgrade, which `planner migrate` runs once after each
+// deploy): one schema update appending NULLABLE columns, as ALTER TABLE …
+// ADD COLUMN would
 // (https://cloud.google.com/bigquery/docs/managing-table-schemas#add_an_empty_column);
 // the etag makes a concurrent migrate's update fail instead of racing.
-func (s *Store) addEpoch(ctx context.Context) error {
+func (s *Store) addColumns(ctx context.Context) error {
 	meta, err := s.client.Dataset(s.dataset).Table(LogTable).Metadata(ctx)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", LogTable, err)
 	}
+	have := map[string]bool{}
 	for _, f := range meta.Schema {
-		if f.Name == "epoch" {
-			return nil
+		have[f.Name] = true
+	}
+	schema := meta.Schema
+	var added []string
+	for _, f := range logSchema {
+		if !have[f.Name] && (f.Name == "epoch" || f.Name == "last_key") {
+			schema = append(schema, &bigquery.FieldSchema{Name: f.Name, Type: f.Type})
+			added = append(added, f.Name)
 		}
 	}
-	schema := append(meta.Schema, &bigquery.FieldSchema{Name: "epoch", Type: bigquery.IntegerFieldType})
+	if len(added) == 0 {
+		return nil
+	}
 	_, err = s.client.Dataset(s.dataset).Table(LogTable).Update(ctx, bigquery.TableMetadataToUpdate{Schema: schema}, meta.ETag)
 	if err != nil {
-		return fmt.Errorf("add column epoch to %s: %w", LogTable, err)
+		return fmt.Errorf("add columns %v to %s: %w", added, LogTable, err)
 	}
 	return nil
 }

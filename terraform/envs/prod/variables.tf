@@ -166,7 +166,7 @@ variable "tables" {
 }
 
 variable "id_column" {
-  description = "SYNC_ID_COLUMN: integer, unique id column. Empty: the binary's default (id)."
+  description = "SYNC_ID_COLUMN: unique key column (smallint, integer, bigint, numeric(p,s), uuid, text or varchar). Empty: the binary's default (id)."
   type        = string
   default     = ""
 }

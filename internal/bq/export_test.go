@@ -1,0 +1,4 @@
+package bq
+
+// KeyLiteral is keyLiteral, for the external tests.
+var KeyLiteral = keyLiteral
