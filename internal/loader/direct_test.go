@@ -12,6 +12,7 @@ import (
 	"github.com/pgbq/pgbq/internal/pgcoord"
 	"github.com/pgbq/pgbq/internal/pgsource"
 	"github.com/pgbq/pgbq/internal/planner"
+	"github.com/pgbq/pgbq/internal/testenv"
 )
 
 // A closed day read from its start is published by one load job of its
@@ -57,11 +58,16 @@ func TestPublishByLoad(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	// The loader's drop of staging meets the table's metadata window (its
-	// creation and loads) and leaves it; the planner's next run drops it.
+	// creation and loads) and leaves it; a planner run drops it once the
+	// window has room (a run before that leaves it for the next).
 	p := &planner.Planner{State: r.state, Table: s.Table, Staging: s.Warehouse}
-	if _, _, err := p.DropFinishedStaging(ctx); err != nil {
-		t.Fatal(err)
-	}
+	testenv.WaitFor(t, time.Minute, "a planner run to drop the finished day's staging", func() bool {
+		dropped, _, err := p.DropFinishedStaging(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return dropped == 1
+	})
 	if _, _, err := r.wh.StagingRows(ctx, first); !errors.Is(err, bq.ErrStagingGone) {
 		t.Fatalf("staging of the finished day after the planner's run: %v, want it dropped", err)
 	}
