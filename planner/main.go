@@ -106,7 +106,7 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 	for _, t := range deps.Healthy() {
 		p := &planner.Planner{Source: t.Source, Dest: t.Warehouse, State: deps.State, Table: t.Config.DestTable,
 			InFlight: cfg.InFlight, Queued: cfg.Queued, MaxDates: cfg.MaxDates, RecheckDays: cfg.RecheckDays,
-			QuarantineAfter: cfg.QuarantineAfter, Now: deps.Now}
+			QuarantineAfter: cfg.QuarantineAfter, Now: deps.Now, Staging: t.Warehouse}
 		if deps.Publisher != nil {
 			p.Pub = deps.Publisher
 		}

@@ -111,11 +111,12 @@ type limits struct {
 	tables    map[string]*tableState
 	tblIns    window
 	projLoads map[string]*window // load jobs by project (quotas.go)
+	filled    map[string]int     // table ids whose metadata window a test keeps full (busy.go)
 	closing   bool
 }
 
 func newLimits(opt Options, st *counters) *limits {
-	l := &limits{opt: opt, stats: st, tables: map[string]*tableState{}, projLoads: map[string]*window{}}
+	l := &limits{opt: opt, stats: st, tables: map[string]*tableState{}, projLoads: map[string]*window{}, filled: map[string]int{}}
 	l.cond = sync.NewCond(&l.mu)
 	return l
 }
@@ -182,7 +183,7 @@ func (l *limits) metadataUpdate(t tableRef) *apiError {
 
 func (l *limits) metaLocked(t tableRef, what string, now time.Time) *apiError {
 	s := l.table(t)
-	if s.meta.count(now) >= l.opt.TableMetadataUpdatesPer10s {
+	if s.meta.count(now) >= l.opt.TableMetadataUpdatesPer10s || l.filled[t.Table] > 0 {
 		if l.opt.Logf != nil {
 			l.opt.Logf("bqfidelity: %s on %s refused: the last 10 s already hold %v", what, t, s.meta.what)
 		}

@@ -46,7 +46,7 @@ func (l *limits) metadataRoom(t tableRef, what string) *apiError {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	s := l.table(t)
-	if s.meta.count(time.Now()) >= l.opt.TableMetadataUpdatesPer10s {
+	if s.meta.count(time.Now()) >= l.opt.TableMetadataUpdatesPer10s || l.filled[t.Table] > 0 {
 		if l.opt.Logf != nil {
 			l.opt.Logf("bqfidelity: %s on %s refused: the last 10 s already hold %v", what, t, s.meta.what)
 		}

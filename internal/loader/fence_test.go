@@ -34,9 +34,9 @@ func (s *syncBuffer) String() string {
 
 // A publish outlives its requester: the loader's MERGE is held PENDING by
 // BigQuery, the loader is killed and its cancel is lost. Another request
-// finishes the day; the date is delivered again, and that request makes a
-// new staging table and loads its first chunk before it learns the date is
-// finished. The stale MERGE reads staging by name whenever it runs: run
+// finishes the day, whose staging is dropped; the date is delivered again,
+// and that request makes a new staging table and loads its first chunk
+// before it learns the date is finished. The stale MERGE reads staging by name whenever it runs: run
 // then, it would replace the finished day with that one chunk. The fence
 // keeps it from doing so: the publish that finished the day first waits
 // for every earlier publish of the day to end (here the stale one, whose
@@ -111,6 +111,13 @@ func TestStalePublishIsFenced(t *testing.T) {
 		t.Fatalf("second request: %v, %v; want finished", got.out, got.err)
 	}
 
+	// The finished day's staging goes: its loader's drop, tried once,
+	// meets the table's metadata window (its creation and 4 loads) and
+	// leaves it to the planner's next run, which drops it as this does.
+	if err := r.wh.DropStaging(ctx, day); err != nil {
+		t.Fatal(err)
+	}
+
 	// The date is delivered again; the stale MERGE gets to run (if it has
 	// not) once that request has staged its first chunk.
 	loaded, goOn := make(chan struct{}), make(chan struct{})
@@ -125,7 +132,11 @@ func TestStalePublishIsFenced(t *testing.T) {
 		return nil
 	})
 	r3 := run(ctx)
-	<-loaded
+	select {
+	case <-loaded:
+	case got := <-r3:
+		t.Fatalf("redelivered date ended %v, %v before staging a chunk", got.out, got.err)
+	}
 	if !released {
 		release()
 		testenv.WaitFor(t, time.Minute, "the stale publish to end", func() bool {

@@ -175,10 +175,8 @@ func (s *Syncer) settle(ctx context.Context, log *slog.Logger, day time.Time, e 
 			return 0, err
 		}
 		// Only after the finish is recorded: a crash before this leaves a
-		// staging table that expires by itself.
-		if err := s.Warehouse.DropStaging(ctx, day); err != nil {
-			log.Warn("staging not dropped", "error", err.Error())
-		}
+		// staging table that the planner drops. Never waits out a rate.
+		s.dropFinished(ctx, log, day)
 		return Finished, nil
 	case dest.Rows > src.Rows:
 		e.State = syncstate.StateFailed

@@ -305,9 +305,7 @@ func (s *Syncer) Sync(ctx context.Context, day time.Time, deadline time.Time) (O
 		if made {
 			// Made for a date that turned out finished (a message
 			// delivered again): nothing of it is needed.
-			if err := s.Warehouse.DropStaging(ctx, day); err != nil {
-				log.Warn("staging not dropped", "error", err.Error())
-			}
+			s.dropFinished(ctx, log, day)
 		}
 		return AlreadyFinished, nil
 	}

@@ -38,9 +38,11 @@ type State interface {
 
 // Staging drops the staging table of one day of the table, so that the
 // day's next sync starts a new staging generation; dropping a table that
-// is not there is no error.
+// is not there is no error. StagingDays lists the days that have one
+// (DropFinishedStaging).
 type Staging interface {
 	DropStaging(ctx context.Context, day time.Time) error
+	StagingDays(ctx context.Context) ([]time.Time, error)
 }
 
 // Publisher publishes one message; publishing twice is harmless.
@@ -56,7 +58,7 @@ type Planner struct {
 	State State
 	Pub   Publisher
 	// Staging is where Resync drops the staging tables of the dates it
-	// re-opens.
+	// re-opens, and Run those of finished dates (DropFinishedStaging).
 	Staging Staging
 	Table   string
 	// Start is the first date to sync; zero means the source's first day.
@@ -248,6 +250,7 @@ func (p *Planner) Run(ctx context.Context) ([]Planned, error) {
 			log.Warn("planned dates not recorded", "error", err.Error())
 		}
 	}
+	p.cleanStaging(ctx)
 	return plan, nil
 }
 

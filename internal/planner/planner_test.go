@@ -21,6 +21,7 @@ type fixture struct {
 	planner *Planner
 	state   *syncstate.Store
 	ps      *testenv.PubSub
+	bq      testenv.BQ
 }
 
 // newFixture: a source table with rows on 2024-06-01..05, sync_control in
@@ -50,7 +51,7 @@ func newFixture(t *testing.T) *fixture {
 	return &fixture{
 		planner: &Planner{Source: src, State: st, Pub: pub, Table: "events", InFlight: 15 * time.Minute, MaxDates: 100,
 			Now: now, Staging: bq.NewStagingTables(b.Client, b.Config(), "events")},
-		state: st, ps: ps,
+		state: st, ps: ps, bq: b,
 	}
 }
 
