@@ -27,7 +27,7 @@ type Changes struct {
 	src    *Source
 	column string
 	// sql selects, per UTC day, the rows changed, the rows found and the
-	// newest updated-at value, for rows with updated-at > $1.
+	// rows found, for rows with updated-at > $1.
 	sql string
 	// zone turns a timestamp-without-time-zone updated-at column's wall
 	// clock into instants and back (the table's zone, else UTC).
@@ -74,8 +74,7 @@ WHERE attrelid = $1::regclass AND attname = $2 AND attnum > 0 AND NOT attisdropp
 	// the bounds BigQuery can date are computed on the rows it finds.
 	c.sql = fmt.Sprintf(`SELECT (%[3]s AT TIME ZONE 'UTC')::date AS day,
   count(*) FILTER (WHERE %[2]s > %[3]s + $2::interval) AS changed,
-  count(*) AS rows,
-  max(%[2]s) AS newest
+  count(*) AS rows
 FROM %[4]s
 WHERE %[1]s > $1 AND %[3]s >= $3 AND %[3]s < $4
 GROUP BY 1`, upd, instant, s.instant, s.Name())
@@ -102,51 +101,47 @@ WHERE i.indrelid = $1::regclass AND a.attname = $2 AND i.indisvalid AND i.indpre
 func (c *Changes) Column() string { return c.column }
 
 // ChangedDays lists, per UTC day of the timestamp column, the rows whose
-// updated-at value is after since, and returns the newest updated-at value
-// found (since itself when none). A row whose updated-at value is at most
-// fresh after its own timestamp is counted in Rows but not in Changed:
-// a loader reads a row only once its timestamp is older than the finish
-// grace, so a row changed sooner than that after its timestamp was not
-// read before the change (with fresh half that grace, clocks may differ
-// by the other half); it is an insert, or an update that the day's
+// updated-at value is after since, and returns the database's clock as
+// the read began: every row stamped before it minus the longest
+// transaction was visible to the read. A row whose updated-at value is at
+// most fresh after its own timestamp is counted in Rows but not in
+// Changed: a loader reads a row only once its timestamp is older than the
+// finish grace, so a row changed sooner than that after its timestamp was
+// not read before the change (with fresh half that grace, clocks may
+// differ by the other half); it is an insert, or an update that the day's
 // reading will see anyway.
 func (c *Changes) ChangedDays(ctx context.Context, since time.Time, fresh time.Duration) (map[civil.Date]ChangedDay, time.Time, error) {
+	var readAt time.Time
+	if err := c.src.pool.QueryRow(ctx, `SELECT now()`).Scan(&readAt); err != nil {
+		return nil, time.Time{}, fmt.Errorf("read the clock of PostgreSQL: %w", err)
+	}
 	rows, err := c.src.pool.Query(ctx, c.sql, c.param(since), fmt.Sprintf("%d microseconds", fresh.Microseconds()), DatedFrom, DatedUntil)
 	if err != nil {
-		return nil, since, fmt.Errorf("find changed rows of %s by %s: %w", c.src.Name(), c.column, err)
+		return nil, time.Time{}, fmt.Errorf("find changed rows of %s by %s: %w", c.src.Name(), c.column, err)
 	}
 	defer rows.Close()
 	out := map[civil.Date]ChangedDay{}
-	newest := since
 	for rows.Next() {
-		var d, n time.Time
+		var d time.Time
 		var cd ChangedDay
-		if err := rows.Scan(&d, &cd.Changed, &cd.Rows, &n); err != nil {
-			return nil, since, fmt.Errorf("find changed rows of %s by %s: %w", c.src.Name(), c.column, err)
+		if err := rows.Scan(&d, &cd.Changed, &cd.Rows); err != nil {
+			return nil, time.Time{}, fmt.Errorf("find changed rows of %s by %s: %w", c.src.Name(), c.column, err)
 		}
 		out[civil.DateOf(d)] = cd
-		if n = c.instant(n); n.After(newest) {
-			newest = n
-		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, since, fmt.Errorf("find changed rows of %s by %s: %w", c.src.Name(), c.column, err)
+		return nil, time.Time{}, fmt.Errorf("find changed rows of %s by %s: %w", c.src.Name(), c.column, err)
 	}
-	return out, newest, nil
+	return out, readAt.UTC(), nil
 }
 
-// Newest is the newest updated-at value of the table (the index's last
-// entry); ok is false when the table has none.
-func (c *Changes) Newest(ctx context.Context) (t time.Time, ok bool, err error) {
-	var n *time.Time
-	sql := fmt.Sprintf(`SELECT max(%s) FROM %s`, pgx.Identifier{c.column}.Sanitize(), c.src.Name())
-	if err := c.src.pool.QueryRow(ctx, sql).Scan(&n); err != nil {
-		return time.Time{}, false, fmt.Errorf("newest %s of %s: %w", c.column, c.src.Name(), err)
+// Now is the database's clock.
+func (c *Changes) Now(ctx context.Context) (time.Time, error) {
+	var t time.Time
+	if err := c.src.pool.QueryRow(ctx, `SELECT now()`).Scan(&t); err != nil {
+		return time.Time{}, fmt.Errorf("read the clock of PostgreSQL: %w", err)
 	}
-	if n == nil {
-		return time.Time{}, false, nil
-	}
-	return c.instant(*n), true, nil
+	return t.UTC(), nil
 }
 
 // param is t as the updated-at column holds it.
@@ -156,13 +151,4 @@ func (c *Changes) param(t time.Time) time.Time {
 	}
 	w := t.In(c.zone)
 	return time.Date(w.Year(), w.Month(), w.Day(), w.Hour(), w.Minute(), w.Second(), w.Nanosecond(), time.UTC)
-}
-
-// instant is a value read from the updated-at column as an instant (a
-// timestamp column's wall clock arrives with location UTC).
-func (c *Changes) instant(t time.Time) time.Time {
-	if c.zone == time.UTC {
-		return t.UTC()
-	}
-	return time.Date(t.Year(), t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second(), t.Nanosecond(), c.zone).UTC()
 }

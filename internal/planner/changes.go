@@ -16,9 +16,10 @@ import (
 // ChangeFinder finds the rows of the source changed since a watermark
 // (pgsource.Changes). Reading twice gives the same answer for the same rows.
 type ChangeFinder interface {
+	// ChangedDays also returns the source's clock when the read began.
 	ChangedDays(ctx context.Context, since time.Time, fresh time.Duration) (map[civil.Date]pgsource.ChangedDay, time.Time, error)
-	// Newest is the newest updated-at value; ok is false for an empty table.
-	Newest(ctx context.Context) (t time.Time, ok bool, err error)
+	// Now is the source's clock.
+	Now(ctx context.Context) (time.Time, error)
 	Column() string
 }
 
@@ -97,25 +98,32 @@ func (p *Planner) follow(ctx context.Context) (Followed, error) {
 	if err != nil {
 		return f, err
 	}
+	// The watermark is the source's clock when the previous run began to
+	// read, minus the grace: every change stamped before it had committed
+	// by then (a transaction longer than the grace aside), so this run
+	// reads the changes after it. A change within the grace before a run
+	// is read by that run and the next one.
 	since := tr.Watermark
-	if !since.IsZero() {
-		since = since.Add(-c.Grace)
-	}
 	var days map[civil.Date]pgsource.ChangedDay
-	var newest time.Time
+	var readAt time.Time
 	if since.IsZero() && len(latest) == 0 {
-		// A table never synced: the plan reads every row anyway, so
-		// following starts from its newest change, one index probe.
-		if newest, _, err = c.Finder.Newest(ctx); err != nil {
-			return f, err
-		}
-	} else if days, newest, err = c.Finder.ChangedDays(ctx, since, c.Fresh); err != nil {
+		// A table never synced: the plan reads every row anyway.
+		readAt, err = c.Finder.Now(ctx)
+	} else {
 		// (A table synced before it followed changes is read whole once,
 		// through the index: every day changed since its reading re-opens.)
+		days, readAt, err = c.Finder.ChangedDays(ctx, since, c.Fresh)
+	}
+	if err != nil {
 		return f, err
 	}
-	f.Watermark = newest
-	if newest.Before(tr.Watermark) {
+	f.Watermark = readAt.Add(-c.Grace)
+	if days == nil {
+		// Nothing synced yet: every row committed so far is read by the
+		// plan's first reading of its day.
+		f.Watermark = readAt
+	}
+	if f.Watermark.Before(tr.Watermark) {
 		f.Watermark = tr.Watermark
 	}
 	reopen := map[civil.Date]string{}
