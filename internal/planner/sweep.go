@@ -38,32 +38,50 @@ func (p *Planner) sweep(ctx context.Context, from civil.Date, latest map[civil.D
 	if last.Before(first) {
 		return civil.Date{}, nil
 	}
+	windows, next := sweepWindows(first, last, from, n)
+	for _, w := range windows {
+		reports, err := p.Compare(ctx, w[0], w[1])
+		if err != nil {
+			return civil.Date{}, err
+		}
+		for _, r := range reports {
+			f.Swept = append(f.Swept, r.Date)
+			if r.Match() || !atRest(r) {
+				continue
+			}
+			if _, already := reopen[r.Date]; !already {
+				reopen[r.Date] = fmt.Sprintf("sweep: source %s, BigQuery %s", fp(r.Source), fp(r.Dest))
+			}
+			f.Differed = append(f.Differed, r.Date)
+		}
+	}
+	return next, nil
+}
+
+// sweepWindows is the window of n days of [first, last] that starts at
+// from (first when from is zero or outside), wrapping around to first
+// when it passes last, as one or two ranges; and where the next window
+// starts. Runs that each take the next window cover the n-day stretch
+// after another, so ceil(days/n) of them cover every day.
+func sweepWindows(first, last, from civil.Date, n int) (windows [][2]civil.Date, next civil.Date) {
+	days := last.DaysSince(first) + 1
+	if n >= days {
+		return [][2]civil.Date{{first, last}}, first
+	}
 	if from.IsZero() || from.Before(first) || from.After(last) {
 		from = first
 	}
 	to := from.AddDays(n - 1)
-	if to.After(last) {
-		to = last
-	}
-	reports, err := p.Compare(ctx, from, to)
-	if err != nil {
-		return civil.Date{}, err
-	}
-	for _, r := range reports {
-		f.Swept = append(f.Swept, r.Date)
-		if r.Match() || !atRest(r) {
-			continue
+	if !to.After(last) {
+		next = to.AddDays(1)
+		if next.After(last) {
+			next = first
 		}
-		if _, already := reopen[r.Date]; !already {
-			reopen[r.Date] = fmt.Sprintf("sweep: source %s, BigQuery %s", fp(r.Source), fp(r.Dest))
-		}
-		f.Differed = append(f.Differed, r.Date)
+		return [][2]civil.Date{{from, to}}, next
 	}
-	next := to.AddDays(1)
-	if next.After(last) {
-		next = first
-	}
-	return next, nil
+	rest := to.DaysSince(last) // days past last, taken from the start
+	wrapTo := first.AddDays(rest - 1)
+	return [][2]civil.Date{{from, last}, {first, wrapTo}}, wrapTo.AddDays(1)
 }
 
 // atRest reports whether the sweep may re-open r's date: one no loader
