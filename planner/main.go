@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 	"text/tabwriter"
 	_ "time/tzdata" // zone names for SYNC_TIME_ZONE, also in images without a zone database
@@ -105,6 +106,7 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 	var planners []*planner.Planner
 	changeErrs := map[string]error{} // tables whose updated-at column cannot serve
 	for _, t := range deps.Healthy() {
+		i := slices.Index(deps.Tables, t) // its entry in SYNC_TABLES, for the errors
 		p := &planner.Planner{Source: t.Source, Dest: t.Warehouse, State: deps.State, Table: t.Config.DestTable,
 			InFlight: cfg.InFlight, Queued: cfg.Queued, MaxDates: cfg.MaxDates, RecheckDays: cfg.RecheckDays,
 			QuarantineAfter: cfg.QuarantineAfter, Now: deps.Now, Staging: t.Warehouse}
@@ -114,7 +116,7 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 		if start, ok := t.Config.Start(); ok {
 			p.Start = start
 		}
-		if p.Changes, err = app.Changes(ctx, &cfg.Common, t, deps.State); err != nil {
+		if p.Changes, err = app.Changes(ctx, &cfg.Common, i, t, deps.State); err != nil {
 			changeErrs[p.Table] = err // status and verify still read the table; a run does not plan it
 		}
 		p.Staging = t.Warehouse // changes re-open dates as `planner resync` does

@@ -81,7 +81,7 @@ func (ch *Checker) Check(ctx context.Context, i int, tc config.TableConfig) (Che
 		return r, err
 	}
 	r.Warnings, r.Problems = append(r.Warnings, warnings...), append(r.Problems, problems...)
-	if r.Changes, err = ch.followsChanges(ctx, src, tc); err != nil {
+	if r.Changes, err = ch.followsChanges(ctx, src, i, tc); err != nil {
 		if errors.Is(err, pgsource.ErrNoUpdatedAtIndex) || errors.Is(err, pgsource.ErrUpdatedAt) {
 			r.Problems = append(r.Problems, err)
 		} else {

@@ -34,7 +34,7 @@ func (r *rig) changesPlanner(s *Syncer, first time.Time, now time.Time, sweepDay
 	}
 	return &planner.Planner{Source: s.Source, Dest: s.Warehouse, State: r.state, Pub: &published{}, Staging: s.Warehouse,
 		Table: s.Table, Start: first, Now: testenv.ClockAt(now), InFlight: time.Minute,
-		Changes: &planner.Changes{Finder: ch, Log: r.state, Grace: 10 * time.Minute, Fresh: 30 * time.Minute, SweepDays: sweepDays}}
+		Changes: &planner.Changes{Column: "updated_at", Finder: ch, Log: r.state, Grace: 10 * time.Minute, Fresh: 30 * time.Minute, SweepDays: sweepDays}}
 }
 
 // runPlanned runs the planner once and syncs every date it plans,

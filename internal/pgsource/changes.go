@@ -97,9 +97,6 @@ WHERE i.indrelid = $1::regclass AND a.attname = $2 AND i.indisvalid AND i.indpre
 	return n > 0, nil
 }
 
-// Column is the updated-at column's name.
-func (c *Changes) Column() string { return c.column }
-
 // ChangedDays lists, per UTC day of the timestamp column, the rows whose
 // updated-at value is after since, and returns the database's clock as
 // the read began: every row stamped before it minus the longest

@@ -20,7 +20,6 @@ type ChangeFinder interface {
 	ChangedDays(ctx context.Context, since time.Time, fresh time.Duration) (map[civil.Date]pgsource.ChangedDay, time.Time, error)
 	// Now is the source's clock.
 	Now(ctx context.Context) (time.Time, error)
-	Column() string
 }
 
 // TrackingLog keeps a table's watermark and sweep position
@@ -33,6 +32,8 @@ type TrackingLog interface {
 // Changes is how the planner follows a table whose rows change: a nil
 // *Changes is an append-only table (updates not followed).
 type Changes struct {
+	// Column is the updated-at column's name.
+	Column string
 	Finder ChangeFinder
 	Log    TrackingLog
 	// Grace: each run looks again at rows changed up to Grace before the
@@ -50,16 +51,20 @@ type Changes struct {
 	SweepDays int
 }
 
-// Describe is what the table gets, in one line (planner check, status).
-func (c *Changes) Describe() string {
+// Describe is what the table gets, in one line (planner check, status);
+// days is its history's length in days (0: unknown).
+func (c *Changes) Describe(days int) string {
 	if c == nil {
 		return "append-only (updates not followed; deletes are reported by the audit, not fixed)"
 	}
-	s := fmt.Sprintf("updates followed (updated_at column %s, grace %s)", c.Finder.Column(), c.Grace)
-	if c.SweepDays > 0 {
-		s += fmt.Sprintf("; deletes and moved rows found by a sweep of %d days per run", c.SweepDays)
-	} else {
+	s := fmt.Sprintf("updates followed (updated_at column %s, grace %s)", c.Column, c.Grace)
+	switch {
+	case c.SweepDays <= 0:
 		s += "; deletes not followed (SYNC_SWEEP_DAYS=0)"
+	case days > 0:
+		s += fmt.Sprintf("; deletes found within %d runs (%d days of history, %d a run)", c.DeletesWithin(days), days, c.SweepDays)
+	default:
+		s += fmt.Sprintf("; deletes found by a sweep of %d days a run", c.SweepDays)
 	}
 	return s
 }
