@@ -1,4 +1,4 @@
-package pgsource_test
+package pgcoord_test
 
 import (
 	"context"
@@ -8,7 +8,6 @@ import (
 
 	"cloud.google.com/go/civil"
 
-	"github.com/pgbq/pgbq/internal/pgsource"
 	"github.com/pgbq/pgbq/internal/testenv"
 )
 
@@ -23,17 +22,12 @@ import (
 // returned at once).
 func TestPublishNewsIsNeverOlderThanTheAnnouncement(t *testing.T) {
 	t.Parallel()
-	dsn, pool := testenv.PG(t)
-	testenv.Exec(t, pool, `CREATE TABLE q (id bigint PRIMARY KEY, created_at timestamptz NOT NULL)`)
+	dsn, _ := testenv.PG(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	// Two connections (the turn takes a second one): the queue's, the one
 	// released last, is the one the second announcement reuses.
-	one, err := pgsource.Open(ctx, pgsource.Config{DSN: dsn + " pool_max_conns=2"}, pgsource.TableSpec{Table: "q", IDColumn: "id", TimestampColumn: "created_at"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(one.Close)
+	one := openQ(ctx, t, dsn+" pool_max_conns=2")
 	other := openQ(ctx, t, dsn)
 	day := civil.Date{Year: 2024, Month: 3, Day: 1}
 	// The other's turn lasts 15 s after its batch starts: longer than the
