@@ -61,7 +61,7 @@ func run(ctx context.Context, opt mutations.Options) (*mutations.Report, error) 
 		return nil, err
 	}
 	opt.WorkDir, opt.Log = work, os.Stderr
-	opt.LoaderBin, opt.PlannerBin, err = chaos.BuildBinaries(root, filepath.Join(work, "bin"))
+	opt.LoaderBin, opt.PlannerBin, err = chaos.BuildBinaries(root, filepath.Join(work, "bin")) //nolint:contextcheck // a build, not stopped by a signal: it ends by itself
 	if err != nil {
 		return nil, err
 	}

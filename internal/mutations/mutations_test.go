@@ -46,6 +46,7 @@ func TestShortMutationsRun(t *testing.T) {
 
 // keepLogs copies the processes' logs out of the test's temp dir.
 func keepLogs(t *testing.T, work string) {
+	t.Helper()
 	dir, err := os.MkdirTemp("", "pgbq-mutations-")
 	if err != nil {
 		return
