@@ -17,10 +17,10 @@ import (
 // The columns compared, as one text per row on each side: times as
 // microseconds since the epoch, amounts in cents.
 const (
-	sourceRowsSQL = `SELECT id, concat_ws('|', (extract(epoch FROM created_at) * 1000000)::bigint, customer, status,
+	sourceRowsSQL = `SELECT id::text, concat_ws('|', (extract(epoch FROM created_at) * 1000000)::bigint, customer, status,
   coalesce(((amount * 100)::bigint)::text, '-'), coalesce(note, '-'), coalesce(((extract(epoch FROM updated_at) * 1000000)::bigint)::text, '-'))
 FROM orders`
-	destRowsSQL = `SELECT id, CONCAT(CAST(UNIX_MICROS(created_at) AS STRING), '|', CAST(customer AS STRING), '|', status, '|',
+	destRowsSQL = `SELECT CAST(id AS STRING) AS id, CONCAT(CAST(UNIX_MICROS(created_at) AS STRING), '|', CAST(customer AS STRING), '|', status, '|',
   IFNULL(CAST(CAST(amount * 100 AS INT64) AS STRING), '-'), '|', IFNULL(note, '-'), '|',
   IFNULL(CAST(UNIX_MICROS(updated_at) AS STRING), '-')) AS v
 FROM %s`
@@ -34,15 +34,14 @@ func (h *harness) compare(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	src := map[int64]string{}
+	src := map[string]string{}
 	rows, err := conn.Query(ctx, sourceRowsSQL)
 	if err != nil {
 		conn.Close(ctx)
 		return err
 	}
 	for rows.Next() {
-		var id int64
-		var v string
+		var id, v string
 		if err := rows.Scan(&id, &v); err != nil {
 			conn.Close(ctx)
 			return err
@@ -59,13 +58,13 @@ func (h *harness) compare(ctx context.Context) error {
 	}
 	defer client.Close()
 	dest, err := bq.Rows[struct {
-		ID int64  `bigquery:"id"`
+		ID string `bigquery:"id"`
 		V  string `bigquery:"v"`
 	}](bq.RunQuery(ctx, client, fmt.Sprintf(destRowsSQL, bq.Ref(h.opt.BQProject, h.opt.Dataset, "orders"))))
 	if err != nil {
 		return fmt.Errorf("read the destination: %w", err)
 	}
-	seen := map[int64]int{}
+	seen := map[string]int{}
 	var examples []string
 	for _, r := range dest {
 		seen[r.ID]++
@@ -78,7 +77,7 @@ func (h *harness) compare(ctx context.Context) error {
 		case want != r.V:
 			h.rep.Stale++
 			if len(examples) < 3 {
-				examples = append(examples, fmt.Sprintf("id %d: source %s, BigQuery %s", r.ID, want, r.V))
+				examples = append(examples, fmt.Sprintf("id %s: source %s, BigQuery %s", r.ID, want, r.V))
 			}
 		}
 	}

@@ -156,8 +156,8 @@ func (h *harness) command(ctx context.Context, bin string, args ...string) *exec
 	return cmd
 }
 
-// seed creates orders, an updated-at column a trigger keeps and its
-// index, and opt.Rows rows over opt.Days days ending two days ago, each
+// seed creates orders, keyed by a uuid, with an updated-at column a
+// trigger keeps and its index, and opt.Rows rows over opt.Days days ending two days ago, each
 // stamped as unchanged since its timestamp.
 func (h *harness) seed(ctx context.Context) error {
 	conn, err := pgx.Connect(ctx, h.opt.DSN)
@@ -167,13 +167,13 @@ func (h *harness) seed(ctx context.Context) error {
 	defer conn.Close(ctx)
 	_, err = conn.Exec(ctx, fmt.Sprintf(`
 CREATE TABLE orders (
-  id bigint PRIMARY KEY, created_at timestamptz NOT NULL, customer integer NOT NULL, status text NOT NULL,
+  id uuid PRIMARY KEY, created_at timestamptz NOT NULL, customer integer NOT NULL, status text NOT NULL,
   amount numeric(12,2), note text, updated_at timestamptz DEFAULT now()
 );
 CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.updated_at := now(); RETURN NEW; END $$;
 CREATE TRIGGER orders_touch BEFORE UPDATE ON orders FOR EACH ROW EXECUTE FUNCTION touch();
 INSERT INTO orders
-SELECT g, TIMESTAMPTZ '%[1]s 00:00:00+00' + (g - 1) * (interval '%[2]d days' / %[3]d),
+SELECT md5('order ' || g)::uuid, TIMESTAMPTZ '%[1]s 00:00:00+00' + (g - 1) * (interval '%[2]d days' / %[3]d),
        g %% 997, (ARRAY['new','paid','shipped'])[1 + g %% 3], (g %% 100000) / 100.0,
        CASE WHEN g %% 7 <> 0 THEN 'n' || g END, NULL
 FROM generate_series(1, %[3]d) g;

@@ -75,8 +75,8 @@ func (h *harness) mutate(ctx context.Context, round int) error {
 		args  []any
 	}{
 		{&h.rep.Inserted, `INSERT INTO orders (id, created_at, customer, status, amount, note)
-SELECT (SELECT max(id) FROM orders) + g, $1::timestamptz + random() * $2::interval, g, 'late', g, 'inserted'
-FROM generate_series(1, $3) g`, []any{first, span, n}},
+SELECT md5('round ' || $4::int || ' row ' || g)::uuid, $1::timestamptz + random() * $2::interval, g, 'late', g, 'inserted'
+FROM generate_series(1, $3) g`, []any{first, span, n, round}},
 		{&h.rep.Updated, `UPDATE orders SET status = 'recent ' || $1::int, amount = amount + 1
 WHERE id IN (SELECT id FROM orders WHERE created_at >= $2 ORDER BY random() LIMIT $3)`, []any{round, recent, n}},
 		{&h.rep.Updated, `UPDATE orders SET note = 'scattered ' || $1::int
