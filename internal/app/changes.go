@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"cloud.google.com/go/civil"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pgbq/pgbq/internal/config"
@@ -25,8 +26,21 @@ func Changes(ctx context.Context, c *config.Common, i int, t *Table, state *sync
 	if err != nil {
 		return nil, err
 	}
+	// The column's name in BigQuery, for the sweep's sums of its values.
+	dest := t.Config.UpdatedAt
+	if to, ok := t.Config.Columns[dest]; ok {
+		dest = to
+	}
 	return &planner.Changes{Column: t.Config.UpdatedAt, Finder: ch, Log: state, Grace: c.Sync.ChangesGrace, Fresh: c.Sync.Grace / 2,
-		SweepDays: c.Sync.SweepDays}, nil
+		SweepDays: c.Sync.SweepDays,
+		SourceVersions: func(ctx context.Context, from, to time.Time) (map[civil.Date]int64, bool, error) {
+			sums, err := ch.DayVersions(ctx, from, to)
+			return sums, err == nil, err
+		},
+		DestVersions: func(ctx context.Context, from, to time.Time) (map[civil.Date]int64, bool, error) {
+			return t.Warehouse.DayVersions(ctx, dest, pgsource.VersionModulus, from, to)
+		},
+	}, nil
 }
 
 // updatedAtVar names the setting of table i's updated-at column.

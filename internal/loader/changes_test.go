@@ -7,8 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"cloud.google.com/go/civil"
+
 	"github.com/pgbq/pgbq/internal/bq"
 	"github.com/pgbq/pgbq/internal/bqfidelity"
+	"github.com/pgbq/pgbq/internal/pgsource"
 	"github.com/pgbq/pgbq/internal/planner"
 	"github.com/pgbq/pgbq/internal/testenv"
 )
@@ -34,7 +37,14 @@ func (r *rig) changesPlanner(s *Syncer, first time.Time, now time.Time, sweepDay
 	}
 	return &planner.Planner{Source: s.Source, Dest: s.Warehouse, State: r.state, Pub: &published{}, Staging: s.Warehouse,
 		Table: s.Table, Start: first, Now: testenv.ClockAt(now), InFlight: time.Minute,
-		Changes: &planner.Changes{Column: "updated_at", Finder: ch, Log: r.state, Grace: 10 * time.Minute, Fresh: 30 * time.Minute, SweepDays: sweepDays}}
+		Changes: &planner.Changes{Column: "updated_at", Finder: ch, Log: r.state, Grace: 10 * time.Minute, Fresh: 30 * time.Minute, SweepDays: sweepDays,
+			SourceVersions: func(ctx context.Context, from, to time.Time) (map[civil.Date]int64, bool, error) {
+				sums, err := ch.DayVersions(ctx, from, to)
+				return sums, err == nil, err
+			},
+			DestVersions: func(ctx context.Context, from, to time.Time) (map[civil.Date]int64, bool, error) {
+				return s.Warehouse.DayVersions(ctx, "updated_at", pgsource.VersionModulus, from, to)
+			}}}
 }
 
 // runPlanned runs the planner once and syncs every date it plans,
@@ -113,6 +123,9 @@ func TestChangesReachBigQuery(t *testing.T) {
 	r.exec(`DELETE FROM activity_logs WHERE id = 150`)
 	r.exec(`UPDATE activity_logs SET created_at = TIMESTAMPTZ '2024-11-10 23:00:00+00' WHERE id = 250`)
 	sweeping := r.changesPlanner(s, day, now, 31)
+	// No grace from here on: the next run does not read this run's
+	// changes again (see below).
+	sweeping.Changes.Grace = 0
 	got := r.runPlanned(s, sweeping)
 	want := "[2024-11-10 reopened 2024-11-11 reopened 2024-11-12 reopened]"
 	if fmt.Sprint(got) != want {
@@ -126,5 +139,18 @@ func TestChangesReachBigQuery(t *testing.T) {
 	}
 	for d := range 3 {
 		r.check(day.AddDate(0, 0, d))
+	}
+
+	// An update the watermark cannot see: stamped by a clock far behind
+	// (the trigger off, as for an application that sets updated_at
+	// itself). The keys are the same; the sweep's sums of updated_at
+	// differ, and the day is replaced.
+	r.exec(`ALTER TABLE activity_logs DISABLE TRIGGER activity_logs_touch`)
+	r.exec(`UPDATE activity_logs SET action = 'lagging clock', updated_at = created_at + interval '1 hour' WHERE id = 60`)
+	if got := r.runPlanned(s, sweeping); fmt.Sprint(got) != "[2024-11-10 reopened]" {
+		t.Fatalf("after an update stamped in the past the run planned %v, want the day re-opened by the sweep", got)
+	}
+	if v := r.bqValue("action", 60); v != "lagging clock" {
+		t.Fatalf("row updated with a lagging stamp in BigQuery: action %q", v)
 	}
 }

@@ -149,3 +149,42 @@ func (c *Changes) param(t time.Time) time.Time {
 	w := t.In(c.zone)
 	return time.Date(w.Year(), w.Month(), w.Day(), w.Hour(), w.Minute(), w.Second(), w.Nanosecond(), time.UTC)
 }
+
+// VersionModulus bounds each row's term of a day's version sum, so that
+// the sum of a day of millions of rows stays within an int64 on both
+// sides (BigQuery's INT64 and PostgreSQL's bigint).
+const VersionModulus = 1_000_000_007
+
+// DayVersions sums, per UTC day of the timestamp column in [from, to),
+// each row's updated-at value as microseconds since the epoch (a
+// timestamp column's wall clock read as UTC, as BigQuery's TIMESTAMP() of
+// a DATETIME reads it) modulo VersionModulus; rows without a value add
+// nothing. Equal keys with an updated-at value that moved give another
+// sum: what the key fingerprint alone cannot see. BigQuery's side is
+// bq.Warehouse.DayVersions.
+func (c *Changes) DayVersions(ctx context.Context, from, to time.Time) (map[civil.Date]int64, error) {
+	ts := pgx.Identifier{c.src.cols[c.src.table.TimestampIndex].Name}.Sanitize()
+	sql := fmt.Sprintf(`SELECT (%[2]s AT TIME ZONE 'UTC')::date,
+  COALESCE(sum((((extract(epoch FROM %[3]s) * 1000000)::bigint %% %[4]d) + %[4]d) %% %[4]d), 0)::bigint
+FROM %[5]s WHERE %[1]s >= $1 AND %[1]s < $2%[6]s GROUP BY 1`,
+		ts, c.src.instant, pgx.Identifier{c.column}.Sanitize(), VersionModulus, c.src.Name(), c.src.keepRange(3))
+	lo, hi, keep, err := c.src.span(ctx, from, to)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := c.src.pool.Query(ctx, sql, append([]any{lo, hi}, keep...)...)
+	if err != nil {
+		return nil, fmt.Errorf("sum %s of %s by day: %w", c.column, c.src.Name(), err)
+	}
+	defer rows.Close()
+	out := map[civil.Date]int64{}
+	for rows.Next() {
+		var d time.Time
+		var v int64
+		if err := rows.Scan(&d, &v); err != nil {
+			return nil, fmt.Errorf("sum %s of %s by day: %w", c.column, c.src.Name(), err)
+		}
+		out[civil.DateOf(d)] = v
+	}
+	return out, rows.Err()
+}

@@ -49,7 +49,17 @@ type Changes struct {
 	// SweepDays is how many days each run compares by fingerprint to find
 	// deleted and moved rows; 0 turns the sweep off.
 	SweepDays int
+	// SourceVersions and DestVersions sum each day's updated-at values
+	// on each side (pgsource.Changes.DayVersions): the sweep also
+	// re-opens a day whose keys match but whose sums differ, an update
+	// the watermark missed (a transaction longer than the grace, a clock
+	// lagging more). ok is false when a side cannot say (the column is
+	// not synced); nil: not compared.
+	SourceVersions, DestVersions DayVersions
 }
+
+// DayVersions sums the updated-at values of each UTC day in [from, to).
+type DayVersions func(ctx context.Context, from, to time.Time) (sums map[civil.Date]int64, ok bool, err error)
 
 // Describe is what the table gets, in one line (planner check, status);
 // days is its history's length in days (0: unknown).

@@ -44,18 +44,44 @@ func (p *Planner) sweep(ctx context.Context, from civil.Date, latest map[civil.D
 		if err != nil {
 			return civil.Date{}, err
 		}
+		sv, dv, versions, err := p.versions(ctx, w[0], w[1])
+		if err != nil {
+			return civil.Date{}, err
+		}
 		for _, r := range reports {
 			f.Swept = append(f.Swept, r.Date)
-			if r.Match() || !atRest(r) {
+			if !atRest(r) {
 				continue
 			}
+			why := fmt.Sprintf("sweep: source %s, BigQuery %s", fp(r.Source), fp(r.Dest))
+			if r.Match() {
+				if !versions || sv[r.Date] == dv[r.Date] {
+					continue
+				}
+				why = fmt.Sprintf("sweep: same keys, updated-at sums differ (source %d, BigQuery %d)", sv[r.Date], dv[r.Date])
+			}
 			if _, already := reopen[r.Date]; !already {
-				reopen[r.Date] = fmt.Sprintf("sweep: source %s, BigQuery %s", fp(r.Source), fp(r.Dest))
+				reopen[r.Date] = why
 			}
 			f.Differed = append(f.Differed, r.Date)
 		}
 	}
 	return next, nil
+}
+
+// versions sums the updated-at values of [from, to] on both sides; ok is
+// false when they are not compared.
+func (p *Planner) versions(ctx context.Context, from, to civil.Date) (src, dest map[civil.Date]int64, ok bool, err error) {
+	c := p.Changes
+	if c.SourceVersions == nil || c.DestVersions == nil {
+		return nil, nil, false, nil
+	}
+	start, end := from.In(time.UTC), to.AddDays(1).In(time.UTC)
+	if src, ok, err = c.SourceVersions(ctx, start, end); err != nil || !ok {
+		return nil, nil, false, err
+	}
+	dest, ok, err = c.DestVersions(ctx, start, end)
+	return src, dest, ok, err
 }
 
 // sweepWindows is the window of n days of [first, last] that starts at
