@@ -30,7 +30,7 @@ func TestShortMutationsRun(t *testing.T) {
 	rep, err := Run(context.Background(), Options{
 		LoaderBin: loader, PlannerBin: planner, DSN: dsn,
 		BQEndpoint: b.Endpoint, BQProject: b.Project, Dataset: b.Dataset, WorkDir: work,
-		Rows: 3000, Days: 20, ChunkSize: 100, Rounds: 2, PerRound: 9, Loaders: 2, SweepDays: 8,
+		Rows: 2000, Days: 14, ChunkSize: 100, Rounds: 2, PerRound: 8, Loaders: 2, SweepDays: 8,
 		Timeout: 5 * time.Minute, Log: testWriter{t},
 	})
 	if err != nil {
