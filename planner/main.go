@@ -119,7 +119,6 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 		if p.Changes, err = app.Changes(ctx, &cfg.Common, i, t, deps.State); err != nil {
 			changeErrs[p.Table] = err // status and verify still read the table; a run does not plan it
 		}
-		p.Staging = t.Warehouse // changes re-open dates as `planner resync` does
 		planners = append(planners, p)
 	}
 	for _, t := range deps.Tables {
