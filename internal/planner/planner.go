@@ -124,7 +124,7 @@ func (p *Planner) plan(ctx context.Context, ctl syncstate.Entry) ([]Planned, err
 	// A table that follows changes also brings back days before its
 	// source's first row (rows deleted, a TRUNCATE): only those days of
 	// that stretch that sync_control holds open are planned.
-	from := civil.DateOf(start)
+	from, sourceOK := civil.DateOf(start), ok
 	if early, open := p.earliestOpen(latest); open && (!ok || early.Before(from)) {
 		from, ok = early, true
 	}
@@ -162,7 +162,7 @@ func (p *Planner) plan(ctx context.Context, ctl syncstate.Entry) ([]Planned, err
 		if seen && (e.IsFinished || e.State == syncstate.StateQuarantined) {
 			continue
 		}
-		if !seen && (start.IsZero() || d.Before(sourceFrom)) {
+		if !seen && (!sourceOK || d.Before(sourceFrom)) {
 			continue // before the source's first row, never synced: nothing to do
 		}
 		if n := failures[d]; seen && e.State == syncstate.StateFailed && p.QuarantineAfter > 0 && n >= p.QuarantineAfter {
