@@ -1,5 +1,5 @@
 # pgbq — the two commands a newcomer runs: `make demo` and `make test`.
-.PHONY: demo test test-clocks bench chaos scale trial lint build stack-up stack-down cloud-check
+.PHONY: demo test test-clocks bench chaos mutations scale trial lint build stack-up stack-down cloud-check
 
 ## demo: the whole pipeline on a local stack (PostgreSQL, BigQuery emulator, Pub/Sub fake)
 demo:
@@ -21,6 +21,11 @@ bench:
 ## chaos: the full fault-injection run (1M rows, 10 dates, >= 52 kill -9s, every fault kind)
 chaos:
 	bash dev/chaos.sh
+
+## mutations: a table whose rows are inserted into past days, updated, deleted and moved to other days,
+## loaders killed meanwhile; compares every column (stale, missing, extra, duplicated must be 0)
+mutations:
+	bash dev/mutations.sh $(ARGS)
 
 ## scale: a back-fill of 200 small dates by 20 pull loaders through the fidelity layer (3 s jobs);
 ## prints efficiency, dead letters, lost/duplicated rows. `make scale ARGS="--mode push"` shows the old design.

@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 	"text/tabwriter"
 	_ "time/tzdata" // zone names for SYNC_TIME_ZONE, also in images without a zone database
@@ -103,7 +104,9 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 	}
 	defer deps.Close()
 	var planners []*planner.Planner
+	changeErrs := map[string]error{} // tables whose updated-at column cannot serve
 	for _, t := range deps.Healthy() {
+		i := slices.Index(deps.Tables, t) // its entry in SYNC_TABLES, for the errors
 		p := &planner.Planner{Source: t.Source, Dest: t.Warehouse, State: deps.State, Table: t.Config.DestTable,
 			InFlight: cfg.InFlight, Queued: cfg.Queued, MaxDates: cfg.MaxDates, RecheckDays: cfg.RecheckDays,
 			QuarantineAfter: cfg.QuarantineAfter, Now: deps.Now, Staging: t.Warehouse}
@@ -112,6 +115,9 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 		}
 		if start, ok := t.Config.Start(); ok {
 			p.Start = start
+		}
+		if p.Changes, err = app.Changes(ctx, &cfg.Common, i, t, deps.State); err != nil {
+			changeErrs[p.Table] = err // status and verify still read the table; a run does not plan it
 		}
 		planners = append(planners, p)
 	}
@@ -183,7 +189,11 @@ func run(ctx context.Context, args []string, lookuper envconfig.Lookuper, stdout
 		n := 0
 		var errs []error
 		for _, p := range planners {
-			plan, err := p.Run(ctx)
+			var plan []planner.Planned
+			err := changeErrs[p.Table]
+			if err == nil {
+				plan, err = p.Run(ctx)
+			}
 			if err != nil {
 				logger.Error("table not planned", "table", p.Table, "error", err.Error())
 				errs = append(errs, fmt.Errorf("table %s: %w", p.Table, err))
@@ -325,6 +335,9 @@ func check(ctx context.Context, stdout io.Writer, lookuper envconfig.Lookuper) e
 		rep, err := checker.Check(ctx, i, t)
 		if err != nil {
 			return err
+		}
+		if rep.Changes != "" {
+			fmt.Fprintf(stdout, "changes: %s\n", rep.Changes)
 		}
 		for _, w := range rep.Warnings {
 			fmt.Fprintf(stdout, "warning: %s\n", w)

@@ -58,6 +58,10 @@ func operate(ctx context.Context, stdout io.Writer, cfg *Config, cl *cmdLine, op
 		}
 		p := &planner.Planner{State: store, Pub: pub, Table: t.DestTable, Now: clock.Now,
 			Staging: bq.NewStagingTables(client, cfg.Common.BQ, t.DestTable)}
+		if t.UpdatedAt != "" {
+			// What status says of the table; nothing here reads changes.
+			p.Changes = &planner.Changes{Column: t.UpdatedAt, Grace: cfg.Common.Sync.ChangesGrace, SweepDays: cfg.Common.Sync.SweepDays}
+		}
 		if start, ok := t.Start(); ok {
 			p.Start = start
 		}

@@ -57,6 +57,7 @@ func main() {
 	flag.IntVar(&o.latencyRounds, "latency-rounds", 1, "rounds of the big day without and with job latency, alternating; the best of each counts (each round adds about a minute)")
 	flag.BoolVar(&o.onlyLatency, "only-latency", false, "after seeding, run only the latency-hiding syncs (iterating)")
 	flag.BoolVar(&o.onlyWide, "only-wide", false, "run only the wide-rows sync and its peak RSS, seeding nothing else (iterating)")
+	flag.BoolVar(&o.onlyChangeCost, "only-change-cost", false, "run only the cost of changes: a year of 400 rows a day, 100 changes on recent days and scattered over the year, each replaced by day and upserted (docs/changes.md)")
 	flag.BoolVar(&o.onlyPublishBytes, "only-publish-bytes", false, "after seeding, sync only the big day through the fidelity layer and print the bytes its publish processed (iterating)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -100,6 +101,7 @@ type options struct {
 	onlyLatency      bool
 	onlyWide         bool
 	onlyPublishBytes bool
+	onlyChangeCost   bool
 }
 
 func run(ctx context.Context, rows, bigRows, days int64, chunk int, loader, workDir string, budget time.Duration, o options) error {
@@ -170,6 +172,9 @@ func run(ctx context.Context, rows, bigRows, days int64, chunk int, loader, work
 		}
 		fmt.Printf("bench: wide_rows_peak_rss_mb=%d (--only-wide)\n", int64(math.Round(float64(kb)/1024)))
 		return nil
+	}
+	if o.onlyChangeCost {
+		return changeCosts(ctx, dsn, emulator, project, chunk)
 	}
 	if exists && o.reuse {
 		logf("seed: reusing the seeded pgbq_bench database (--reuse)")

@@ -32,6 +32,9 @@ type CheckReport struct {
 	Problems []error
 	// Warnings do not stop the sync but say what pgbq cannot promise.
 	Warnings []string
+	// Changes says what the table gets: append-only, or its updates and
+	// deletes followed (docs/changes.md).
+	Changes string
 }
 
 // NewChecker connects to BigQuery when c names a project and dataset.
@@ -78,6 +81,13 @@ func (ch *Checker) Check(ctx context.Context, i int, tc config.TableConfig) (Che
 		return r, err
 	}
 	r.Warnings, r.Problems = append(r.Warnings, warnings...), append(r.Problems, problems...)
+	if r.Changes, err = ch.followsChanges(ctx, src, i, tc); err != nil {
+		if errors.Is(err, pgsource.ErrNoUpdatedAtIndex) || errors.Is(err, pgsource.ErrUpdatedAt) {
+			r.Problems = append(r.Problems, err)
+		} else {
+			return r, err
+		}
+	}
 	notes, err := partitionNotes(ctx, src, tc)
 	if err != nil {
 		return r, err

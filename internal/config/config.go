@@ -33,6 +33,17 @@ type Sync struct {
 	// TimestampColumn's values; empty means UTC.
 	TimeZone string        `env:"TIME_ZONE"`
 	Grace    time.Duration `env:"FINISH_GRACE, default=1h"`
+	// UpdatedAtColumn is the column that says when a row last changed;
+	// empty: tables are append-only (updates not followed).
+	UpdatedAtColumn string `env:"UPDATED_AT_COLUMN"`
+	// ChangesGrace is how far before the newest change read the next
+	// planner run looks again, for changes that commit late or were
+	// stamped by a clock that lags.
+	ChangesGrace time.Duration `env:"CHANGES_GRACE, default=10m"`
+	// SweepDays is how many days each planner run compares by
+	// fingerprint, for a table that follows changes, to find deleted and
+	// moved rows; 0 turns the sweep off.
+	SweepDays int `env:"SWEEP_DAYS, default=31"`
 	// Tables, instead of Table, lists several tables as a JSON array of
 	// TableConfig; the single-table settings above are their defaults.
 	Tables string `env:"TABLES"`
@@ -100,6 +111,12 @@ func (c *Common) ValidateSource() error {
 	s := c.Sync
 	if s.Grace < 0 {
 		errs = append(errs, fmt.Errorf("SYNC_FINISH_GRACE %s must not be negative", s.Grace))
+	}
+	if s.ChangesGrace < 0 {
+		errs = append(errs, fmt.Errorf("SYNC_CHANGES_GRACE %s must not be negative", s.ChangesGrace))
+	}
+	if s.SweepDays < 0 || s.SweepDays > 3660 {
+		errs = append(errs, fmt.Errorf("SYNC_SWEEP_DAYS %d is out of range (0..3660; 0 turns the sweep off)", s.SweepDays))
 	}
 	if _, err := c.TableConfigs(); err != nil {
 		errs = append(errs, err)

@@ -13,7 +13,8 @@ import (
 
 // TableConfig is one synced table. In SYNC_TABLES each field may be left
 // out; it then takes the single-table variable's value (SYNC_ID_COLUMN,
-// SYNC_TIMESTAMP_COLUMN, SYNC_START_DATE, SYNC_CHUNK_SIZE) or, for
+// SYNC_TIMESTAMP_COLUMN, SYNC_START_DATE, SYNC_CHUNK_SIZE,
+// SYNC_UPDATED_AT_COLUMN) or, for
 // dest_table, the source table's name without its schema.
 type TableConfig struct {
 	Table           string `json:"table"`
@@ -30,6 +31,10 @@ type TableConfig struct {
 	// columns out. Only in SYNC_TABLES.
 	Columns map[string]string `json:"columns,omitempty"`
 	Exclude []string          `json:"exclude,omitempty"`
+	// UpdatedAt is the column that says when a row last changed (set on
+	// insert and on every update); empty: the table is append-only and
+	// updates are not followed (docs/changes.md).
+	UpdatedAt string `json:"updated_at,omitempty"`
 }
 
 // Spec is the source table as pgsource wants it.
@@ -56,7 +61,7 @@ func (c *Common) TableConfigs() ([]TableConfig, error) {
 		dec := json.NewDecoder(strings.NewReader(s.Tables))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&tables); err != nil {
-			return nil, fmt.Errorf("SYNC_TABLES is not a JSON array of tables (fields: table, id_column, timestamp_column, time_zone, dest_table, start_date, chunk_size, columns, exclude): %v", err)
+			return nil, fmt.Errorf("SYNC_TABLES is not a JSON array of tables (fields: table, id_column, timestamp_column, time_zone, dest_table, start_date, chunk_size, columns, exclude, updated_at): %v", err)
 		}
 		if len(tables) == 0 {
 			return nil, errors.New("SYNC_TABLES lists no table")
@@ -84,6 +89,7 @@ func (c *Common) TableConfigs() ([]TableConfig, error) {
 		t.TimestampColumn = or(t.TimestampColumn, s.TimestampColumn)
 		t.StartDate = or(t.StartDate, s.StartDate)
 		t.TimeZone = or(t.TimeZone, s.TimeZone)
+		t.UpdatedAt = or(t.UpdatedAt, s.UpdatedAtColumn)
 		if t.ChunkSize == 0 {
 			t.ChunkSize = s.ChunkSize
 		}
@@ -127,6 +133,10 @@ func (c *Common) TableConfigs() ([]TableConfig, error) {
 			if _, err := time.LoadLocation(t.TimeZone); err != nil {
 				errs = append(errs, fmt.Errorf("%s %q is not a time zone (an IANA name such as Europe/Berlin)", field("SYNC_TIME_ZONE", "time_zone"), t.TimeZone))
 			}
+		}
+		if t.UpdatedAt != "" && (t.UpdatedAt == t.TimestampColumn || t.UpdatedAt == t.IDColumn) {
+			errs = append(errs, fmt.Errorf("%s %q is the table's %s: name the column that says when a row last changed",
+				field("SYNC_UPDATED_AT_COLUMN", "updated_at"), t.UpdatedAt, map[bool]string{true: "timestamp column", false: "id column"}[t.UpdatedAt == t.TimestampColumn]))
 		}
 		if t.ChunkSize < 1 || t.ChunkSize > MaxChunkSize {
 			errs = append(errs, fmt.Errorf("%s %d is out of range (1..%d)", field("SYNC_CHUNK_SIZE", "chunk_size"), t.ChunkSize, MaxChunkSize))

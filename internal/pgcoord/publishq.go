@@ -141,6 +141,10 @@ const pollEvery = 250 * time.Millisecond
 // run reports whether the date was published by this process's batch
 // (true) or by another's, as its news said (false).
 func (q *publishQueue) run(ctx context.Context, limit int, hold func(n int) time.Duration, publish PublishBatch) (bool, error) {
+	// A pooled connection may hold notifications read before: news of
+	// batches that ended before this announcement (the date published
+	// once, then re-opened), which say nothing of what it stages now.
+	q.forgetNews(ctx)
 	// Listen before announcing: no batch that includes the date can be
 	// missed.
 	if _, err := q.conn.Exec(ctx, "LISTEN "+publishedChannel); err != nil {
@@ -198,6 +202,18 @@ func (q *publishQueue) await(ctx context.Context) (bool, error) {
 		}
 		if q.names(n.Payload) {
 			return true, nil
+		}
+	}
+}
+
+// forgetNews drops the notifications the connection has buffered; with
+// a context already done, pgx hands out only those, without a read.
+func (q *publishQueue) forgetNews(ctx context.Context) {
+	done, cancel := context.WithCancel(ctx)
+	cancel()
+	for {
+		if n, err := q.conn.Conn().WaitForNotification(done); err != nil || n == nil {
+			return
 		}
 	}
 }

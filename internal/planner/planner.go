@@ -82,6 +82,9 @@ type Planner struct {
 	QuarantineAfter int
 	// Now is the clock that says what day it is; time.Now when nil.
 	Now func() time.Time
+	// Changes follows the table's updated and deleted rows; nil for an
+	// append-only table (see changes.go).
+	Changes *Changes
 }
 
 // Planned is one date the planner would publish, and why.
@@ -111,13 +114,24 @@ func (p *Planner) Plan(ctx context.Context) ([]Planned, error) {
 func (p *Planner) plan(ctx context.Context, ctl syncstate.Entry) ([]Planned, error) {
 	now := p.now()
 	start, ok, err := p.startDay(ctx)
-	if err != nil || !ok {
+	if err != nil || (!ok && p.Changes == nil) {
 		return nil, err
 	}
 	latest, err := p.State.Latest(ctx, p.Table)
 	if err != nil {
 		return nil, err
 	}
+	// A table that follows changes also brings back days before its
+	// source's first row (rows deleted, a TRUNCATE): only those days of
+	// that stretch that sync_control holds open are planned.
+	from, sourceOK := civil.DateOf(start), ok
+	if early, open := p.earliestOpen(latest); open && (!ok || early.Before(from)) {
+		from, ok = early, true
+	}
+	if !ok {
+		return nil, nil
+	}
+	sourceFrom := civil.DateOf(start)
 	var failures map[civil.Date]int
 	if p.QuarantineAfter > 0 {
 		for _, e := range latest {
@@ -143,10 +157,13 @@ func (p *Planner) plan(ctx context.Context, ctl syncstate.Entry) ([]Planned, err
 	}
 	today := civil.DateOf(now)
 	var out []Planned
-	for d := civil.DateOf(start); !d.After(today); d = d.AddDays(1) {
+	for d := from; !d.After(today); d = d.AddDays(1) {
 		e, seen := latest[d]
 		if seen && (e.IsFinished || e.State == syncstate.StateQuarantined) {
 			continue
+		}
+		if !seen && (!sourceOK || d.Before(sourceFrom)) {
+			continue // before the source's first row, never synced: nothing to do
 		}
 		if n := failures[d]; seen && e.State == syncstate.StateFailed && p.QuarantineAfter > 0 && n >= p.QuarantineAfter {
 			out = append(out, Planned{Date: d, Reason: ReasonQuarantine, prev: e, failures: n})
@@ -220,6 +237,11 @@ func (p *Planner) Run(ctx context.Context) ([]Planned, error) {
 	if _, err := p.Recheck(ctx, p.RecheckDays); err != nil {
 		return nil, err
 	}
+	if p.Changes != nil {
+		if _, err := p.follow(ctx); err != nil {
+			return nil, err
+		}
+	}
 	plan, err := p.plan(ctx, ctl)
 	if err != nil {
 		return nil, err
@@ -227,8 +249,12 @@ func (p *Planner) Run(ctx context.Context) ([]Planned, error) {
 	if plan, err = p.quarantine(ctx, plan); err != nil {
 		return nil, err
 	}
-	if _, err := p.Audit(ctx); err != nil {
-		return nil, err
+	if p.Changes == nil || p.Changes.SweepDays <= 0 {
+		// (A table whose sweep re-opens the days that differ needs no
+		// report of them.)
+		if _, err := p.Audit(ctx); err != nil {
+			return nil, err
+		}
 	}
 	var entries []syncstate.Entry
 	for _, d := range plan {

@@ -66,6 +66,9 @@ type TableStatus struct {
 	// ETASeconds: the unfinished dates' rows (estimated from the mean rows
 	// of a finished date) at RowsPerSecond; -1 when unknown, 0 when done.
 	ETASeconds int64 `json:"eta_s"`
+	// Changes says what the table gets: append-only, or updates and
+	// deletes followed (docs/changes.md).
+	Changes string `json:"changes"`
 }
 
 // Status writes the state of each date in sync_control, one line per
@@ -163,6 +166,7 @@ func (p *Planner) Status(ctx context.Context, w io.Writer, q StatusQuery) (Table
 	if q.State == "paused" && !paused {
 		return ts, nil
 	}
+	ts.Changes = p.Changes.Describe(max(ts.Dates-1, 0)) // the dates through yesterday
 	return ts, writeSummary(w, q.JSON, ts)
 }
 
@@ -220,6 +224,11 @@ func writeLine(w io.Writer, asJSON bool, l DateLine) error {
 func writeSummary(w io.Writer, asJSON bool, ts TableStatus) error {
 	if asJSON {
 		return json.NewEncoder(w).Encode(ts)
+	}
+	if ts.Changes != "" {
+		if _, err := fmt.Fprintf(w, "changes: %s\n", ts.Changes); err != nil {
+			return err
+		}
 	}
 	eta := "unknown"
 	if ts.ETASeconds >= 0 {

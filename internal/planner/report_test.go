@@ -87,7 +87,8 @@ func TestStatusOnLongHistory(t *testing.T) {
 		Rows: 3957*10 + 3*600, RowsPerSecond: 1, RowsPerHour: 3600,
 		// the unfinished dates at the mean of a finished one (41,370 rows
 		// / 3,960) and 1 row/s
-		ETASeconds: 1041 * 41370 / 3960}
+		ETASeconds: 1041 * 41370 / 3960,
+		Changes:    "append-only (updates not followed; deletes are reported by the audit, not fixed)"}
 	if diff := cmp.Diff(want, sumText); diff != "" {
 		t.Errorf("summary (-want +got):\n%s", diff)
 	}
@@ -167,6 +168,7 @@ func parseTable(t *testing.T, out string) ([][]string, string) {
 		case i == 0 && strings.HasPrefix(line, "table "), i == 1 && strings.HasPrefix(line, "date "):
 		case strings.HasPrefix(line, "summary: "):
 			summary = line
+		case strings.HasPrefix(line, "changes: "): // what the table gets, before the summary
 		default:
 			f := strings.Fields(line)
 			if len(f) < 5 {

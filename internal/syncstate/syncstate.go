@@ -60,7 +60,7 @@ const (
 var ControlDate = civil.Date{Year: 1, Month: 1, Day: 1}
 
 // isControl is the SQL condition "this row is a control row".
-var isControl = fmt.Sprintf("IFNULL(state, '') IN ('%s', '%s')", StatePaused, StateResumed)
+var isControl = fmt.Sprintf("IFNULL(state, '') IN ('%s', '%s', '%s')", StatePaused, StateResumed, StateTracked)
 
 // String is the state's name ("none" when empty).
 func (s State) String() string {

@@ -122,7 +122,7 @@ variable "source_table" {
 }
 
 variable "tables" {
-  description = "SYNC_TABLES: several source tables instead of source_table, each with optional id_column, timestamp_column, time_zone, dest_table, start_date, chunk_size (unset ones take the single-table variables). Exactly one of source_table and tables is set."
+  description = "SYNC_TABLES: several source tables instead of source_table, each with optional id_column, timestamp_column, time_zone, dest_table, start_date, chunk_size, updated_at (unset ones take the single-table variables). Exactly one of source_table and tables is set."
   type = list(object({
     table            = string
     id_column        = optional(string)
@@ -131,6 +131,7 @@ variable "tables" {
     dest_table       = optional(string)
     start_date       = optional(string)
     chunk_size       = optional(number)
+    updated_at       = optional(string)
   }))
   default = []
 
@@ -218,6 +219,34 @@ variable "finish_grace" {
   validation {
     condition     = var.finish_grace == "" || can(regex("^([0-9]+(\\.[0-9]+)?(ns|us|ms|s|m|h))+$", var.finish_grace))
     error_message = "The finish_grace must be a duration such as 90m or 1h30m, or empty."
+  }
+}
+
+variable "updated_at_column" {
+  description = "SYNC_UPDATED_AT_COLUMN: the column every insert and update sets (with an index on it); the planner then follows updates, deletes and moved rows (docs/changes.md). Empty: append-only."
+  type        = string
+  default     = ""
+}
+
+variable "changes_grace" {
+  description = "SYNC_CHANGES_GRACE: how far back each planner run looks again for changes that committed late or were stamped by a lagging clock, e.g. 10m. Empty: the binary's default."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.changes_grace == "" || can(regex("^([0-9]+(\\.[0-9]+)?(ns|us|ms|s|m|h))+$", var.changes_grace))
+    error_message = "The changes_grace must be a duration such as 10m, or empty."
+  }
+}
+
+variable "sweep_days" {
+  description = "SYNC_SWEEP_DAYS: days of history each planner run compares by fingerprint for a table that follows changes (deletes and moved rows are found within ceil(days of history / this) runs); 0 turns the sweep off."
+  type        = number
+  default     = 31
+
+  validation {
+    condition     = var.sweep_days >= 0 && var.sweep_days <= 3660 && floor(var.sweep_days) == var.sweep_days
+    error_message = "The sweep_days (SYNC_SWEEP_DAYS) must be a whole number from 0 to 3660."
   }
 }
 

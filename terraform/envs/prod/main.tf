@@ -20,14 +20,17 @@ module "stack" {
   log_level                  = var.log_level
 
   sync = {
-    table            = var.source_table
-    tables           = var.tables
-    id_column        = var.id_column
-    timestamp_column = var.timestamp_column
-    dest_table       = var.dest_table
-    start_date       = var.start_date
-    chunk_size       = var.chunk_size
-    finish_grace     = var.finish_grace
+    table             = var.source_table
+    tables            = var.tables
+    id_column         = var.id_column
+    timestamp_column  = var.timestamp_column
+    dest_table        = var.dest_table
+    start_date        = var.start_date
+    chunk_size        = var.chunk_size
+    finish_grace      = var.finish_grace
+    updated_at_column = var.updated_at_column
+    changes_grace     = var.changes_grace
+    sweep_days        = var.sweep_days
   }
   bigquery = {
     location                      = var.bigquery_location

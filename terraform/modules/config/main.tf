@@ -43,6 +43,9 @@ locals {
     SYNC_START_DATE         = var.sync.start_date
     SYNC_CHUNK_SIZE         = tostring(var.sync.chunk_size)
     SYNC_FINISH_GRACE       = var.sync.finish_grace
+    SYNC_UPDATED_AT_COLUMN  = var.sync.updated_at_column
+    SYNC_CHANGES_GRACE      = var.sync.changes_grace
+    SYNC_SWEEP_DAYS         = tostring(var.sync.sweep_days)
     BQ_PROJECT              = var.project_id
     BQ_DATASET              = var.dataset_ids.destination
     BQ_STAGING_DATASET      = var.dataset_ids.staging

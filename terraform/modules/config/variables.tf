@@ -50,6 +50,7 @@ variable "sync" {
       dest_table       = optional(string)
       start_date       = optional(string)
       chunk_size       = optional(number)
+      updated_at       = optional(string)
     })), [])
     id_column        = optional(string, "")
     timestamp_column = optional(string, "")
@@ -57,6 +58,10 @@ variable "sync" {
     start_date       = optional(string, "")
     chunk_size       = optional(number, 250000)
     finish_grace     = optional(string, "")
+    # SYNC_UPDATED_AT_COLUMN, SYNC_CHANGES_GRACE, SYNC_SWEEP_DAYS: tables that change (docs/changes.md).
+    updated_at_column = optional(string, "")
+    changes_grace     = optional(string, "")
+    sweep_days        = optional(number, 31)
   })
 
   validation {

@@ -84,7 +84,7 @@ variable "log_level" {
 }
 
 variable "sync" {
-  description = "What is synced and how (SYNC_*): table or tables (SYNC_TABLES), id_column, timestamp_column, dest_table, start_date, chunk_size, finish_grace."
+  description = "What is synced and how (SYNC_*): table or tables (SYNC_TABLES), id_column, timestamp_column, dest_table, start_date, chunk_size, finish_grace, updated_at_column, changes_grace, sweep_days."
   type = object({
     table = string
     tables = list(object({
@@ -95,13 +95,17 @@ variable "sync" {
       dest_table       = optional(string)
       start_date       = optional(string)
       chunk_size       = optional(number)
+      updated_at       = optional(string)
     }))
-    id_column        = string
-    timestamp_column = string
-    dest_table       = string
-    start_date       = string
-    chunk_size       = number
-    finish_grace     = string
+    id_column         = string
+    timestamp_column  = string
+    dest_table        = string
+    start_date        = string
+    chunk_size        = number
+    finish_grace      = string
+    updated_at_column = string
+    changes_grace     = string
+    sweep_days        = number
   })
 }
 
