@@ -197,6 +197,11 @@ func TestShutdownLeavesDateResumable(t *testing.T) {
 		"SYNC_TABLE": "activity_logs", "SYNC_CHUNK_SIZE": "500", "PUBSUB_TOPIC": "dates", "PORT": "0",
 		"PUBSUB_EMULATOR_HOST": "127.0.0.1:1"}
 	var logs syncBuffer
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("loader logs:\n%s", logs.String())
+		}
+	})
 	ctx, sigterm := context.WithCancel(context.Background())
 	defer sigterm()
 	done := make(chan error, 1)
