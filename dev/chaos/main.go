@@ -85,6 +85,9 @@ func run(rows, dates, chunk, loaders, kills, restarts int, faultRate float64, ti
 		fmt.Printf("nemesis: %s\n", m)
 		bad = true
 	}
+	n := rep.Nemesis
+	fmt.Printf("nemesis detail: held publish=%d load=%d; stale publishes the fence saw end by themselves=%d; rows committed during the run=%d, not in BigQuery=%d\n",
+		n.HeldByKind["publish"], n.HeldByKind["load"], n.StaleRan, n.LateRows, n.LateMissing)
 	fmt.Println(rep.Nemesis.Line())
 	fmt.Println(rep.Line())
 	if bad {

@@ -227,12 +227,13 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 	// The run's own fidelity layer: every cancel lost (a cancel is a
 	// request, not a promise), streamed rows visible 1-4 s after they
 	// were accepted ("within a few seconds"), jobs held by nemesis.go.
-	layer, err := bqfidelity.Start(opt.EmulatorEndpoint, bqfidelity.Options{JobLatency: 100 * time.Millisecond, CancelLoses: 1,
-		StreamingVisibilityDelay: time.Second, StreamingVisibilityJitter: 3 * time.Second, Logf: h.logf})
+	lopt := bqfidelity.Options{JobLatency: 100 * time.Millisecond, CancelLoses: 1,
+		StreamingVisibilityDelay: time.Second, StreamingVisibilityJitter: 3 * time.Second, Logf: h.logf}
+	layer, err := bqfidelity.Start(opt.EmulatorEndpoint, lopt) //nolint:contextcheck // the layer lives until Close
 	if err != nil {
 		return nil, err
 	}
-	defer layer.Close()
+	defer layer.Close() //nolint:contextcheck // see above
 	h.nem.layer, h.bqEndpoint = layer, layer.Endpoint()
 	if h.bq, err = bq.NewClient(ctx, bq.Config{Project: opt.BQProject, Endpoint: h.bqEndpoint}); err != nil {
 		return nil, err
