@@ -223,7 +223,7 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 	ctx, cancel := context.WithTimeout(ctx, opt.Timeout)
 	defer cancel()
 	h := &harness{opt: opt, faults: map[string]int{}, seen: map[string]int{}, pgDir: filepath.Join(opt.WorkDir, "pg"),
-		nem: nemeses{requesters: map[string]requester{}, n: Nemesis{HeldByKind: map[string]int{}}}}
+		nem: nemeses{requesters: map[string]requester{}, checked: map[civil.Date]time.Time{}, n: Nemesis{HeldByKind: map[string]int{}}}}
 	// The run's own fidelity layer: every cancel lost (a cancel is a
 	// request, not a promise), streamed rows visible 1-4 s after they
 	// were accepted ("within a few seconds"), jobs held by nemesis.go.

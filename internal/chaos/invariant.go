@@ -110,7 +110,7 @@ func (h *harness) excluded(cut time.Time) map[int64]bool {
 
 // watchFinished polls sync_control and checks each finish once.
 func (h *harness) watchFinished(ctx context.Context, state *syncstate.Store) {
-	checked := map[civil.Date]time.Time{}
+	checked := h.nem.checked
 	for ctx.Err() == nil {
 		if latest, err := state.Latest(ctx, "events"); err == nil {
 			h.nem.mu.Lock()

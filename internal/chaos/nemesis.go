@@ -115,6 +115,7 @@ type nemeses struct {
 	n          Nemesis
 	requesters map[string]requester // job id -> who inserted it
 	latest     map[civil.Date]syncstate.Entry
+	checked    map[civil.Date]time.Time // the finish of each date the invariant checked (watchFinished's own)
 	rows       []chaosRow // rows the run committed during the run
 	schemaAt   int        // the round in which the column was added (0: not yet)
 	layer      *bqfidelity.Proxy
@@ -442,8 +443,8 @@ func (h *harness) nemesesOwed() []string {
 	return owed
 }
 
-// finalChecks checks every finished date once more when the run is over,
-// after every streamed state row has become visible.
+// finalChecks checks, when the run is over and every streamed state row
+// has become visible, every finished date whose finish was not checked.
 func (h *harness) finalChecks(ctx context.Context) error {
 	deadline := time.Now().Add(time.Minute)
 	for h.nem.layer.HiddenRows(h.opt.BQProject, h.opt.Dataset, syncstate.LogTable) > 0 && time.Now().Before(deadline) {
@@ -458,8 +459,8 @@ func (h *harness) finalChecks(ctx context.Context) error {
 		return err
 	}
 	for _, d := range sortedDates(latest) {
-		if !latest[d].IsFinished {
-			continue
+		if !latest[d].IsFinished || h.nem.checked[d].Equal(latest[d].SyncedAt) {
+			continue // checked while the run went on (watchFinished has ended)
 		}
 		if err := h.checkFinished(ctx, d, latest[d]); err != nil {
 			return fmt.Errorf("check %s: %w", d, err)
