@@ -116,8 +116,8 @@ type nemeses struct {
 	requesters map[string]requester // job id -> who inserted it
 	latest     map[civil.Date]syncstate.Entry
 	checked    map[civil.Date]time.Time // the finish of each date the invariant checked (watchFinished's own)
-	rows       []chaosRow // rows the run committed during the run
-	schemaAt   int        // the round in which the column was added (0: not yet)
+	rows       []chaosRow               // rows the run committed during the run
+	schemaAt   int                      // the round in which the column was added (0: not yet)
 	layer      *bqfidelity.Proxy
 }
 
