@@ -5,8 +5,14 @@
 //
 //	chaos: faults=F dates=D source_rows=S bigquery_rows=B lost=L duplicated=X
 //
+// Before it, a line of BigQuery's own nemeses (internal/chaos/nemesis.go):
+//
+//	chaos-nemesis: held_jobs=H stale_jobs=S fenced=F schema_changes=C resyncs=R pauses=P hidden_state_reads=V finished_checks=N finished_wrong=0
+//
 // It exits non-zero when a row was lost or duplicated, a date is left
-// unfinished, a message was dead-lettered or a fault kind never happened.
+// unfinished, a message was dead-lettered, a fault kind or nemesis never
+// happened, a finished date was found wrong or a late row is not in
+// BigQuery.
 package main
 
 import (
@@ -29,14 +35,16 @@ func main() {
 	restarts := flag.Int("pg-restarts", 2, "PostgreSQL restarts")
 	faultRate := flag.Float64("fault-rate", 0.03, "share of BigQuery requests that fail")
 	timeout := flag.Duration("timeout", 30*time.Minute, "give up after")
+	holds := flag.Int("holds-per-kind", 20, "least jobs of each kind (publish, load) held PENDING")
+	holdMax := flag.Duration("hold-max", time.Minute, "a held job waits a random time below this")
 	flag.Parse()
-	if err := run(*rows, *dates, *chunk, *loaders, *kills, *restarts, *faultRate, *timeout); err != nil {
+	if err := run(*rows, *dates, *chunk, *loaders, *kills, *restarts, *faultRate, *timeout, *holds, *holdMax); err != nil {
 		fmt.Fprintln(os.Stderr, "chaos:", err)
 		os.Exit(1)
 	}
 }
 
-func run(rows, dates, chunk, loaders, kills, restarts int, faultRate float64, timeout time.Duration) error {
+func run(rows, dates, chunk, loaders, kills, restarts int, faultRate float64, timeout time.Duration, holds int, holdMax time.Duration) error {
 	root, err := os.Getwd()
 	if err != nil {
 		return err
@@ -45,7 +53,6 @@ func run(rows, dates, chunk, loaders, kills, restarts int, faultRate float64, ti
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(work)
 	os.Chmod(work, 0o755) // PostgreSQL runs as its own user
 	loader, planner, err := chaos.BuildBinaries(root, filepath.Join(work, "bin"))
 	if err != nil {
@@ -53,12 +60,12 @@ func run(rows, dates, chunk, loaders, kills, restarts int, faultRate float64, ti
 	}
 	rep, err := chaos.Run(context.Background(), chaos.Options{
 		Root: root, LoaderBin: loader, PlannerBin: planner,
-		BQEndpoint: os.Getenv("BQ_ENDPOINT"), BQProject: os.Getenv("BQ_EMU_PROJECT"), Dataset: "chaos",
+		BQEndpoint: os.Getenv("BQ_ENDPOINT"), EmulatorEndpoint: os.Getenv("BQ_EMULATOR_ENDPOINT"), HoldsPerKind: holds, HoldMax: holdMax, BQProject: os.Getenv("BQ_EMU_PROJECT"), Dataset: "chaos",
 		WorkDir: work, Rows: rows, Dates: dates, ChunkSize: chunk, Loaders: loaders, KillsPerKind: kills,
 		PGRestarts: restarts, FaultRate: faultRate, Timeout: timeout, Log: os.Stderr,
 	})
 	if err != nil {
-		return err
+		return fmt.Errorf("%w (the run's logs are kept in %s)", err, work)
 	}
 	fmt.Print(rep.Table())
 	bad := rep.Lost != 0 || rep.Duplicated != 0 || rep.BigQueryRows != rep.SourceRows || len(rep.Unfinished) > 0 || rep.DeadLettered != 0
@@ -74,9 +81,19 @@ func run(rows, dates, chunk, loaders, kills, restarts int, faultRate float64, ti
 	if rep.DeadLettered > 0 {
 		fmt.Printf("dead-lettered messages: %d\n", rep.DeadLettered)
 	}
+	for _, m := range rep.Nemesis.Complete(holds) {
+		fmt.Printf("nemesis: %s\n", m)
+		bad = true
+	}
+	n := rep.Nemesis
+	fmt.Printf("nemesis detail: held publish=%d load=%d; stale publishes the fence saw end by themselves=%d; rows committed during the run=%d, not in BigQuery=%d\n",
+		n.HeldByKind["publish"], n.HeldByKind["load"], n.StaleRan, n.LateRows, n.LateMissing)
+	fmt.Println(rep.Nemesis.Line())
 	fmt.Println(rep.Line())
 	if bad {
+		fmt.Printf("the run's logs are kept in %s\n", work)
 		os.Exit(1)
 	}
+	os.RemoveAll(work)
 	return nil
 }

@@ -73,6 +73,9 @@ type Options struct {
 	// StreamingVisibilityDelay: rows streamed with insertAll reach queries
 	// this long after they were accepted (streamdelay.go); 0: at once.
 	StreamingVisibilityDelay time.Duration
+	// StreamingVisibilityJitter adds a random part, uniform in [0, jitter),
+	// to each insertAll's delay (streamdelay.go); 0: none.
+	StreamingVisibilityJitter time.Duration
 
 	// Logf, if set, is told why a limit refused something.
 	Logf func(format string, args ...any)

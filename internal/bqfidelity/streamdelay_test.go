@@ -24,3 +24,22 @@ func TestStreamedRowsAreVisibleOnlyAfterTheDelay(t *testing.T) {
 		t.Fatalf("rows after the delay = %d, want 3", n)
 	}
 }
+
+// HiddenRows counts the rows still waiting for their (randomly longer)
+// visibility, and none once they are written.
+func TestHiddenRowsCountsRowsWaitingToBeVisible(t *testing.T) {
+	t.Parallel()
+	f := start(t, Options{StreamingVisibilityDelay: time.Hour, StreamingVisibilityJitter: time.Hour})
+	f.table(t, "ev", false)
+	ins := f.c.Dataset(f.dataset).Table("ev").Inserter()
+	if err := ins.Put(ctxT(t, time.Minute), savers(func(i int) string { return "" })); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.p.HiddenRows(f.project, f.dataset, "ev"); n != 3 {
+		t.Fatalf("hidden rows = %d, want 3", n)
+	}
+	f.p.Close()
+	if n := f.p.HiddenRows(f.project, f.dataset, "ev"); n != 0 {
+		t.Fatalf("hidden rows after the delay = %d, want 0", n)
+	}
+}

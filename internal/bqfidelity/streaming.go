@@ -31,11 +31,12 @@ type streaming struct {
 	streamed map[string]time.Time // table key -> last rows streamed
 	ids      map[string]time.Time // table + insertId -> first seen
 	content  map[string]time.Time // table + row content (rows without insertId) -> last stored
+	hidden   map[string]int       // table key -> rows accepted, not yet visible (streamdelay.go)
 }
 
 func newStreaming(window, buffer time.Duration) *streaming {
 	return &streaming{window: window, buffer: buffer, streamed: map[string]time.Time{},
-		ids: map[string]time.Time{}, content: map[string]time.Time{}}
+		ids: map[string]time.Time{}, content: map[string]time.Time{}, hidden: map[string]int{}}
 }
 
 // inBuffer reports whether t received streamed rows within the buffer window.

@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"cloud.google.com/go/bigquery"
 	"cloud.google.com/go/civil"
 	"cloud.google.com/go/pubsub/v2"
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
@@ -29,27 +30,38 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/pgbq/pgbq/internal/bq"
+	"github.com/pgbq/pgbq/internal/bqfidelity"
 	"github.com/pgbq/pgbq/internal/localpubsub"
+	"github.com/pgbq/pgbq/internal/syncstate"
 )
 
 // Options size a run.
 type Options struct {
-	Root         string // repository root (dev/pg.sh lives there)
-	LoaderBin    string
-	PlannerBin   string
-	BQEndpoint   string
-	BQProject    string
-	Dataset      string
-	WorkDir      string
-	Rows         int
-	Dates        int
-	ChunkSize    int
-	Loaders      int // loader processes running at once
-	KillsPerKind int // kill -9s wanted at each of the four moments
-	PGRestarts   int
-	FaultRate    float64 // share of BigQuery requests that fail
-	Timeout      time.Duration
-	Log          io.Writer
+	Root       string // repository root (dev/pg.sh lives there)
+	LoaderBin  string
+	PlannerBin string
+	BQEndpoint string // unused: the run starts a fidelity layer of its own in front of EmulatorEndpoint
+	// EmulatorEndpoint is the BigQuery emulator's own endpoint; the run
+	// puts its own fidelity layer in front, to hold jobs and delay
+	// streamed rows (nemesis.go).
+	EmulatorEndpoint string
+	BQProject        string
+	Dataset          string
+	WorkDir          string
+	Rows             int
+	Dates            int
+	ChunkSize        int
+	Loaders          int // loader processes running at once
+	KillsPerKind     int // kill -9s wanted at each of the four moments
+	PGRestarts       int
+	FaultRate        float64 // share of BigQuery requests that fail
+	Timeout          time.Duration
+	Log              io.Writer
+	// HoldsPerKind is the least sample of jobs of each kind (publish,
+	// load) held PENDING; HoldMax bounds a hold (random in [0, HoldMax)).
+	HoldsPerKind int
+	HoldMax      time.Duration
 }
 
 // Report is what a run found.
@@ -60,6 +72,7 @@ type Report struct {
 	Lost, Duplicated         int64
 	Unfinished               []string
 	DeadLettered             int
+	Nemesis                  Nemesis
 }
 
 // TotalFaults sums the faults injected.
@@ -72,18 +85,21 @@ func (r *Report) TotalFaults() int {
 }
 
 type harness struct {
-	opt     Options
-	mu      sync.Mutex
-	faults  map[string]int
-	seen    map[string]int // occurrences of each fault's moment, for the schedule
-	pgDir   string
-	pgBusy  sync.Mutex
-	dsn     string
-	env     []string
-	local   *localpubsub.Server // pstest behind a front that keeps unacked messages
-	ps      *pstest.Server      // local.Fake
-	client  *pubsub.Client
-	proxies []*proxy
+	opt        Options
+	mu         sync.Mutex
+	faults     map[string]int
+	seen       map[string]int // occurrences of each fault's moment, for the schedule
+	pgDir      string
+	pgBusy     sync.Mutex
+	dsn        string
+	env        []string
+	local      *localpubsub.Server // pstest behind a front that keeps unacked messages
+	ps         *pstest.Server      // local.Fake
+	client     *pubsub.Client
+	proxies    []*proxy
+	nem        nemeses
+	bq         *bigquery.Client // through the run's fidelity layer
+	bqEndpoint string           // the run's fidelity layer
 }
 
 func (h *harness) logf(format string, args ...any) {
@@ -158,16 +174,17 @@ func (h *harness) transientFault() (string, bool) {
 }
 
 // restartPG restarts the cluster (fast: sessions are cut mid-query).
-func (h *harness) restartPG(ctx context.Context) {
+func (h *harness) restartPG(ctx context.Context) bool {
 	if !h.pgBusy.TryLock() {
-		return
+		return false
 	}
 	defer h.pgBusy.Unlock()
 	if err := exec.CommandContext(ctx, filepath.Join(h.opt.Root, "dev/pg.sh"), "restart", h.pgDir).Run(); err != nil {
 		h.logf("PostgreSQL restart failed: %v", err)
-		return
+		return false
 	}
 	h.count(PGRestart)
+	return true
 }
 
 func freePort(ctx context.Context) (int, error) {
@@ -200,9 +217,28 @@ func (h *harness) startPG(ctx context.Context) (port int, err error) {
 // the run could not be carried out; lost or duplicated rows are in the
 // report, not an error.
 func Run(ctx context.Context, opt Options) (*Report, error) {
+	if opt.EmulatorEndpoint == "" {
+		return nil, errors.New("chaos: the BigQuery emulator's endpoint (EmulatorEndpoint) is required")
+	}
 	ctx, cancel := context.WithTimeout(ctx, opt.Timeout)
 	defer cancel()
-	h := &harness{opt: opt, faults: map[string]int{}, seen: map[string]int{}, pgDir: filepath.Join(opt.WorkDir, "pg")}
+	h := &harness{opt: opt, faults: map[string]int{}, seen: map[string]int{}, pgDir: filepath.Join(opt.WorkDir, "pg"),
+		nem: nemeses{requesters: map[string]requester{}, checked: map[civil.Date]time.Time{}, n: Nemesis{HeldByKind: map[string]int{}}}}
+	// The run's own fidelity layer: every cancel lost (a cancel is a
+	// request, not a promise), streamed rows visible 1-4 s after they
+	// were accepted ("within a few seconds"), jobs held by nemesis.go.
+	lopt := bqfidelity.Options{JobLatency: 100 * time.Millisecond, CancelLoses: 1,
+		StreamingVisibilityDelay: time.Second, StreamingVisibilityJitter: 3 * time.Second, Logf: h.logf}
+	layer, err := bqfidelity.Start(opt.EmulatorEndpoint, lopt) //nolint:contextcheck // the layer lives until Close
+	if err != nil {
+		return nil, err
+	}
+	defer layer.Close() //nolint:contextcheck // see above
+	h.nem.layer, h.bqEndpoint = layer, layer.Endpoint()
+	if h.bq, err = bq.NewClient(ctx, bq.Config{Project: opt.BQProject, Endpoint: h.bqEndpoint}); err != nil {
+		return nil, err
+	}
+	defer h.bq.Close()
 	port, err := h.startPG(ctx)
 	if err != nil {
 		return nil, err
@@ -227,7 +263,7 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 
 	// What Cloud Build does once per deploy, before any loader starts.
 	migrate := exec.CommandContext(ctx, opt.PlannerBin, "migrate")
-	migrate.Env = append(append([]string{}, h.env...), "BQ_ENDPOINT="+opt.BQEndpoint)
+	migrate.Env = append(append([]string{}, h.env...), "BQ_ENDPOINT="+h.bqEndpoint)
 	if out, err := migrate.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("planner migrate: %v: %s", err, out)
 	}
@@ -235,7 +271,7 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 	loadersCtx, stopLoaders := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	for i := 0; i < opt.Loaders; i++ {
-		p := newProxy(h, opt.BQEndpoint)
+		p := newProxy(h, h.bqEndpoint)
 		defer p.Close()
 		h.proxies = append(h.proxies, p)
 		wg.Add(1)
@@ -244,7 +280,23 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 			h.superviseLoader(loadersCtx, i, p)
 		}()
 	}
+	// The nemeses that run beside the rounds.
+	nemCtx, stopNemeses := context.WithCancel(ctx)
+	var holdWG, nemWG sync.WaitGroup
+	for _, k := range holdKinds {
+		holdWG.Add(1)
+		go h.holdJobs(nemCtx, ctx, &holdWG, k)
+	}
+	nemWG.Add(2)
+	go func() { defer nemWG.Done(); h.restartWithLocks(nemCtx) }()
+	go func() {
+		defer nemWG.Done()
+		h.watchFinished(nemCtx, syncstate.New(h.bq, opt.BQProject, opt.Dataset))
+	}()
 	err = h.rounds(ctx, first)
+	stopNemeses()
+	nemWG.Wait()
+	holdWG.Wait() // every held job let go and ended
 	stopLoaders()
 	wg.Wait()
 	if err != nil {

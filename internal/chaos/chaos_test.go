@@ -10,7 +10,8 @@ import (
 	"github.com/pgbq/pgbq/internal/testenv"
 )
 
-// A short chaos run, part of `make test`: every fault kind, fewer rows.
+// A short chaos run, part of `make test`: every fault kind and nemesis,
+// fewer rows, smaller samples of held jobs, shorter holds.
 // `make chaos` is the full-size run.
 func TestShortChaosRun(t *testing.T) {
 	t.Parallel()
@@ -38,14 +39,17 @@ func TestShortChaosRun(t *testing.T) {
 	}
 	rep, err := Run(context.Background(), Options{
 		Root: root, LoaderBin: loader, PlannerBin: planner,
-		BQEndpoint: b.Endpoint, BQProject: b.Project, Dataset: b.Dataset, WorkDir: work,
+		BQEndpoint: b.Endpoint, EmulatorEndpoint: os.Getenv(testenv.EnvBQEmulator), HoldsPerKind: 3, HoldMax: 5 * time.Second, BQProject: b.Project, Dataset: b.Dataset, WorkDir: work,
 		Rows: 20000, Dates: 10, ChunkSize: 700, Loaders: 2, KillsPerKind: 3, PGRestarts: 1,
 		FaultRate: 0.03, Timeout: 6 * time.Minute, Log: testWriter{t},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("\n%s%s", rep.Table(), rep.Line())
+	t.Logf("\n%s%s\n%s", rep.Table(), rep.Nemesis.Line(), rep.Line())
+	for _, m := range rep.Nemesis.Complete(3) {
+		t.Errorf("nemesis: %s", m)
+	}
 	for _, k := range Kinds {
 		if rep.Faults[k] == 0 {
 			t.Errorf("fault %q was never injected", k)

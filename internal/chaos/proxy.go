@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"cloud.google.com/go/civil"
+
+	"github.com/pgbq/pgbq/internal/syncstate"
 )
 
 // Fault kinds, as counted in the report.
@@ -36,11 +38,17 @@ const (
 	LateFinished  = "rows inserted into a finished date"
 	LateBelowCkpt = "row committed late below an unfinished date's checkpoint"
 	SigtermLoader = "SIGTERM to a loader mid-date"
+	// BigQuery's nemeses (nemesis.go).
+	KillRequester  = "kill -9: requester of a job held PENDING"
+	RedeliverStale = "finished date delivered again while a stale publish was pending"
+	PGRestartLocks = "PostgreSQL restarted while write tokens and claims were held"
+	SchemaChange   = "column added to the source, filled in new rows"
 )
 
 // Kinds lists the fault kinds in report order.
 var Kinds = []string{KillExtract, KillAfterLoad, KillPublish, KillFinish, BQ500, BQ503, BQ429, BQTimeout,
-	PGRestart, DupDelivery, TwoPlanners, LateFinished, LateBelowCkpt, SigtermLoader}
+	PGRestart, DupDelivery, TwoPlanners, LateFinished, LateBelowCkpt, SigtermLoader,
+	KillRequester, RedeliverStale, PGRestartLocks, SchemaChange}
 
 // proxy sits between one loader process and the BigQuery emulator. It
 // recognises what the loader is doing from its requests, and at the
@@ -51,6 +59,7 @@ type proxy struct {
 	rp    *httputil.ReverseProxy
 	mu    sync.Mutex
 	proc  *os.Process // the loader process behind this proxy, while it runs
+	inc   int         // how many processes ran behind this proxy: which one proc is
 	armed bool        // a load answered: the next checkpoint may be held
 }
 
@@ -58,7 +67,30 @@ type proxy struct {
 func (p *proxy) setProc(proc *os.Process) {
 	p.mu.Lock()
 	p.proc = proc
+	if proc != nil {
+		p.inc++
+	}
 	p.mu.Unlock()
+}
+
+// running says whether process inc still runs behind this proxy.
+func (p *proxy) running(inc int) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.proc != nil && p.inc == inc
+}
+
+// killIf kills process inc if it still runs: the requester of a held job
+// dies while the job is pending.
+func (p *proxy) killIf(inc int) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.proc != nil && p.inc == inc && p.proc.Signal(syscall.SIGKILL) == nil {
+		p.proc = nil
+		p.h.count(KillRequester)
+		return true
+	}
+	return false
 }
 
 // signal sends sig to the running loader; false if none runs.
@@ -95,6 +127,13 @@ func (p *proxy) serve(w http.ResponseWriter, r *http.Request) {
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ContentLength = int64(len(body))
 	kind := classify(r, body)
+	if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/jobs") {
+		p.h.noteRequester(p, body) // before the job exists
+	}
+	if r.Method == http.MethodPost && (strings.HasSuffix(r.URL.Path, "/jobs") || strings.HasSuffix(r.URL.Path, "/queries")) &&
+		bytes.Contains(body, []byte(syncstate.View)) && p.h.nem.layer.HiddenRows(p.h.opt.BQProject, p.h.opt.Dataset, syncstate.LogTable) > 0 {
+		p.h.nemAdd(func(n *Nemesis) { n.HiddenStateReads++ })
+	}
 
 	// Kills at the moments the loader's protocol cares about.
 	switch kind {

@@ -26,12 +26,7 @@ const maxRounds = 40
 // rounds plans, duplicates and disturbs until every date is finished and
 // every fault kind has been injected, or the run's time is up.
 func (h *harness) rounds(ctx context.Context, first civil.Date) error {
-	client, err := bq.NewClient(ctx, bq.Config{Project: h.opt.BQProject, Endpoint: h.opt.BQEndpoint})
-	if err != nil {
-		return err
-	}
-	defer client.Close()
-	state := syncstate.New(client, h.opt.BQProject, h.opt.Dataset)
+	state := syncstate.New(h.bq, h.opt.BQProject, h.opt.Dataset)
 	pub := h.client.Publisher("dates")
 	defer pub.Stop()
 	seen := map[string]bool{}
@@ -39,6 +34,10 @@ func (h *harness) rounds(ctx context.Context, first civil.Date) error {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("round %d: %w", round, err)
 		}
+		if err := h.roundNemeses(ctx, first, round); err != nil {
+			return fmt.Errorf("round %d: %w", round, err)
+		}
+		columnBefore := h.columnAdded()
 		if err := h.twoPlanners(ctx); err != nil {
 			return fmt.Errorf("round %d: %w", round, err)
 		}
@@ -62,7 +61,7 @@ func (h *harness) rounds(ctx context.Context, first civil.Date) error {
 		if round >= 2 && h.injected(SigtermLoader) == 0 {
 			h.sigtermOne() // until one was running to receive it
 		}
-		latest, err := h.waitDrained(ctx, state, 120*time.Second)
+		latest, err := h.waitDrained(ctx, state, 120*time.Second, first, round)
 		if err != nil {
 			return err
 		}
@@ -72,7 +71,7 @@ func (h *harness) rounds(ctx context.Context, first civil.Date) error {
 				finished++
 			}
 		}
-		h.logf("round %d: %d of %d dates finished, %d faults so far", round, finished, h.opt.Dates, h.total())
+		h.logf("round %d: %d of %d dates finished, %d faults so far; owed: %v", round, finished, h.opt.Dates, h.total(), h.owed())
 		if finished > 0 && h.injected(LateFinished) == 0 {
 			if err := h.lateIntoFinished(ctx, latest); err != nil {
 				return err
@@ -80,13 +79,19 @@ func (h *harness) rounds(ctx context.Context, first civil.Date) error {
 			continue
 		}
 		if finished == h.opt.Dates {
-			if h.quotasMet() {
+			if h.quotasMet() && columnBefore {
 				return nil
 			}
 			// Everything is synced but faults are still owed: give the
 			// loaders work again with more rows for a finished date.
 			if err := h.lateIntoFinished(ctx, latest); err != nil {
 				return err
+			}
+			if h.heldOf(holdPublish) < h.opt.HoldsPerKind {
+				// and a finished date started over: more publishes to hold.
+				if err := h.resyncOne(ctx, latest); err != nil {
+					return err
+				}
 			}
 		}
 	}
@@ -116,6 +121,9 @@ func (h *harness) quotasMet() bool {
 			}
 		}
 	}
+	if len(h.nemesesOwed()) > 0 {
+		return false
+	}
 	return h.injected(LateBelowCkpt) > 0 && h.injected(PGRestart) >= h.opt.PGRestarts && h.injected(SigtermLoader) > 0
 }
 
@@ -128,7 +136,7 @@ func (h *harness) twoPlanners(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			cmd := exec.CommandContext(ctx, h.opt.PlannerBin)
-			cmd.Env = append(append([]string{}, h.env...), "BQ_ENDPOINT="+h.opt.BQEndpoint)
+			cmd.Env = append(append([]string{}, h.env...), "BQ_ENDPOINT="+h.bqEndpoint)
 			out, err := cmd.CombinedOutput()
 			if err != nil {
 				errs[i] = fmt.Errorf("planner: %v: %s", err, out)
@@ -143,13 +151,20 @@ func (h *harness) twoPlanners(ctx context.Context) error {
 	return nil
 }
 
-// waitDrained waits until every message has been acked.
-func (h *harness) waitDrained(ctx context.Context, state *syncstate.Store, limit time.Duration) (map[civil.Date]syncstate.Entry, error) {
+// waitDrained waits until every message has been acked. In the first
+// round, as soon as a date is finished while others are still being
+// synced, it adds a column to the source.
+func (h *harness) waitDrained(ctx context.Context, state *syncstate.Store, limit time.Duration, first civil.Date, round int) (map[civil.Date]syncstate.Entry, error) {
 	deadline := time.Now().Add(limit)
 	for {
 		latest, err := state.Latest(ctx, "events")
 		if err != nil {
 			return nil, err
+		}
+		if !h.columnAdded() && anyFinished(latest) {
+			if err := h.addColumn(ctx, first, round); err != nil {
+				return nil, err
+			}
 		}
 		pending := 0
 		for _, m := range h.ps.Messages() {
@@ -174,7 +189,7 @@ func (h *harness) waitDrained(ctx context.Context, state *syncstate.Store, limit
 // position, as a transaction that commits late would.
 func (h *harness) lateBelowCheckpoint(ctx context.Context, day civil.Date) error {
 	start := day.In(time.UTC)
-	return h.pgExec(ctx, LateBelowCkpt, `INSERT INTO events (id, created_at, kind, note)
+	return h.pgInsert(ctx, LateBelowCkpt, `INSERT INTO events (id, created_at, kind, note)
 SELECT min(id) + 1, $1::timestamptz + interval '30 seconds', 'late', 'below the checkpoint'
 FROM events WHERE created_at >= $1::timestamptz AND created_at < $1::timestamptz + interval '1 day'
 ON CONFLICT (id) DO NOTHING`, start)
@@ -191,7 +206,7 @@ func (h *harness) lateIntoFinished(ctx context.Context, latest map[civil.Date]sy
 	}
 	sort.Slice(dates, func(i, j int) bool { return dates[i].Before(dates[j]) })
 	d := dates[len(dates)/2].In(time.UTC)
-	return h.pgExec(ctx, LateFinished, `INSERT INTO events (id, created_at, kind, note)
+	return h.pgInsert(ctx, LateFinished, `INSERT INTO events (id, created_at, kind, note)
 SELECT (SELECT max(id) FROM events) + 2 * g, $1::timestamptz + g * interval '1 minute', 'late', 'after the finish'
 FROM generate_series(1, 5) g`, d.Add(time.Hour))
 }
@@ -217,11 +232,10 @@ func (h *harness) pgExec(ctx context.Context, kind, sql string, args ...any) err
 // report compares the source and BigQuery id by id and reads the state.
 func (h *harness) report(ctx context.Context, first civil.Date) (*Report, error) {
 	r := &Report{Faults: h.faults, Dates: h.opt.Dates}
-	client, err := bq.NewClient(ctx, bq.Config{Project: h.opt.BQProject, Endpoint: h.opt.BQEndpoint})
-	if err != nil {
+	client := h.bq
+	if err := h.finalChecks(ctx); err != nil {
 		return nil, err
 	}
-	defer client.Close()
 	src := map[int64]bool{}
 	conn, err := pgx.Connect(ctx, h.dsn)
 	if err != nil {
@@ -260,6 +274,16 @@ func (h *harness) report(ctx context.Context, first civil.Date) (*Report, error)
 			r.Lost++
 		}
 	}
+	h.nem.mu.Lock()
+	r.Nemesis = h.nem.n
+	for _, row := range h.nem.rows {
+		r.Nemesis.LateRows++
+		if dest[row.id] == 0 {
+			r.Nemesis.LateMissing++
+		}
+	}
+	h.nem.mu.Unlock()
+	r.Nemesis.Fenced, r.Nemesis.StaleRan = h.staleLogs()
 	latest, err := syncstate.New(client, h.opt.BQProject, h.opt.Dataset).Latest(ctx, "events")
 	if err != nil {
 		return nil, err

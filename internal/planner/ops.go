@@ -79,6 +79,18 @@ func (p *Planner) Resync(ctx context.Context, from, to civil.Date, reason, write
 		if err := p.State.Append(ctx, reopen); err != nil {
 			return out, fmt.Errorf("re-open %s: %w", d, err)
 		}
+		// The message goes out once loaders can read the re-opening:
+		// read before it, the date still looks finished to them.
+		if err := syncstate.Await(ctx, fmt.Sprintf("%s %s re-opened", p.Table, d), func(ctx context.Context) (bool, error) {
+			seen := false
+			err := p.State.Scan(ctx, p.Table, d, d, func(e syncstate.Entry) error {
+				seen = e.Epoch >= reopen.Epoch
+				return nil
+			})
+			return seen, err
+		}); err != nil {
+			return out, fmt.Errorf("re-open %s: %w", d, err)
+		}
 		if err := p.Pub.Publish(ctx, message.New(p.Table, d.In(time.UTC)).Encode()); err != nil {
 			return out, fmt.Errorf("publish %s %s: %w", p.Table, d, err)
 		}
@@ -97,14 +109,23 @@ func (p *Planner) Resync(ctx context.Context, from, to civil.Date, reason, write
 	return out, nil
 }
 
-// SetPaused pauses or resumes the table: a paused table is not planned,
-// and loaders ack its messages without work. After a resume the next run
+// SetPaused pauses or resumes the table, returning once sync_control
+// reads so: a paused table is not planned, and loaders ack its messages
+// without work. After a resume the next run
 // publishes again the dates whose messages were dropped meanwhile.
 func (p *Planner) SetPaused(ctx context.Context, paused bool, reason, writer string) error {
 	st := syncstate.StateResumed
 	if paused {
 		st = syncstate.StatePaused
 	}
-	return p.State.Append(ctx, syncstate.Entry{Table: p.Table, Date: syncstate.ControlDate, State: st,
-		Detail: reason, Writer: writer})
+	if err := p.State.Append(ctx, syncstate.Entry{Table: p.Table, Date: syncstate.ControlDate, State: st,
+		Detail: reason, Writer: writer}); err != nil {
+		return err
+	}
+	// Returns once planners and loaders read the new state (a planner
+	// run right after a resume plans the table).
+	return syncstate.Await(ctx, fmt.Sprintf("%s paused=%t", p.Table, paused), func(ctx context.Context) (bool, error) {
+		now, _, err := p.State.Paused(ctx, p.Table)
+		return now == paused, err
+	})
 }
