@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/big"
@@ -11,9 +10,10 @@ import (
 	"time"
 
 	"cloud.google.com/go/bigquery"
-	"cloud.google.com/go/civil"
 	"github.com/jackc/pgx/v5"
 	"google.golang.org/api/iterator"
+
+	"github.com/pgbq/pgbq/internal/bqvalue"
 )
 
 // typesTable holds one column of every type of the contract (docs/types.md)
@@ -176,11 +176,11 @@ func (c *check) syncTypes(ctx context.Context, dsn string) (string, error) {
 		if n >= len(want) {
 			return fmt.Sprintf("extra_row_id_%v", row[0]), nil
 		}
-		if got := render(row[0]); got != want[n][0] {
+		if got := bqvalue.Text(row[0]); got != want[n][0] {
 			return fmt.Sprintf("row_%d_id_%s", n, got), nil
 		}
 		for i, col := range typeCols {
-			got := render(row[i+1])
+			got := bqvalue.Text(row[i+1])
 			if col.kind == asJSON {
 				if got, err = normJSON(ctx, conn, row[i+1]); err != nil {
 					return "", err
@@ -224,7 +224,7 @@ func pgTypeRows(ctx context.Context, conn *pgx.Conn) ([][]string, error) {
 		for i, c := range typeCols {
 			v := vals[i+1]
 			switch {
-			case v == "<null>":
+			case v == bqvalue.Null:
 			case c.kind == asFloat:
 				f, err := strconv.ParseFloat(v, 64)
 				if err != nil {
@@ -244,41 +244,6 @@ func pgTypeRows(ctx context.Context, conn *pgx.Conn) ([][]string, error) {
 	return out, rows.Err()
 }
 
-// render is a BigQuery value as the comparison's text.
-func render(v bigquery.Value) string {
-	switch x := v.(type) {
-	case nil:
-		return "<null>"
-	case string:
-		return x
-	case int64:
-		return strconv.FormatInt(x, 10)
-	case bool:
-		return strconv.FormatBool(x)
-	case []byte:
-		return hex.EncodeToString(x)
-	case float64:
-		return strconv.FormatFloat(x, 'g', -1, 64)
-	case *big.Rat:
-		return x.RatString()
-	case civil.Date:
-		return x.String()
-	case civil.Time:
-		return fmt.Sprintf("%02d:%02d:%02d.%06d", x.Hour, x.Minute, x.Second, x.Nanosecond/1000)
-	case civil.DateTime:
-		return x.Date.String() + "T" + render(x.Time)
-	case time.Time:
-		return x.UTC().Format("2006-01-02T15:04:05.000000")
-	case []bigquery.Value:
-		parts := make([]string, len(x))
-		for i, e := range x {
-			parts[i] = render(e)
-		}
-		return strings.Join(parts, "|")
-	}
-	return fmt.Sprintf("%T %v", v, v)
-}
-
 // normJSON is a JSON value (or array of them) in jsonb's text.
 func normJSON(ctx context.Context, conn *pgx.Conn, v bigquery.Value) (string, error) {
 	one := func(s string) (string, error) {
@@ -290,7 +255,7 @@ func normJSON(ctx context.Context, conn *pgx.Conn, v bigquery.Value) (string, er
 	}
 	switch x := v.(type) {
 	case nil:
-		return "<null>", nil
+		return bqvalue.Null, nil
 	case string:
 		return one(x)
 	case []bigquery.Value:

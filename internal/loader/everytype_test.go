@@ -2,7 +2,6 @@ package loader
 
 import (
 	"context"
-	"encoding/hex"
 	"fmt"
 	"math/big"
 	"strconv"
@@ -12,10 +11,10 @@ import (
 	"time"
 
 	"cloud.google.com/go/bigquery"
-	"cloud.google.com/go/civil"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/pgbq/pgbq/internal/bqfidelity"
+	"github.com/pgbq/pgbq/internal/bqvalue"
 	"github.com/pgbq/pgbq/internal/pgsource"
 )
 
@@ -29,39 +28,8 @@ type everyType struct {
 	json      bool // a JSON column (or array of JSON)
 }
 
-func bqText(_ *rig, v bigquery.Value) string {
-	switch x := v.(type) {
-	case nil:
-		return "<null>"
-	case string:
-		return x
-	case int64:
-		return strconv.FormatInt(x, 10)
-	case bool:
-		return strconv.FormatBool(x)
-	case []byte:
-		return hex.EncodeToString(x)
-	case float64:
-		return strconv.FormatFloat(x, 'g', -1, 64)
-	case *big.Rat:
-		return x.RatString()
-	case civil.Date:
-		return x.String()
-	case civil.Time:
-		return fmt.Sprintf("%02d:%02d:%02d.%06d", x.Hour, x.Minute, x.Second, x.Nanosecond/1000)
-	case civil.DateTime:
-		return x.Date.String() + "T" + bqText(nil, x.Time)
-	case time.Time:
-		return x.UTC().Format("2006-01-02T15:04:05.000000")
-	case []bigquery.Value:
-		parts := make([]string, len(x))
-		for i, e := range x {
-			parts[i] = bqText(nil, e)
-		}
-		return strings.Join(parts, "|")
-	}
-	return fmt.Sprintf("%T %v", v, v)
-}
+// bqText is v as comparison text (bqvalue), in the columns' signature.
+func bqText(_ *rig, v bigquery.Value) string { return bqvalue.Text(v) }
 
 // bqJSON renders JSON jsonb-normalised: BigQuery normalises key order,
 // whitespace and duplicate keys, so JSON equality is jsonb equality.
@@ -77,7 +45,7 @@ func bqJSON(r *rig, v bigquery.Value) string {
 	}
 	switch x := v.(type) {
 	case nil:
-		return "<null>"
+		return bqvalue.Null
 	case string:
 		return norm(x)
 	case []bigquery.Value:
@@ -95,7 +63,7 @@ func bqJSON(r *rig, v bigquery.Value) string {
 func bqFloat(_ *rig, v bigquery.Value) string {
 	f, ok := v.(float64)
 	if !ok {
-		return "<null>"
+		return bqvalue.Null
 	}
 	return strconv.FormatFloat(f, 'g', -1, 64)
 }
@@ -105,7 +73,7 @@ func bqRat(_ *rig, v bigquery.Value) string {
 	if x, ok := v.(*big.Rat); ok {
 		return x.RatString()
 	}
-	return "<null>"
+	return bqvalue.Null
 }
 
 const pgUS = `'YYYY-MM-DD"T"HH24:MI:SS.US'`
@@ -255,14 +223,14 @@ func (r *rig) compareEvery(cols []everyType) {
 		row := make([]string, len(vals))
 		for i, v := range vals {
 			row[i] = v.(string)
-			if i > 1 && (cols[i-2].name == "f4" || cols[i-2].name == "f8") && row[i] != "<null>" {
+			if i > 1 && (cols[i-2].name == "f4" || cols[i-2].name == "f8") && row[i] != bqvalue.Null {
 				f, err := strconv.ParseFloat(row[i], 64)
 				if err != nil {
 					r.t.Fatal(err)
 				}
 				row[i] = strconv.FormatFloat(f, 'g', -1, 64)
 			}
-			if i > 1 && cols[i-2].name == "n2" && row[i] != "<null>" {
+			if i > 1 && cols[i-2].name == "n2" && row[i] != bqvalue.Null {
 				q, _ := new(big.Rat).SetString(row[i])
 				row[i] = q.RatString()
 			}
